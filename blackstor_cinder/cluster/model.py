@@ -1,0 +1,84 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Plain data of the controller: nodes, resources, their hosts."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    """A machine running blackstor-node: a storage node or a client."""
+
+    name: str                      # host name as DRBD sees it
+    replication_address: str       # IP literal DRBD uses
+    ssh_host: str | None = None    # None: local transport
+    ssh_port: int = 22
+    zone: str | None = None
+    storage: bool = True           # holds replicas (else: client only)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceHost:
+    """One node of a DRBD resource, as written in its ``on`` section."""
+
+    name: str
+    node_id: int
+    address: str
+    diskful: bool
+    disk: str | None = None        # /dev/<vg>/<lv> when diskful
+
+    def __post_init__(self) -> None:
+        if self.diskful != (self.disk is not None):
+            raise ValueError(f'{self.name}: a diskful host needs a disk '
+                             'and a diskless one must not have one')
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceSpec:
+    """Everything needed to render a resource's .res file.
+
+    The secret is carried for requests to the agents but never rendered:
+    the .res text holds ``protocol.SECRET_PLACEHOLDER`` instead.
+    """
+
+    name: str
+    minor: int
+    port: int
+    hosts: tuple[ResourceHost, ...]
+    secret: str = dataclasses.field(repr=False, default='')
+    quorum: str = 'majority'
+    on_no_quorum: str = 'io-error'
+    allow_two_primaries: bool = False
+    net_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    disk_options: Mapping[str, str] = dataclasses.field(
+        default_factory=dict)
+    max_peers: int = 7
+
+    @property
+    def diskful_hosts(self) -> tuple[ResourceHost, ...]:
+        return tuple(h for h in self.hosts if h.diskful)
+
+    @property
+    def client_hosts(self) -> tuple[ResourceHost, ...]:
+        return tuple(h for h in self.hosts if not h.diskful)
+
+    def host(self, name: str) -> ResourceHost | None:
+        return next((h for h in self.hosts if h.name == name), None)
+
+    def with_hosts(self, hosts: tuple[ResourceHost, ...],
+                   **changes) -> ResourceSpec:
+        return dataclasses.replace(self, hosts=hosts, **changes)

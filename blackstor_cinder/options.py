@@ -1,0 +1,126 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Options of the Cinder driver (backend section, ``blackstor_`` prefix).
+
+Registered in ``backend_defaults`` the Cinder way so that a backend section
+can override each of them. The node agent has its own options
+(``blackstor_cinder.node.config``).
+"""
+
+from oslo_config import cfg
+from oslo_config import types
+
+node_opts = [
+    cfg.ListOpt('blackstor_storage_nodes', default=[],
+                help='Storage nodes holding replicas, by their host name '
+                     'as DRBD sees it (uname -n).'),
+    cfg.ListOpt('blackstor_client_nodes', default=[],
+                help='Hypervisors and cinder-volume hosts that attach '
+                     'volumes as diskless DRBD clients, by host name. Hosts '
+                     'not listed are accepted at attach time when '
+                     'blackstor_allow_unlisted_clients is true.'),
+    cfg.DictOpt('blackstor_ssh_addresses', default={},
+                help='Where to reach each node\'s blackstor-node agent: '
+                     'name:address or name:address:port (IPv6 as '
+                     '[addr]:port), or name:local to run the agent on this '
+                     'host without SSH. Default: the node name on '
+                     'blackstor_ssh_port.'),
+    cfg.DictOpt('blackstor_replication_addresses', default={},
+                help='IP address DRBD replicates over, per node '
+                     '(name:address). Default: the SSH address if it is an '
+                     'IP literal.'),
+    cfg.DictOpt('blackstor_node_zones', default={},
+                help='Failure domain of each storage node (name:zone); '
+                     'volume types with blackstor:zones=spread put '
+                     'replicas in distinct zones.'),
+    cfg.BoolOpt('blackstor_allow_unlisted_clients', default=True,
+                help='Accept attach requests from hosts that are not in '
+                     'blackstor_client_nodes, reached over SSH at the '
+                     'connector\'s host name or IP address.'),
+]
+
+ssh_opts = [
+    cfg.StrOpt('blackstor_ssh_user', default='blackstor',
+               help='SSH account on the nodes; it may run only the '
+                    'blackstor-node command (see etc/ for the sudoers '
+                    'rule).'),
+    cfg.StrOpt('blackstor_ssh_private_key',
+               default='/etc/cinder/blackstor_id_ed25519',
+               help='Private key for the SSH account.'),
+    cfg.StrOpt('blackstor_ssh_known_hosts',
+               default='/etc/cinder/blackstor_known_hosts',
+               help='known_hosts file with the host key of every node. '
+                    'Unknown or changed host keys are refused.'),
+    cfg.PortOpt('blackstor_ssh_port', default=22,
+                help='Default SSH port of the nodes.'),
+    cfg.FloatOpt('blackstor_ssh_connect_timeout', default=10.0, min=1,
+                 help='Seconds to wait for an SSH connection to a node.'),
+    cfg.FloatOpt('blackstor_node_timeout', default=120.0, min=1,
+                 help='Seconds one agent request may take on one node.'),
+    cfg.StrOpt('blackstor_node_command', default='sudo -n blackstor-node',
+               help='Command that runs the agent on a node, as the SSH '
+                    'account (space separated words, no shell syntax).'),
+]
+
+storage_opts = [
+    cfg.StrOpt('blackstor_pool', default='blackstor/thinpool',
+               help='LVM thin pool holding the replicas on every storage '
+                    'node, as <volume group>/<thin pool>.'),
+    cfg.IntOpt('blackstor_replicas', default=3, min=1, max=8,
+               help='Default number of diskful replicas of a volume '
+                    '(volume type extra spec blackstor:replicas overrides '
+                    'it).'),
+    cfg.StrOpt('blackstor_zone_policy', default='any',
+               choices=['any', 'spread'],
+               help='Default replica placement across zones (extra spec '
+                    'blackstor:zones overrides it).'),
+    cfg.Opt('blackstor_minor_range', default='1000-19999',
+            type=types.String(regex=r'^\d+-\d+$'),
+            help='DRBD minor numbers the driver may use, low-high. A '
+                 'volume has the same minor on every node.'),
+    cfg.Opt('blackstor_port_range', default='7000-7999',
+            type=types.String(regex=r'^\d+-\d+$'),
+            help='TCP ports DRBD may listen on, low-high. A volume has '
+                 'the same port on every node; open this range between '
+                 'nodes.'),
+    cfg.IntOpt('blackstor_max_peers', default=7, min=1, max=31,
+               help='Bitmap slots created in DRBD metadata (create-md '
+                    '--max-peers): the most peers (replicas plus clients '
+                    'minus one) a volume can ever have.'),
+]
+
+drbd_opts = [
+    cfg.StrOpt('blackstor_quorum', default='majority',
+               choices=['off', 'majority', 'all'],
+               help='DRBD quorum policy of every resource.'),
+    cfg.StrOpt('blackstor_on_no_quorum', default='io-error',
+               choices=['io-error', 'suspend-io'],
+               help='What DRBD does to I/O when a node loses quorum.'),
+    cfg.DictOpt('blackstor_net_options', default={},
+                help='Extra DRBD net options, option:value (for example '
+                     'max-buffers:8000,sndbuf-size:0).'),
+    cfg.DictOpt('blackstor_disk_options', default={},
+                help='Extra DRBD disk options, option:value (for example '
+                     'c-max-rate:750M,al-extents:6007).'),
+    cfg.FloatOpt('blackstor_attach_timeout', default=60.0, min=1,
+                 help='Seconds an attach waits for the client device to '
+                      'exist and reach an UpToDate peer with quorum.'),
+]
+
+blackstor_opts = node_opts + ssh_opts + storage_opts + drbd_opts
+
+
+def list_opts():
+    """Options for oslo-config-generator, in Cinder's backend section."""
+    return [('backend_defaults', blackstor_opts)]

