@@ -82,3 +82,37 @@ class ResourceSpec:
     def with_hosts(self, hosts: tuple[ResourceHost, ...],
                    **changes) -> ResourceSpec:
         return dataclasses.replace(self, hosts=hosts, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """What the controller needs to know, from cinder.conf or elsewhere."""
+
+    storage_nodes: tuple[Node, ...]
+    pool: str                                # "<vg>/<thin pool>"
+    minors: range
+    ports: range
+    client_nodes: tuple[Node, ...] = ()
+    replicas: int = 3
+    zone_policy: str = 'any'
+    max_peers: int = 7
+    quorum: str = 'majority'
+    on_no_quorum: str = 'io-error'
+    net_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    disk_options: Mapping[str, str] = dataclasses.field(
+        default_factory=dict)
+    attach_timeout: float = 60.0
+    connect_timeout: float = 30.0            # peers connecting after create
+    allow_unlisted_clients: bool = True
+    over_subscription: float = 20.0
+
+    @property
+    def vg(self) -> str:
+        return self.pool.split('/')[0]
+
+    def lv_path(self, lv_name: str) -> str:
+        return f'/dev/{self.vg}/{lv_name}'
+
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.storage_nodes + self.client_nodes
+                     if n.name == name), None)

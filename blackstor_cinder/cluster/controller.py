@@ -1,0 +1,712 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The controller: volume, snapshot and attach flows over the node agents.
+
+Every step that touches several nodes sends one request to each of them in
+parallel. A flow that fails half-way undoes what it did (create) or leaves
+a state that the same call converges from when retried (delete, detach).
+The controller keeps no state of its own: the nodes' .res files, LVs and
+DRBD state are the truth, read back at the start of each flow.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Callable, ContextManager, Iterable
+
+from blackstor_cinder.cluster import allocation
+from blackstor_cinder.cluster import errors
+from blackstor_cinder.cluster import inventory as inv
+from blackstor_cinder.cluster import model
+from blackstor_cinder.cluster import placement
+from blackstor_cinder.cluster import resfile
+from blackstor_cinder.cluster import transport as tp
+
+LOG = logging.getLogger(__name__)
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Found:
+    """A resource as the storage nodes report it."""
+
+    spec: model.ResourceSpec | None
+    states: dict[str, dict | None]          # holder node -> DRBD state
+    unreachable: dict[str, Exception]       # node -> why
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterStats:
+    total_bytes: int
+    free_bytes: int
+    provisioned_bytes: int
+    largest_volume_bytes: int
+    total_volumes: int
+    degraded_volumes: tuple[str, ...]
+    nodes_up: tuple[str, ...]
+    nodes_down: dict[str, str]
+
+
+class _LocalLocks:
+    """Named in-process locks: the default when no distributed lock."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __call__(self, name: str) -> ContextManager:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+
+class Controller:
+    """Volume operations on a cluster of blackstor-node agents."""
+
+    def __init__(self, config: model.ClusterConfig,
+                 transport_for: Callable[[model.Node], tp.Transport],
+                 lock: Callable[[str], ContextManager] | None = None,
+                 max_workers: int = 16, poll_interval: float = 0.5) -> None:
+        self.config = config
+        self._transport_for = transport_for
+        self._transports: dict[str, tp.Transport] = {}
+        self._transports_lock = threading.Lock()
+        self._lock = lock or _LocalLocks()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix='blackstor')
+        self._poll = poll_interval
+        self.allocator = allocation.Allocator(config.minors, config.ports)
+
+    # -- plumbing ---------------------------------------------------------
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+        with self._transports_lock:
+            for transport in self._transports.values():
+                with contextlib.suppress(Exception):
+                    transport.close()
+            self._transports.clear()
+
+    def transport(self, node: model.Node) -> tp.Transport:
+        with self._transports_lock:
+            if node.name not in self._transports:
+                self._transports[node.name] = self._transport_for(node)
+            return self._transports[node.name]
+
+    def call(self, node: model.Node, request: dict,
+             timeout: float | None = None) -> dict:
+        return self.transport(node).call(request, timeout=timeout)
+
+    def each(self, nodes: Iterable[model.Node],
+             request: dict | Callable[[model.Node], dict],
+             timeout: float | None = None
+             ) -> tuple[dict[str, dict], dict[str, tp.NodeError]]:
+        """Send a request to every node in parallel.
+
+        Returns (results, failures) keyed by node name; only the agents'
+        and transports' errors are collected, anything else propagates.
+        """
+        futures = {}
+        for node in nodes:
+            req = request(node) if callable(request) else request
+            futures[node.name] = self._executor.submit(
+                self.call, node, req, timeout)
+        results, failures = {}, {}
+        for name, future in futures.items():
+            try:
+                results[name] = future.result()
+            except tp.NodeError as exc:
+                failures[name] = exc
+        return results, failures
+
+    def each_or_raise(self, step: str, nodes: Iterable[model.Node],
+                      request: dict | Callable[[model.Node], dict],
+                      timeout: float | None = None) -> dict[str, dict]:
+        results, failures = self.each(nodes, request, timeout)
+        if failures:
+            raise errors.NodeOperationFailed(step, failures)
+        return results
+
+    def node(self, name: str, address: str | None = None) -> model.Node:
+        """The configured node of that name, or an unlisted client."""
+        known = self.config.node(name)
+        if known:
+            return known
+        if not self.config.allow_unlisted_clients:
+            raise errors.InvalidRequest(
+                f'host {name} is not a configured client node and '
+                f'unlisted clients are not allowed')
+        if not address:
+            raise errors.InvalidRequest(
+                f'host {name} is not configured and has no address')
+        return model.Node(name=name, replication_address=address,
+                          ssh_host=address, storage=False)
+
+    def _nodes(self, hosts: Iterable[model.ResourceHost]
+               ) -> list[model.Node]:
+        return [self.node(h.name, h.address) for h in hosts]
+
+    def _res_request(self, op: str, spec: model.ResourceSpec,
+                     **fields: Any) -> dict:
+        return {'op': op, 'resource': spec.name,
+                'res_text': resfile.render(spec), 'secret': spec.secret,
+                **fields}
+
+    # -- reading the truth ------------------------------------------------
+
+    def inventories(self) -> tuple[dict[str, inv.NodeInventory],
+                                   dict[str, tp.NodeError]]:
+        results, failures = self.each(self.config.storage_nodes,
+                                      {'op': 'inventory'})
+        return ({name: inv.NodeInventory.from_reply(name, reply)
+                 for name, reply in results.items()}, failures)
+
+    def find(self, name: str) -> Found:
+        """Ask every storage node about a resource (one round trip each)."""
+        results, failures = self.each(self.config.storage_nodes,
+                                      {'op': 'status', 'resource': name})
+        spec, states = None, {}
+        for node_name, reply in sorted(results.items()):
+            if not reply.get('exists'):
+                continue
+            states[node_name] = reply.get('state')
+            if spec is None and reply.get('definition'):
+                spec = inv.spec_from_definition(reply['definition'],
+                                                self.config)
+        return Found(spec, states, failures)
+
+    def _require(self, name: str) -> Found:
+        found = self.find(name)
+        if found.spec is None:
+            if found.unreachable:
+                raise errors.NodeOperationFailed('lookup of ' + name,
+                                                 found.unreachable)
+            raise errors.ResourceNotFound(f'resource {name} not found on '
+                                          f'any storage node')
+        return found
+
+    def _require_replicas(self, found: Found, step: str) -> None:
+        """Refuse a step that must reach every replica."""
+        spec = found.spec
+        missing = {h.name: found.unreachable[h.name]
+                   for h in spec.diskful_hosts if h.name in found.unreachable}
+        if missing:
+            raise errors.NodeOperationFailed(step, missing)
+
+    def _candidates(self, inventories: dict[str, inv.NodeInventory]
+                    ) -> list[placement.Candidate]:
+        cands = []
+        for node in self.config.storage_nodes:
+            report = inventories.get(node.name)
+            pool = report and report.pools.get(self.config.pool)
+            if not pool:
+                continue
+            cands.append(placement.Candidate(
+                name=node.name, zone=node.zone,
+                total_bytes=pool.total_bytes, free_bytes=pool.free_bytes,
+                provisioned_bytes=pool.provisioned_bytes,
+                resources=len(report.resources)))
+        return cands
+
+    def check_setup(self) -> dict[str, str]:
+        """Problems per node (empty when every node is usable)."""
+        inventories, failures = self.inventories()
+        problems = {name: str(exc) for name, exc in failures.items()}
+        for name, report in inventories.items():
+            if self.config.pool not in report.pools:
+                problems[name] = (f'thin pool {self.config.pool} not '
+                                  f'configured or not found on the node')
+            elif report.hostname != name:
+                problems[name] = (f'the agent says its DRBD host name is '
+                                  f'{report.hostname}, not {name}')
+        return problems
+
+    def stats(self) -> ClusterStats:
+        """Capacity as placement sees it: one round trip per node."""
+        inventories, failures = self.inventories()
+        cands = self._candidates(inventories)
+        cfg = self.config
+        sizes: dict[str, int] = {}
+        holders: dict[str, int] = {}
+        for report in inventories.values():
+            for name, size in report.volumes.items():
+                sizes[name] = max(size, sizes.get(name, 0))
+                holders[name] = holders.get(name, 0) + 1
+        degraded = []
+        for report in inventories.values():
+            for name, res in report.resources.items():
+                state = (res or {}).get('state')
+                local = inv.disk_states(state).get('local')
+                if name in sizes and (local not in (None, 'UpToDate',
+                                                    'Diskless')
+                                      or not inv.peers_connected(state)):
+                    degraded.append(name)
+        return ClusterStats(
+            total_bytes=placement.capacity(cands, cfg.replicas,
+                                           cfg.zone_policy, 'total_bytes'),
+            free_bytes=placement.capacity(cands, cfg.replicas,
+                                          cfg.zone_policy, 'free_bytes'),
+            provisioned_bytes=sum(sizes.values()),
+            largest_volume_bytes=placement.largest_volume(
+                cands, cfg.replicas, cfg.zone_policy, cfg.over_subscription),
+            total_volumes=len(sizes),
+            degraded_volumes=tuple(sorted(set(degraded))),
+            nodes_up=tuple(sorted(inventories)),
+            nodes_down={name: str(exc) for name, exc in failures.items()})
+
+    # -- create -------------------------------------------------------------
+
+    def _new_spec(self, name: str, minor: int, port: int,
+                  hosts: Iterable[tuple[str, int]]) -> model.ResourceSpec:
+        cfg = self.config
+        return model.ResourceSpec(
+            name=name, minor=minor, port=port,
+            hosts=tuple(model.ResourceHost(
+                name=node_name, node_id=node_id,
+                address=cfg.node(node_name).replication_address,
+                diskful=True, disk=cfg.lv_path(name))
+                for node_name, node_id in hosts),
+            secret=allocation.new_secret(), quorum=cfg.quorum,
+            on_no_quorum=cfg.on_no_quorum, net_options=dict(cfg.net_options),
+            disk_options=dict(cfg.disk_options), max_peers=cfg.max_peers)
+
+    def _allocate_and_create(self, name: str,
+                             hosts: list[tuple[str, int]],
+                             make_request: Callable[[model.ResourceSpec],
+                                                    dict],
+                             inventories: dict[str, inv.NodeInventory],
+                             ) -> model.ResourceSpec:
+        """Pick minor/port, run the creating request on every replica.
+
+        Called under the allocation lock. A clash reported by an agent
+        (another controller took the value) is retried with other values;
+        any other failure removes what was created.
+        """
+        used_minors = set().union(*(i.used_minors
+                                    for i in inventories.values()))
+        used_ports = set().union(*(i.used_ports
+                                   for i in inventories.values()))
+        for attempt in range(3):
+            try:
+                with self.allocator.reserve(used_minors,
+                                            used_ports) as (minor, port):
+                    spec = self._new_spec(name, minor, port, hosts)
+                    nodes = self._nodes(spec.diskful_hosts)
+                    request = make_request(spec)
+                    _, failures = self.each(nodes, request)
+                    if failures:
+                        self._remove(spec, nodes)
+                        raise errors.NodeOperationFailed(request['op'],
+                                                         failures)
+                return spec
+            except errors.NodeOperationFailed as exc:
+                if not exc.conflict or attempt == 2:
+                    raise
+                LOG.warning('Minor %(minor)s/port %(port)s of %(name)s '
+                            'clashed on a node; allocating again',
+                            {'minor': minor, 'port': port, 'name': name})
+                used_minors.add(minor)
+                used_ports.add(port)
+        raise AssertionError('unreachable')
+
+    def _remove(self, spec: model.ResourceSpec,
+                nodes: list[model.Node]) -> None:
+        """Best-effort rollback of a create: delete it everywhere."""
+        _, failures = self.each(nodes, {'op': 'delete',
+                                        'resource': spec.name,
+                                        'pool': self.config.pool})
+        for node_name, exc in failures.items():
+            LOG.error('Rollback of %(res)s on %(node)s failed, it may be '
+                      'left behind: %(err)s',
+                      {'res': spec.name, 'node': node_name, 'err': exc})
+
+    def create_volume(self, name: str, size: int,
+                      replicas: int | None = None,
+                      zone_policy: str | None = None) -> model.ResourceSpec:
+        cfg = self.config
+        replicas = replicas or cfg.replicas
+        policy = zone_policy or cfg.zone_policy
+        if size <= 0:
+            raise errors.InvalidRequest(f'volume size must be positive, '
+                                        f'not {size} bytes')
+        if replicas > len(cfg.storage_nodes):
+            raise errors.InvalidRequest(
+                f'{replicas} replicas asked but the backend has only '
+                f'{len(cfg.storage_nodes)} storage nodes')
+        if replicas + 1 > cfg.max_peers + 1:
+            raise errors.InvalidRequest(
+                f'{replicas} replicas exceed blackstor_max_peers '
+                f'({cfg.max_peers}) + 1')
+        with self._lock('blackstor-allocation'):
+            inventories, down = self.inventories()
+            if down:
+                LOG.warning('Placing %(name)s without unreachable nodes '
+                            '%(down)s', {'name': name,
+                                         'down': ', '.join(sorted(down))})
+            chosen = placement.place(self._candidates(inventories), size,
+                                     replicas, policy,
+                                     cfg.over_subscription)
+            spec = self._allocate_and_create(
+                name, [(node, i) for i, node in enumerate(chosen)],
+                lambda spec: self._res_request(
+                    'create', spec, pool=cfg.pool, size=size,
+                    max_peers=cfg.max_peers),
+                inventories)
+        self._finish_create(spec, fresh=True)
+        LOG.info('Created %(name)s (%(size)s bytes) on %(nodes)s, minor '
+                 '%(minor)s, port %(port)s',
+                 {'name': name, 'size': size, 'nodes': ', '.join(chosen),
+                  'minor': spec.minor, 'port': spec.port})
+        return spec
+
+    def _finish_create(self, spec: model.ResourceSpec, fresh: bool) -> None:
+        """Wait for the replicas to connect; skip the initial sync.
+
+        A fresh thin volume reads zeros on every replica, so one
+        ``new-current-uuid --clear-bitmap`` makes them all UpToDate without
+        copying anything. Volumes made from snapshots already share their
+        generation identifiers and need nothing.
+        """
+        nodes = self._nodes(spec.diskful_hosts)
+        try:
+            first = nodes[0]
+            if len(nodes) > 1:
+                self._wait_connected(spec, first)
+            if fresh:
+                self.call(first, {'op': 'new-current-uuid',
+                                  'resource': spec.name,
+                                  'clear_bitmap': True})
+        except (tp.NodeError, errors.ClusterError) as exc:
+            self._remove(spec, nodes)
+            self.allocator.forget(spec.minor, spec.port)
+            if isinstance(exc, tp.NodeError):
+                raise errors.NodeOperationFailed(
+                    'initial sync', {exc.node: exc}) from exc
+            raise
+
+    def _wait_connected(self, spec: model.ResourceSpec,
+                        node: model.Node) -> dict:
+        deadline = time.monotonic() + self.config.connect_timeout
+        while True:
+            state = self.call(node, {'op': 'status',
+                                     'resource': spec.name}).get('state')
+            if inv.peers_connected(state) and state.get('connections'):
+                return state
+            if time.monotonic() > deadline:
+                raise errors.ClusterError(
+                    f'replicas of {spec.name} did not connect within '
+                    f'{self.config.connect_timeout:.0f}s; DRBD state on '
+                    f'{node.name}: {_brief(state)}')
+            time.sleep(self._poll)
+
+    # -- delete -------------------------------------------------------------
+
+    def delete_volume(self, name: str) -> None:
+        """Remove every replica and client of a volume; gone is success."""
+        found = self.find(name)
+        spec = found.spec
+        if spec is None:
+            if found.unreachable:
+                # It may live only on the nodes we cannot reach: retry.
+                raise errors.NodeOperationFailed('delete of ' + name,
+                                                 found.unreachable)
+            return
+        targets = {n.name: n for n in self._nodes(spec.hosts)}
+        for node in self.config.storage_nodes:
+            if node.name not in found.unreachable:
+                targets.setdefault(node.name, node)
+        self.each_or_raise('delete', targets.values(),
+                           lambda n: {'op': 'delete', 'resource': name,
+                                      'pool': self.config.pool}
+                           if n.storage else
+                           {'op': 'delete', 'resource': name})
+        self.allocator.forget(spec.minor, spec.port)
+        LOG.info('Deleted %s', name)
+
+    # -- snapshots ----------------------------------------------------------
+
+    def create_snapshot(self, volume: str, snapshot: str) -> None:
+        """Crash-consistent snapshot of every replica at one instant.
+
+        I/O is suspended on every node of the resource (clients included)
+        while the replicas are snapshotted; refused when a replica is
+        unreachable, since a snapshot must exist wherever the volume does.
+        """
+        found = self._require(volume)
+        spec = found.spec
+        self._require_replicas(found, 'snapshot of ' + volume)
+        diskful = self._nodes(spec.diskful_hosts)
+        replicas = {n.name for n in diskful}
+        everyone = self._nodes(spec.hosts)
+        suspended: list[model.Node] = []
+        try:
+            results, failures = self.each(
+                everyone, {'op': 'suspend-io', 'resource': volume})
+            suspended = [n for n in everyone if n.name in results]
+            for node_name, exc in list(failures.items()):
+                if exc.code == tp.E_UNREACHABLE and node_name not in replicas:
+                    LOG.warning('Client %(node)s of %(res)s unreachable; '
+                                'snapshotting without suspending it',
+                                {'node': node_name, 'res': volume})
+                    del failures[node_name]
+            if failures:
+                raise errors.NodeOperationFailed('suspend-io', failures)
+            _, failures = self.each(diskful, {
+                'op': 'snapshot-create', 'resource': volume,
+                'pool': self.config.pool, 'snapshot': snapshot})
+            if failures:
+                self._delete_snapshot_on(diskful, snapshot, quiet=True)
+                raise errors.NodeOperationFailed('snapshot-create',
+                                                 failures)
+        finally:
+            # Never leave I/O suspended, whatever happened above.
+            _, resume_failures = self.each(
+                suspended, {'op': 'resume-io', 'resource': volume})
+            for node_name, exc in resume_failures.items():
+                LOG.error('resume-io of %(res)s on %(node)s failed: '
+                          '%(err)s', {'res': volume, 'node': node_name,
+                                      'err': exc})
+        if resume_failures:
+            raise errors.NodeOperationFailed('resume-io', resume_failures)
+
+    def _delete_snapshot_on(self, nodes: list[model.Node], snapshot: str,
+                            quiet: bool = False) -> None:
+        _, failures = self.each(nodes, {'op': 'snapshot-delete',
+                                        'pool': self.config.pool,
+                                        'snapshot': snapshot})
+        if failures and not quiet:
+            raise errors.NodeOperationFailed('snapshot-delete', failures)
+        for node_name, exc in failures.items():
+            LOG.error('Snapshot %(snap)s may be left on %(node)s: %(err)s',
+                      {'snap': snapshot, 'node': node_name, 'err': exc})
+
+    def delete_snapshot(self, snapshot: str) -> None:
+        """Remove a snapshot from every storage node; gone is success."""
+        self._delete_snapshot_on(list(self.config.storage_nodes), snapshot)
+
+    def create_volume_from_snapshot(self, name: str, snapshot: str,
+                                    source: str, snapshot_size: int,
+                                    size: int) -> model.ResourceSpec:
+        """Copy-on-write volume on the snapshot's nodes, same node-ids.
+
+        Bitmap slots in the metadata that comes with the snapshot are keyed
+        by node-id, so the new resource keeps the source's node-ids. It is
+        brought up at the snapshot's size and grown online afterwards:
+        internal metadata sits at the end of the LV and must move with it.
+        """
+        if size < snapshot_size:
+            raise errors.InvalidRequest(
+                f'a volume of {size} bytes cannot hold a snapshot of '
+                f'{snapshot_size} bytes')
+        found = self._require(source)
+        self._require_replicas(found, 'volume from snapshot ' + snapshot)
+        cfg = self.config
+        with self._lock('blackstor-allocation'):
+            inventories, _ = self.inventories()
+            spec = self._allocate_and_create(
+                name, [(h.name, h.node_id)
+                       for h in found.spec.diskful_hosts],
+                lambda spec: self._res_request(
+                    'create-from-snapshot', spec, pool=cfg.pool,
+                    snapshot=snapshot, size=snapshot_size),
+                inventories)
+        self._finish_create(spec, fresh=False)
+        if size > snapshot_size:
+            try:
+                self._grow(spec, size)
+            except errors.ClusterError:
+                self._remove(spec, self._nodes(spec.diskful_hosts))
+                self.allocator.forget(spec.minor, spec.port)
+                raise
+        return spec
+
+    def clone_volume(self, name: str, source: str, source_size: int,
+                     size: int) -> model.ResourceSpec:
+        """A temporary snapshot, a volume from it, the snapshot removed."""
+        temp = f'clone-{name}'[:63]
+        self.create_snapshot(source, temp)
+        try:
+            return self.create_volume_from_snapshot(name, temp, source,
+                                                    source_size, size)
+        finally:
+            try:
+                self.delete_snapshot(temp)
+            except errors.ClusterError as exc:
+                LOG.error('Temporary snapshot %(snap)s of the clone '
+                          '%(name)s was not removed: %(err)s',
+                          {'snap': temp, 'name': name, 'err': exc})
+
+    def revert_to_snapshot(self, volume: str, snapshot: str,
+                           snapshot_size: int, size: int) -> None:
+        """Every replica becomes the snapshot again, then comes back up."""
+        found = self._require(volume)
+        spec = found.spec
+        self._require_replicas(found, 'revert of ' + volume)
+        if spec.client_hosts:
+            raise errors.InvalidRequest(
+                f'{volume} is attached to '
+                f'{", ".join(h.name for h in spec.client_hosts)}; detach '
+                f'it before reverting')
+        nodes = self._nodes(spec.diskful_hosts)
+        self.each_or_raise('snapshot-rollback', nodes,
+                           {'op': 'snapshot-rollback', 'resource': volume,
+                            'pool': self.config.pool, 'snapshot': snapshot})
+        self.each_or_raise('adjust', nodes, self._res_request('adjust',
+                                                              spec))
+        if len(nodes) > 1:
+            self._wait_connected(spec, nodes[0])
+        if size > snapshot_size:
+            self._grow(spec, size)
+
+    # -- resize -------------------------------------------------------------
+
+    def extend_volume(self, name: str, size: int) -> None:
+        found = self._require(name)
+        self._require_replicas(found, 'extend of ' + name)
+        self._grow(found.spec, size)
+
+    def _grow(self, spec: model.ResourceSpec, size: int) -> None:
+        """Grow every replica's LV, then DRBD once, online.
+
+        The new area of a thin LV reads zeros on every replica, so the
+        resize may skip resyncing it (--assume-clean).
+        """
+        nodes = self._nodes(spec.diskful_hosts)
+        self.each_or_raise('resize', nodes, {
+            'op': 'resize', 'resource': spec.name, 'pool': self.config.pool,
+            'size': size, 'lv': True, 'drbd': False})
+        self.call(nodes[0], {
+            'op': 'resize', 'resource': spec.name, 'pool': self.config.pool,
+            'size': size, 'lv': False, 'drbd': True, 'assume_clean': True})
+
+    # -- attach -------------------------------------------------------------
+
+    def attach(self, volume: str, host: str,
+               address: str | None = None) -> str:
+        """Make ``host`` a diskless client of the volume; its device path.
+
+        The host is checked first (reachable, running blackstor-node), so
+        an unknown host changes nothing on the storage nodes. A second
+        client (live migration) allows two primaries.
+        """
+        client = self.node(host, address)
+        try:
+            self.call(client, {'op': 'inventory'})
+        except tp.NodeError as exc:
+            raise errors.NodeOperationFailed(
+                f'attach of {volume}: host {host} cannot be used',
+                {host: exc}) from exc
+        with self._lock(f'blackstor-resource-{volume}'):
+            found = self._require(volume)
+            old = found.spec
+            spec = old
+            existing = old.host(host)
+            if existing and existing.diskful:
+                # Hyperconverged: the host holds a replica; DRBD's own
+                # device there is the path (auto-promote on open).
+                return f'/dev/drbd/by-res/{volume}/0'
+            if existing is None:
+                node_id = allocation.next_node_id(h.node_id
+                                                  for h in old.hosts)
+                hosts = old.hosts + (model.ResourceHost(
+                    name=host, node_id=node_id,
+                    address=client.replication_address, diskful=False),)
+                spec = self._with_clients(old, hosts)
+                self._adjust_storage(spec, found)
+            try:
+                reply = self.call(client, self._res_request(
+                    'attach', spec, timeout=self.config.attach_timeout),
+                    timeout=self.config.attach_timeout + 30)
+            except tp.NodeError as exc:
+                if existing is None:
+                    self._adjust_storage(old, found, quiet=True)
+                raise errors.NodeOperationFailed(
+                    f'attach of {volume} on {host}', {host: exc}) from exc
+        LOG.info('Attached %(res)s on %(host)s', {'res': volume,
+                                                   'host': host})
+        return reply['device_path']
+
+    def detach(self, volume: str, host: str | None = None,
+               force: bool = False) -> None:
+        """Remove one client (or every client when host is None)."""
+        with self._lock(f'blackstor-resource-{volume}'):
+            found = self.find(volume)
+            spec = found.spec
+            if spec is None:
+                if found.unreachable:
+                    raise errors.NodeOperationFailed(
+                        'detach of ' + volume, found.unreachable)
+                return
+            targets = [h for h in spec.client_hosts
+                       if host is None or h.name == host]
+            if not targets:
+                return
+            _, failures = self.each(
+                self._nodes(targets),
+                {'op': 'detach', 'resource': volume, 'force': force})
+            for node_name, exc in list(failures.items()):
+                if force or exc.code == 'not-found':
+                    LOG.warning('Detach of %(res)s on %(node)s failed, '
+                                'removing the client anyway: %(err)s',
+                                {'res': volume, 'node': node_name,
+                                 'err': exc})
+                    del failures[node_name]
+            if failures:
+                raise errors.NodeOperationFailed('detach', failures)
+            gone = {h.name for h in targets}
+            spec = self._with_clients(
+                spec, tuple(h for h in spec.hosts if h.name not in gone))
+            self._adjust_storage(spec, found)
+        LOG.info('Detached %(res)s from %(hosts)s',
+                 {'res': volume, 'hosts': ', '.join(sorted(gone))})
+
+    @staticmethod
+    def _with_clients(spec: model.ResourceSpec,
+                      hosts: tuple[model.ResourceHost, ...]
+                      ) -> model.ResourceSpec:
+        clients = sum(1 for h in hosts if not h.diskful)
+        return spec.with_hosts(
+            tuple(sorted(hosts, key=lambda h: h.node_id)),
+            allow_two_primaries=clients >= 2)
+
+    def _adjust_storage(self, spec: model.ResourceSpec, found: Found,
+                        quiet: bool = False) -> None:
+        """Push a changed .res to every reachable replica."""
+        nodes = [n for n in self._nodes(spec.diskful_hosts)
+                 if n.name not in found.unreachable]
+        for missing in set(h.name for h in spec.diskful_hosts) - {
+                n.name for n in nodes}:
+            LOG.warning('Replica %(node)s of %(res)s is unreachable; it '
+                        'gets the new configuration on its next adjust',
+                        {'node': missing, 'res': spec.name})
+        _, failures = self.each(nodes, self._res_request('adjust', spec))
+        if failures and not quiet:
+            raise errors.NodeOperationFailed('adjust', failures)
+        for node_name, exc in failures.items():
+            LOG.error('Adjust of %(res)s on %(node)s failed: %(err)s',
+                      {'res': spec.name, 'node': node_name, 'err': exc})
+
+
+def _brief(state: dict | None) -> str:
+    """One line of DRBD state for error messages."""
+    if not state:
+        return 'not running'
+    conns = ', '.join(f"{c.get('name')}={c.get('connection-state')}"
+                      for c in state.get('connections') or [])
+    disks = ', '.join(f'{k}={v}' for k, v in inv.disk_states(state).items())
+    return f'connections [{conns}] disks [{disks}]'

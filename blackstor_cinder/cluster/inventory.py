@@ -1,0 +1,126 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""What the nodes report: the agent's inventory and resource definitions."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from blackstor_cinder.cluster import model
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    total_bytes: int
+    free_bytes: int
+    provisioned_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeInventory:
+    """One node's ``inventory`` reply, typed."""
+
+    node: str
+    hostname: str
+    drbd_utils_version: str | None
+    drbd_kernel_version: str | None
+    pools: dict[str, PoolInfo]
+    resources: dict[str, dict]
+    volumes: dict[str, int]          # volume LV name -> bytes
+    snapshots: dict[str, int]        # snapshot LV name -> bytes
+    used_minors: frozenset[int]
+    used_ports: frozenset[int]
+
+    @classmethod
+    def from_reply(cls, node: str, reply: dict[str, Any]) -> NodeInventory:
+        pools = {}
+        for pool in reply.get('pools') or []:
+            pools[pool['name']] = PoolInfo(
+                pool['name'], int(pool.get('total_bytes') or 0),
+                int(pool.get('free_bytes') or 0),
+                int(pool.get('provisioned_bytes') or 0))
+        return cls(
+            node=node,
+            hostname=reply.get('hostname') or node,
+            drbd_utils_version=reply.get('drbd_utils_version'),
+            drbd_kernel_version=reply.get('drbd_kernel_version'),
+            pools=pools,
+            resources=dict(reply.get('resources') or {}),
+            volumes=_sizes(reply.get('volumes')),
+            snapshots=_sizes(reply.get('snapshots')),
+            used_minors=frozenset(reply.get('used_minors') or ()),
+            used_ports=frozenset(reply.get('used_ports') or ()))
+
+
+def _sizes(items: Any) -> dict[str, int]:
+    """[{name, size_bytes}] (or {name: {size_bytes}}) -> {name: bytes}."""
+    if isinstance(items, dict):
+        items = [dict(v, name=k) for k, v in items.items()]
+    return {i['name']: int(i.get('size_bytes') or i.get('size') or 0)
+            for i in items or ()}
+
+
+def spec_from_definition(definition: dict[str, Any],
+                         config: model.ClusterConfig,
+                         secret: str | None = None) -> model.ResourceSpec:
+    """Rebuild a ResourceSpec from a node's parsed .res.
+
+    Identities (minor, port, node-ids, addresses, secret) come from the
+    node; policies (quorum, options) from the current configuration, so a
+    configuration change reaches a resource at its next adjust.
+    """
+    hosts = []
+    port = None
+    for host in definition['hosts']:
+        hosts.append(model.ResourceHost(
+            name=host['name'], node_id=int(host['node_id']),
+            address=host['address'], diskful=bool(host['diskful']),
+            disk=host.get('disk') if host['diskful'] else None))
+        port = port or int(host['port'])
+    net = definition.get('net') or {}
+    return model.ResourceSpec(
+        name=definition['name'], minor=int(definition['minor']),
+        port=port, hosts=tuple(sorted(hosts, key=lambda h: h.node_id)),
+        secret=secret or definition.get('secret') or '',
+        quorum=config.quorum, on_no_quorum=config.on_no_quorum,
+        allow_two_primaries=net.get('allow-two-primaries') == 'yes',
+        net_options=dict(config.net_options),
+        disk_options=dict(config.disk_options),
+        max_peers=config.max_peers)
+
+
+def peers_connected(state: dict[str, Any] | None) -> bool:
+    """All configured peers of a ``drbdsetup status --json`` entry are up."""
+    if not state:
+        return False
+    conns = state.get('connections') or []
+    return all(c.get('connection-state') == 'Connected' for c in conns)
+
+
+def disk_states(state: dict[str, Any] | None) -> dict[str, str]:
+    """{'local': ..., '<peer>': ...} disk states of volume 0."""
+    if not state:
+        return {}
+    result = {}
+    for dev in state.get('devices') or []:
+        if dev.get('volume', 0) == 0:
+            result['local'] = dev.get('disk-state', 'Unknown')
+    for conn in state.get('connections') or []:
+        for pdev in conn.get('peer_devices') or []:
+            if pdev.get('volume', 0) == 0:
+                result[conn.get('name', str(conn.get('peer-node-id')))] = (
+                    pdev.get('peer-disk-state', 'DUnknown'))
+    return result

@@ -1,0 +1,312 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""A hand-written fake of a cluster of node agents, for controller tests.
+
+Every request is first checked against the wire schema
+(``protocol.validate_request``), so a controller that sends a malformed
+request fails here as it would against the real agent. The fake keeps
+per-node state (LVs, snapshots, .res files, up/suspended resources) and
+answers the way the agent's contract says.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from blackstor_cinder.cluster import model
+from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder import protocol
+
+GiB = 1 << 30
+
+_ON = re.compile(r'on (\S+) \{\s*node-id (\d+);\s*address ipv[46] '
+                 r'\[?([0-9a-fA-F:.]+?)\]?:(\d+);\s*volume 0 \{\s*device '
+                 r'minor (\d+);\s*disk (none|"[^"]+");', re.S)
+
+
+def parse_res(text: str) -> dict:
+    """The agent's ``definition`` of a .res rendered by cluster.resfile."""
+    name = re.search(r'resource "([^"]+)"', text).group(1)
+    hosts = []
+    minor = None
+    for host, node_id, address, port, minor, disk in _ON.findall(text):
+        hosts.append({'name': host, 'node_id': int(node_id),
+                      'address': address, 'port': int(port),
+                      'family': 'ipv6' if ':' in address else 'ipv4',
+                      'diskful': disk != 'none',
+                      'disk': disk.strip('"') if disk != 'none' else None})
+    net = {}
+    if 'allow-two-primaries yes;' in text:
+        net['allow-two-primaries'] = 'yes'
+    return {'name': name, 'minor': int(minor), 'hosts': hosts, 'net': net,
+            'options': {}, 'disk': {}}
+
+
+class FakeAgent:
+    """State and behaviour of one node's blackstor-node."""
+
+    def __init__(self, cluster: FakeCluster, name: str, pool: str | None,
+                 pool_bytes: int = 100 * GiB) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.pool = pool
+        self.pool_bytes = pool_bytes
+        self.lvs: dict[str, int] = {}
+        self.snapshots: dict[str, int] = {}
+        self.res: dict[str, tuple[str, str]] = {}   # name -> (text, secret)
+        self.up: set[str] = set()
+        self.suspended: set[str] = set()
+        self.uptodate: set[str] = set()
+        self.resized: list[tuple[str, int]] = []
+        self.written_bytes = 0          # physical use of the pool
+
+    # -- helpers --
+    def _definition(self, name: str, secret: bool) -> dict:
+        text, sec = self.res[name]
+        definition = parse_res(text)
+        if secret:
+            definition['secret'] = sec
+        return definition
+
+    def _state(self, name: str) -> dict | None:
+        if name not in self.up:
+            return None
+        definition = self._definition(name, False)
+        me = next(h for h in definition['hosts'] if h['name'] == self.name)
+        conns = []
+        for host in definition['hosts']:
+            if host['name'] == self.name:
+                continue
+            if not (me['diskful'] or host['diskful']):
+                continue
+            peer = self.cluster.agents.get(host['name'])
+            ok = (peer is not None and host['name'] not in self.cluster.down
+                  and name in peer.up)
+            conns.append({
+                'name': host['name'], 'peer-node-id': host['node_id'],
+                'connection-state': 'Connected' if ok else 'Connecting',
+                'peer_devices': [{'volume': 0, 'peer-disk-state': (
+                    ('UpToDate' if name in peer.uptodate else 'Inconsistent')
+                    if ok and host['diskful'] else
+                    'Diskless' if ok else 'DUnknown')}]})
+        disk = ('Diskless' if not me['diskful'] else
+                'UpToDate' if name in self.uptodate else 'Inconsistent')
+        return {'name': name, 'node-id': me['node_id'],
+                'suspended': name in self.suspended,
+                'devices': [{'volume': 0, 'minor': definition['minor'],
+                             'disk-state': disk, 'quorum': True}],
+                'connections': conns}
+
+    def _used(self, skip: str) -> tuple[set, set]:
+        minors, ports = set(), set()
+        for other in self.res:
+            if other == skip:
+                continue
+            definition = self._definition(other, False)
+            minors.add(definition['minor'])
+            ports.update(h['port'] for h in definition['hosts'])
+        return minors, ports
+
+    def _store_res(self, req: dict) -> None:
+        if protocol.SECRET_PLACEHOLDER not in req['res_text']:
+            raise AssertionError('res_text must carry the placeholder')
+        definition = parse_res(req['res_text'])
+        if not any(h['name'] == self.name for h in definition['hosts']):
+            raise tp.NodeError(self.name, protocol.E_INVALID,
+                               f'{self.name} is not a host of the resource',
+                               'res_text')
+        minors, ports = self._used(req['resource'])
+        port = definition['hosts'][0]['port']
+        if definition['minor'] in minors or port in ports:
+            raise tp.NodeError(self.name, protocol.E_CONFLICT,
+                               'minor or port clash', 'res_text')
+        self.res[req['resource']] = (req['res_text'], req['secret'])
+
+    def _check_pool(self, req: dict) -> None:
+        if 'pool' in req and req['pool'] != self.pool:
+            raise tp.NodeError(self.name, protocol.E_INVALID,
+                               f"pool {req['pool']} is not configured",
+                               'pool')
+
+    # -- ops --
+    def handle(self, req: dict) -> dict:
+        self._check_pool(req)
+        return getattr(self, 'op_' + req['op'].replace('-', '_'))(req)
+
+    def op_inventory(self, req: dict) -> dict:
+        provisioned = sum(self.lvs.values()) + sum(self.snapshots.values())
+        used_minors, used_ports = self._used(skip='')
+        return {
+            'hostname': self.name, 'drbd_utils_version': '9.22.0',
+            'drbd_kernel_version': '9.2.12',
+            'pools': [{'name': self.pool, 'total_bytes': self.pool_bytes,
+                       'free_bytes': self.pool_bytes - self.written_bytes,
+                       'provisioned_bytes': provisioned}]
+            if self.pool else [],
+            'resources': {n: {'definition': self._definition(n, False),
+                              'state': self._state(n)} for n in self.res},
+            'volumes': [{'name': n, 'pool': self.pool, 'size_bytes': s}
+                        for n, s in self.lvs.items()],
+            'snapshots': [{'name': n, 'pool': self.pool, 'size_bytes': s}
+                          for n, s in self.snapshots.items()],
+            'used_minors': sorted(used_minors),
+            'used_ports': sorted(used_ports)}
+
+    def op_status(self, req: dict) -> dict:
+        name = req['resource']
+        if name not in self.res:
+            return {'resource': name, 'exists': False, 'definition': None,
+                    'state': None}
+        return {'resource': name, 'exists': True,
+                'definition': self._definition(name, True),
+                'state': self._state(name)}
+
+    def op_create(self, req: dict) -> dict:
+        name = req['resource']
+        self._store_res(req)
+        self.lvs.setdefault(name, req['size'])
+        self.up.add(name)
+        return {}
+
+    def op_create_from_snapshot(self, req: dict) -> dict:
+        if req['snapshot'] not in self.snapshots:
+            raise tp.NodeError(self.name, protocol.E_NOT_FOUND,
+                               'no such snapshot', 'snapshot')
+        self._store_res(req)
+        self.lvs[req['resource']] = self.snapshots[req['snapshot']]
+        self.up.add(req['resource'])
+        self.uptodate.add(req['resource'])
+        return {}
+
+    def op_adjust(self, req: dict) -> dict:
+        self._store_res(req)
+        self.up.add(req['resource'])
+        return {}
+
+    def op_delete(self, req: dict) -> dict:
+        name = req['resource']
+        for store in (self.res, self.lvs):
+            store.pop(name, None)
+        self.up.discard(name)
+        self.uptodate.discard(name)
+        return {}
+
+    def op_resize(self, req: dict) -> dict:
+        if req.get('lv', True):
+            self.lvs[req['resource']] = req['size']
+        if req.get('drbd'):
+            self.resized.append((req['resource'], req['size']))
+        return {}
+
+    def op_suspend_io(self, req: dict) -> dict:
+        self.suspended.add(req['resource'])
+        self.cluster.log.append((self.name, 'suspend-io'))
+        return {}
+
+    def op_resume_io(self, req: dict) -> dict:
+        self.suspended.discard(req['resource'])
+        self.cluster.log.append((self.name, 'resume-io'))
+        return {}
+
+    def op_new_current_uuid(self, req: dict) -> dict:
+        for agent in self.cluster.agents.values():
+            if req['resource'] in agent.up:
+                agent.uptodate.add(req['resource'])
+        return {}
+
+    def op_snapshot_create(self, req: dict) -> dict:
+        if req['resource'] not in self.lvs:
+            raise tp.NodeError(self.name, protocol.E_NOT_FOUND, 'no LV',
+                               'resource')
+        self.snapshots[req['snapshot']] = self.lvs[req['resource']]
+        self.cluster.log.append((self.name, 'snapshot-create'))
+        return {}
+
+    def op_snapshot_delete(self, req: dict) -> dict:
+        self.snapshots.pop(req['snapshot'], None)
+        return {}
+
+    def op_snapshot_rollback(self, req: dict) -> dict:
+        self.up.discard(req['resource'])
+        self.lvs[req['resource']] = self.snapshots[req['snapshot']]
+        return {}
+
+    def op_attach(self, req: dict) -> dict:
+        self._store_res(req)
+        self.up.add(req['resource'])
+        return {'device_path': f"/dev/drbd/by-res/{req['resource']}/0"}
+
+    def op_detach(self, req: dict) -> dict:
+        self.res.pop(req['resource'], None)
+        self.up.discard(req['resource'])
+        return {}
+
+
+class FakeTransport:
+    def __init__(self, cluster: FakeCluster, node: model.Node) -> None:
+        self.cluster = cluster
+        self.node = node.name
+
+    def call(self, request: dict, timeout: float | None = None) -> dict:
+        return self.cluster.call(self.node, request)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeCluster:
+    """Agents by node name, with fault injection."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, FakeAgent] = {}
+        self.down: set[str] = set()
+        # (node, op) -> exception raised instead of running the op, or a
+        # list of exceptions raised once each
+        self.faults: dict[tuple[str, str], Exception] = {}
+        self.requests: list[tuple[str, dict]] = []
+        self.log: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def add(self, name: str, pool: str | None = 'vg/pool',
+            pool_bytes: int = 100 * GiB) -> FakeAgent:
+        self.agents[name] = FakeAgent(self, name, pool, pool_bytes)
+        return self.agents[name]
+
+    def transport_for(self, node: model.Node) -> FakeTransport:
+        return FakeTransport(self, node)
+
+    def call(self, node: str, request: dict) -> dict:
+        protocol.validate_request(request)
+        with self._lock:
+            self.requests.append((node, request))
+            if node in self.down or node not in self.agents:
+                raise tp.NodeUnreachable(node, f'{node}: connection '
+                                               'refused')
+            fault = self.faults.get((node, request['op']))
+            if isinstance(fault, list):     # one-shot faults, in order
+                fault = fault.pop(0) if fault else None
+            if fault is not None:
+                raise fault
+            return self.agents[node].handle(request)
+
+    def ops(self, op: str) -> list[str]:
+        """Nodes that received ``op``, in order."""
+        return [node for node, req in self.requests if req['op'] == op]
+
+    def clean(self) -> dict[str, list[str]]:
+        """Whatever is left on each node (empty lists when clean)."""
+        return {name: sorted(a.lvs) + sorted(a.snapshots) + sorted(a.res)
+                for name, a in self.agents.items()
+                if a.lvs or a.snapshots or a.res}
