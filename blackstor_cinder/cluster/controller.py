@@ -41,7 +41,6 @@ from blackstor_cinder.cluster import transport as tp
 LOG = logging.getLogger(__name__)
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Found:
     """A resource as the storage nodes report it."""
@@ -637,8 +636,8 @@ class Controller:
                     self._adjust_storage(old, found, quiet=True)
                 raise errors.NodeOperationFailed(
                     f'attach of {volume} on {host}', {host: exc}) from exc
-        LOG.info('Attached %(res)s on %(host)s', {'res': volume,
-                                                   'host': host})
+        LOG.info('Attached %(res)s on %(host)s',
+                 {'res': volume, 'host': host})
         return reply['device_path']
 
     def detach(self, volume: str, host: str | None = None,
