@@ -1,0 +1,52 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Sample .res texts for the node agent's tests (drbd.conf syntax)."""
+
+from blackstor_cinder import protocol
+
+SECRET = 'Secret_0123456789abcdef'
+
+
+def res_text(name='r0', minor=1000, port=7000, hosts=None,
+             placeholder=True, extra_net=''):
+    """A .res text like the controller renders it.
+
+    ``hosts``: [(name, node_id, address, disk or None)]; default: nodea
+    diskful on /dev/vg0/<name>, nodeb diskless.
+    """
+    if hosts is None:
+        hosts = [('nodea', 0, '10.0.0.1', f'/dev/vg0/{name}'),
+                 ('nodeb', 1, '10.0.0.2', None)]
+    secret = protocol.SECRET_PLACEHOLDER if placeholder else SECRET
+    lines = [f'resource "{name}" {{',
+             '    options {', '        quorum majority;',
+             '        on-no-quorum io-error;', '        auto-promote yes;',
+             '    }',
+             '    net {', '        protocol C;',
+             '        cram-hmac-alg sha256;',
+             f'        shared-secret "{secret}";', extra_net, '    }']
+    for host, node_id, address, disk in hosts:
+        disk_line = f'disk "{disk}";' if disk else 'disk none;'
+        lines += [f'    on {host} {{', f'        node-id {node_id};',
+                  f'        address ipv4 {address}:{port};',
+                  '        volume 0 {', f'            device minor {minor};',
+                  f'            {disk_line}',
+                  '            meta-disk internal;', '        }', '    }']
+    for i, a in enumerate(hosts):
+        for b in hosts[i + 1:]:
+            if a[3] or b[3]:
+                lines += ['    connection {', f'        host {a[0]};',
+                          f'        host {b[0]};', '    }']
+    lines.append('}')
+    return '\n'.join(line for line in lines if line) + '\n'
