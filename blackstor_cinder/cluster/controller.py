@@ -162,9 +162,13 @@ class Controller:
 
     def _res_request(self, op: str, spec: model.ResourceSpec,
                      **fields: Any) -> dict:
-        return {'op': op, 'resource': spec.name,
-                'res_text': resfile.render(spec), 'secret': spec.secret,
-                **fields}
+        try:
+            text = resfile.render(spec)
+        except ValueError as exc:
+            # e.g. a client whose address family differs from the replicas'
+            raise errors.InvalidRequest(f'{spec.name}: {exc}') from exc
+        return {'op': op, 'resource': spec.name, 'res_text': text,
+                'secret': spec.secret, **fields}
 
     # -- reading the truth ------------------------------------------------
 
@@ -225,7 +229,7 @@ class Controller:
     def check_setup(self) -> dict[str, str]:
         """Problems per node (empty when every node is usable)."""
         inventories, failures = self.inventories()
-        problems = {name: str(exc) for name, exc in failures.items()}
+        problems = {name: exc.message for name, exc in failures.items()}
         for name, report in inventories.items():
             if self.config.pool not in report.pools:
                 problems[name] = (f'thin pool {self.config.pool} not '
@@ -266,7 +270,8 @@ class Controller:
             total_volumes=len(sizes),
             degraded_volumes=tuple(sorted(set(degraded))),
             nodes_up=tuple(sorted(inventories)),
-            nodes_down={name: str(exc) for name, exc in failures.items()})
+            nodes_down={name: exc.message
+                        for name, exc in failures.items()})
 
     # -- create -------------------------------------------------------------
 

@@ -1,0 +1,425 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Cinder volume driver for DRBD 9 on LVM thin (BlackStor).
+
+Cinder glue only: every method turns Cinder objects into plain data and
+hands them to the controller in ``blackstor_cinder.cluster``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from typing import Any, Iterator
+
+from cinder.common import constants
+from cinder import coordination
+from cinder import exception
+from cinder import interface
+from cinder.volume import configuration
+from cinder.volume import driver
+from cinder.volume import volume_utils
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from blackstor_cinder.cluster import allocation
+from blackstor_cinder.cluster import controller as ctl
+from blackstor_cinder.cluster import errors
+from blackstor_cinder.cluster import model
+from blackstor_cinder.cluster import placement
+from blackstor_cinder.cluster import transport
+from blackstor_cinder.i18n import _
+from blackstor_cinder import options
+from blackstor_cinder import protocol
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+CONF.register_opts(options.blackstor_opts,
+                   group=configuration.SHARED_CONF_GROUP)
+
+GiB = 1 << 30
+SPEC_REPLICAS = 'blackstor:replicas'
+SPEC_ZONES = 'blackstor:zones'
+
+
+class BlackStorDriverError(exception.VolumeDriverException):
+    message = _('BlackStor: %(reason)s')
+
+
+@contextlib.contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Map the controller's errors to Cinder's, once, with the action."""
+    try:
+        yield
+    except errors.InvalidRequest as exc:
+        raise exception.InvalidInput(
+            reason=_('%(action)s: %(err)s') % {'action': action,
+                                               'err': exc}) from exc
+    except errors.ClusterError as exc:
+        raise exception.VolumeBackendAPIException(
+            data=_('%(action)s: %(err)s') % {'action': action,
+                                             'err': exc}) from exc
+
+
+@interface.volumedriver
+class BlackStorDriver(driver.VolumeDriver):
+    """DRBD 9 replicated volumes on LVM thin pools of several nodes.
+
+    Version history:
+
+    .. code-block:: none
+
+        1.0.0 - Initial driver: volumes, snapshots, clones, extend, revert,
+                push attach as diskless DRBD clients ('local' connection
+                info), live migration (two primaries), honest capacity.
+    """
+
+    VERSION = '1.0.0'
+    CI_WIKI_NAME = 'BlackStor_CI'
+    SUPPORTS_ACTIVE_ACTIVE = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.configuration:
+            self.configuration.append_config_values(options.blackstor_opts)
+        self._stats: dict[str, Any] = {}
+        self.controller: ctl.Controller | None = None
+
+    @staticmethod
+    def get_driver_options() -> list:
+        return options.blackstor_opts
+
+    # -- setup --------------------------------------------------------------
+
+    def do_setup(self, context: Any) -> None:
+        with _translated(_('Configuration')):
+            config = self._cluster_config()
+        self.controller = ctl.Controller(config, self._make_transport,
+                                         lock=_coordination_lock)
+
+    def check_for_setup_error(self) -> None:
+        problems = self.controller.check_setup()
+        for node, problem in sorted(problems.items()):
+            LOG.warning('BlackStor node %(node)s is not usable: %(err)s',
+                        {'node': node, 'err': problem})
+        usable = len(self.controller.config.storage_nodes) - len(
+            [n for n in problems
+             if self.controller.config.node(n) is not None
+             and self.controller.config.node(n).storage])
+        if usable < self.controller.config.replicas:
+            raise BlackStorDriverError(reason=_(
+                'only %(usable)d storage node(s) usable, %(replicas)d '
+                'needed for the default replica count: %(problems)s') % {
+                    'usable': usable,
+                    'replicas': self.controller.config.replicas,
+                    'problems': '; '.join(f'{n}: {p}' for n, p in
+                                          sorted(problems.items()))})
+
+    def _cluster_config(self) -> model.ClusterConfig:
+        conf = self.configuration
+        pool = conf.blackstor_pool
+        protocol.check_pool('blackstor_pool', pool)
+        storage = tuple(self._node(name, storage=True)
+                        for name in conf.blackstor_storage_nodes)
+        if not storage:
+            raise errors.InvalidRequest(
+                'blackstor_storage_nodes lists no storage node')
+        families = {ipaddress.ip_address(n.replication_address).version
+                    for n in storage}
+        if len(families) > 1:
+            raise errors.InvalidRequest(
+                'storage nodes replicate over both IPv4 and IPv6; DRBD '
+                'connects peers of one address family only')
+        clients = tuple(self._node(name, storage=False)
+                        for name in conf.blackstor_client_nodes
+                        if name not in conf.blackstor_storage_nodes)
+        ratio = volume_utils.get_max_over_subscription_ratio(
+            conf.max_over_subscription_ratio, supports_auto=False)
+        return model.ClusterConfig(
+            storage_nodes=storage, client_nodes=clients, pool=pool,
+            minors=allocation.parse_range(
+                conf.blackstor_minor_range, protocol.MINOR_MIN,
+                protocol.MINOR_MAX, 'blackstor_minor_range'),
+            ports=allocation.parse_range(
+                conf.blackstor_port_range, 1024, protocol.PORT_MAX,
+                'blackstor_port_range'),
+            replicas=conf.blackstor_replicas,
+            zone_policy=conf.blackstor_zone_policy,
+            max_peers=conf.blackstor_max_peers,
+            quorum=conf.blackstor_quorum,
+            on_no_quorum=conf.blackstor_on_no_quorum,
+            net_options=dict(conf.blackstor_net_options),
+            disk_options=dict(conf.blackstor_disk_options),
+            attach_timeout=conf.blackstor_attach_timeout,
+            allow_unlisted_clients=conf.blackstor_allow_unlisted_clients,
+            over_subscription=float(ratio))
+
+    def _node(self, name: str, storage: bool) -> model.Node:
+        conf = self.configuration
+        protocol.check_host('blackstor node name', name)
+        where = conf.blackstor_ssh_addresses.get(name, name)
+        if where == 'local':
+            ssh_host, ssh_port = None, conf.blackstor_ssh_port
+        else:
+            ssh_host, ssh_port = _host_port(where, conf.blackstor_ssh_port)
+        address = conf.blackstor_replication_addresses.get(name, ssh_host)
+        try:
+            protocol.check_address('replication address of ' + name,
+                                   address)
+        except protocol.ProtocolError:
+            raise errors.InvalidRequest(
+                f'node {name} needs an IP address in '
+                f'blackstor_replication_addresses (have {address!r})'
+            ) from None
+        return model.Node(name=name, replication_address=address,
+                          ssh_host=ssh_host, ssh_port=ssh_port,
+                          zone=conf.blackstor_node_zones.get(name),
+                          storage=storage)
+
+    def _make_transport(self, node: model.Node) -> transport.Transport:
+        conf = self.configuration
+        return transport.make_transport(
+            node,
+            user=conf.blackstor_ssh_user,
+            key_file=conf.blackstor_ssh_private_key,
+            known_hosts=conf.blackstor_ssh_known_hosts,
+            connect_timeout=conf.blackstor_ssh_connect_timeout,
+            timeout=conf.blackstor_node_timeout,
+            command=conf.blackstor_node_command.split())
+
+    # -- volumes ------------------------------------------------------------
+
+    def _type_policy(self, volume: Any) -> tuple[int, str]:
+        specs = {}
+        if volume.volume_type_id and volume.volume_type:
+            specs = volume.volume_type.extra_specs or {}
+        replicas = specs.get(SPEC_REPLICAS)
+        zones = specs.get(SPEC_ZONES) or self.configuration.safe_get(
+            'blackstor_zone_policy')
+        try:
+            replicas = int(replicas) if replicas is not None else (
+                self.configuration.blackstor_replicas)
+        except ValueError:
+            replicas = 0
+        if not 1 <= replicas <= 8:
+            raise exception.InvalidVolumeType(reason=_(
+                '%(key)s must be an integer from 1 to 8, not %(val)r') % {
+                    'key': SPEC_REPLICAS, 'val': specs.get(SPEC_REPLICAS)})
+        if zones not in placement.ZONE_POLICIES:
+            raise exception.InvalidVolumeType(reason=_(
+                '%(key)s must be one of %(allowed)s, not %(val)r') % {
+                    'key': SPEC_ZONES, 'allowed': placement.ZONE_POLICIES,
+                    'val': zones})
+        return replicas, zones
+
+    def create_volume(self, volume: Any) -> None:
+        replicas, zones = self._type_policy(volume)
+        with _translated(_('Create of volume %s') % volume.id):
+            self.controller.create_volume(volume.name, volume.size * GiB,
+                                          replicas, zones)
+
+    def delete_volume(self, volume: Any) -> None:
+        with _translated(_('Delete of volume %s') % volume.id):
+            self.controller.delete_volume(volume.name)
+
+    def extend_volume(self, volume: Any, new_size: int) -> None:
+        with _translated(_('Extend of volume %s') % volume.id):
+            self.controller.extend_volume(volume.name, new_size * GiB)
+
+    def create_snapshot(self, snapshot: Any) -> None:
+        with _translated(_('Snapshot %s') % snapshot.id):
+            self.controller.create_snapshot(snapshot.volume.name,
+                                            snapshot.name)
+
+    def delete_snapshot(self, snapshot: Any) -> None:
+        with _translated(_('Delete of snapshot %s') % snapshot.id):
+            self.controller.delete_snapshot(snapshot.name)
+
+    def create_volume_from_snapshot(self, volume: Any,
+                                    snapshot: Any) -> None:
+        with _translated(_('Volume %s from snapshot') % volume.id):
+            self.controller.create_volume_from_snapshot(
+                volume.name, snapshot.name, snapshot.volume.name,
+                snapshot.volume_size * GiB, volume.size * GiB)
+
+    def create_cloned_volume(self, volume: Any, src_vref: Any) -> None:
+        with _translated(_('Clone of volume %s') % src_vref.id):
+            self.controller.clone_volume(volume.name, src_vref.name,
+                                         src_vref.size * GiB,
+                                         volume.size * GiB)
+
+    def revert_to_snapshot(self, context: Any, volume: Any,
+                           snapshot: Any) -> None:
+        with _translated(_('Revert of volume %s') % volume.id):
+            self.controller.revert_to_snapshot(
+                volume.name, snapshot.name, snapshot.volume_size * GiB,
+                volume.size * GiB)
+
+    def update_migrated_volume(self, ctxt: Any, volume: Any, new_volume: Any,
+                               original_volume_status: str) -> dict:
+        """Keep the migrated data under the new volume's resource name.
+
+        DRBD resources are not renamed (that would mean taking every
+        replica and client down); the volume points at the new name_id.
+        """
+        return {'_name_id': new_volume.name_id,
+                'provider_location': new_volume.provider_location}
+
+    # Exports: attach is pushed in initialize_connection, nothing to export.
+    def create_export(self, context: Any, volume: Any, connector: Any
+                      ) -> None:
+        pass
+
+    def ensure_export(self, context: Any, volume: Any) -> None:
+        pass
+
+    def remove_export(self, context: Any, volume: Any) -> None:
+        pass
+
+    # -- attach -------------------------------------------------------------
+
+    def initialize_connection(self, volume: Any, connector: dict,
+                              initiator_data: Any = None) -> dict:
+        """Make the host a diskless DRBD client; 'local' connection info.
+
+        Nova's LibvirtVolumeDriver and os-brick's LocalConnector use the
+        device path as it is. No secret goes into connection_info.
+        """
+        host = connector.get('host')
+        if not host:
+            raise exception.InvalidConnectorException(
+                missing='host')
+        with _translated(_('Attach of volume %s') % volume.id):
+            path = self.controller.attach(volume.name, host,
+                                          connector.get('ip'))
+        return {'driver_volume_type': 'local',
+                'data': {'device_path': path, 'discard': True}}
+
+    def terminate_connection(self, volume: Any, connector: dict | None,
+                             **kwargs: Any) -> None:
+        """Detach from the host; ``connector=None`` detaches everywhere."""
+        with _translated(_('Detach of volume %s') % volume.id):
+            if connector is None:
+                self.controller.detach(volume.name, None, force=True)
+                return
+            host = connector.get('host')
+            if self._other_attachments_on(volume, host):
+                LOG.debug('%(vol)s stays attached on %(host)s for another '
+                          'attachment', {'vol': volume.id, 'host': host})
+                return
+            self.controller.detach(volume.name, host,
+                                   force=bool(kwargs.get('force')))
+
+    @staticmethod
+    def _other_attachments_on(volume: Any, host: str | None) -> bool:
+        attachments = getattr(volume, 'volume_attachment', None) or []
+        return sum(1 for a in attachments
+                   if a.attached_host == host
+                   and a.attach_status == 'attached') > 1
+
+    # Image copies use BaseVD's local attach: initialize_connection above
+    # on this host, then os-brick's LocalConnector on the device path.
+    def copy_image_to_volume(self, context: Any, volume: Any,
+                             image_service: Any, image_id: str,
+                             disable_sparse: bool = False) -> None:
+        super().copy_image_to_volume(context, volume, image_service,
+                                     image_id,
+                                     disable_sparse=disable_sparse)
+
+    def copy_volume_to_image(self, context: Any, volume: Any,
+                             image_service: Any, image_meta: dict) -> None:
+        super().copy_volume_to_image(context, volume, image_service,
+                                     image_meta)
+
+    def clone_image(self, context: Any, volume: Any, image_location: Any,
+                    image_meta: dict, image_service: Any
+                    ) -> tuple[None, bool]:
+        return None, False
+
+    # -- stats --------------------------------------------------------------
+
+    def get_volume_stats(self, refresh: bool = False) -> dict:
+        if refresh or not self._stats:
+            self._update_volume_stats()
+        return self._stats
+
+    def _update_volume_stats(self) -> None:
+        conf = self.configuration
+        backend = conf.safe_get('volume_backend_name') or 'BlackStor'
+        stats = self.controller.stats()
+        cluster = self.controller.config
+        nodes = ','.join(n.name for n in cluster.storage_nodes)
+        if stats.nodes_down:
+            LOG.warning('BlackStor nodes unreachable: %s',
+                        ', '.join(sorted(stats.nodes_down)))
+        self._stats = {
+            'volume_backend_name': backend,
+            'vendor_name': 'BlackStor',
+            'driver_version': self.VERSION,
+            'storage_protocol': constants.DRBD,
+            'total_capacity_gb': _gib(stats.total_bytes),
+            'free_capacity_gb': _gib(stats.free_bytes),
+            'provisioned_capacity_gb': _gib(stats.provisioned_bytes),
+            'thin_provisioning_support': True,
+            'thick_provisioning_support': False,
+            'max_over_subscription_ratio': cluster.over_subscription,
+            'reserved_percentage': conf.reserved_percentage,
+            'total_volumes': stats.total_volumes,
+            'multiattach': True,
+            'online_extend_support': True,
+            'sparse_copy_volume': True,
+            'QoS_support': False,
+            'location_info': f'BlackStorDriver:{nodes}:{cluster.pool}',
+            'blackstor_largest_volume_gb': _gib(stats.largest_volume_bytes),
+            'blackstor_degraded_volumes': len(stats.degraded_volumes),
+            'blackstor_nodes_down': sorted(stats.nodes_down),
+        }
+
+    def _init_vendor_properties(self) -> tuple[dict, str]:
+        properties: dict = {}
+        self._set_property(
+            properties, SPEC_REPLICAS, 'Replicas',
+            _('Number of diskful DRBD replicas of the volume.'), 'integer',
+            minimum=1, maximum=8,
+            default=self.configuration.safe_get('blackstor_replicas') or 3)
+        self._set_property(
+            properties, SPEC_ZONES, 'Zone placement',
+            _('spread puts every replica in a distinct zone; any ignores '
+              'zones.'), 'string', enum=list(placement.ZONE_POLICIES),
+            default='any')
+        return properties, 'blackstor'
+
+
+def _gib(value: int) -> float:
+    """Bytes to GiB, rounded down to 2 decimals (never over-report)."""
+    return int(value * 100 // GiB) / 100
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    """'host', 'host:port', '[v6]:port' or a bare IPv6 literal."""
+    if text.startswith('['):
+        host, _sep, rest = text[1:].partition(']')
+        return host, int(rest[1:]) if rest.startswith(':') else default_port
+    try:
+        ipaddress.IPv6Address(text)
+        return text, default_port
+    except ValueError:
+        pass
+    host, sep, port = text.partition(':')
+    return host, int(port) if sep else default_port
+
+
+def _coordination_lock(name: str) -> Any:
+    """A tooz lock shared by every cinder-volume service (Active/Active)."""
+    return coordination.COORDINATOR.get_lock(name)
