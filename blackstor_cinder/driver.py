@@ -20,7 +20,6 @@ hands them to the controller in ``blackstor_cinder.cluster``.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from typing import Any, Iterator
 
 from cinder.common import constants
@@ -33,15 +32,12 @@ from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from blackstor_cinder.cluster import allocation
+from blackstor_cinder import backend
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
-from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
-from blackstor_cinder.cluster import transport
 from blackstor_cinder.i18n import _
 from blackstor_cinder import options
-from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -103,10 +99,14 @@ class BlackStorDriver(driver.VolumeDriver):
     # -- setup --------------------------------------------------------------
 
     def do_setup(self, context: Any) -> None:
+        conf = self.configuration
+        ratio = volume_utils.get_max_over_subscription_ratio(
+            conf.max_over_subscription_ratio, supports_auto=False)
         with _translated(_('Configuration')):
-            config = self._cluster_config()
-        self.controller = ctl.Controller(config, self._make_transport,
-                                         lock=_coordination_lock)
+            config = backend.cluster_config(conf, float(ratio))
+        self.controller = ctl.Controller(
+            config, backend.transport_factory(conf),
+            lock=_coordination_lock)
 
     def check_for_setup_error(self) -> None:
         problems = self.controller.check_setup()
@@ -125,78 +125,6 @@ class BlackStorDriver(driver.VolumeDriver):
                     'replicas': self.controller.config.replicas,
                     'problems': '; '.join(f'{n}: {p}' for n, p in
                                           sorted(problems.items()))})
-
-    def _cluster_config(self) -> model.ClusterConfig:
-        conf = self.configuration
-        pool = conf.blackstor_pool
-        protocol.check_pool('blackstor_pool', pool)
-        storage = tuple(self._node(name, storage=True)
-                        for name in conf.blackstor_storage_nodes)
-        if not storage:
-            raise errors.InvalidRequest(
-                'blackstor_storage_nodes lists no storage node')
-        families = {ipaddress.ip_address(n.replication_address).version
-                    for n in storage}
-        if len(families) > 1:
-            raise errors.InvalidRequest(
-                'storage nodes replicate over both IPv4 and IPv6; DRBD '
-                'connects peers of one address family only')
-        clients = tuple(self._node(name, storage=False)
-                        for name in conf.blackstor_client_nodes
-                        if name not in conf.blackstor_storage_nodes)
-        ratio = volume_utils.get_max_over_subscription_ratio(
-            conf.max_over_subscription_ratio, supports_auto=False)
-        return model.ClusterConfig(
-            storage_nodes=storage, client_nodes=clients, pool=pool,
-            minors=allocation.parse_range(
-                conf.blackstor_minor_range, protocol.MINOR_MIN,
-                protocol.MINOR_MAX, 'blackstor_minor_range'),
-            ports=allocation.parse_range(
-                conf.blackstor_port_range, 1024, protocol.PORT_MAX,
-                'blackstor_port_range'),
-            replicas=conf.blackstor_replicas,
-            zone_policy=conf.blackstor_zone_policy,
-            max_peers=conf.blackstor_max_peers,
-            quorum=conf.blackstor_quorum,
-            on_no_quorum=conf.blackstor_on_no_quorum,
-            net_options=dict(conf.blackstor_net_options),
-            disk_options=dict(conf.blackstor_disk_options),
-            attach_timeout=conf.blackstor_attach_timeout,
-            allow_unlisted_clients=conf.blackstor_allow_unlisted_clients,
-            over_subscription=float(ratio))
-
-    def _node(self, name: str, storage: bool) -> model.Node:
-        conf = self.configuration
-        protocol.check_host('blackstor node name', name)
-        where = conf.blackstor_ssh_addresses.get(name, name)
-        if where == 'local':
-            ssh_host, ssh_port = None, conf.blackstor_ssh_port
-        else:
-            ssh_host, ssh_port = _host_port(where, conf.blackstor_ssh_port)
-        address = conf.blackstor_replication_addresses.get(name, ssh_host)
-        try:
-            protocol.check_address('replication address of ' + name,
-                                   address)
-        except protocol.ProtocolError:
-            raise errors.InvalidRequest(
-                f'node {name} needs an IP address in '
-                f'blackstor_replication_addresses (have {address!r})'
-            ) from None
-        return model.Node(name=name, replication_address=address,
-                          ssh_host=ssh_host, ssh_port=ssh_port,
-                          zone=conf.blackstor_node_zones.get(name),
-                          storage=storage)
-
-    def _make_transport(self, node: model.Node) -> transport.Transport:
-        conf = self.configuration
-        return transport.make_transport(
-            node,
-            user=conf.blackstor_ssh_user,
-            key_file=conf.blackstor_ssh_private_key,
-            known_hosts=conf.blackstor_ssh_known_hosts,
-            connect_timeout=conf.blackstor_ssh_connect_timeout,
-            timeout=conf.blackstor_node_timeout,
-            command=conf.blackstor_node_command.split())
 
     # -- volumes ------------------------------------------------------------
 
@@ -404,20 +332,6 @@ class BlackStorDriver(driver.VolumeDriver):
 def _gib(value: int) -> float:
     """Bytes to GiB, rounded down to 2 decimals (never over-report)."""
     return int(value * 100 // GiB) / 100
-
-
-def _host_port(text: str, default_port: int) -> tuple[str, int]:
-    """'host', 'host:port', '[v6]:port' or a bare IPv6 literal."""
-    if text.startswith('['):
-        host, _sep, rest = text[1:].partition(']')
-        return host, int(rest[1:]) if rest.startswith(':') else default_port
-    try:
-        ipaddress.IPv6Address(text)
-        return text, default_port
-    except ValueError:
-        pass
-    host, sep, port = text.partition(':')
-    return host, int(port) if sep else default_port
 
 
 def _coordination_lock(name: str) -> Any:

@@ -71,6 +71,11 @@ ssh_opts = [
     cfg.StrOpt('blackstor_node_command', default='sudo -n blackstor-node',
                help='Command that runs the agent on a node, as the SSH '
                     'account (space separated words, no shell syntax).'),
+    cfg.StrOpt('blackstor_local_node_command',
+               default='sudo -n blackstor-node',
+               help='Command that runs the agent on this host for nodes '
+                    'whose SSH address is "local" (space separated words, '
+                    'no shell syntax).'),
 ]
 
 storage_opts = [

@@ -120,10 +120,9 @@ class DriverTestCase(base.BaseTestCase):
 
     def make_driver(self):
         drv = driver.BlackStorDriver(configuration=self.configuration)
-        with mock.patch.object(drv, '_make_transport',
-                               self.cluster.transport_for):
+        with mock.patch.object(driver.backend, 'transport_factory',
+                               return_value=self.cluster.transport_for):
             drv.do_setup(self.ctxt)
-        drv.controller._transport_for = self.cluster.transport_for
         drv.controller.config = drv.controller.config.__class__(
             **{**drv.controller.config.__dict__, 'connect_timeout': 1.0})
         drv.controller._poll = 0.01
