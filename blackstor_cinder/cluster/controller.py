@@ -23,7 +23,6 @@ DRBD state are the truth, read back at the start of each flow.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -82,9 +81,7 @@ class Controller:
                  lock: Callable[[str], ContextManager] | None = None,
                  max_workers: int = 16, poll_interval: float = 0.5) -> None:
         self.config = config
-        self._transport_for = transport_for
-        self._transports: dict[str, tp.Transport] = {}
-        self._transports_lock = threading.Lock()
+        self._transports = tp.TransportPool(transport_for)
         self._lock = lock or _LocalLocks()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix='blackstor')
@@ -95,21 +92,11 @@ class Controller:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
-        with self._transports_lock:
-            for transport in self._transports.values():
-                with contextlib.suppress(Exception):
-                    transport.close()
-            self._transports.clear()
-
-    def transport(self, node: model.Node) -> tp.Transport:
-        with self._transports_lock:
-            if node.name not in self._transports:
-                self._transports[node.name] = self._transport_for(node)
-            return self._transports[node.name]
+        self._transports.close()
 
     def call(self, node: model.Node, request: dict,
              timeout: float | None = None) -> dict:
-        return self.transport(node).call(request, timeout=timeout)
+        return self._transports.get(node).call(request, timeout=timeout)
 
     def each(self, nodes: Iterable[model.Node],
              request: dict | Callable[[model.Node], dict],
