@@ -1,0 +1,488 @@
+#!/bin/bash
+#
+# devstack/plugin.sh - BlackStor for Cinder (DRBD 9 on LVM thin)
+#
+# devstack sources this file with the phase as arguments:
+#
+#   stack install       install this package and the node packages
+#   stack post-config   write node.conf, the SSH key, known_hosts, the
+#                       SSH account and its sudoers rule
+#   stack extra         prepare a storage node that runs no c-vol; put
+#                       the blackstor extra specs on the volume types
+#   unstack             take the blackstor DRBD resources down
+#   clean               remove volumes, thin pool, loop file, config
+#
+# lib/cinder calls, for each "blackstor:<name>" in CINDER_ENABLED_BACKENDS:
+#
+#   configure_cinder_backend_blackstor <name>   from configure_cinder
+#   init_cinder_backend_blackstor <name>        from init_cinder
+#   cleanup_cinder_backend_blackstor <name>     from cleanup_cinder
+#
+# Settings and their defaults: devstack/settings.
+
+# Save trace setting
+_XTRACE_BLACKSTOR=$(set +o | grep xtrace)
+set +o xtrace
+
+# Where DRBD reports the loaded module's version (tests point it elsewhere).
+_BLACKSTOR_PROC_DRBD=${_BLACKSTOR_PROC_DRBD:-/proc/drbd}
+# Sentinels: node init and cleanup run once per devstack run even with
+# several blackstor backends.
+_BLACKSTOR_NODE_READY=${_BLACKSTOR_NODE_READY:-0}
+_BLACKSTOR_NODE_CLEANED=${_BLACKSTOR_NODE_CLEANED:-0}
+# First line of every .res file the driver renders.
+_BLACKSTOR_RES_MARKER='# Written by blackstor-cinder'
+
+
+# Helpers
+# -------
+
+# _blackstor_backend_names - the names of the enabled blackstor backends
+function _blackstor_backend_names {
+    local be
+    for be in ${CINDER_ENABLED_BACKENDS//,/ }; do
+        if [[ "${be%%:*}" == "blackstor" ]]; then
+            echo "${be##*:}"
+        fi
+    done
+}
+
+# _blackstor_node_bin - absolute path of the blackstor-node command
+function _blackstor_node_bin {
+    if [[ -n "$BLACKSTOR_NODE_BIN" ]]; then
+        echo "$BLACKSTOR_NODE_BIN"
+    else
+        echo "$(get_python_exec_prefix)/blackstor-node"
+    fi
+}
+
+# _blackstor_node_command - what the driver runs to reach the agent
+function _blackstor_node_command {
+    echo "sudo -n $(_blackstor_node_bin)"
+}
+
+# _blackstor_ssh_host - the address of this node for SSH and DRBD
+function _blackstor_ssh_host {
+    echo "${BLACKSTOR_SSH_HOST:-${HOST_IP:-127.0.0.1}}"
+}
+
+# _blackstor_ssh_addresses - value of blackstor_ssh_addresses
+function _blackstor_ssh_addresses {
+    if [[ -n "$BLACKSTOR_SSH_ADDRESSES" ]]; then
+        echo "$BLACKSTOR_SSH_ADDRESSES"
+    elif [[ "$BLACKSTOR_TRANSPORT" == "local" ]]; then
+        echo "${BLACKSTOR_NODE_NAME}:local"
+    else
+        echo "${BLACKSTOR_NODE_NAME}:$(_blackstor_ssh_host)"
+    fi
+}
+
+# _blackstor_replication_addresses - value of
+# blackstor_replication_addresses
+function _blackstor_replication_addresses {
+    local address
+    if [[ -n "$BLACKSTOR_REPLICATION_ADDRESSES" ]]; then
+        echo "$BLACKSTOR_REPLICATION_ADDRESSES"
+    else
+        address=${BLACKSTOR_REPLICATION_IP:-$(_blackstor_ssh_host)}
+        echo "${BLACKSTOR_NODE_NAME}:${address}"
+    fi
+}
+
+# _blackstor_known_hosts_name - how known_hosts names this node
+function _blackstor_known_hosts_name {
+    local host
+    host=$(_blackstor_ssh_host)
+    if [[ "$BLACKSTOR_SSH_PORT" == "22" ]]; then
+        echo "$host"
+    else
+        echo "[$host]:$BLACKSTOR_SSH_PORT"
+    fi
+}
+
+# _blackstor_drbd_version - version of the DRBD kernel module, or nothing
+function _blackstor_drbd_version {
+    local version=""
+    if [[ -r "$_BLACKSTOR_PROC_DRBD" ]]; then
+        version=$(awk '$1 == "version:" {print $2; exit}' \
+            "$_BLACKSTOR_PROC_DRBD")
+    fi
+    if [[ -z "$version" ]]; then
+        version=$(modinfo -F version drbd 2>/dev/null || true)
+    fi
+    echo "$version"
+}
+
+# _blackstor_resources - names of the DRBD resources the driver wrote
+# on this node (the agent writes its .res files with mode 0600)
+function _blackstor_resources {
+    local res_file
+    for res_file in $(sudo find "$BLACKSTOR_RESOURCE_DIR" -maxdepth 1 \
+            -name '*.res' -type f 2>/dev/null); do
+        if sudo grep -q "^$_BLACKSTOR_RES_MARKER" "$res_file"; then
+            sudo awk '$1 == "resource" {gsub(/"/, "", $2); print $2; exit}' \
+                "$res_file"
+        fi
+    done
+}
+
+
+# Node side
+# ---------
+
+# blackstor_check_drbd9 - die unless the DRBD 9 kernel module is there
+function blackstor_check_drbd9 {
+    local version
+    if [[ "$BLACKSTOR_CHECK_DRBD9" != "True" ]]; then
+        return 0
+    fi
+    sudo modprobe drbd || true
+    version=$(_blackstor_drbd_version)
+    if [[ ! "$version" =~ ^([0-9]+)\. ]] || (( BASH_REMATCH[1] < 9 )); then
+        die $LINENO "BlackStor needs the DRBD 9 kernel module; found" \
+            "'${version:-none}'. Set BLACKSTOR_DRBD9_PPA=True (Ubuntu)" \
+            "or install drbd-dkms 9 yourself."
+    fi
+}
+
+# blackstor_create_pool - volume group and thin pool, on a loop file
+# unless BLACKSTOR_BACKING_DEVICE names a disk
+function blackstor_create_pool {
+    local vg=$BLACKSTOR_VG
+    local dev
+    if ! sudo vgs "$vg" >/dev/null 2>&1; then
+        if [[ -n "$BLACKSTOR_BACKING_DEVICE" ]]; then
+            dev=$BLACKSTOR_BACKING_DEVICE
+        else
+            if [[ ! -f "$BLACKSTOR_BACKING_FILE" ]]; then
+                truncate -s "$BLACKSTOR_POOL_SIZE" "$BLACKSTOR_BACKING_FILE"
+            fi
+            dev=$(sudo losetup -j "$BLACKSTOR_BACKING_FILE" \
+                | cut -d: -f1 | head -n 1)
+            if [[ -z "$dev" ]]; then
+                dev=$(sudo losetup -f --show "$BLACKSTOR_BACKING_FILE")
+            fi
+        fi
+        sudo vgcreate "$vg" "$dev"
+    fi
+    if ! sudo lvs "$vg/$BLACKSTOR_THINPOOL" >/dev/null 2>&1; then
+        sudo lvcreate --yes --type thin-pool --extents 95%FREE \
+            --name "$BLACKSTOR_THINPOOL" "$vg"
+    fi
+}
+
+# blackstor_write_node_conf - /etc/blackstor/node.conf of the agent
+function blackstor_write_node_conf {
+    local conf=$BLACKSTOR_NODE_CONF
+    sudo install -d -m 0755 "$(dirname "$conf")" "$BLACKSTOR_RESOURCE_DIR"
+    sudo rm -f "$conf"
+    iniset -sudo "$conf" node node_name "$BLACKSTOR_NODE_NAME"
+    iniset -sudo "$conf" node pools "$BLACKSTOR_VG/$BLACKSTOR_THINPOOL"
+    iniset -sudo "$conf" node resource_dir "$BLACKSTOR_RESOURCE_DIR"
+    iniset -sudo "$conf" node drbd_config "$BLACKSTOR_DRBD_CONFIG"
+    sudo chmod 0644 "$conf"
+}
+
+# blackstor_write_sudoers - the SSH account may run blackstor-node, with
+# no arguments, as root and nothing else
+function blackstor_write_sudoers {
+    local tmp
+    tmp=$(mktemp)
+    cat > "$tmp" <<EOF
+# Written by the BlackStor devstack plugin.
+Defaults:$BLACKSTOR_SSH_USER !requiretty
+$BLACKSTOR_SSH_USER ALL=(root) NOPASSWD: $(_blackstor_node_bin) ""
+EOF
+    if ! sudo visudo -c -q -f "$tmp"; then
+        rm -f "$tmp"
+        die $LINENO "sudoers rule for $BLACKSTOR_SSH_USER does not parse"
+    fi
+    sudo install -m 0440 "$tmp" "$BLACKSTOR_SUDOERS_FILE"
+    rm -f "$tmp"
+}
+
+# _blackstor_authorized_keys - public keys allowed to run the agent
+function _blackstor_authorized_keys {
+    if [[ -r "$BLACKSTOR_SSH_KEY.pub" ]]; then
+        cat "$BLACKSTOR_SSH_KEY.pub"
+    fi
+    if [[ -n "$BLACKSTOR_SSH_AUTHORIZED_KEYS" ]]; then
+        echo "$BLACKSTOR_SSH_AUTHORIZED_KEYS"
+    fi
+}
+
+# blackstor_setup_ssh_account - the account the driver logs in to; each
+# key is restricted to the agent command
+function blackstor_setup_ssh_account {
+    local user=$BLACKSTOR_SSH_USER
+    local home
+    local cmd
+    local key
+    if ! getent passwd "$user" >/dev/null; then
+        sudo useradd --system --user-group --create-home \
+            --home-dir "$BLACKSTOR_SSH_HOME" --shell /bin/sh "$user"
+        # '*' rather than the locked '!': sshd without PAM refuses key
+        # logins to locked accounts.
+        sudo usermod --password '*' "$user"
+    fi
+    home=$(getent passwd "$user" | cut -d: -f6)
+    home=${home:-$BLACKSTOR_SSH_HOME}
+    cmd=$(_blackstor_node_command)
+    sudo install -d -m 0700 "$home/.ssh"
+    _blackstor_authorized_keys | while read -r key; do
+        if [[ -n "$key" ]]; then
+            echo "restrict,command=\"$cmd\" $key"
+        fi
+    done | sudo tee "$home/.ssh/authorized_keys" >/dev/null
+    sudo chmod 0600 "$home/.ssh/authorized_keys"
+    sudo chown -R "$user:$user" "$home/.ssh"
+}
+
+# init_blackstor_node - make this host a storage node (once)
+function init_blackstor_node {
+    if [[ "$_BLACKSTOR_NODE_READY" == "1" ]]; then
+        return 0
+    fi
+    blackstor_check_drbd9
+    blackstor_create_pool
+    _BLACKSTOR_NODE_READY=1
+}
+
+# stop_blackstor_node - take down the DRBD resources the driver made
+function stop_blackstor_node {
+    local res
+    for res in $(_blackstor_resources); do
+        sudo drbdadm -c "$BLACKSTOR_DRBD_CONFIG" down "$res" || true
+    done
+}
+
+# cleanup_blackstor_node - remove every blackstor volume, the thin pool,
+# the volume group and its loop file (once)
+function cleanup_blackstor_node {
+    local res
+    local dev
+    if [[ "$_BLACKSTOR_NODE_CLEANED" == "1" ]]; then
+        return 0
+    fi
+    for res in $(_blackstor_resources); do
+        sudo drbdadm -c "$BLACKSTOR_DRBD_CONFIG" down "$res" || true
+        sudo rm -f "$BLACKSTOR_RESOURCE_DIR/$res.res"
+    done
+    if sudo vgs "$BLACKSTOR_VG" >/dev/null 2>&1; then
+        sudo lvremove -f "$BLACKSTOR_VG"
+        sudo vgremove -f "$BLACKSTOR_VG"
+    fi
+    if [[ -z "$BLACKSTOR_BACKING_DEVICE" ]]; then
+        for dev in $(sudo losetup -j "$BLACKSTOR_BACKING_FILE" \
+                | cut -d: -f1); do
+            sudo losetup -d "$dev"
+        done
+        rm -f "$BLACKSTOR_BACKING_FILE"
+    fi
+    _BLACKSTOR_NODE_CLEANED=1
+}
+
+
+# Cinder side
+# -----------
+
+# blackstor_setup_ssh_client - key pair of cinder-volume and the
+# known_hosts entries of this node's host keys
+function blackstor_setup_ssh_client {
+    local key=$BLACKSTOR_SSH_KEY
+    local known=$BLACKSTOR_SSH_KNOWN_HOSTS
+    local name
+    local pub
+    local ktype
+    local kdata
+    local rest
+    name=$(_blackstor_known_hosts_name)
+    sudo install -d -o "$STACK_USER" -m 0755 "$(dirname "$key")"
+    sudo install -d -o "$STACK_USER" -m 0755 "$(dirname "$known")"
+    if [[ ! -f "$key" ]]; then
+        ssh-keygen -q -t ed25519 -N '' -f "$key" \
+            -C "cinder-volume@$BLACKSTOR_NODE_NAME"
+    fi
+    chmod 0600 "$key"
+    # Keep entries of other nodes, replace this node's.
+    touch "$known"
+    awk -v name="$name" '$1 != name' "$known" > "$known.new"
+    for pub in "$BLACKSTOR_SSH_HOST_KEY_DIR"/ssh_host_*_key.pub; do
+        if [[ -r "$pub" ]]; then
+            read -r ktype kdata rest < "$pub"
+            echo "$name $ktype $kdata" >> "$known.new"
+        fi
+    done
+    mv "$known.new" "$known"
+    chmod 0644 "$known"
+}
+
+# blackstor_set_volume_types - make sure every blackstor backend has its
+# volume type, with the blackstor extra specs
+function blackstor_set_volume_types {
+    local be_name
+    for be_name in $(_blackstor_backend_names); do
+        if ! openstack --os-region-name="$REGION_NAME" \
+                volume type show "$be_name" >/dev/null 2>&1; then
+            openstack --os-region-name="$REGION_NAME" volume type create \
+                --property volume_backend_name="$be_name" "$be_name"
+        fi
+        openstack --os-region-name="$REGION_NAME" volume type set \
+            --property volume_backend_name="$be_name" \
+            --property blackstor:replicas="$BLACKSTOR_REPLICAS" \
+            --property blackstor:zones="$BLACKSTOR_ZONE_POLICY" \
+            "$be_name"
+    done
+}
+
+
+# Entry points of lib/cinder
+# --------------------------
+
+# configure_cinder_backend_blackstor - write the backend section
+# configure_cinder_backend_blackstor $be_name
+function configure_cinder_backend_blackstor {
+    local be_name=$1
+    local conf=$CINDER_CONF
+
+    iniset "$conf" "$be_name" volume_backend_name "$be_name"
+    iniset "$conf" "$be_name" volume_driver "$BLACKSTOR_VOLUME_DRIVER"
+    iniset "$conf" "$be_name" blackstor_storage_nodes \
+        "$BLACKSTOR_STORAGE_NODES"
+    iniset "$conf" "$be_name" blackstor_client_nodes "$BLACKSTOR_CLIENT_NODES"
+    iniset "$conf" "$be_name" blackstor_ssh_addresses \
+        "$(_blackstor_ssh_addresses)"
+    iniset "$conf" "$be_name" blackstor_replication_addresses \
+        "$(_blackstor_replication_addresses)"
+    if [[ -n "$BLACKSTOR_NODE_ZONES" ]]; then
+        iniset "$conf" "$be_name" blackstor_node_zones "$BLACKSTOR_NODE_ZONES"
+    fi
+    iniset "$conf" "$be_name" blackstor_ssh_user "$BLACKSTOR_SSH_USER"
+    iniset "$conf" "$be_name" blackstor_ssh_private_key "$BLACKSTOR_SSH_KEY"
+    iniset "$conf" "$be_name" blackstor_ssh_known_hosts \
+        "$BLACKSTOR_SSH_KNOWN_HOSTS"
+    iniset "$conf" "$be_name" blackstor_ssh_port "$BLACKSTOR_SSH_PORT"
+    iniset "$conf" "$be_name" blackstor_node_command \
+        "$(_blackstor_node_command)"
+    iniset "$conf" "$be_name" blackstor_pool \
+        "$BLACKSTOR_VG/$BLACKSTOR_THINPOOL"
+    iniset "$conf" "$be_name" blackstor_replicas "$BLACKSTOR_REPLICAS"
+    iniset "$conf" "$be_name" blackstor_zone_policy "$BLACKSTOR_ZONE_POLICY"
+    iniset "$conf" "$be_name" blackstor_port_range "$BLACKSTOR_PORT_RANGE"
+    iniset "$conf" "$be_name" blackstor_minor_range "$BLACKSTOR_MINOR_RANGE"
+}
+
+# init_cinder_backend_blackstor - ready the local node before c-vol starts
+# init_cinder_backend_blackstor $be_name
+function init_cinder_backend_blackstor {
+    if is_service_enabled blackstor-node; then
+        init_blackstor_node
+    fi
+}
+
+# cleanup_cinder_backend_blackstor - remove the volumes (campsite rule)
+# cleanup_cinder_backend_blackstor $be_name
+function cleanup_cinder_backend_blackstor {
+    if is_service_enabled blackstor-node; then
+        cleanup_blackstor_node
+    fi
+}
+
+
+# Phases
+# ------
+
+# install_blackstor - the package everywhere, DRBD and LVM tools on nodes
+function install_blackstor {
+    setup_develop "$BLACKSTOR_DIR"
+    if ! is_service_enabled blackstor-node; then
+        return 0
+    fi
+    if [[ "$BLACKSTOR_DRBD9_PPA" == "True" ]] && is_ubuntu; then
+        sudo add-apt-repository -y "$BLACKSTOR_DRBD9_PPA_NAME"
+        # make install_package refresh the package lists
+        REPOS_UPDATED=False
+        install_package drbd-dkms
+    fi
+    install_package drbd-utils lvm2
+    if is_ubuntu; then
+        install_package thin-provisioning-tools
+    else
+        install_package device-mapper-persistent-data
+    fi
+    if [[ "$BLACKSTOR_TRANSPORT" == "ssh" ]]; then
+        install_package openssh-server
+    fi
+}
+
+# configure_blackstor - configuration files of the node and of c-vol
+function configure_blackstor {
+    if is_service_enabled c-vol && [[ -n "$(_blackstor_backend_names)" ]] \
+            && [[ "$BLACKSTOR_TRANSPORT" == "ssh" ]]; then
+        blackstor_setup_ssh_client
+    fi
+    if is_service_enabled blackstor-node; then
+        blackstor_write_node_conf
+        if [[ "$BLACKSTOR_TRANSPORT" == "ssh" ]]; then
+            blackstor_setup_ssh_account
+            blackstor_write_sudoers
+        fi
+    fi
+}
+
+# cleanup_blackstor - undo everything the plugin did on this host
+function cleanup_blackstor {
+    local home
+    if is_service_enabled blackstor-node; then
+        cleanup_blackstor_node
+        sudo rm -f "$BLACKSTOR_NODE_CONF" "$BLACKSTOR_SUDOERS_FILE"
+        home=$(getent passwd "$BLACKSTOR_SSH_USER" | cut -d: -f6)
+        if [[ -n "$home" ]]; then
+            sudo rm -f "$home/.ssh/authorized_keys"
+        fi
+    fi
+    rm -f "$BLACKSTOR_SSH_KEY" "$BLACKSTOR_SSH_KEY.pub" \
+        "$BLACKSTOR_SSH_KNOWN_HOSTS"
+}
+
+
+# Dispatcher
+# ----------
+
+if is_service_enabled blackstor-node \
+        || [[ -n "$(_blackstor_backend_names)" ]]; then
+    if [[ "$1" == "stack" && "$2" == "install" ]]; then
+        echo_summary "Installing BlackStor"
+        install_blackstor
+    elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
+        echo_summary "Configuring BlackStor"
+        configure_blackstor
+    elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
+        # A storage node without c-vol was not initialised by init_cinder.
+        if is_service_enabled blackstor-node; then
+            echo_summary "Initializing the BlackStor node"
+            init_blackstor_node
+        fi
+        if is_service_enabled c-api && is_service_enabled keystone \
+                && [[ "$BLACKSTOR_SET_TYPE_SPECS" == "True" ]]; then
+            echo_summary "Setting the BlackStor volume type extra specs"
+            blackstor_set_volume_types
+        fi
+    fi
+
+    if [[ "$1" == "unstack" ]] && is_service_enabled blackstor-node; then
+        stop_blackstor_node
+    fi
+
+    if [[ "$1" == "clean" ]]; then
+        cleanup_blackstor
+    fi
+fi
+
+# Restore xtrace
+$_XTRACE_BLACKSTOR
+
+# Tell emacs to use shell-script-mode
+## Local variables:
+## mode: shell-script
+## End:
