@@ -23,6 +23,7 @@ import tempfile
 
 import ddt
 import testtools
+
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import resfile
 from blackstor_cinder import protocol
