@@ -364,6 +364,8 @@ function configure_cinder_backend_blackstor {
     iniset "$conf" "$be_name" blackstor_ssh_port "$BLACKSTOR_SSH_PORT"
     iniset "$conf" "$be_name" blackstor_node_command \
         "$(_blackstor_node_command)"
+    iniset "$conf" "$be_name" blackstor_local_node_command \
+        "$(_blackstor_node_command)"
     iniset "$conf" "$be_name" blackstor_pool \
         "$BLACKSTOR_VG/$BLACKSTOR_THINPOOL"
     iniset "$conf" "$be_name" blackstor_replicas "$BLACKSTOR_REPLICAS"

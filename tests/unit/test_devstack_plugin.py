@@ -34,6 +34,7 @@ import fixtures
 from oslo_config import cfg
 import testtools
 
+from blackstor_cinder.node import config as node_config
 from blackstor_cinder import options
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
@@ -257,6 +258,8 @@ class TestDevstackPlugin(testtools.TestCase):
         self.assertEqual('any', backend.blackstor_zone_policy)
         self.assertEqual('sudo -n ' + NODE_BIN,
                          backend.blackstor_node_command)
+        self.assertEqual('sudo -n ' + NODE_BIN,
+                         backend.blackstor_local_node_command)
         self.assertEqual(self.env['BLACKSTOR_SSH_KEY'],
                          backend.blackstor_ssh_private_key)
         self.assertEqual(self.env['BLACKSTOR_SSH_KNOWN_HOSTS'],
@@ -346,6 +349,13 @@ class TestDevstackPlugin(testtools.TestCase):
                           'pools': 'blackstor/thinpool',
                           'resource_dir': self.env['BLACKSTOR_RESOURCE_DIR'],
                           'drbd_config': '/etc/drbd.conf'}, dict(node))
+        # ... and the agent reads it as meant.
+        loaded = node_config.load([self.env['BLACKSTOR_NODE_CONF']])
+        self.assertEqual(['blackstor/thinpool'], loaded.pools)
+        self.assertEqual('node-a', loaded.node_name)
+        self.assertEqual(self.env['BLACKSTOR_RESOURCE_DIR'],
+                         loaded.resource_dir)
+        self.assertEqual('', loaded.root_helper)
         # local transport: no key, no SSH account, no sudoers rule
         self.assertFalse(os.path.exists(self.env['BLACKSTOR_SSH_KEY']))
         self.assertFalse(os.path.exists(self.env['BLACKSTOR_SUDOERS_FILE']))
