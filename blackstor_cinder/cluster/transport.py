@@ -323,11 +323,18 @@ class LocalTransport:
             except Exception as e:
                 if not _is_timeout(e):
                     raise
-        # Something outside the process group holds the pipes.
+        # Not ours to kill (another user's process group) or something
+        # outside the group holds the pipes: do not hang on it.
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe:
                 pipe.close()
-        proc.wait()
+        try:
+            proc.wait(timeout=KILL_GRACE)
+        except Exception as e:
+            if not _is_timeout(e):
+                raise
+            LOG.warning('Agent process %(pid)s did not stop after a '
+                        'timeout; leaving it', {'pid': proc.pid})
 
     def close(self) -> None:
         pass

@@ -19,6 +19,7 @@ import os
 import pathlib
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -330,6 +331,21 @@ class LocalTransportTestCase(testtools.TestCase):
                                 self._transport().call, {'op': 'x'})
         self.assertEqual(protocol.E_TIMEOUT, exc.code)
         killpg.assert_called_once_with(424242, signal.SIGTERM)
+
+    def test_unkillable_agent_does_not_hang(self):
+        # e.g. a root agent under sudo, started by an unprivileged user.
+        timeout = subprocess.TimeoutExpired('agent', 1)
+        killpg = self._fake_popen(timeout, timeout, timeout)
+        killpg.side_effect = PermissionError(1, 'Operation not permitted')
+        proc = transport.subprocess.Popen.return_value
+        proc.wait.side_effect = timeout
+        self.assertRaises(transport.NodeTimeout, self._transport().call,
+                          {'op': 'x'})
+        self.assertEqual([mock.call(424242, signal.SIGTERM),
+                          mock.call(424242, signal.SIGKILL)],
+                         killpg.call_args_list)
+        proc.wait.assert_called_once_with(timeout=transport.KILL_GRACE)
+        self.assertIn('did not stop', self.logger.output)
 
     def test_other_errors_stop_the_agent_and_propagate(self):
         killpg = self._fake_popen(KeyboardInterrupt(), (b'', b''))
