@@ -88,15 +88,16 @@ MAX_PEERS_MIN, MAX_PEERS_MAX = 1, 31
 SECRET_MAX_LEN = 64
 
 # Resource and snapshot names become LV names, file names and drbdadm
-# arguments: letters, digits, '_' and '-' only, no leading '-'.
-NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$')
+# arguments: letters, digits, '_' and '-' only, no leading '-'. Patterns end
+# in \Z, not $, which would accept a trailing newline.
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z')
 # VG and thin pool names: the same alphabet plus '+' (LVM allows it).
-LVM_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_+-]{0,126}$')
+LVM_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_+-]{0,126}\Z')
 # Host names as DRBD sees them (uname -n): RFC 1123 labels.
 HOST_RE = re.compile(
     r'^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
-    r'(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$')
-SECRET_RE = re.compile(r'^[A-Za-z0-9_-]{16,%d}$' % SECRET_MAX_LEN)
+    r'(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z')
+SECRET_RE = re.compile(r'^[A-Za-z0-9_-]{16,%d}\Z' % SECRET_MAX_LEN)
 
 # Reply error codes and the agent's exit code for each.
 E_INVALID = 'invalid-input'
@@ -121,7 +122,7 @@ class ProtocolError(ValueError):
 
 def _check_re(regex: re.Pattern, what: str) -> Callable[[str, Any], Any]:
     def check(field: str, value: Any) -> Any:
-        if not isinstance(value, str) or not regex.match(value):
+        if not isinstance(value, str) or not regex.fullmatch(value):
             raise ProtocolError(
                 f'{field}: {value!r} is not a valid {what}', field)
         return value
@@ -151,7 +152,7 @@ def _check_bool(field: str, value: Any) -> bool:
 def _check_pool(field: str, value: Any) -> str:
     if isinstance(value, str) and value.count('/') == 1:
         vg, pool = value.split('/')
-        if LVM_NAME_RE.match(vg) and LVM_NAME_RE.match(pool):
+        if LVM_NAME_RE.fullmatch(vg) and LVM_NAME_RE.fullmatch(pool):
             return value
     raise ProtocolError(
         f'{field}: {value!r} is not a "<volume group>/<thin pool>" name',

@@ -450,7 +450,8 @@ class Controller:
                 everyone, {'op': 'suspend-io', 'resource': volume})
             suspended = [n for n in everyone if n.name in results]
             for node_name, exc in list(failures.items()):
-                if exc.code == tp.E_UNREACHABLE and node_name not in replicas:
+                if (isinstance(exc, tp.NodeUnreachable)
+                        and node_name not in replicas):
                     LOG.warning('Client %(node)s of %(res)s unreachable; '
                                 'snapshotting without suspending it',
                                 {'node': node_name, 'res': volume})
