@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+from typing import Iterator
 
 from blackstor_cinder import protocol
 
@@ -203,3 +204,32 @@ def resources(text: str) -> dict[str, dict]:
     """Every ``resource`` section of ``text``: name -> definition."""
     return {s.args[0]: definition(s) for s in parse(text)
             if s.keyword == 'resource' and len(s.args) == 1}
+
+
+def _walk(statements: list[Statement]) -> Iterator[Statement]:
+    for statement in statements:
+        yield statement
+        if statement.body:
+            yield from _walk(statement.body)
+
+
+def used_minors_ports(text: str) -> tuple[set[int], set[int]]:
+    """Every device minor and address port anywhere in ``text``.
+
+    For a .res file as written (not as dumped): ``device`` and ``address``
+    may sit in ``on`` sections, in resource-level ``volume`` sections or
+    elsewhere; all of them count.
+    """
+    minors: set[int] = set()
+    ports: set[int] = set()
+    for statement in _walk(parse(text)):
+        if statement.keyword == 'floating' or (
+                statement.keyword == 'address' and statement.body is None):
+            _family, _host, port = _address(statement.args)
+            if port is not None:
+                ports.add(port)
+        elif statement.keyword == 'device' and statement.body is None:
+            minor = _minor(Statement(['volume'], [statement]))
+            if minor is not None:
+                minors.add(minor)
+    return minors, ports

@@ -1,0 +1,741 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The node agent: one request in, one reply out.
+
+:meth:`Agent.handle` validates a request against the wire contract
+(:mod:`blackstor_cinder.protocol`), runs the operation's handler and turns
+the outcome into a reply; it never raises. Every handler is idempotent:
+it looks at what exists (LVs, the .res file, the running DRBD state)
+and does only what is missing, so running it twice, or again after a
+crash half-way, ends in the same state. A handler that fails undoes
+what it created itself (an LV, a .res file, a resource it brought up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from typing import Any, Callable, Iterator
+
+from oslo_utils import strutils
+
+from blackstor_cinder.node import config as node_config
+from blackstor_cinder.node import drbd as drbd_mod
+from blackstor_cinder.node import drbdconf
+from blackstor_cinder.node.errors import AgentError
+from blackstor_cinder.node import executor
+from blackstor_cinder.node import lvm as lvm_mod
+from blackstor_cinder.node import resfiles
+from blackstor_cinder.node import sizing
+from blackstor_cinder import protocol
+
+LOG = logging.getLogger(__name__)
+
+#: One line per operation, for ``blackstor-node --help``.
+OP_HELP = {
+    'inventory': 'versions, pools (total/free/provisioned), resources, '
+                 'volume and snapshot LVs, used minors and ports',
+    'status': 'one resource: its .res definition and running DRBD state',
+    'create': 'thin LV sized for DRBD metadata, .res, create-md, up',
+    'create-from-snapshot': 'thin snapshot of a snapshot as the LV, .res, '
+                            'up (no create-md)',
+    'adjust': 'validate and write a new .res, drbdadm adjust',
+    'delete': 'down, wipe-md, lvremove, remove the .res',
+    'resize': 'grow the LV (lv) and/or DRBD (drbd, assume_clean)',
+    'suspend-io': 'suspend I/O of a resource (for a consistent snapshot)',
+    'resume-io': 'resume I/O of a resource',
+    'new-current-uuid': 'new current UUID (clear_bitmap: skip the '
+                        'initial sync of thin replicas)',
+    'snapshot-create': 'thin snapshot of a resource\'s LV',
+    'snapshot-delete': 'remove a snapshot LV',
+    'snapshot-rollback': 'take the resource down here and make its LV a '
+                         'thin snapshot of the snapshot again',
+    'attach': 'bring a diskless client up (hypervisor side) -> '
+              'device_path',
+    'detach': 'take a diskless client down (hypervisor side)',
+}
+
+ROLLBACK_SUFFIX = '.rollback'
+
+
+class _Undo:
+    """Steps that revert what a handler did so far, run in reverse."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, Callable[[], Any]]] = []
+
+    def push(self, what: str, step: Callable[[], Any]) -> None:
+        self._steps.append((what, step))
+
+    def run(self) -> list[str]:
+        failed = []
+        for what, step in reversed(self._steps):
+            try:
+                step()
+            except Exception as e:
+                LOG.error('Undo step "%s" failed: %s', what, e)
+                failed.append(f'{what}: {e}')
+        self._steps.clear()
+        return failed
+
+
+class Agent:
+    """Runs protocol requests on this node."""
+
+    def __init__(self, conf: node_config.NodeConfig,
+                 execute: Callable | None = None) -> None:
+        self.conf = conf
+        self.run = executor.Executor(execute, conf.root_helper,
+                                     conf.command_timeout)
+        self.store = resfiles.ResFileStore(
+            conf.resource_dir, conf.drbd_config, conf.node_name,
+            execute=self.run.execute, root_helper=conf.root_helper or None)
+        self.lvm = lvm_mod.Lvm(self.run, conf.pools, conf.device_root)
+        self.drbd = drbd_mod.Drbd(self.run, conf.drbd_config,
+                                  conf.node_name)
+
+    # -- entry point -------------------------------------------------------
+
+    def handle(self, request: Any) -> tuple[dict, int]:
+        """(reply, exit code) for one request; never raises."""
+        try:
+            protocol.validate_request(request)
+        except protocol.ProtocolError as e:
+            message = str(e)
+            if e.field == 'secret':
+                message = 'secret: not a valid shared secret'
+            return (protocol.error_reply(protocol.E_INVALID, message,
+                                         e.field),
+                    protocol.EXIT_CODES[protocol.E_INVALID])
+        op = request['op']
+        handler = getattr(self, '_op_' + op.replace('-', '_'))
+        try:
+            with self._lock(_lock_name(request)):
+                result = handler(request)
+        except AgentError as e:
+            LOG.warning('%s failed: %s', op, _mask(e.message, request))
+            e.message = _mask(e.message, request)
+            return e.reply(), e.exit_code
+        except Exception as e:
+            LOG.exception('Unexpected error in %s', op)
+            return (protocol.error_reply(
+                protocol.E_INTERNAL,
+                _mask(f'{op}: {type(e).__name__}: {e}', request)),
+                protocol.EXIT_CODES[protocol.E_INTERNAL])
+        return protocol.ok_reply(result), 0
+
+    @contextlib.contextmanager
+    def _lock(self, name: str | None) -> Iterator[None]:
+        if not name or not self.conf.lock_dir:
+            yield
+            return
+        try:
+            os.makedirs(self.conf.lock_dir, mode=0o700, exist_ok=True)
+            fd = os.open(os.path.join(self.conf.lock_dir, f'{name}.lock'),
+                         os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise AgentError(protocol.E_FAILED,
+                             f'cannot create a lock in {self.conf.lock_dir}:'
+                             f' {e.strerror}') from None
+        try:
+            deadline = time.monotonic() + self.conf.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise AgentError(
+                            protocol.E_BUSY,
+                            f'{name} is busy: another blackstor-node works '
+                            'on it') from None
+                    time.sleep(0.2)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- helpers -----------------------------------------------------------
+
+    def _me(self, resource: str, text: str) -> dict:
+        """This node's host entry (node_id, disk, ...) in a .res text."""
+        try:
+            statements = drbdconf.parse(text)
+        except drbdconf.ParseError as e:
+            raise AgentError(protocol.E_INVALID, f'res_text: {e}',
+                             'res_text') from None
+        for statement in statements:
+            if statement.keyword == 'resource' and statement.args == [
+                    resource]:
+                definition = drbdconf.definition(statement)
+                break
+        else:
+            raise AgentError(protocol.E_INVALID, 'res_text does not define '
+                             f'resource {resource}', 'res_text')
+        for host in definition['hosts']:
+            if host['name'] == self.conf.node_name:
+                node_id = host['node_id']
+                if node_id is None or not (protocol.NODE_ID_MIN <= node_id
+                                           <= protocol.NODE_ID_MAX):
+                    raise AgentError(
+                        protocol.E_INVALID,
+                        f'res_text: node-id of {host["name"]} must be '
+                        f'{protocol.NODE_ID_MIN}..{protocol.NODE_ID_MAX},'
+                        f' not {node_id}', 'node_id')
+                if definition['minor'] is None:
+                    raise AgentError(protocol.E_INVALID, 'res_text: no '
+                                     'device minor', 'minor')
+                return dict(host, minor=definition['minor'])
+        raise AgentError(protocol.E_INVALID, f'res_text has no "on '
+                         f'{self.conf.node_name}" section', 'res_text')
+
+    def _check_disk(self, me: dict, expected: str | None) -> None:
+        if me['disk'] != expected:
+            want = expected or 'none (diskless)'
+            raise AgentError(
+                protocol.E_INVALID,
+                f'res_text gives node {self.conf.node_name} the disk '
+                f'{me["disk"] or "none"}; expected {want}', 'res_text')
+
+    def _write_res(self, resource: str, request: dict,
+                   expect_disk: str | None, undo: _Undo) -> bool:
+        path = self.store.path(resource)
+        try:
+            old = path.read_bytes()
+        except FileNotFoundError:
+            old = None
+        except OSError as e:
+            raise AgentError(protocol.E_FAILED,
+                             f'cannot read {path}: {e.strerror}') from None
+        changed = self.store.write(resource, request['res_text'],
+                                   request['secret'],
+                                   expect_disk=expect_disk)
+        if changed:
+            if old is None:
+                undo.push(f'remove {path}',
+                          lambda: self.store.remove(resource))
+            else:
+                undo.push(f'restore {path}',
+                          lambda: _restore(path, old))
+        return changed
+
+    def _up_or_adjust(self, resource: str, running: bool, changed: bool,
+                      undo: _Undo) -> str:
+        if not running:
+            undo.push(f'down {resource}', lambda: self.drbd.down(resource))
+            self.drbd.up(resource)
+            return 'up'
+        if changed:
+            self.drbd.adjust(resource)
+            return 'adjusted'
+        return 'unchanged'
+
+    def _require_snapshot(self, pool: lvm_mod.Pool,
+                          snapshot: str) -> lvm_mod.LogicalVolume:
+        snap = self.lvm.find_ours(pool, snapshot, 'snapshot', snapshot=True)
+        if snap is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'snapshot: {pool.vg}/{snapshot} not found',
+                             'snapshot')
+        return snap
+
+    def _clone(self, pool: lvm_mod.Pool, snapshot: str, name: str) -> None:
+        """A thin snapshot of ``snapshot`` as a volume LV (not a snapshot)."""
+        self.lvm.snapshot(pool, snapshot, name, (lvm_mod.TAG,))
+        lv = self.lvm.find(pool, name)
+        if lv is not None and lv.is_snapshot:
+            self.lvm.del_tag(pool, name, lvm_mod.SNAPSHOT_TAG)
+
+    def _check_fits(self, lv_size: int, size: int | None) -> None:
+        if size is None:
+            return
+        usable = sizing.usable_size_of(lv_size, self.conf.max_peers)
+        if size > usable:
+            raise AgentError(
+                protocol.E_INVALID,
+                f'size: {size} is more than the snapshot holds ({usable}); '
+                'DRBD metadata sits at the end of the LV, so a restored '
+                'volume is grown online with "resize" once it is up',
+                'size')
+
+    def _take_down(self, resource: str) -> bool:
+        if self.drbd.state(resource) is None:
+            return False
+        if self.store.exists(resource):
+            self.drbd.down(resource)
+        else:
+            self.drbd.force_down(resource)
+        return True
+
+    # -- operations --------------------------------------------------------
+
+    def _op_create(self, req: dict) -> dict:
+        resource, size = req['resource'], req['size']
+        pool = self.lvm.pool(req['pool'])
+        max_peers = req.get('max_peers', self.conf.max_peers)
+        disk = self.lvm.device_path(pool.vg, resource)
+        me = self._me(resource, req['res_text'])
+        self._check_disk(me, disk)
+        vg, _thin = self.lvm.check_pool(pool)
+        need = sizing.lv_size_for(size, max_peers, vg.extent)
+        lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
+        running = self.drbd.state(resource) is not None
+        grow = False
+        if lv is not None and lv.size < need:
+            if running or self.drbd.has_metadata(me['minor'], disk,
+                                                 me['node_id']):
+                raise AgentError(
+                    protocol.E_CONFLICT,
+                    f'size: LV {pool.vg}/{resource} exists with {lv.size} '
+                    f'bytes and DRBD metadata; {need} are needed. Grow it '
+                    'with "resize" while the resource is up', 'size')
+            grow = True
+        undo = _Undo()
+        try:
+            changed = self._write_res(resource, req, disk, undo)
+            if lv is None:
+                undo.push(f'lvremove {pool.vg}/{resource}',
+                          lambda: self.lvm.remove(pool, resource))
+                self.lvm.create_thin(pool, resource, need)
+            elif grow:
+                self.lvm.extend(pool, resource, need)
+            md_created = False
+            if not running and (lv is None or not self.drbd.has_metadata(
+                    me['minor'], disk, me['node_id'])):
+                self.drbd.create_md(resource, max_peers)
+                md_created = True
+            action = self._up_or_adjust(resource, running, changed, undo)
+        except BaseException as e:
+            failed = undo.run()
+            if failed and isinstance(e, AgentError):
+                e.details['undo_failed'] = failed
+            raise
+        lv_size = max(need, lv.size if lv is not None else 0)
+        return {'resource': resource, 'lv': f'{pool.vg}/{resource}',
+                'lv_size': lv_size,
+                'usable_size': sizing.usable_size_of(lv_size, max_peers),
+                'lv_created': lv is None, 'res_changed': changed,
+                'md_created': md_created, 'drbd': action}
+
+    def _op_create_from_snapshot(self, req: dict) -> dict:
+        resource, snapshot = req['resource'], req['snapshot']
+        pool = self.lvm.pool(req['pool'])
+        disk = self.lvm.device_path(pool.vg, resource)
+        me = self._me(resource, req['res_text'])
+        self._check_disk(me, disk)
+        self.lvm.check_pool(pool)
+        snap = self._require_snapshot(pool, snapshot)
+        lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
+        if lv is not None and lv.origin != snapshot:
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'resource: LV {pool.vg}/{resource} exists and is not a '
+                f'thin snapshot of {snapshot}', 'resource')
+        self._check_fits(lv.size if lv is not None else snap.size,
+                         req['size'])
+        running = self.drbd.state(resource) is not None
+        undo = _Undo()
+        try:
+            changed = self._write_res(resource, req, disk, undo)
+            if lv is None:
+                undo.push(f'lvremove {pool.vg}/{resource}',
+                          lambda: self.lvm.remove(pool, resource))
+                self._clone(pool, snapshot, resource)
+            action = self._up_or_adjust(resource, running, changed, undo)
+        except BaseException as e:
+            failed = undo.run()
+            if failed and isinstance(e, AgentError):
+                e.details['undo_failed'] = failed
+            raise
+        lv_size = lv.size if lv is not None else snap.size
+        return {'resource': resource, 'lv': f'{pool.vg}/{resource}',
+                'lv_size': lv_size, 'origin': snapshot,
+                'lv_created': lv is None, 'res_changed': changed,
+                'drbd': action}
+
+    def _op_adjust(self, req: dict) -> dict:
+        resource = req['resource']
+        me = self._me(resource, req['res_text'])
+        disk = me['disk']
+        if disk is not None:
+            found = self.lvm.pool_of_device(disk)
+            if found is None or found[1] != resource:
+                raise AgentError(
+                    protocol.E_INVALID,
+                    f'res_text: disk {disk} of node {self.conf.node_name} '
+                    f'is not {self.lvm.device_root}/<vg>/{resource} with '
+                    '<vg> the volume group of a configured pool',
+                    'res_text')
+            if self.lvm.find_ours(found[0], resource, 'resource',
+                                  snapshot=False) is None:
+                raise AgentError(protocol.E_NOT_FOUND,
+                                 f'resource: LV {found[0].vg}/{resource} '
+                                 'not found', 'resource')
+        current = (self.store.read_definition(resource)
+                   if self.store.exists(resource) else None)
+        if current is not None:
+            mine = [h for h in current['hosts']
+                    if h['name'] == self.conf.node_name]
+            if mine and mine[0]['disk'] != disk:
+                raise AgentError(
+                    protocol.E_CONFLICT,
+                    f'res_text: changes the disk of node '
+                    f'{self.conf.node_name} from {mine[0]["disk"] or "none"}'
+                    f' to {disk or "none"}', 'res_text')
+        running = self.drbd.state(resource) is not None
+        undo = _Undo()
+        try:
+            changed = self._write_res(resource, req, disk, undo)
+            if running and not changed:
+                action = 'unchanged'
+            else:
+                self.drbd.adjust(resource)
+                action = 'adjusted'
+        except BaseException as e:
+            failed = undo.run()
+            if failed and isinstance(e, AgentError):
+                e.details['undo_failed'] = failed
+            raise
+        return {'resource': resource, 'res_changed': changed,
+                'drbd': action}
+
+    def _op_delete(self, req: dict) -> dict:
+        resource = req['resource']
+        pool = self.lvm.pool(req['pool']) if 'pool' in req else None
+        definition = None
+        if self.store.exists(resource):
+            try:
+                definition = self.store.read_definition(resource)
+            except AgentError as e:
+                LOG.warning('Deleting %s with an unreadable .res: %s',
+                            resource, e.message)
+        mine = [h for h in (definition or {}).get('hosts', ())
+                if h['name'] == self.conf.node_name]
+        my_disk = mine[0]['disk'] if mine else None
+        if pool is None and my_disk:
+            found = self.lvm.pool_of_device(my_disk)
+            if found is not None and found[1] == resource:
+                pool = found[0]
+        lv = (self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
+              if pool is not None else None)
+        was_up = self._take_down(resource)
+        if (lv is not None and definition is not None
+                and my_disk == self.lvm.device_path(pool.vg, resource)):
+            try:
+                self.drbd.wipe_md(resource)
+            except AgentError as e:
+                # The LV goes next; a thin LV's blocks go with it.
+                LOG.warning('wipe-md of %s failed: %s', resource, e.message)
+        lv_removed = (self.lvm.remove(pool, resource)
+                      if lv is not None else False)
+        res_removed = self.store.remove(resource)
+        return {'resource': resource, 'down': was_up,
+                'lv_removed': lv_removed, 'res_removed': res_removed}
+
+    def _op_resize(self, req: dict) -> dict:
+        resource, size = req['resource'], req['size']
+        pool = self.lvm.pool(req['pool'])
+        lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
+        if lv is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: LV {pool.vg}/{resource} not found',
+                             'resource')
+        lv_size, grown = lv.size, False
+        if req.get('lv', True):
+            vg = self.lvm.vg(pool.vg)
+            # The metadata was made with an unknown --max-peers: size for
+            # the most, so the device can always expose ``size``.
+            need = sizing.lv_size_for(size, protocol.MAX_PEERS_MAX,
+                                      vg.extent)
+            if lv.size < need:
+                if not _attached(self.drbd.state(resource)):
+                    raise AgentError(
+                        protocol.E_CONFLICT,
+                        f'resource: {resource} is not attached on this node;'
+                        ' its LV grows only while DRBD is attached (the '
+                        'metadata at the end of the LV moves with "drbdadm '
+                        'resize")', 'resource')
+                self.lvm.extend(pool, resource, need)
+                lv_size, grown = need, True
+        if req.get('drbd', False):
+            self.drbd.resize(resource, req.get('assume_clean', False))
+        return {'resource': resource, 'lv_size': lv_size,
+                'lv_grown': grown, 'drbd_resized': req.get('drbd', False)}
+
+    def _op_suspend_io(self, req: dict) -> dict:
+        resource = req['resource']
+        state = self.drbd.state(resource)
+        if state is None:
+            return {'resource': resource, 'running': False,
+                    'suspended': False}
+        if state.get('suspended-user') is not True:
+            self.drbd.suspend_io(resource)
+        return {'resource': resource, 'running': True, 'suspended': True}
+
+    def _op_resume_io(self, req: dict) -> dict:
+        resource = req['resource']
+        state = self.drbd.state(resource)
+        if state is None:
+            return {'resource': resource, 'running': False,
+                    'suspended': False}
+        if state.get('suspended-user') is not False:
+            self.drbd.resume_io(resource)
+        return {'resource': resource, 'running': True, 'suspended': False}
+
+    def _op_new_current_uuid(self, req: dict) -> dict:
+        resource = req['resource']
+        if self.drbd.state(resource) is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: {resource} is not up on this node',
+                             'resource')
+        clear = req.get('clear_bitmap', True)
+        self.drbd.new_current_uuid(resource, clear)
+        return {'resource': resource, 'clear_bitmap': clear}
+
+    def _op_snapshot_create(self, req: dict) -> dict:
+        resource, snapshot = req['resource'], req['snapshot']
+        pool = self.lvm.pool(req['pool'])
+        lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
+        if lv is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: LV {pool.vg}/{resource} not found',
+                             'resource')
+        snap = self.lvm.find_ours(pool, snapshot, 'snapshot', snapshot=True)
+        if snap is not None and snap.origin != resource:
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'snapshot: {pool.vg}/{snapshot} exists and is a snapshot '
+                f'of {snap.origin or "nothing"}, not of {resource}',
+                'snapshot')
+        if snap is None:
+            self.lvm.snapshot(pool, resource, snapshot,
+                              (lvm_mod.TAG, lvm_mod.SNAPSHOT_TAG))
+        return {'snapshot': snapshot, 'pool': pool.name,
+                'size_bytes': snap.size if snap else lv.size,
+                'origin': resource, 'created': snap is None}
+
+    def _op_snapshot_delete(self, req: dict) -> dict:
+        snapshot = req['snapshot']
+        pool = self.lvm.pool(req['pool'])
+        snap = self.lvm.find_ours(pool, snapshot, 'snapshot', snapshot=True)
+        removed = self.lvm.remove(pool, snapshot) if snap else False
+        return {'snapshot': snapshot, 'pool': pool.name, 'removed': removed}
+
+    def _op_snapshot_rollback(self, req: dict) -> dict:
+        resource, snapshot = req['resource'], req['snapshot']
+        pool = self.lvm.pool(req['pool'])
+        snap = self._require_snapshot(pool, snapshot)
+        self._check_fits(snap.size, req.get('size'))
+        temp = resource + ROLLBACK_SUFFIX
+        lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
+        temp_lv = self.lvm.find_ours(pool, temp, 'resource', snapshot=False)
+        if lv is None and temp_lv is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: LV {pool.vg}/{resource} not found',
+                             'resource')
+        was_up = self._take_down(resource)
+        # The new LV is made under a temporary name first, so a crash at
+        # any point leaves the old LV or the new one (a rerun finishes).
+        if lv is not None:
+            if temp_lv is not None and temp_lv.origin != snapshot:
+                self.lvm.remove(pool, temp)
+                temp_lv = None
+            if temp_lv is None:
+                self._clone(pool, snapshot, temp)
+            self.lvm.remove(pool, resource)
+        self.lvm.rename(pool, temp, resource)
+        return {'resource': resource, 'snapshot': snapshot,
+                'lv_size': snap.size, 'down': was_up}
+
+    def _op_attach(self, req: dict) -> dict:
+        resource = req['resource']
+        conn = self._connector(req.get('timeout'))
+        props = {'name': resource, 'config': req['res_text'],
+                 'provider_auth': req['secret']}
+        if 'device_path' in req:
+            props['device'] = req['device_path']
+        try:
+            info = conn.connect_volume(props)
+        except AgentError:
+            raise
+        except Exception as e:
+            raise _connector_error('attach', resource, e) from None
+        return {'resource': resource, 'device_path': info['path']}
+
+    def _op_detach(self, req: dict) -> dict:
+        resource = req['resource']
+        conn = self._connector(None)
+        try:
+            conn.disconnect_volume({'name': resource}, None,
+                                   force=req.get('force', False))
+        except AgentError:
+            raise
+        except Exception as e:
+            raise _connector_error('detach', resource, e) from None
+        return {'resource': resource}
+
+    def _connector(self, timeout: float | None):
+        try:
+            from blackstor_cinder import connector
+        except ImportError as e:
+            raise AgentError(protocol.E_MISSING,
+                             f'the DRBD connector cannot be loaded: {e}',
+                             module='os-brick') from None
+        return connector.DRBDConnector(
+            self.conf.root_helper, execute=self.run.execute,
+            resource_dir=self.conf.resource_dir,
+            drbd_config=self.conf.drbd_config,
+            node_name=self.conf.node_name,
+            device_root=self.conf.device_root,
+            attach_timeout=timeout or self.conf.attach_timeout)
+
+    def _op_status(self, req: dict) -> dict:
+        resource = req['resource']
+        exists = self.store.exists(resource)
+        definition = self.store.read_definition(resource) if exists else None
+        return {'resource': resource, 'exists': exists,
+                'definition': definition,
+                'state': self.drbd.state(resource)}
+
+    def _op_inventory(self, req: dict) -> dict:
+        missing: list[str] = []
+
+        def gather(what: Callable[[], Any], default: Any = None) -> Any:
+            try:
+                return what()
+            except AgentError as e:
+                if e.code != protocol.E_MISSING:
+                    raise
+                missing.append(e.message)
+                return default
+
+        utils_version = gather(self.drbd.utils_version)
+        problem = self.store.config_problem()
+        if problem:
+            missing.append(problem)
+        pools, volumes, snapshots = [], [], []
+        for name in sorted(self.lvm.pools):
+            pool = self.lvm.pools[name]
+            usage = gather(lambda: self.lvm.pool_usage(pool))
+            if usage is None:
+                continue
+            pools.append(usage)
+            for lv in self.lvm.lvs(pool.vg):
+                if lv.pool_lv != pool.thin or not lv.ours:
+                    continue
+                entry = {'name': lv.name, 'pool': name,
+                         'size_bytes': lv.size, 'origin': lv.origin or None}
+                (snapshots if lv.is_snapshot else volumes).append(entry)
+        states = gather(self.drbd.status, [])
+        if missing:
+            raise AgentError(protocol.E_MISSING,
+                             'this node cannot serve: ' + '; '.join(missing),
+                             missing=missing)
+        running = {s.get('name'): s for s in states}
+        resources = {}
+        for name in self.store.list_resources():
+            try:
+                definition = self.store.read_definition(name)
+            except AgentError as e:
+                resources[name] = {'definition': None, 'error': e.message,
+                                   'state': running.get(name)}
+                continue
+            if definition is not None:
+                definition.pop('secret', None)
+            resources[name] = {'definition': definition,
+                               'state': running.get(name)}
+        minors, ports = self._used_minors_ports(states)
+        return {
+            'hostname': self.conf.node_name,
+            'drbd_utils_version': utils_version,
+            'drbd_kernel_version': self.drbd.kernel_version(),
+            'pools': pools, 'resources': resources,
+            'volumes': volumes, 'snapshots': snapshots,
+            'used_minors': sorted(minors), 'used_ports': sorted(ports),
+        }
+
+    def _used_minors_ports(self, states: list[dict]
+                           ) -> tuple[set[int], set[int]]:
+        minors: set[int] = set()
+        ports: set[int] = set()
+        try:
+            files = sorted(self.store.resource_dir.glob('*' +
+                                                        resfiles.SUFFIX))
+        except OSError:
+            files = []
+        for path in files:
+            try:
+                found = drbdconf.used_minors_ports(path.read_text())
+            except (OSError, drbdconf.ParseError) as e:
+                LOG.warning('Cannot read %s: %s', path, e)
+                continue
+            minors |= found[0]
+            ports |= found[1]
+        for state in states:
+            for device in state.get('devices') or ():
+                if isinstance(device.get('minor'), int):
+                    minors.add(device['minor'])
+        return minors, ports
+
+
+def _attached(state: dict | None) -> bool:
+    if not state:
+        return False
+    for device in state.get('devices') or ():
+        if device.get('volume', 0) == protocol.VOLUME_NUMBER:
+            return device.get('disk-state') not in (None, 'Diskless',
+                                                    'Detaching')
+    return False
+
+
+def _lock_name(request: dict) -> str | None:
+    if request['op'] in ('inventory', 'status'):
+        return None
+    if 'resource' in request:
+        return request['resource']
+    return 'snapshot-' + request['snapshot']
+
+
+def _restore(path, content: bytes) -> None:
+    # Put back the .res an operation replaced (atomically, mode 0600).
+    tmp = os.path.join(os.path.dirname(path),
+                       f'.{os.path.basename(path)}.restore.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'wb') as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def _mask(message: str, request: dict) -> str:
+    secret = request.get('secret') if isinstance(request, dict) else None
+    if isinstance(secret, str) and secret:
+        message = message.replace(secret, '***')
+    return strutils.mask_password(message)
+
+
+def _connector_error(what: str, resource: str, exc: Exception) -> AgentError:
+    name = type(exc).__name__
+    if 'Timeout' in name:
+        code = protocol.E_TIMEOUT
+    elif 'InUse' in name:
+        code = protocol.E_BUSY
+    elif 'InvalidParameter' in name:
+        code = protocol.E_INVALID
+    else:
+        code = protocol.E_FAILED
+    return AgentError(code, f'{what} of {resource} failed: {exc}')

@@ -1,0 +1,827 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The agent's operations against a fake node at the argv boundary."""
+
+import fcntl
+import logging
+import os
+import pathlib
+from unittest import mock
+
+import ddt
+import fixtures
+import testtools
+
+from blackstor_cinder.node import agent
+from blackstor_cinder.node import config
+from blackstor_cinder.node import sizing
+from blackstor_cinder import protocol
+from tests.unit.node import fakes
+from tests.unit.node import samples
+
+GiB = fakes.GiB
+MiB = fakes.MiB
+EXTENT = 4 * MiB
+
+
+class AgentTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
+        base = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
+        self.res_dir = base / 'drbd.d'
+        self.res_dir.mkdir()
+        self.conf_file = base / 'drbd.conf'
+        self.conf_file.write_text('include "drbd.d/*.res";\n')
+        self.conf = config.NodeConfig(
+            pools=['vg0/thin'], resource_dir=str(self.res_dir),
+            drbd_config=str(self.conf_file), node_name='nodea',
+            lock_dir=str(base / 'locks'), command_timeout=30)
+        self.fake = fakes.FakeNode('nodea', str(self.res_dir))
+        self.agent = agent.Agent(self.conf, execute=self.fake)
+
+    def call(self, op, **fields):
+        reply, code = self.agent.handle(dict(op=op, **fields))
+        self.assertEqual(0 if reply['ok'] else
+                         protocol.EXIT_CODES[reply['error']['code']], code)
+        return reply
+
+    def ok(self, op, **fields):
+        reply = self.call(op, **fields)
+        self.assertTrue(reply['ok'], reply)
+        return reply['result']
+
+    def error(self, op, code, field=None, **fields):
+        before = self.fake.snapshot()
+        reply = self.call(op, **fields)
+        self.assertFalse(reply['ok'], reply)
+        self.assertEqual(code, reply['error']['code'], reply)
+        self.assertEqual(field, reply['error'].get('field'), reply)
+        self.assertNotIn(samples.SECRET, str(reply))
+        self.assertNotIn(samples.SECRET, self.log.output)
+        return reply['error'], before
+
+    def create_req(self, name='r0', minor=1000, port=7000, size=GiB,
+                   **extra):
+        return dict(resource=name, pool='vg0/thin', size=size,
+                    res_text=samples.res_text(name, minor, port),
+                    secret=samples.SECRET, **extra)
+
+    def changes(self):
+        return [fakes.strip_config(c) for c in self.fake.changes()]
+
+    def need(self, size=GiB, peers=7):
+        return sizing.lv_size_for(size, peers, EXTENT)
+
+
+class CreateTestCase(AgentTestCase):
+
+    def test_create(self):
+        result = self.ok('create', **self.create_req())
+        need = self.need()
+        self.assertEqual(
+            [['lvcreate', '--yes', '--type', 'thin', '--virtualsize',
+              f'{need}b', '--thinpool', 'thin', '--name', 'r0', '--addtag',
+              'blackstor', 'vg0'],
+             ['drbdadm', '--', '--max-peers=7', '--force', 'create-md',
+              'r0'],
+             ['drbdadm', 'up', 'r0']], self.changes())
+        self.assertEqual(need, self.fake.lvs[('vg0', 'r0')]['size'])
+        self.assertGreaterEqual(sizing.usable_size_of(need, 7), GiB)
+        self.assertEqual({'resource': 'r0', 'lv': 'vg0/r0', 'lv_size': need,
+                          'usable_size': sizing.usable_size_of(need, 7),
+                          'lv_created': True, 'res_changed': True,
+                          'md_created': True, 'drbd': 'up'}, result)
+        res = (self.res_dir / 'r0.res').read_text()
+        self.assertIn(samples.SECRET, res)
+        self.assertNotIn(samples.SECRET, self.log.output)
+        self.assertIn('r0', self.fake.running)
+        # The .res was checked by drbdadm as nodea before it was written.
+        validated = [c for c in self.fake.calls if 'sh-ll-dev' in c]
+        self.assertEqual(1, len(validated))
+        for argv, env in zip(self.fake.calls, self.fake.envs):
+            if argv[0] == 'drbdadm':
+                self.assertEqual('nodea', env['__DRBD_NODE__'])
+
+    def test_max_peers(self):
+        self.ok('create', **self.create_req(max_peers=2, size=100 * GiB))
+        self.assertIn(['drbdadm', '--', '--max-peers=2', '--force',
+                       'create-md', 'r0'], self.changes())
+        self.assertEqual(sizing.lv_size_for(100 * GiB, 2, EXTENT),
+                         self.fake.lvs[('vg0', 'r0')]['size'])
+
+    def test_twice_is_noop(self):
+        self.ok('create', **self.create_req())
+        state = self.fake.snapshot()
+        self.fake.calls.clear()
+        result = self.ok('create', **self.create_req())
+        self.assertEqual([], self.changes())
+        self.assertEqual(state, self.fake.snapshot())
+        self.assertFalse(result['lv_created'])
+        self.assertFalse(result['md_created'])
+        self.assertEqual('unchanged', result['drbd'])
+
+    def _converges_after_crash(self, *words, after=False):
+        clean = AgentTestCase('run')
+        clean.setUp()
+        clean.ok('create', **clean.create_req())
+        expected = clean.fake.snapshot()
+        clean.doCleanups()
+
+        self.fake.crash(*words, after=after)
+        with mock.patch.object(agent._Undo, 'run', return_value=[]):
+            self.assertRaises(fakes.Crash, self.agent.handle,
+                              dict(op='create', **self.create_req()))
+        self.ok('create', **self.create_req())
+        self.assertEqual(expected, self.fake.snapshot())
+        # Never a second create-md on an LV that has metadata.
+        create_mds = [c for c in self.fake.calls if 'create-md' in c]
+        self.assertLessEqual(len(create_mds), 2)
+        if after and 'create-md' in words:
+            self.assertEqual(1, len(create_mds))
+
+    def test_crash_after_lvcreate(self):
+        self._converges_after_crash('lvcreate', after=True)
+
+    def test_crash_before_create_md(self):
+        self._converges_after_crash('create-md')
+
+    def test_crash_after_create_md(self):
+        self._converges_after_crash('create-md', after=True)
+
+    def test_crash_before_up(self):
+        self._converges_after_crash('up')
+
+    def test_crash_after_up(self):
+        self._converges_after_crash('up', after=True)
+
+    def _rolled_back(self, *words):
+        before = self.fake.snapshot()
+        self.fake.fail(*words, rc=10, stderr='boom')
+        reply = self.call('create', **self.create_req())
+        self.assertFalse(reply['ok'])
+        self.assertEqual(protocol.E_FAILED, reply['error']['code'])
+        self.assertIn('boom', reply['error']['message'])
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual([], list(self.res_dir.iterdir()))
+        return reply
+
+    def test_failing_up_leaves_nothing(self):
+        self._rolled_back('drbdadm', 'up')
+        self.assertIn(['drbdadm', 'down', 'r0'], self.changes())
+        self.assertIn(['lvremove', '--force', 'vg0/r0'], self.changes())
+
+    def test_failing_create_md_leaves_nothing(self):
+        self._rolled_back('create-md')
+
+    def test_failing_lvcreate_leaves_no_res(self):
+        self._rolled_back('lvcreate')
+
+    def test_failure_restores_changed_res(self):
+        self.ok('create', **self.create_req())
+        self.fake.running.clear()
+        old = (self.res_dir / 'r0.res').read_text()
+        self.fake.fail('drbdadm', 'up')
+        req = self.create_req()
+        req['res_text'] = req['res_text'].replace('protocol C;',
+                                                  'protocol C; timeout 90;')
+        self.assertFalse(self.call('create', **req)['ok'])
+        self.assertEqual(old, (self.res_dir / 'r0.res').read_text())
+        self.assertIn(('vg0', 'r0'), self.fake.lvs)
+
+    def test_changed_res_while_up_adjusts(self):
+        self.ok('create', **self.create_req())
+        self.fake.calls.clear()
+        req = self.create_req()
+        req['res_text'] = req['res_text'].replace('protocol C;',
+                                                  'protocol C; timeout 90;')
+        self.assertEqual('adjusted', self.ok('create', **req)['drbd'])
+        self.assertEqual([['drbdadm', 'adjust', 'r0']], self.changes())
+
+    def test_existing_smaller_lv_without_metadata_grows(self):
+        self.fake.add_lv('vg0', 'r0', GiB)
+        self.ok('create', **self.create_req())
+        self.assertEqual(['lvextend', '--size', f'{self.need()}b',
+                          'vg0/r0'], self.changes()[0])
+
+    def test_existing_smaller_lv_with_metadata_refused(self):
+        self.fake.add_lv('vg0', 'r0', GiB)
+        self.fake.metadata['/dev/vg0/r0'] = 7
+        _, before = self.error('create', protocol.E_CONFLICT, 'size',
+                               **self.create_req())
+        self.assertEqual(before, self.fake.snapshot())
+
+    def test_existing_larger_lv_with_metadata_reused(self):
+        self.fake.add_lv('vg0', 'r0', 2 * GiB)
+        self.fake.metadata['/dev/vg0/r0'] = 7
+        self.ok('create', **self.create_req())
+        self.assertEqual([['drbdadm', 'up', 'r0']], self.changes())
+
+    def test_foreign_lv_refused(self):
+        self.fake.add_lv('vg0', 'r0', 2 * GiB, tags=())
+        _, before = self.error('create', protocol.E_CONFLICT, 'resource',
+                               **self.create_req())
+        self.assertEqual(before, self.fake.snapshot())
+
+    def test_minor_clash_refused(self):
+        self.ok('create', **self.create_req())
+        err, before = self.error('create', protocol.E_CONFLICT, 'minor',
+                                 **self.create_req('r1', 1000, 7001))
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertNotIn(('vg0', 'r1'), self.fake.lvs)
+
+    def test_port_clash_refused(self):
+        self.ok('create', **self.create_req())
+        _, before = self.error('create', protocol.E_CONFLICT, 'port',
+                               **self.create_req('r1', 1001, 7000))
+        self.assertEqual(before, self.fake.snapshot())
+
+    def test_missing_vg(self):
+        self.fake.vgs.clear()
+        err, before = self.error('create', protocol.E_MISSING, 'pool',
+                                 **self.create_req())
+        self.assertIn('vg0', err['message'])
+
+    def test_missing_thin_pool(self):
+        del self.fake.lvs[('vg0', 'thin')]
+        err, _ = self.error('create', protocol.E_MISSING, 'pool',
+                            **self.create_req())
+        self.assertIn('vg0/thin', err['message'])
+
+    def test_diskless_text_refused(self):
+        req = self.create_req()
+        req['res_text'] = samples.res_text(
+            hosts=[('nodeb', 0, '10.0.0.1', '/dev/vg0/r0'),
+                   ('nodea', 1, '10.0.0.2', None)])
+        self.error('create', protocol.E_INVALID, 'res_text', **req)
+
+    def test_other_disk_refused(self):
+        req = self.create_req()
+        req['res_text'] = req['res_text'].replace('/dev/vg0/r0',
+                                                  '/dev/sda')
+        self.error('create', protocol.E_INVALID, 'res_text', **req)
+        self.assertEqual([], self.fake.calls)
+
+
+@ddt.ddt
+class BadInputTestCase(AgentTestCase):
+
+    @ddt.data(
+        ('resource', 'a/b'), ('resource', '..'), ('resource', 'a b'),
+        ('resource', 'a;b'), ('resource', '$(reboot)'), ('resource', ''),
+        ('resource', '../../etc/passwd'), ('resource', '-rf'),
+        ('size', 0), ('size', -1), ('size', '1'), ('size', 1.5),
+        ('size', True), ('size', None),
+        ('pool', 'vg0'), ('pool', 'vg0/thin/x'), ('pool', 'vg0/../x'),
+        ('max_peers', 0), ('max_peers', 32),
+        ('secret', 'short'), ('secret', 'has space in it 12345'),
+        ('res_text', ''), ('res_text', 'x\0y'))
+    @ddt.unpack
+    def test_bad_field(self, field, value):
+        req = self.create_req()
+        req[field] = value
+        err, before = self.error('create', protocol.E_INVALID, field, **req)
+        self.assertEqual([], self.fake.calls)
+        self.assertEqual(before, self.fake.snapshot())
+        if field == 'secret':
+            self.assertNotIn(value, err['message'])
+
+    def test_unconfigured_pool(self):
+        req = self.create_req()
+        req['pool'] = 'vg1/thin'
+        err, _ = self.error('create', protocol.E_INVALID, 'pool', **req)
+        self.assertIn('vg0/thin', err['message'])
+        self.assertEqual([], self.fake.calls)
+
+    def test_unknown_op(self):
+        err, _ = self.error('format-disk', protocol.E_INVALID, 'op')
+        self.assertIn('inventory', err['message'])
+
+    def test_not_an_object(self):
+        for request in ([], 'inventory', None, 1):
+            reply, code = self.agent.handle(request)
+            self.assertEqual(protocol.E_INVALID, reply['error']['code'])
+            self.assertEqual(2, code)
+
+    def test_unknown_field(self):
+        self.error('inventory', protocol.E_INVALID, 'force', force=True)
+
+    def test_node_id_32(self):
+        req = self.create_req()
+        req['res_text'] = samples.res_text(
+            hosts=[('nodea', 0, '10.0.0.1', '/dev/vg0/r0'),
+                   ('nodeb', 32, '10.0.0.2', None)])
+        # nodeb's node-id is refused by the .res check before anything
+        # exists.
+        err, before = self.error('create', protocol.E_INVALID, 'node_id',
+                                 **req)
+        self.assertIn('32', err['message'])
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual([], self.fake.changes())
+
+    def test_my_node_id_32(self):
+        req = self.create_req()
+        req['res_text'] = samples.res_text(
+            hosts=[('nodea', 32, '10.0.0.1', '/dev/vg0/r0'),
+                   ('nodeb', 1, '10.0.0.2', None)])
+        self.error('create', protocol.E_INVALID, 'node_id', **req)
+        self.assertEqual([], self.fake.calls)
+
+    def test_res_text_for_other_resource(self):
+        req = self.create_req()
+        req['res_text'] = samples.res_text('r9')
+        self.error('create', protocol.E_INVALID, 'res_text', **req)
+
+    def test_unparsable_res_text(self):
+        req = self.create_req()
+        req['res_text'] = 'resource r0 { ' + protocol.SECRET_PLACEHOLDER
+        self.error('create', protocol.E_INVALID, 'res_text', **req)
+
+    def test_command_failure_is_reported(self):
+        self.fake.fail('lvs', rc=3, stderr='  Device mapper is gone')
+        err, _ = self.error('create', protocol.E_FAILED, None,
+                            **self.create_req())
+        self.assertIn('Device mapper is gone', err['message'])
+        self.assertEqual(3, err['details']['exit_code'])
+
+    def test_unexpected_exception_is_internal(self):
+        with mock.patch.object(self.agent.lvm, 'check_pool',
+                               side_effect=KeyError('boom')):
+            err, _ = self.error('create', protocol.E_INTERNAL, None,
+                                **self.create_req())
+        self.assertIn('KeyError', err['message'])
+
+    def test_busy(self):
+        self.conf.lock_timeout = 0
+        os.makedirs(self.conf.lock_dir)
+        path = os.path.join(self.conf.lock_dir, 'r0.lock')
+        fd = os.open(path, os.O_RDWR | os.O_CREAT)
+        self.addCleanup(os.close, fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self.error('create', protocol.E_BUSY, None, **self.create_req())
+        self.assertEqual([], self.fake.calls)
+
+    def test_every_op_has_help(self):
+        self.assertEqual(set(protocol.OPS), set(agent.OP_HELP))
+        for op in protocol.OPS:
+            self.assertTrue(hasattr(self.agent,
+                                    '_op_' + op.replace('-', '_')), op)
+
+
+class SnapshotTestCase(AgentTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ok('create', **self.create_req())
+        self.fake.calls.clear()
+
+    def snap_req(self, **extra):
+        return dict(resource='r0', pool='vg0/thin', snapshot='s1', **extra)
+
+    def test_create(self):
+        result = self.ok('snapshot-create', **self.snap_req())
+        self.assertEqual(
+            [['lvcreate', '--yes', '--snapshot', '--setactivationskip', 'n',
+              '--activate', 'y', '--name', 's1', '--addtag', 'blackstor',
+              '--addtag', 'blackstor-snapshot', 'vg0/r0']], self.changes())
+        self.assertEqual({'snapshot': 's1', 'pool': 'vg0/thin',
+                          'size_bytes': self.need(), 'origin': 'r0',
+                          'created': True}, result)
+        self.fake.calls.clear()
+        self.assertFalse(self.ok('snapshot-create',
+                                 **self.snap_req())['created'])
+        self.assertEqual([], self.changes())
+
+    def test_create_conflicts(self):
+        self.fake.add_lv('vg0', 's1', GiB,
+                         tags=('blackstor', 'blackstor-snapshot'),
+                         origin='other')
+        self.error('snapshot-create', protocol.E_CONFLICT, 'snapshot',
+                   **self.snap_req())
+        self.fake.lvs.pop(('vg0', 's1'))
+        self.fake.add_lv('vg0', 's1', GiB)  # a volume, not a snapshot
+        self.error('snapshot-create', protocol.E_CONFLICT, 'snapshot',
+                   **self.snap_req())
+
+    def test_create_without_volume(self):
+        self.error('snapshot-create', protocol.E_NOT_FOUND, 'resource',
+                   **dict(self.snap_req(), resource='r9'))
+
+    def test_delete(self):
+        self.ok('snapshot-create', **self.snap_req())
+        self.fake.calls.clear()
+        req = dict(pool='vg0/thin', snapshot='s1')
+        self.assertTrue(self.ok('snapshot-delete', **req)['removed'])
+        self.assertEqual([['lvremove', '--force', 'vg0/s1']],
+                         self.changes())
+        self.assertFalse(self.ok('snapshot-delete', **req)['removed'])
+
+    def test_delete_refuses_a_volume(self):
+        self.error('snapshot-delete', protocol.E_CONFLICT, 'snapshot',
+                   pool='vg0/thin', snapshot='r0')
+        self.assertIn(('vg0', 'r0'), self.fake.lvs)
+
+    def test_rollback(self):
+        self.ok('snapshot-create', **self.snap_req())
+        self.fake.calls.clear()
+        result = self.ok('snapshot-rollback', **self.snap_req())
+        self.assertEqual(
+            [['drbdadm', 'down', 'r0'],
+             ['lvcreate', '--yes', '--snapshot', '--setactivationskip', 'n',
+              '--activate', 'y', '--name', 'r0.rollback', '--addtag',
+              'blackstor', 'vg0/s1'],
+             ['lvremove', '--force', 'vg0/r0'],
+             ['lvrename', 'vg0', 'r0.rollback', 'r0']], self.changes())
+        lv = self.fake.lvs[('vg0', 'r0')]
+        self.assertEqual('s1', lv['origin'])
+        self.assertEqual(['blackstor'], lv['tags'])
+        self.assertNotIn('r0', self.fake.running)
+        self.assertTrue(result['down'])
+        self.assertIn('/dev/vg0/r0', self.fake.metadata)
+
+    def _crash_rollback(self, *words, after=False):
+        self.ok('snapshot-create', **self.snap_req())
+        self.fake.crash(*words, after=after)
+        self.assertRaises(fakes.Crash, self.agent.handle,
+                          dict(op='snapshot-rollback', **self.snap_req()))
+        self.assertTrue(('vg0', 'r0') in self.fake.lvs
+                        or ('vg0', 'r0.rollback') in self.fake.lvs)
+        self.ok('snapshot-rollback', **self.snap_req())
+        self.assertEqual('s1', self.fake.lvs[('vg0', 'r0')]['origin'])
+        self.assertNotIn(('vg0', 'r0.rollback'), self.fake.lvs)
+
+    def test_rollback_crash_after_old_removed(self):
+        self._crash_rollback('lvremove', after=True)
+        self.assertEqual(['lvrename', 'vg0', 'r0.rollback', 'r0'],
+                         self.changes()[-1])
+
+    def test_rollback_crash_after_temp_created(self):
+        self._crash_rollback('lvcreate', 'r0.rollback', after=True)
+
+    def test_rollback_missing_snapshot(self):
+        self.error('snapshot-rollback', protocol.E_NOT_FOUND, 'snapshot',
+                   **self.snap_req())
+        self.assertIn('r0', self.fake.running)
+
+    def test_rollback_size_beyond_snapshot(self):
+        self.ok('snapshot-create', **self.snap_req())
+        self.error('snapshot-rollback', protocol.E_INVALID, 'size',
+                   **self.snap_req(size=2 * GiB))
+        self.ok('snapshot-rollback', **self.snap_req(size=GiB))
+
+    def from_snap_req(self, name='r1', size=GiB):
+        return dict(resource=name, pool='vg0/thin', snapshot='s1',
+                    size=size, res_text=samples.res_text(name, 1001, 7001),
+                    secret=samples.SECRET)
+
+    def test_create_from_snapshot(self):
+        self.ok('snapshot-create', **self.snap_req())
+        self.fake.calls.clear()
+        result = self.ok('create-from-snapshot', **self.from_snap_req())
+        self.assertEqual(
+            [['lvcreate', '--yes', '--snapshot', '--setactivationskip', 'n',
+              '--activate', 'y', '--name', 'r1', '--addtag', 'blackstor',
+              'vg0/s1'],
+             ['drbdadm', 'up', 'r1']], self.changes())
+        self.assertEqual(['blackstor'], self.fake.lvs[('vg0', 'r1')]['tags'])
+        self.assertTrue(result['lv_created'])
+        self.fake.calls.clear()
+        self.ok('create-from-snapshot', **self.from_snap_req())
+        self.assertEqual([], self.changes())
+
+    def test_create_from_snapshot_drops_inherited_tag(self):
+        self.ok('snapshot-create', **self.snap_req())
+        real = self.fake._lvcreate
+
+        def inherit(args, kwargs):
+            rc, out, err = real(args, kwargs)
+            self.fake.lvs[('vg0', 'r1')]['tags'].append(
+                'blackstor-snapshot')
+            return rc, out, err
+        self.fake._lvcreate = inherit
+        self.ok('create-from-snapshot', **self.from_snap_req())
+        self.assertIn(['lvchange', '--deltag', 'blackstor-snapshot',
+                       'vg0/r1'], self.changes())
+        self.assertEqual(['blackstor'], self.fake.lvs[('vg0', 'r1')]['tags'])
+
+    def test_create_from_snapshot_failure_leaves_nothing(self):
+        self.ok('snapshot-create', **self.snap_req())
+        before = self.fake.snapshot()
+        self.fake.fail('drbdadm', 'up', 'r1')
+        self.assertFalse(self.call('create-from-snapshot',
+                                   **self.from_snap_req())['ok'])
+        self.assertEqual(before, self.fake.snapshot())
+
+    def test_create_from_missing_snapshot(self):
+        self.error('create-from-snapshot', protocol.E_NOT_FOUND, 'snapshot',
+                   **self.from_snap_req())
+
+    def test_create_from_snapshot_too_large(self):
+        self.ok('snapshot-create', **self.snap_req())
+        self.error('create-from-snapshot', protocol.E_INVALID, 'size',
+                   **self.from_snap_req(size=2 * GiB))
+
+
+class LifecycleTestCase(AgentTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ok('create', **self.create_req())
+        self.fake.calls.clear()
+
+    def test_delete(self):
+        result = self.ok('delete', resource='r0', pool='vg0/thin')
+        self.assertEqual(
+            [['drbdadm', 'down', 'r0'],
+             ['drbdadm', '--', '--force', 'wipe-md', 'r0'],
+             ['lvremove', '--force', 'vg0/r0']], self.changes())
+        self.assertEqual({'resource': 'r0', 'down': True,
+                          'lv_removed': True, 'res_removed': True}, result)
+        self.assertEqual([], list(self.res_dir.iterdir()))
+        self.fake.calls.clear()
+        result = self.ok('delete', resource='r0', pool='vg0/thin')
+        self.assertEqual([], self.changes())
+        self.assertFalse(any(result[k] for k in
+                             ('down', 'lv_removed', 'res_removed')))
+
+    def test_delete_finds_pool_in_res(self):
+        self.ok('delete', resource='r0')
+        self.assertNotIn(('vg0', 'r0'), self.fake.lvs)
+
+    def test_delete_after_crash(self):
+        self.fake.crash('lvremove', after=True)
+        self.assertRaises(fakes.Crash, self.agent.handle,
+                          dict(op='delete', resource='r0', pool='vg0/thin'))
+        self.assertTrue((self.res_dir / 'r0.res').exists())
+        self.ok('delete', resource='r0', pool='vg0/thin')
+        self.assertEqual([], list(self.res_dir.iterdir()))
+
+    def test_delete_wipe_md_failure_still_deletes(self):
+        self.fake.fail('wipe-md')
+        self.ok('delete', resource='r0', pool='vg0/thin')
+        self.assertNotIn(('vg0', 'r0'), self.fake.lvs)
+
+    def test_delete_diskless(self):
+        self.ok('delete', resource='r0', pool='vg0/thin')
+        store_text = samples.res_text('r2', 1002, 7002, hosts=[
+            ('nodeb', 0, '10.0.0.2', '/dev/vg0/r2'),
+            ('nodea', 1, '10.0.0.1', None)])
+        self.agent.store.write('r2', store_text, samples.SECRET,
+                               expect_disk=None)
+        self.fake.running['r2'] = {'name': 'r2'}
+        self.fake.calls.clear()
+        self.ok('delete', resource='r2')
+        self.assertEqual([['drbdadm', 'down', 'r2']], self.changes())
+        self.assertEqual([], list(self.res_dir.iterdir()))
+
+    def test_delete_unknown(self):
+        self.ok('delete', resource='nothing', pool='vg0/thin')
+        self.assertEqual([], self.changes())
+
+    def test_delete_refuses_foreign_lv(self):
+        self.fake.add_lv('vg0', 'r5', GiB, tags=())
+        self.error('delete', protocol.E_CONFLICT, 'resource',
+                   resource='r5', pool='vg0/thin')
+        self.assertIn(('vg0', 'r5'), self.fake.lvs)
+
+    def test_adjust(self):
+        req = self.create_req()
+        del req['pool'], req['size']
+        self.assertEqual('unchanged', self.ok('adjust', **req)['drbd'])
+        self.assertEqual([], self.changes())
+        req['res_text'] = req['res_text'].replace(
+            'protocol C;', 'protocol C; allow-two-primaries yes;')
+        self.assertEqual('adjusted', self.ok('adjust', **req)['drbd'])
+        self.assertEqual([['drbdadm', 'adjust', 'r0']], self.changes())
+        self.assertIn('allow-two-primaries',
+                      (self.res_dir / 'r0.res').read_text())
+
+    def test_adjust_down_resource_brings_it_up(self):
+        self.fake.running.clear()
+        req = self.create_req()
+        del req['pool'], req['size']
+        self.ok('adjust', **req)
+        self.assertEqual([['drbdadm', 'adjust', 'r0']], self.changes())
+
+    def test_adjust_refuses_disk_outside_pools(self):
+        req = self.create_req()
+        del req['pool'], req['size']
+        req['res_text'] = req['res_text'].replace('/dev/vg0/r0',
+                                                  '/dev/vg1/r0')
+        self.error('adjust', protocol.E_INVALID, 'res_text', **req)
+        req['res_text'] = req['res_text'].replace('/dev/vg1/r0',
+                                                  '/dev/vg0/other')
+        self.error('adjust', protocol.E_INVALID, 'res_text', **req)
+
+    def test_adjust_refuses_disk_change(self):
+        req = self.create_req()
+        del req['pool'], req['size']
+        req['res_text'] = samples.res_text(hosts=[
+            ('nodea', 0, '10.0.0.1', None),
+            ('nodeb', 1, '10.0.0.2', '/dev/vg0/r0')])
+        self.error('adjust', protocol.E_CONFLICT, 'res_text', **req)
+
+    def test_resize(self):
+        size = 2 * GiB
+        need = sizing.lv_size_for(size, protocol.MAX_PEERS_MAX, EXTENT)
+        result = self.ok('resize', resource='r0', pool='vg0/thin',
+                         size=size)
+        self.assertEqual([['lvextend', '--size', f'{need}b', 'vg0/r0']],
+                         self.changes())
+        self.assertEqual({'resource': 'r0', 'lv_size': need,
+                          'lv_grown': True, 'drbd_resized': False}, result)
+        self.fake.calls.clear()
+        self.ok('resize', resource='r0', pool='vg0/thin', size=size,
+                lv=False, drbd=True, assume_clean=True)
+        self.assertEqual([['drbdadm', '--', '--assume-clean', 'resize',
+                           'r0/0']], self.changes())
+        self.fake.calls.clear()
+        self.ok('resize', resource='r0', pool='vg0/thin', size=size,
+                drbd=True)
+        self.assertEqual([['drbdadm', 'resize', 'r0/0']], self.changes())
+
+    def test_resize_down_refused(self):
+        self.fake.running.clear()
+        _, before = self.error('resize', protocol.E_CONFLICT, 'resource',
+                               resource='r0', pool='vg0/thin', size=5 * GiB)
+        self.assertEqual(before, self.fake.snapshot())
+
+    def test_resize_missing(self):
+        self.error('resize', protocol.E_NOT_FOUND, 'resource',
+                   resource='r9', pool='vg0/thin', size=GiB)
+
+    def test_suspend_resume(self):
+        self.ok('suspend-io', resource='r0')
+        self.ok('suspend-io', resource='r0')
+        self.ok('resume-io', resource='r0')
+        self.ok('resume-io', resource='r0')
+        self.assertEqual([['drbdadm', 'suspend-io', 'r0'],
+                          ['drbdadm', 'resume-io', 'r0']], self.changes())
+        result = self.ok('suspend-io', resource='r9')
+        self.assertFalse(result['running'])
+
+    def test_new_current_uuid(self):
+        self.ok('new-current-uuid', resource='r0')
+        self.ok('new-current-uuid', resource='r0', clear_bitmap=False)
+        self.assertEqual(
+            [['drbdadm', 'new-current-uuid', '--clear-bitmap', 'r0/0'],
+             ['drbdadm', 'new-current-uuid', 'r0/0']], self.changes())
+        self.error('new-current-uuid', protocol.E_NOT_FOUND, 'resource',
+                   resource='r9')
+
+    def test_status(self):
+        result = self.ok('status', resource='r0')
+        self.assertTrue(result['exists'])
+        self.assertEqual(1000, result['definition']['minor'])
+        self.assertEqual(samples.SECRET, result['definition']['secret'])
+        self.assertEqual('r0', result['state']['name'])
+        result = self.ok('status', resource='r9')
+        self.assertEqual({'resource': 'r9', 'exists': False,
+                          'definition': None, 'state': None}, result)
+
+
+class InventoryTestCase(AgentTestCase):
+
+    def test_inventory(self):
+        self.ok('create', **self.create_req())
+        self.ok('create', **self.create_req('r1', 1001, 7001, size=5 * GiB))
+        self.ok('snapshot-create', resource='r0', pool='vg0/thin',
+                snapshot='s1')
+        self.fake.add_lv('vg0', 'foreign', GiB, tags=())
+        # An operator's resource in the same directory still counts.
+        (self.res_dir / 'other.res').write_text(samples.res_text(
+            'other', 7, 7789, placeholder=False).replace(
+                'nodea', 'x1').replace('nodeb', 'x2'))
+        result = self.ok('inventory')
+        self.assertEqual('nodea', result['hostname'])
+        self.assertRegex(result['drbd_utils_version'], r'^\d+\.\d+')
+        thin_size = self.fake.lvs[('vg0', 'thin')]['size']
+        provisioned = sum(lv['size'] for key, lv in self.fake.lvs.items()
+                          if lv['pool_lv'] == 'thin')
+        self.assertEqual([{'name': 'vg0/thin', 'total_bytes': thin_size,
+                           'free_bytes': int(thin_size * 0.9),
+                           'provisioned_bytes': provisioned,
+                           'extent_bytes': EXTENT,
+                           'vg_free_bytes': 50 * GiB}], result['pools'])
+        self.assertEqual(['other', 'r0', 'r1'], sorted(result['resources']))
+        r0 = result['resources']['r0']
+        self.assertEqual(1000, r0['definition']['minor'])
+        self.assertNotIn('secret', r0['definition'])
+        self.assertNotIn(samples.SECRET, str(result))
+        self.assertEqual('r0', r0['state']['name'])
+        self.assertIsNone(result['resources']['other']['definition'])
+        self.assertEqual(
+            [{'name': 'r0', 'pool': 'vg0/thin', 'size_bytes': self.need(),
+              'origin': None},
+             {'name': 'r1', 'pool': 'vg0/thin',
+              'size_bytes': self.need(5 * GiB), 'origin': None}],
+            result['volumes'])
+        self.assertEqual([{'name': 's1', 'pool': 'vg0/thin',
+                           'size_bytes': self.need(), 'origin': 'r0'}],
+                         result['snapshots'])
+        self.assertEqual([7, 1000, 1001], result['used_minors'])
+        self.assertEqual([7000, 7001, 7789], result['used_ports'])
+
+    def test_missing_everything(self):
+        def nothing(*cmd, **kwargs):
+            raise OSError(2, 'No such file or directory', cmd[0])
+        self.agent = agent.Agent(self.conf, execute=nothing)
+        err, _ = self.error('inventory', protocol.E_MISSING, None)
+        for what in ('drbdadm', 'vgs', 'drbdsetup'):
+            self.assertIn(what, err['message'])
+
+    def test_missing_vg_and_module(self):
+        self.fake.vgs.clear()
+        self.fake.fail('drbdsetup', 'status', rc=20,
+                       stderr='Failed to modprobe drbd (No such file)')
+        err, _ = self.error('inventory', protocol.E_MISSING, None)
+        self.assertIn('volume group vg0 not found', err['message'])
+        self.assertIn('kernel module', err['message'])
+
+    def test_config_not_including_dir(self):
+        self.conf_file.write_text('# empty\n')
+        err, _ = self.error('inventory', protocol.E_MISSING, None)
+        self.assertIn('does not include', err['message'])
+
+    def test_client_without_pools(self):
+        self.conf.pools = []
+        self.agent = agent.Agent(self.conf, execute=self.fake)
+        result = self.ok('inventory')
+        self.assertEqual([], result['pools'])
+        self.assertFalse(any(c[0] in ('vgs', 'lvs')
+                             for c in self.fake.calls))
+
+
+class AttachTestCase(AgentTestCase):
+
+    def setUp(self):
+        super().setUp()
+        patcher = mock.patch('blackstor_cinder.connector.DRBDConnector')
+        self.connector_cls = patcher.start()
+        self.addCleanup(patcher.stop)
+        self.conn = self.connector_cls.return_value
+
+    def attach_req(self, **extra):
+        return dict(resource='r0', res_text=samples.res_text(),
+                    secret=samples.SECRET, **extra)
+
+    def test_attach(self):
+        self.conn.connect_volume.return_value = {
+            'type': 'block', 'path': '/dev/drbd1000'}
+        result = self.ok('attach', **self.attach_req(
+            device_path='/dev/drbd/by-res/r0/0', timeout=5))
+        self.assertEqual({'resource': 'r0', 'device_path': '/dev/drbd1000'},
+                         result)
+        kwargs = self.connector_cls.call_args[1]
+        self.assertEqual(5, kwargs['attach_timeout'])
+        self.assertEqual('nodea', kwargs['node_name'])
+        self.assertEqual(str(self.res_dir), kwargs['resource_dir'])
+        self.assertEqual(str(self.conf_file), kwargs['drbd_config'])
+        self.conn.connect_volume.assert_called_once_with({
+            'name': 'r0', 'config': samples.res_text(),
+            'provider_auth': samples.SECRET,
+            'device': '/dev/drbd/by-res/r0/0'})
+
+    def test_attach_default_timeout(self):
+        self.conn.connect_volume.return_value = {'path': '/dev/drbd1000'}
+        self.ok('attach', **self.attach_req())
+        self.assertEqual(60.0,
+                         self.connector_cls.call_args[1]['attach_timeout'])
+
+    def test_attach_timeout(self):
+        class DRBDAttachTimeout(Exception):
+            pass
+        self.conn.connect_volume.side_effect = DRBDAttachTimeout('slow')
+        err, _ = self.error('attach', protocol.E_TIMEOUT, None,
+                            **self.attach_req())
+        self.assertIn('slow', err['message'])
+
+    def test_attach_passes_agent_errors(self):
+        from blackstor_cinder.node.errors import AgentError
+        self.conn.connect_volume.side_effect = AgentError(
+            protocol.E_CONFLICT, 'minor taken', 'minor')
+        self.error('attach', protocol.E_CONFLICT, 'minor',
+                   **self.attach_req())
+
+    def test_detach(self):
+        self.ok('detach', resource='r0', force=True)
+        self.conn.disconnect_volume.assert_called_once_with(
+            {'name': 'r0'}, None, force=True)
+
+    def test_detach_in_use(self):
+        class DRBDDeviceInUse(Exception):
+            pass
+        self.conn.disconnect_volume.side_effect = DRBDDeviceInUse('open')
+        self.error('detach', protocol.E_BUSY, None, resource='r0')
