@@ -63,7 +63,9 @@ def default_execute(*cmd: str, **kwargs) -> tuple[str, str]:
     kwargs.setdefault('on_execute', children.append)
     try:
         return processutils.execute(*cmd, **kwargs)
-    except subprocess.TimeoutExpired:
+    except Exception as e:
+        if not _is_timeout(e):
+            raise
         for child in children:
             try:
                 child.kill()
@@ -114,15 +116,17 @@ def run(execute: Execute, argv: Sequence[str], *,
     except processutils.ProcessExecutionError as e:
         rc = e.exit_code if e.exit_code is not None else -1
         stdout, stderr = e.stdout or '', e.stderr or ''
-    except subprocess.TimeoutExpired:
-        raise AgentError(protocol.E_TIMEOUT,
-                         f'{" ".join(argv)} did not finish within '
-                         f'{timeout} s', command=argv[0]) from None
     except OSError as e:
         if e.errno == errno.ENOENT:
             raise _missing(argv[0], root_helper) from None
         raise AgentError(protocol.E_FAILED,
                          f'cannot run {" ".join(argv)}: {e}') from None
+    except Exception as e:
+        if not _is_timeout(e):
+            raise
+        raise AgentError(protocol.E_TIMEOUT,
+                         f'{" ".join(argv)} did not finish within '
+                         f'{timeout} s', command=argv[0]) from None
     stdout = _text(stdout)
     stderr = _text(stderr)
     if rc == _RC_NOT_FOUND and (root_helper or 'No such file' in stderr):
@@ -132,6 +136,13 @@ def run(execute: Execute, argv: Sequence[str], *,
     if check and rc != 0:
         raise CommandError(argv, rc, stdout, stderr)
     return result
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    # With eventlet's monkey patching (cinder-volume), the TimeoutExpired
+    # raised may come from the green or the original subprocess module.
+    return isinstance(exc, subprocess.TimeoutExpired) or any(
+        cls.__name__ == 'TimeoutExpired' for cls in type(exc).__mro__)
 
 
 def _text(value) -> str:

@@ -1,0 +1,192 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""blackstor-node's command line: stdin/file in, one JSON reply out."""
+
+import io
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from unittest import mock
+
+import fixtures
+import testtools
+
+from blackstor_cinder.node import agent
+from blackstor_cinder.node import cli
+from blackstor_cinder import protocol
+from tests.unit.node import fakes
+from tests.unit.node import samples
+
+
+class CliTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.log = self.useFixture(fixtures.FakeLogger())
+        base = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
+        self.res_dir = base / 'drbd.d'
+        self.res_dir.mkdir()
+        (base / 'drbd.conf').write_text('include "drbd.d/*.res";\n')
+        self.config = base / 'node.conf'
+        self.config.write_text(
+            '[node]\npools = vg0/thin\nnode_name = nodea\n'
+            f'resource_dir = {self.res_dir}\n'
+            f'drbd_config = {base / "drbd.conf"}\n'
+            f'lock_dir = {base / "locks"}\n')
+        self.base = base
+        self.fake = fakes.FakeNode('nodea', str(self.res_dir))
+        self.useFixture(fixtures.EnvironmentVariable(
+            'BLACKSTOR_NODE_CONFIG', None))
+
+    def run_cli(self, request, args=None, raw=False):
+        stdin = io.StringIO(request if raw else json.dumps(request))
+        stdout = io.StringIO()
+        code = cli.main(['--config-file', str(self.config)]
+                        + list(args or []), stdin=stdin, stdout=stdout,
+                        execute=self.fake)
+        lines = stdout.getvalue().splitlines()
+        self.assertEqual(1, len(lines), stdout.getvalue())
+        return code, json.loads(lines[0])
+
+    def test_create_and_inventory(self):
+        code, reply = self.run_cli(dict(
+            op='create', resource='r0', pool='vg0/thin', size=1 << 30,
+            res_text=samples.res_text(), secret=samples.SECRET))
+        self.assertEqual(0, code)
+        self.assertTrue(reply['ok'])
+        self.assertEqual('up', reply['result']['drbd'])
+        code, reply = self.run_cli({'op': 'inventory'})
+        self.assertEqual(0, code)
+        self.assertEqual([1000], reply['result']['used_minors'])
+
+    def test_request_file(self):
+        path = self.base / 'req.json'
+        path.write_text(json.dumps({'op': 'status', 'resource': 'r0'}))
+        code, reply = self.run_cli('', args=[str(path)], raw=True)
+        self.assertEqual(0, code)
+        self.assertFalse(reply['result']['exists'])
+
+    def test_env_config(self):
+        self.useFixture(fixtures.EnvironmentVariable(
+            'BLACKSTOR_NODE_CONFIG', str(self.config)))
+        stdout = io.StringIO()
+        code = cli.main([], stdin=io.StringIO('{"op": "inventory"}'),
+                        stdout=stdout, execute=self.fake)
+        self.assertEqual(0, code, stdout.getvalue())
+        self.assertEqual('nodea',
+                         json.loads(stdout.getvalue())['result']['hostname'])
+
+    def assertError(self, code, reply, error, field=None):
+        self.assertEqual(protocol.EXIT_CODES[error], code)
+        self.assertFalse(reply['ok'])
+        self.assertEqual(error, reply['error']['code'])
+        self.assertEqual(field, reply['error'].get('field'))
+
+    def test_malformed_json(self):
+        for text in ('{"op":', 'nonsense', '', '   ', '[1, 2'):
+            code, reply = self.run_cli(text, raw=True)
+            self.assertError(code, reply, protocol.E_INVALID)
+        self.assertEqual([], self.fake.calls)
+
+    def test_unknown_op(self):
+        code, reply = self.run_cli({'op': 'rm-rf'})
+        self.assertError(code, reply, protocol.E_INVALID, 'op')
+
+    def test_bad_name(self):
+        code, reply = self.run_cli({'op': 'status', 'resource': 'a/../b'})
+        self.assertError(code, reply, protocol.E_INVALID, 'resource')
+
+    def test_non_zero_exit_for_failures(self):
+        code, reply = self.run_cli({'op': 'resize', 'resource': 'r0',
+                                    'pool': 'vg0/thin', 'size': 1 << 30})
+        self.assertError(code, reply, protocol.E_NOT_FOUND, 'resource')
+
+    def test_missing_request_file(self):
+        code, reply = self.run_cli('', args=['/nonexistent/req'], raw=True)
+        self.assertError(code, reply, protocol.E_INVALID)
+
+    def test_missing_config_file(self):
+        self.config.unlink()
+        code, reply = self.run_cli({'op': 'inventory'})
+        self.assertError(code, reply, protocol.E_MISSING)
+        self.assertIn(str(self.config), reply['error']['message'])
+
+    def test_bad_config(self):
+        self.config.write_text('[node]\npools = justavg\n')
+        code, reply = self.run_cli({'op': 'inventory'})
+        self.assertError(code, reply, protocol.E_INVALID)
+        self.assertIn('pools', reply['error']['message'])
+
+    def test_bad_arguments(self):
+        code, reply = self.run_cli({'op': 'inventory'}, args=['--nope'])
+        self.assertError(code, reply, protocol.E_INVALID)
+
+    def test_internal_error_is_json(self):
+        with mock.patch.object(agent.Agent, 'handle',
+                               side_effect=RuntimeError('bug')):
+            code, reply = self.run_cli({'op': 'inventory'})
+        self.assertError(code, reply, protocol.E_INTERNAL)
+        self.assertIn('bug', reply['error']['message'])
+        self.assertIn('Traceback', self.log.output)
+
+    def test_help_lists_every_op(self):
+        stdout = io.StringIO()
+        with mock.patch('sys.stdout', stdout):
+            code = cli.main(['--help'], stdout=io.StringIO())
+        self.assertEqual(0, code)
+        text = stdout.getvalue()
+        for op in protocol.OPS:
+            self.assertRegex(text, rf'\n  {op} +\S')
+
+
+class ConsoleScriptTestCase(testtools.TestCase):
+    """The real entry point in a subprocess, on this very machine."""
+
+    def test_inventory_here_says_what_is_missing(self):
+        base = self.useFixture(fixtures.TempDir()).path
+        config = os.path.join(base, 'node.conf')
+        with open(config, 'w') as f:
+            f.write('[node]\npools = blackstor-test-vg/thin\n'
+                    f'lock_dir = {base}/locks\n')
+        env = dict(os.environ, BLACKSTOR_NODE_CONFIG=config)
+        proc = subprocess.run(
+            [sys.executable, '-c',
+             'import sys; from blackstor_cinder.node.cli import main; '
+             'sys.exit(main())'],
+            input='{"op":"inventory"}', capture_output=True, text=True,
+            env=env, timeout=60)
+        self.assertNotIn('Traceback', proc.stdout)
+        reply = json.loads(proc.stdout)
+        self.assertFalse(reply['ok'])
+        self.assertEqual('missing-dependency', reply['error']['code'])
+        self.assertEqual(5, proc.returncode)
+        message = reply['error']['message']
+        if not shutil.which('vgs'):
+            self.assertIn("'vgs' (package lvm2)", message)
+        else:
+            self.assertIn('blackstor-test-vg', message)
+        if not os.path.exists('/proc/drbd'):
+            self.assertIn('DRBD kernel module', message)
+
+    def test_help(self):
+        proc = subprocess.run(
+            [sys.executable, '-c',
+             'import sys; from blackstor_cinder.node.cli import main; '
+             'sys.exit(main())', '--help'],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        self.assertIn('snapshot-rollback', proc.stdout)

@@ -1,0 +1,119 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""drbdadm / drbdsetup / drbdmeta calls of the agent."""
+
+import json
+from unittest import mock
+
+import fixtures
+from oslo_concurrency import processutils
+import testtools
+
+from blackstor_cinder.node import drbd
+from blackstor_cinder.node.errors import AgentError
+from blackstor_cinder.node.errors import CommandError
+from blackstor_cinder.node import executor
+from blackstor_cinder import protocol
+
+
+def failure(rc, stderr):
+    return processutils.ProcessExecutionError(exit_code=rc, stdout='',
+                                              stderr=stderr)
+
+
+class DrbdTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.execute = mock.Mock(return_value=('', ''))
+        self.drbd = drbd.Drbd(executor.Executor(self.execute), '/etc/d.conf',
+                              'nodea', proc_files=())
+
+    def argv(self):
+        return [list(c[0]) for c in self.execute.call_args_list]
+
+    def test_drbdadm_commands(self):
+        self.drbd.up('r0')
+        self.drbd.adjust('r0')
+        self.drbd.down('r0')
+        self.drbd.create_md('r0', 7)
+        self.drbd.wipe_md('r0')
+        self.drbd.resize('r0', True)
+        self.drbd.resize('r0', False)
+        self.drbd.suspend_io('r0')
+        self.drbd.resume_io('r0')
+        self.drbd.new_current_uuid('r0', True)
+        self.drbd.new_current_uuid('r0', False)
+        c = ['drbdadm', '-c', '/etc/d.conf']
+        self.assertEqual([
+            c + ['up', 'r0'], c + ['adjust', 'r0'], c + ['down', 'r0'],
+            c + ['--', '--max-peers=7', '--force', 'create-md', 'r0'],
+            c + ['--', '--force', 'wipe-md', 'r0'],
+            c + ['--', '--assume-clean', 'resize', 'r0/0'],
+            c + ['resize', 'r0/0'], c + ['suspend-io', 'r0'],
+            c + ['resume-io', 'r0'],
+            c + ['new-current-uuid', '--clear-bitmap', 'r0/0'],
+            c + ['new-current-uuid', 'r0/0']], self.argv())
+        for call in self.execute.call_args_list:
+            self.assertEqual('nodea',
+                             call[1]['env_variables']['__DRBD_NODE__'])
+
+    def test_status(self):
+        entry = {'name': 'r0', 'devices': [{'minor': 1000}]}
+        self.execute.return_value = (json.dumps([entry]), '')
+        self.assertEqual(entry, self.drbd.state('r0'))
+        self.assertEqual(['drbdsetup', 'status', '--json', 'r0'],
+                         self.argv()[0])
+        self.assertEqual([entry], self.drbd.status())
+
+    def test_status_not_running(self):
+        self.execute.side_effect = failure(10, 'r0: No such resource\n')
+        self.assertIsNone(self.drbd.state('r0'))
+
+    def test_status_without_module(self):
+        self.execute.side_effect = failure(
+            20, 'sh: 1: /sbin/modprobe: not found\n'
+                'Failed to modprobe drbd (No such file or directory)\n')
+        e = self.assertRaises(AgentError, self.drbd.status)
+        self.assertEqual(protocol.E_MISSING, e.code)
+        self.assertIn('kernel module', e.message)
+
+    def test_status_garbage(self):
+        for out in ('nope', '{"a": 1}'):
+            self.execute.return_value = (out, '')
+            e = self.assertRaises(AgentError, self.drbd.status)
+            self.assertEqual(protocol.E_FAILED, e.code)
+
+    def test_has_metadata(self):
+        self.assertTrue(self.drbd.has_metadata(1000, '/dev/vg0/r0', 2))
+        self.assertEqual(['drbdmeta', '1000', 'v09', '/dev/vg0/r0',
+                          'internal', 'get-gi', '--node-id', '2'],
+                         self.argv()[0])
+        self.execute.side_effect = failure(1, 'No valid meta data found\n')
+        self.assertFalse(self.drbd.has_metadata(1000, '/dev/vg0/r0', 2))
+        self.execute.side_effect = failure(20, 'open(/dev/x) failed')
+        self.assertRaises(CommandError, self.drbd.has_metadata, 1000,
+                          '/dev/x', 2)
+
+    def test_versions(self):
+        self.execute.return_value = ('DRBDADM_API_VERSION=2\n'
+                                     'DRBDADM_VERSION=9.22.0\n', '')
+        self.assertEqual('9.22.0', self.drbd.utils_version())
+        self.assertIsNone(self.drbd.kernel_version())
+        path = self.useFixture(fixtures.TempDir()).join('drbd')
+        with open(path, 'w') as f:
+            f.write('version: 9.2.8 (api:2/proto:86-122)\nGIT-hash: x\n')
+        d = drbd.Drbd(executor.Executor(self.execute), 'c', 'n',
+                      proc_files=('/nonexistent', path))
+        self.assertEqual('9.2.8', d.kernel_version())
