@@ -95,9 +95,6 @@ class Drbd:
         else:
             self.drbdadm('new-current-uuid', volume)
 
-    def dump_all(self) -> executor.Result:
-        return self.drbdadm('dump', 'all', check=False)
-
     # -- drbdsetup ---------------------------------------------------------
 
     def status(self, resource: str | None = None) -> list[dict]:
@@ -169,6 +166,15 @@ class Drbd:
             match = re.search(r'(?:version:\s*)?(\d+\.\d+\.\d+\S*)', text)
             if match:
                 return match.group(1)
+        # drbdsetup asks the module itself (and the test stand-in answers).
+        try:
+            result = self._run(['drbdsetup', '--version'], check=False)
+        except AgentError:
+            return None
+        match = re.search(r'^DRBD_KERNEL_VERSION=(\d\S*)', result.stdout,
+                          re.M)
+        if result.rc == 0 and match and match.group(1) != '0':
+            return match.group(1)
         return None
 
 

@@ -111,6 +111,15 @@ class DrbdTestCase(testtools.TestCase):
                                      'DRBDADM_VERSION=9.22.0\n', '')
         self.assertEqual('9.22.0', self.drbd.utils_version())
         self.assertIsNone(self.drbd.kernel_version())
+        self.execute.return_value = ('DRBD_KERNEL_VERSION_CODE=0x090208\n'
+                                     'DRBD_KERNEL_VERSION=9.2.8\n', '')
+        self.assertEqual('9.2.8', self.drbd.kernel_version())
+        self.assertEqual(['drbdsetup', '--version'], self.argv()[-1])
+        self.execute.side_effect = failure(20, 'Failed to modprobe drbd')
+        self.assertIsNone(self.drbd.kernel_version())
+        self.execute.side_effect = OSError(2, 'No such file')
+        self.assertIsNone(self.drbd.kernel_version())
+        self.execute.side_effect = None
         path = self.useFixture(fixtures.TempDir()).join('drbd')
         with open(path, 'w') as f:
             f.write('version: 9.2.8 (api:2/proto:86-122)\nGIT-hash: x\n')
