@@ -51,9 +51,12 @@ html_static_path = []
 
 
 def _escape_stars(text):
-    """Escape ``*`` outside ``literals``: option help is plain text in the
-    sample files, and show-options parses it as reStructuredText, where a
-    lone ``*`` (as in ``drbd.d/*.res``) starts an emphasis."""
+    """Escape ``*`` outside ``literals`` in an option's help.
+
+    Option help is plain text in the sample files, and show-options parses
+    it as reStructuredText, where a lone ``*`` (as in ``drbd.d/*.res``)
+    starts an emphasis.
+    """
     parts = text.split('``')
     for i in range(0, len(parts), 2):
         parts[i] = parts[i].replace('\\*', '*').replace('*', '\\*')
