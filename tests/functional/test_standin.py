@@ -472,6 +472,27 @@ class TestLvm(StandinTestCase):
         self.assertEqual(5, proc.returncode)
         self.assertIn('matches existing size', proc.stderr)
 
+    def test_full_thin_pool_refuses_new_volumes(self):
+        self.cluster.add_node('nodea', size=8 * MIB)
+        self.make_lv('nodea', 'big', size=16 * MIB)  # over-provisioning
+        self.make_lv('nodea', 'small', size=MIB)     # rounded to 4 MiB
+        out = self.run_cmd('nodea', 'lvs', '--reportformat', 'json',
+                           '--units', 'b', '--nosuffix', '-o',
+                           'lv_name,lv_size', 'blackstor/small').stdout
+        self.assertEqual([{'lv_name': 'small', 'lv_size': str(4 * MIB)}],
+                         json.loads(out)['report'][0]['lv'])
+        with open(self.cluster.lv_path('nodea', 'blackstor', 'big'),
+                  'r+b') as f:
+            f.write(b'x' * 8 * MIB)
+        proc = self.run_cmd('nodea', 'lvcreate', '--yes', '--type', 'thin',
+                            '--virtualsize', '4m', '--thinpool', 'thinpool',
+                            '--name', 'more', 'blackstor', ok=False)
+        self.assertEqual(5, proc.returncode)
+        self.assertIn('free space in thin pool blackstor/thinpool reached',
+                      proc.stderr)
+        self.run_cmd('nodea', 'lvremove', '--force', 'blackstor/big')
+        self.make_lv('nodea', 'more', size=4 * MIB)
+
 
 if __name__ == '__main__':
     unittest.main()
