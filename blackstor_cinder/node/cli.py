@@ -58,24 +58,25 @@ def _epilog() -> str:
         wrapped = textwrap.wrap(text, 76 - width - 4) or ['']
         lines.append(f'  {op:<{width}}  {wrapped[0]}')
         lines += [f'  {"":<{width}}  {rest}' for rest in wrapped[1:]]
+    codes = 'exit codes: 0 ok, ' + ', '.join(
+        f'{code} {name}' for name, code in sorted(
+            protocol.EXIT_CODES.items(), key=lambda i: i[1])
+        if name != protocol.E_INTERNAL) + ' (internal errors exit 1)'
     lines += ['', 'example:', "  echo '{\"op\": \"inventory\"}' | "
-              'blackstor-node', '',
-              'exit codes: 0 ok, ' + ', '.join(
-                  f'{code} {name}' for name, code in sorted(
-                      protocol.EXIT_CODES.items(), key=lambda i: i[1])
-                  if name != protocol.E_INTERNAL)
-              + ' (internal errors exit 1)', '',
-              f'configuration: --config-file, else ${node_config.CONFIG_ENV}'
-              f', else {node_config.DEFAULT_CONFIG_FILE} if it exists']
+              'blackstor-node', '', textwrap.fill(codes, 78), '',
+              textwrap.fill(
+                  f'configuration: --config-file, else '
+                  f'${node_config.CONFIG_ENV}, else '
+                  f'{node_config.DEFAULT_CONFIG_FILE} if it exists', 78)]
     return '\n'.join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog='blackstor-node',
-        description='BlackStor node agent: runs one LVM thin / DRBD 9 '
-                    'operation described by a JSON request and prints a '
-                    'JSON reply.',
+        description=textwrap.fill(
+            'BlackStor node agent: runs one LVM thin / DRBD 9 operation '
+            'described by a JSON request and prints a JSON reply.', 78),
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('request', nargs='?', metavar='REQUEST_FILE',
