@@ -209,7 +209,14 @@ class TestLifecycle(StandinTestCase):
         self.make_lv('nodea')
         self.write_res([A, B])
         proc = self.gi('nodea', 1)
+        # like the real drbdmeta: rc 255 and not a word
+        self.assertEqual((255, '', ''), (proc.returncode, proc.stdout,
+                                         proc.stderr))
+        proc = self.run_cmd('nodea', 'drbdmeta', str(MINOR), 'v09',
+                            '/dev/blackstor/r0', 'internal', 'dump-md',
+                            ok=False)
         self.assertEqual(255, proc.returncode)
+        self.assertIn('No valid meta data found', proc.stderr)
         proc = self.run_cmd('nodea', 'drbdmeta', str(MINOR), 'v09',
                             '/dev/blackstor/r0', 'internal', 'get-gi',
                             ok=False)

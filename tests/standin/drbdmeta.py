@@ -265,11 +265,21 @@ def _command(cmd, args, opts, path, argv):
     if md is None:
         if cmd == 'check-resize':
             return 255, '', 'no suitable meta data found :(\n'
-        return 255, '', 'No valid meta data found\n'
+        if cmd in ('dump-md', 'apply-al', 'dstate'):
+            return 255, '', 'No valid meta data found\n'
+        # get-gi, show-gi, read-dev-uuid, ...: the real one says nothing
+        return 255, '', ''
     if cmd == 'get-gi':
         return 0, gi_line(md, opts['node_id']), ''
     if cmd == 'show-gi':
-        return 0, show_gi(md, opts['node_id']), ''
+        text = show_gi(md, opts['node_id'])
+        if md['la_size']:
+            text += ('last agreed size: %d KiB (%d sectors)\nlast agreed max '
+                     'bio size: 0 Byte\n' % (md['la_size'] // 1024,
+                                             md['la_size'] // 512))
+        else:
+            text += 'zero size device -- never seen peer yet?\n'
+        return 0, text, ''
     if cmd == 'dump-md':
         if not md['flags'] & mdlib.MDF_AL_CLEAN and not force:
             return 255, '', ('Found meta data is "unclean", please apply-al '
@@ -291,8 +301,8 @@ def _command(cmd, args, opts, path, argv):
         return 0, '', ''
     if cmd == 'dstate':
         f = md['flags']
-        text = ('UpToDate' if f & mdlib.MDF_WAS_UP_TO_DATE else 'Outdated') \
-            if f & mdlib.MDF_CONSISTENT else 'Inconsistent'
+        text = ('Consistent' if f & mdlib.MDF_WAS_UP_TO_DATE else
+                'Outdated') if f & mdlib.MDF_CONSISTENT else 'Inconsistent'
         return 0, text + '\n', ''
     if cmd == 'outdate':
         if not md['flags'] & mdlib.MDF_CONSISTENT:

@@ -32,6 +32,7 @@ MAGIC = b'BLKSTDMD'
 HEADER = struct.Struct('<8sQQ')
 SB_SIZE = 4096
 AL_SIZE = 32 * 1024
+BYTES_PER_BM_SECTOR = 512 * 8 * 4096
 UUID_JUST_CREATED = 4
 HISTORY_UUIDS = 32
 DRBD_NODE_ID_MAX = 32
@@ -60,17 +61,22 @@ def _align(value, to):
 
 
 def md_size(backing_bytes, max_peers):
-    """Bytes of internal meta data DRBD 9 puts at the end of a device."""
-    sectors = backing_bytes // 512
-    bits = _align(_align(sectors, 8) // 8, 64)
-    bm_bytes = bits // 8 * max_peers
-    return _align(bm_bytes, SB_SIZE) + AL_SIZE + SB_SIZE
+    """Bytes of internal meta data DRBD 9 puts at the end of a device.
+
+    The kernel's rule (drbd_md_set_sector_offsets): per peer slot one
+    512-byte bitmap sector per 16 MiB of backing device, the bitmaps
+    together aligned to 4 KiB, plus the 32 KiB activity log and the 4 KiB
+    superblock. (drbdmeta's own estimate rounds to 64-bit words instead and
+    is never larger.)
+    """
+    per_slot = -(-backing_bytes // BYTES_PER_BM_SECTOR) * 512
+    return _align(per_slot * max_peers, SB_SIZE) + AL_SIZE + SB_SIZE
 
 
 def usable_size(backing_bytes, max_peers):
     """The DRBD device size internal meta data leaves on ``backing``."""
-    usable = backing_bytes - md_size(backing_bytes, max_peers)
-    return max(0, usable // SB_SIZE * SB_SIZE)
+    aligned = backing_bytes // SB_SIZE * SB_SIZE
+    return max(0, aligned - md_size(backing_bytes, max_peers))
 
 
 def new_uuid():
