@@ -120,11 +120,14 @@ class ProtocolError(ValueError):
         self.field = field
 
 
-def _check_re(regex: re.Pattern, what: str) -> Callable[[str, Any], Any]:
+def _check_re(regex: re.Pattern, what: str, secret: bool = False
+              ) -> Callable[[str, Any], Any]:
     def check(field: str, value: Any) -> Any:
         if not isinstance(value, str) or not regex.fullmatch(value):
-            raise ProtocolError(
-                f'{field}: {value!r} is not a valid {what}', field)
+            # A rejected secret is still a secret: never echo it.
+            shown = 'the value' if secret else repr(value)
+            raise ProtocolError(f'{field}: {shown} is not a valid {what}',
+                                field)
         return value
     return check
 
@@ -189,7 +192,7 @@ def _check_timeout(field: str, value: Any) -> float:
 
 check_name = _check_re(NAME_RE, 'name')
 check_host = _check_re(HOST_RE, 'host name')
-check_secret = _check_re(SECRET_RE, 'shared secret')
+check_secret = _check_re(SECRET_RE, 'shared secret', secret=True)
 check_size = _check_int(1, None)
 check_node_id = _check_int(NODE_ID_MIN, NODE_ID_MAX)
 check_minor = _check_int(MINOR_MIN, MINOR_MAX)

@@ -106,6 +106,12 @@ class ValidateRequestTest(testtools.TestCase):
         self.assertRaises(protocol.ProtocolError, protocol.check_host,
                           'host', host)
 
+    def test_rejected_secret_is_not_echoed(self):
+        exc = self.assertRaises(protocol.ProtocolError, protocol.check_secret,
+                                'secret', 'hunter2"; rm -rf /')
+        self.assertNotIn('hunter2', str(exc))
+        self.assertEqual('secret', exc.field)
+
     def test_replies(self):
         self.assertEqual({'ok': True, 'result': {}}, protocol.ok_reply())
         reply = protocol.error_reply(protocol.E_INVALID, 'bad', 'size',
