@@ -100,7 +100,16 @@ def find_minor(sess, node, minor):
 
 
 def disk_to_file(sess, node, path):
-    """The LV file behind ``/dev/<vg>/<lv>`` on ``node`` (or an error)."""
+    """The LV file behind ``/dev/<vg>/<lv>`` on ``node``, or None.
+
+    ``<dir>/<node>/dev/<vg>/<lv>`` (the node's device root in the harness)
+    names the same LV.
+    """
+    if not path:
+        return None
+    own_root = os.path.join(sess.root, node, 'dev') + '/'
+    if path.startswith(own_root):
+        path = '/dev/' + path[len(own_root):]
     parts = path.split('/')
     vg = lv = None
     if len(parts) == 4 and parts[1] == 'dev' and parts[2] != 'mapper':

@@ -189,12 +189,13 @@ def _get_lv(vgrec, vg, lv):
 
 def lv_is_open(sess, node_name, vg, lv):
     """True while a DRBD resource of the node has the LV attached."""
-    path = '/dev/%s/%s' % (vg, lv)
+    from tests.standin import kernel
+    target = sess.lv_file(node_name, vg, lv)
     node = sess.nodes[node_name]
     for res in node.get('drbd', {}).values():
         for vol in res.get('vols', {}).values():
-            if vol.get('disk') in (path, '/dev/mapper/%s-%s' % (
-                    vg.replace('-', '--'), lv.replace('-', '--'))):
+            if vol.get('disk') and kernel.disk_to_file(
+                    sess, node_name, vol['disk']) == target:
                 return True
     return False
 
