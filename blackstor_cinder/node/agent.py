@@ -104,7 +104,7 @@ class Agent:
         self.store = resfiles.ResFileStore(
             conf.resource_dir, conf.drbd_config, conf.node_name,
             execute=self.run.execute, root_helper=conf.root_helper or None)
-        self.lvm = lvm_mod.Lvm(self.run, conf.pools, conf.device_root)
+        self.lvm = lvm_mod.Lvm(self.run, conf.pools)
         self.drbd = drbd_mod.Drbd(self.run, conf.drbd_config,
                                   conf.node_name)
 

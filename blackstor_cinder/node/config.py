@@ -55,8 +55,9 @@ node_opts = [
                  help='Seconds after which a command (lvcreate, drbdadm '
                       '...) is killed and the operation fails.'),
     cfg.StrOpt('device_root', default='/dev',
-               help='Directory holding the /dev/<vg>/<lv> and '
-                    '/dev/drbd* device nodes.'),
+               help='Directory holding the DRBD device nodes '
+                    '(drbd/by-res/<resource>/0). LVs are always '
+                    '/dev/<vg>/<lv>, as the .res files name them.'),
     cfg.IntOpt('max_peers', default=7, min=protocol.MAX_PEERS_MIN,
                max=protocol.MAX_PEERS_MAX,
                help='Peer slots of new DRBD metadata (create-md '

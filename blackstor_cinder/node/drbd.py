@@ -143,7 +143,9 @@ class Drbd:
                            check=False)
         if result.rc == 0:
             return True
-        if result.rc == 1 or 'No valid meta data' in result.stderr:
+        # The real drbdmeta 9.22 exits 255 and prints nothing when the disk
+        # has no metadata; other versions say so with rc 1.
+        if result.rc in (1, 255) or 'No valid meta data' in result.stderr:
             return False
         raise CommandError(result.argv, result.rc, result.stdout,
                            result.stderr)
