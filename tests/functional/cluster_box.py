@@ -249,6 +249,27 @@ class ClusterInABox(fixtures.Fixture):
         self.addCleanup(controller.close)
         return controller
 
+    # -- faults -------------------------------------------------------------
+
+    def stop_node(self, name: str) -> None:
+        """The node crashes: its DRBD vanishes and its agent is gone."""
+        self.standin.stop_node(name)
+        if self.nodes[name].sshd:
+            self.nodes[name].sshd.stop()
+
+    def start_node(self, name: str) -> None:
+        """The node boots: sshd back, then what drbd.service does at boot
+        (``drbdadm adjust all`` over the node's drbd.conf)."""
+        self.standin.start_node(name)
+        node = self.nodes[name]
+        if node.sshd:
+            node.sshd.start()
+        if any(node.resource_dir.glob('*.res')):
+            env = self.node_env(name)
+            subprocess.run(['drbdadm', '-c', str(node.dir / 'drbd.conf'),
+                            'adjust', 'all'], env=env, check=True,
+                           capture_output=True, timeout=120)
+
     # -- checks -------------------------------------------------------------
 
     def run_agent(self, name: str, request: dict) -> dict:

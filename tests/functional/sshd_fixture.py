@@ -203,6 +203,18 @@ class SSHDFixture(fixtures.Fixture):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
 
+    def stop(self):
+        """Kill the server (a node going down); ``start`` brings it back."""
+        self._stop(self.process)
+
+    def start(self):
+        """Start again on the same port with the same keys."""
+        if self.process.poll() is None:
+            return
+        paths = [self.dir / f'ssh_host_{t}_key' for t in self.host_key_types]
+        if not self._start(paths):
+            raise RuntimeError(f'sshd did not restart: {self.log()}')
+
     def log(self):
         try:
             return self.log_path.read_text(errors='replace')
