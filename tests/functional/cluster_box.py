@@ -258,8 +258,10 @@ class ClusterInABox(fixtures.Fixture):
             self.nodes[name].sshd.stop()
 
     def start_node(self, name: str) -> None:
-        """The node boots: sshd back, then what drbd.service does at boot
-        (``drbdadm adjust all`` over the node's drbd.conf)."""
+        """The node boots: sshd back, then ``drbdadm adjust all``.
+
+        That is what drbd.service does at boot over the node's drbd.conf.
+        """
         self.standin.start_node(name)
         node = self.nodes[name]
         if node.sshd:
