@@ -21,10 +21,13 @@ backend as ``fake`` whatever the section is called).
 """
 
 import ipaddress
+import logging
 import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import fixtures
 from oslotest import base
@@ -42,6 +45,15 @@ def _say(text):
 
 
 class TestStack(base.BaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        # oslotest sends every logger to stderr at DEBUG; the HTTP client
+        # libraries' request dumps only bury the output.
+        for name in ('keystoneauth', 'urllib3'):
+            logger = logging.getLogger(name)
+            self.addCleanup(logger.setLevel, logger.level)
+            logger.setLevel(logging.INFO)
 
     def _timed(self, what, func, *args, **kwargs):
         t = time.monotonic()
@@ -67,6 +79,13 @@ class TestStack(base.BaseTestCase):
                             '%s:%s is not loopback' % (addr, port))
         for name in ('mysql', 'amqp', 'keystone', 'cinder'):
             self.assertIn(('127.0.0.1', stack.ports[name]), listening)
+
+        # Cinder really authenticates with Keystone: no token, no answer.
+        req = urllib.request.Request('http://127.0.0.1:%d/v3/%s/volumes'
+                                     % (stack.ports['cinder'], 'x'))
+        exc = self.assertRaises(urllib.error.HTTPError,
+                                urllib.request.urlopen, req, timeout=30)
+        self.assertEqual(401, exc.code)
 
         vtype = self._timed('volume type create', stack.create_volume_type,
                             'T', 'fake', {'e2e:smoke': 'yes'})
