@@ -168,17 +168,17 @@ class BlackStorDriver(driver.VolumeDriver):
     def create_snapshot(self, snapshot: Any) -> None:
         with _translated(_('Snapshot %s') % snapshot.id):
             self.controller.create_snapshot(snapshot.volume.name,
-                                            snapshot.name)
+                                            _snapshot_name(snapshot))
 
     def delete_snapshot(self, snapshot: Any) -> None:
         with _translated(_('Delete of snapshot %s') % snapshot.id):
-            self.controller.delete_snapshot(snapshot.name)
+            self.controller.delete_snapshot(_snapshot_name(snapshot))
 
     def create_volume_from_snapshot(self, volume: Any,
                                     snapshot: Any) -> None:
         with _translated(_('Volume %s from snapshot') % volume.id):
             self.controller.create_volume_from_snapshot(
-                volume.name, snapshot.name, snapshot.volume.name,
+                volume.name, _snapshot_name(snapshot), snapshot.volume.name,
                 snapshot.volume_size * GiB, volume.size * GiB)
 
     def create_cloned_volume(self, volume: Any, src_vref: Any) -> None:
@@ -191,8 +191,8 @@ class BlackStorDriver(driver.VolumeDriver):
                            snapshot: Any) -> None:
         with _translated(_('Revert of volume %s') % volume.id):
             self.controller.revert_to_snapshot(
-                volume.name, snapshot.name, snapshot.volume_size * GiB,
-                volume.size * GiB)
+                volume.name, _snapshot_name(snapshot),
+                snapshot.volume_size * GiB, volume.size * GiB)
 
     def update_migrated_volume(self, ctxt: Any, volume: Any, new_volume: Any,
                                original_volume_status: str) -> dict:
@@ -327,6 +327,15 @@ class BlackStorDriver(driver.VolumeDriver):
               'zones.'), 'string', enum=list(placement.ZONE_POLICIES),
             default='any')
         return properties, 'blackstor'
+
+
+def _snapshot_name(snapshot: Any) -> str:
+    """The snapshot's LV name on every replica.
+
+    Cinder's default 'snapshot-<id>' is refused by LVM, which reserves the
+    'snapshot' prefix.
+    """
+    return f'snap-{snapshot.id}'
 
 
 def _gib(value: int) -> float:

@@ -190,7 +190,21 @@ def _check_timeout(field: str, value: Any) -> float:
     return float(value)
 
 
-check_name = _check_re(NAME_RE, 'name')
+_check_name_pattern = _check_re(NAME_RE, 'name')
+#: LVM refuses LV names with these prefixes (lvcreate: "... is invalid").
+LVM_RESERVED_PREFIXES = ('snapshot', 'pvmove')
+
+
+def check_name(field: str, value: Any) -> str:
+    """A resource or snapshot name: a safe pattern LVM also accepts."""
+    _check_name_pattern(field, value)
+    if value.startswith(LVM_RESERVED_PREFIXES):
+        raise ProtocolError(
+            f'{field}: {value!r} starts with a prefix LVM reserves '
+            f'({", ".join(LVM_RESERVED_PREFIXES)})', field)
+    return value
+
+
 check_host = _check_re(HOST_RE, 'host name')
 check_secret = _check_re(SECRET_RE, 'shared secret', secret=True)
 check_size = _check_int(1, None)

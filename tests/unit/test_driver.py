@@ -251,7 +251,9 @@ class VolumeTest(DriverTestCase):
         snap = fake_snapshot.fake_snapshot_obj(self.ctxt, volume_size=1)
         snap.volume = vol
         self.drv.create_snapshot(snap)
-        self.assertIn(snap.name, self.cluster.agents['n1'].snapshots)
+        self.assertTrue(snap.name.startswith('snapshot-'))
+        self.assertEqual({f'snap-{snap.id}'},
+                         set(self.cluster.agents['n1'].snapshots))
         new = self.volume(size=2)
         self.drv.create_volume_from_snapshot(new, snap)
         self.assertEqual(2 * G, self.cluster.agents['n2'].lvs[new.name])

@@ -212,7 +212,7 @@ class SnapshotTest(ControllerTestCase):
         self.cluster.log.clear()
 
     def test_snapshot_suspends_everyone_and_resumes(self):
-        self.ctl.create_snapshot(VOL, 'snapshot-1')
+        self.ctl.create_snapshot(VOL, 'snap-1')
         suspends = [n for n, op in self.cluster.log if op == 'suspend-io']
         self.assertEqual(['hv1', 'n1', 'n2', 'n3'], sorted(suspends))
         ops = [op for _, op in self.cluster.log]
@@ -221,42 +221,42 @@ class SnapshotTest(ControllerTestCase):
                          ['resume-io'] * 4, ops)
         for name in ('n1', 'n2', 'n3'):
             agent = self.cluster.agents[name]
-            self.assertIn('snapshot-1', agent.snapshots)
+            self.assertIn('snap-1', agent.snapshots)
             self.assertEqual(set(), agent.suspended)
-        self.assertNotIn('snapshot-1', self.cluster.agents['hv1'].snapshots)
+        self.assertNotIn('snap-1', self.cluster.agents['hv1'].snapshots)
 
     def test_failed_snapshot_resumes_and_cleans(self):
         self.cluster.faults[('n3', 'snapshot-create')] = tp.NodeError(
             'n3', protocol.E_FAILED, 'lvcreate failed')
         self.assertRaises(errors.NodeOperationFailed,
-                          self.ctl.create_snapshot, VOL, 'snapshot-1')
+                          self.ctl.create_snapshot, VOL, 'snap-1')
         for agent in self.cluster.agents.values():
             self.assertEqual(set(), agent.suspended)
-            self.assertNotIn('snapshot-1', agent.snapshots)
+            self.assertNotIn('snap-1', agent.snapshots)
 
     def test_snapshot_refused_with_replica_down(self):
         self.cluster.down.add('n3')
         exc = self.assertRaises(errors.NodeOperationFailed,
-                                self.ctl.create_snapshot, VOL, 'snapshot-1')
+                                self.ctl.create_snapshot, VOL, 'snap-1')
         self.assertIn('n3', str(exc))
         self.assertEqual([], [op for _, op in self.cluster.log])
 
     def test_unreachable_client_does_not_block(self):
         self.cluster.down.add('hv1')
-        self.ctl.create_snapshot(VOL, 'snapshot-1')
-        self.assertIn('snapshot-1', self.cluster.agents['n1'].snapshots)
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.assertIn('snap-1', self.cluster.agents['n1'].snapshots)
 
     def test_delete_snapshot(self):
-        self.ctl.create_snapshot(VOL, 'snapshot-1')
-        self.ctl.delete_snapshot('snapshot-1')
-        self.ctl.delete_snapshot('snapshot-1')
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.ctl.delete_snapshot('snap-1')
+        self.ctl.delete_snapshot('snap-1')
         for agent in self.cluster.agents.values():
             self.assertEqual({}, agent.snapshots)
 
     def test_volume_from_snapshot_keeps_node_ids(self):
-        self.ctl.create_snapshot(VOL, 'snapshot-1')
+        self.ctl.create_snapshot(VOL, 'snap-1')
         spec = self.ctl.create_volume_from_snapshot(
-            'volume-new', 'snapshot-1', VOL, 2 * G, 3 * G)
+            'volume-new', 'snap-1', VOL, 2 * G, 3 * G)
         src = self.definition('n1')
         new = self.definition('n1', 'volume-new')
         self.assertEqual(
@@ -274,12 +274,12 @@ class SnapshotTest(ControllerTestCase):
         self.assertEqual(spec.name, 'volume-new')
 
     def test_volume_from_snapshot_failure_leaves_nothing(self):
-        self.ctl.create_snapshot(VOL, 'snapshot-1')
+        self.ctl.create_snapshot(VOL, 'snap-1')
         self.cluster.faults[('n2', 'create-from-snapshot')] = tp.NodeError(
             'n2', protocol.E_FAILED, 'boom')
         self.assertRaises(errors.NodeOperationFailed,
                           self.ctl.create_volume_from_snapshot,
-                          'volume-new', 'snapshot-1', VOL, 2 * G, 2 * G)
+                          'volume-new', 'snap-1', VOL, 2 * G, 2 * G)
         for agent in self.cluster.agents.values():
             self.assertNotIn('volume-new', agent.lvs)
             self.assertNotIn('volume-new', agent.res)
@@ -292,16 +292,16 @@ class SnapshotTest(ControllerTestCase):
             self.assertEqual({}, agent.snapshots)
 
     def test_revert_refused_while_attached(self):
-        self.ctl.create_snapshot(VOL, 'snapshot-1')
+        self.ctl.create_snapshot(VOL, 'snap-1')
         self.assertRaises(errors.InvalidRequest, self.ctl.revert_to_snapshot,
-                          VOL, 'snapshot-1', 2 * G, 2 * G)
+                          VOL, 'snap-1', 2 * G, 2 * G)
         self.assertEqual([], self.cluster.ops('snapshot-rollback'))
 
     def test_revert(self):
-        self.ctl.create_snapshot(VOL, 'snapshot-1')
+        self.ctl.create_snapshot(VOL, 'snap-1')
         self.ctl.extend_volume(VOL, 4 * G)
         self.ctl.detach(VOL, 'hv1')
-        self.ctl.revert_to_snapshot(VOL, 'snapshot-1', 2 * G, 4 * G)
+        self.ctl.revert_to_snapshot(VOL, 'snap-1', 2 * G, 4 * G)
         self.assertEqual(['n1', 'n2', 'n3'],
                          sorted(self.cluster.ops('snapshot-rollback')))
         for name in ('n1', 'n2', 'n3'):
