@@ -19,7 +19,8 @@ real ``sshd`` of its own on a loopback port (host keys in a generated
 known_hosts, one client key for the controller), or over the local
 transport. The real ``drbdadm`` parses every .res; the DRBD kernel and LVM
 are the stand-in of ``tests/standin`` (state and data in files, devices
-through FUSE). Each node replicates over its own 127.0.10.x address.
+through FUSE). Each node replicates over its own loopback address (a random 127.x.y.0/24
+per box, so boxes of concurrent runs do not collide).
 
 Used by the functional tests, the e2e tests and the README demo.
 """
@@ -32,6 +33,7 @@ import functools
 import json
 import os
 import pathlib
+import random
 import shutil
 import subprocess
 import sys
@@ -50,7 +52,12 @@ from tests.standin import cluster as standin
 GiB = 1 << 30
 VG, THINPOOL = 'blackstor', 'thinpool'
 POOL = f'{VG}/{THINPOOL}'
-ADDRESS_PREFIX = '127.0.10.'
+
+
+def address_prefix() -> str:
+    """A loopback /24 no other box on this machine is likely to use."""
+    rng = random.SystemRandom()
+    return f'127.{rng.randint(100, 199)}.{rng.randint(0, 255)}.'
 
 
 def agent_command() -> str:
@@ -104,6 +111,7 @@ class ClusterInABox(fixtures.Fixture):
         self.transport = transport
         self.pool_size = pool_size
         self.workdir = workdir
+        self.address_prefix = address_prefix()
 
     # -- setup -------------------------------------------------------------
 
@@ -129,7 +137,7 @@ class ClusterInABox(fixtures.Fixture):
             self._start_sshds()
 
     def _make_node(self, name, storage, index):
-        address = f'{ADDRESS_PREFIX}{index}'
+        address = f'{self.address_prefix}{index}'
         self.standin.add_loopback_address(address)
         if storage:
             self.standin.add_node(name, vg=VG, pool=THINPOOL,
@@ -287,10 +295,15 @@ class ClusterInABox(fixtures.Fixture):
     def inventory(self, name: str) -> dict:
         return self.run_agent(name, {'op': 'inventory'})
 
-    def leftovers(self) -> dict[str, list[str]]:
-        """What is still on each node: LVs, .res files, running minors."""
+    def leftovers(self, nodes=None) -> dict[str, list[str]]:
+        """What is still on each node: LVs, .res files, running minors.
+
+        ``nodes``: only these (e.g. the ones running while another is down).
+        """
         found = {}
         for name, node in self.nodes.items():
+            if nodes is not None and name not in nodes:
+                continue
             items = [f'res:{p.name}' for p in node.resource_dir.iterdir()]
             if node.storage:
                 inv = self.inventory(name)

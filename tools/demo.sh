@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The README's main job: install what the demo needs on a fresh Debian 12
+# machine (as root), then run real Cinder with this driver on a cluster in
+# a box and drive it with `openstack`. Usage: tools/demo.sh [--workdir DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+apt_packages=(drbd-utils openssh-server openssh-client python3-venv git)
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+        | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing Debian packages: ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+tools/stack/install.sh --apt-only
+
+venv="$top/.cache/demo-venv"
+if [ ! -x "$venv/bin/cinder-volume" ] || [ ! -x "$venv/bin/blackstor-node" ]; then
+    echo "== installing Cinder, Keystone, openstackclient and this driver into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -U pip
+    "$venv/bin/pip" install -q -e . -r requirements.txt 'cinder==29.0.0'
+fi
+tools/stack/install.sh "$venv/bin/python"
+
+exec "$venv/bin/python" tools/demo.py "$@"
