@@ -1,0 +1,252 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Storage-node VM image: Debian bookworm minbase + the cloud kernel.
+
+Built from Debian packages only (``debootstrap`` and ``apt-get`` in the
+chroot), cached under ``<repo>/.cache/vm/<recipe hash>/`` (git-ignored):
+``root.img`` (ext4, made with ``mkfs.ext4 -d``, no loop mount),
+``vmlinuz`` and ``initrd.img``. The hash covers the package list and this
+file's source, so changing either builds a new image; the project itself
+is not in the image: the runner shares the source tree read-only over 9p
+at boot, so code changes need no rebuild.
+
+``python -m tests.vm.image`` builds (or finds) the image and prints its
+directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CACHE = REPO / '.cache' / 'vm'
+SUITE = 'bookworm'
+MIRROR = os.environ.get('BLACKSTOR_VM_MIRROR', 'http://deb.debian.org/debian')
+ROOT_SIZE = '1500M'
+
+#: debootstrap --include (what FACTS.md found to work).
+BASE_PACKAGES = (
+    'lvm2', 'thin-provisioning-tools', 'drbd-utils', 'openssh-server',
+    'python3', 'iproute2', 'kmod', 'udev', 'util-linux',
+)
+#: installed in the chroot afterwards: the kernel and the agent's
+#: Python dependencies as Debian packages (bookworm has all of them).
+CHROOT_PACKAGES = (
+    'linux-image-cloud-amd64', 'initramfs-tools',
+    'python3-oslo.config', 'python3-oslo.concurrency', 'python3-oslo.utils',
+    'python3-oslo.log', 'python3-oslo.i18n',
+)
+
+#: the guest's init: everything a node needs, no systemd (boots faster).
+#: Kernel command line: blackstor.name=, blackstor.net="dev:addr:peer ..."
+INIT = r'''#!/bin/sh
+# BlackStor test VM init (tests/vm/image.py).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /dev/pts /run /run/lock /tmp
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mkdir -p /run/lock /run/sshd
+mount -o remount,rw /
+for m in virtio_net 9p 9pnet_virtio dm_thin_pool dm_snapshot; do
+    modprobe $m 2>/dev/null
+done
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        blackstor.name=*) NAME=${arg#blackstor.name=} ;;
+        blackstor.net=*) NET=${arg#blackstor.net=} ;;
+        blackstor.addr=*) ADDR=${arg#blackstor.addr=} ;;
+    esac
+done
+hostname "$NAME"
+echo "$NAME" > /etc/hostname
+mkdir -p /opt/blackstor /run/blackstor
+mount -t 9p -o trans=virtio,version=9p2000.L,ro src /opt/blackstor
+mount -t 9p -o trans=virtio,version=9p2000.L,ro conf /run/blackstor
+ip link set lo up
+# user-mode net: 10.0.2.15/24, host at 10.0.2.2
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+# private links: "<mac>,<peer addr>" pairs, one NIC per peer
+for link in $(echo "$NET" | tr '+' ' '); do
+    mac=${link%%,*}; peer=${link#*,}
+    dev=$(grep -l "$mac" /sys/class/net/*/address | cut -d/ -f5)
+    ip link set "$dev" up
+    ip addr add "$ADDR/32" dev "$dev"
+    ip route add "$peer/32" dev "$dev" src "$ADDR"
+done
+install -m 600 /run/blackstor/ssh_host_ed25519_key /etc/ssh/
+install -m 644 /run/blackstor/ssh_host_ed25519_key.pub /etc/ssh/
+mkdir -p /root/.ssh
+install -m 600 /run/blackstor/authorized_keys /root/.ssh/authorized_keys
+/usr/sbin/sshd -f /etc/ssh/sshd_config -E /run/sshd.log
+echo "BLACKSTOR-VM-READY $NAME"
+exec sleep infinity
+'''
+
+SSHD_CONFIG = '''\
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+PrintMotd no
+AcceptEnv LANG
+MaxStartups 100:30:200
+MaxSessions 100
+Subsystem sftp internal-sftp
+'''
+
+#: the agent, run from the 9p share; drbdsetup is the bridge (vm/guest).
+AGENT = '''#!/bin/sh
+export PYTHONPATH=/opt/blackstor PYTHONDONTWRITEBYTECODE=1
+export PATH=/opt/blackstor/tests/vm/guest/bin:$PATH
+export BLACKSTOR_NODE_CONFIG=${BLACKSTOR_NODE_CONFIG:-/run/blackstor/node.conf}
+exec python3 -c 'import sys; from blackstor_cinder.node.cli import main; \
+sys.exit(main())' "$@"
+'''
+
+
+def recipe() -> str:
+    """Hash of everything the image is made from."""
+    h = hashlib.sha256()
+    h.update(repr((SUITE, BASE_PACKAGES, CHROOT_PACKAGES)).encode())
+    h.update(pathlib.Path(__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def image_dir() -> pathlib.Path:
+    return CACHE / recipe()
+
+
+def missing_tools() -> str | None:
+    for tool in ('debootstrap', 'mkfs.ext4', 'qemu-system-x86_64',
+                 'qemu-img'):
+        if not shutil.which(tool, path=os.environ.get('PATH', '') +
+                            ':/usr/sbin:/sbin'):
+            return (f'{tool} not found (apt install debootstrap '
+                    f'qemu-system-x86 qemu-utils e2fsprogs)')
+    if os.geteuid() != 0:
+        return 'building the VM image needs root (debootstrap)'
+    return None
+
+
+def _run(argv, **kw):
+    print('+ ' + ' '.join(argv), file=sys.stderr, flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive', LC_ALL='C')
+    return subprocess.run(argv, check=True, env=env, **kw)
+
+
+def _chroot(root, *argv):
+    return _run(['chroot', str(root), *argv])
+
+
+def build(target: pathlib.Path) -> None:
+    """Build the image into ``target`` (a fresh directory)."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix='build-', dir=CACHE))
+    root = work / 'root'
+    mounted = []
+    try:
+        _run(['debootstrap', '--variant=minbase',
+              '--include=' + ','.join(BASE_PACKAGES), SUITE, str(root),
+              MIRROR], stdout=subprocess.DEVNULL)
+        for fs, where in (('proc', 'proc'), ('sysfs', 'sys')):
+            _run(['mount', '-t', fs, fs, str(root / where)])
+            mounted.append(root / where)
+        _run(['mount', '--bind', '/dev', str(root / 'dev')])
+        mounted.append(root / 'dev')
+        (root / 'usr/sbin/policy-rc.d').write_text('#!/bin/sh\nexit 101\n')
+        (root / 'usr/sbin/policy-rc.d').chmod(0o755)
+        _chroot(root, 'apt-get', 'install', '-y', '-q',
+                '--no-install-recommends', *CHROOT_PACKAGES)
+        _chroot(root, 'apt-get', 'clean')
+        (root / 'usr/sbin/policy-rc.d').unlink()
+        _customize(root)
+        for path in reversed(mounted):
+            _run(['umount', str(path)])
+        mounted.clear()
+        boot = root / 'boot'
+        kernel = sorted(boot.glob('vmlinuz-*'))[-1]
+        initrd = sorted(boot.glob('initrd.img-*'))[-1]
+        shutil.copy(kernel, work / 'vmlinuz')
+        shutil.copy(initrd, work / 'initrd.img')
+        _run(['mkfs.ext4', '-q', '-F', '-L', 'root', '-d', str(root),
+              str(work / 'root.img'), ROOT_SIZE])
+        shutil.rmtree(root)
+        (work / 'RECIPE').write_text(
+            f'{SUITE}\n{" ".join(BASE_PACKAGES)}\n'
+            f'{" ".join(CHROOT_PACKAGES)}\n')
+        work.rename(target)
+    finally:
+        for path in reversed(mounted):
+            subprocess.run(['umount', '-l', str(path)], check=False)
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _customize(root: pathlib.Path) -> None:
+    # LVM without udevd: lvcreate would wait for udev forever.
+    lvm_conf = root / 'etc/lvm/lvm.conf'
+    text = lvm_conf.read_text()
+    lvm_conf.write_text(text.replace(
+        'activation {',
+        'activation {\n\tudev_sync = 0\n\tudev_rules = 0\n', 1))
+    # The kernel's DRBD is 8.4: never load it (drbdadm would switch to
+    # 8.4 mode). DRBD 9 is the stand-in reached through vm/guest/bin.
+    for ko in root.glob('lib/modules/*/kernel/drivers/block/drbd/drbd.ko*'):
+        ko.unlink()
+    (root / 'etc/modprobe.d/blackstor-no-drbd.conf').write_text(
+        'install drbd /bin/false\n')
+    for ssh_key in (root / 'etc/ssh').glob('ssh_host_*'):
+        ssh_key.unlink()
+    (root / 'etc/ssh/sshd_config').write_text(SSHD_CONFIG)
+    init = root / 'sbin/blackstor-init'
+    init.write_text(INIT)
+    init.chmod(0o755)
+    agent = root / 'usr/local/bin/blackstor-node'
+    agent.write_text(AGENT)
+    agent.chmod(0o755)
+    (root / 'etc/fstab').write_text('')
+    (root / 'etc/drbd.d').mkdir(exist_ok=True)
+    (root / 'etc/drbd.conf').write_text(
+        'global { usage-count no; }\ninclude "/etc/drbd.d/*.res";\n')
+    kver = sorted(p.name for p in (root / 'lib/modules').iterdir())[-1]
+    _chroot(root, 'depmod', kver)
+
+
+def ensure() -> pathlib.Path:
+    """The cached image's directory, built first when missing."""
+    target = image_dir()
+    if (target / 'root.img').exists():
+        return target
+    why = missing_tools()
+    if why:
+        raise RuntimeError(why)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    build(target)
+    return target
+
+
+if __name__ == '__main__':
+    print(ensure())

@@ -1,0 +1,280 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Boot storage-node VMs (qemu, TCG) from the cached image.
+
+Each VM: the cloud kernel + initrd of the image, the root disk as a qcow2
+overlay (the cached image stays clean), a sparse second virtio disk for
+the VG, user-mode networking with SSH forwarded to 127.0.0.1:<port>, and
+one point-to-point UDP socket link per pair of VMs (``-netdev socket,
+udp=...,localaddr=...``, loopback only) carrying the private L2 on which
+the node's static replication address lives. Host keys and the
+controller's key are generated here and handed in through a read-only 9p
+share, so known_hosts is known before boot (never auto-added). The
+project's source tree is a second read-only 9p share (/opt/blackstor).
+
+Everything lives in ``.cache/vm/runs/<tmp>/`` and is removed on cleanup;
+every qemu runs in its own process group and is killed on cleanup, at
+exit and on KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import atexit
+import configparser
+import ctypes
+import dataclasses
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import fixtures
+
+from tests.vm import image
+
+QEMU = 'qemu-system-x86_64'
+VG, THINPOOL = 'blackstor', 'thinpool'
+PRIVATE_NET = '10.99.0.'
+_LIVE: set[int] = set()
+_PR_SET_PDEATHSIG = 1
+
+
+def _kill_all() -> None:
+    for pgid in list(_LIVE):
+        _killpg(pgid)
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _LIVE.discard(pgid)
+
+
+atexit.register(_kill_all)
+
+
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@dataclasses.dataclass
+class VM:
+    name: str
+    index: int
+    address: str
+    ssh_port: int
+    dir: pathlib.Path
+    proc: subprocess.Popen | None = None
+    host_key: str = ''
+
+    @property
+    def console(self) -> pathlib.Path:
+        return self.dir / 'console.log'
+
+
+class VMCluster(fixtures.Fixture):
+    """``names`` storage VMs, booted and reachable over SSH as root."""
+
+    def __init__(self, names=('vm-a', 'vm-b', 'vm-c'),
+                 data_disk=8 << 30, memory=768, bridge_port=None,
+                 boot_timeout=300.0) -> None:
+        super().__init__()
+        self.names = tuple(names)
+        self.data_disk = data_disk
+        self.memory = memory
+        self.bridge_port = bridge_port
+        self.boot_timeout = boot_timeout
+
+    def _setUp(self) -> None:
+        self.image = image.ensure()
+        runs = image.CACHE / 'runs'
+        runs.mkdir(parents=True, exist_ok=True)
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix='run-', dir=runs))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.key = self.dir / 'id_ed25519'
+        _keygen(self.key)
+        self.known_hosts = self.dir / 'known_hosts'
+        self.vms = {}
+        for index, name in enumerate(self.names, start=1):
+            vm_dir = self.dir / name
+            vm_dir.mkdir()
+            self.vms[name] = VM(name=name, index=index,
+                                address=f'{PRIVATE_NET}{index}',
+                                ssh_port=free_port(), dir=vm_dir)
+        links = self._links()
+        lines = []
+        for vm in self.vms.values():
+            self._prepare(vm)
+            lines.append(f'[127.0.0.1]:{vm.ssh_port} {vm.host_key}\n')
+        self.known_hosts.write_text(''.join(lines))
+        self.addCleanup(self._stop_all)
+        for vm in self.vms.values():
+            self._start(vm, links[vm.name])
+        deadline = time.monotonic() + self.boot_timeout
+        for vm in self.vms.values():
+            self._wait_ready(vm, deadline)
+
+    def _links(self) -> dict[str, list[tuple[str, int, int, str]]]:
+        """Per VM: (mac, local udp port, peer udp port, peer address)."""
+        links = {name: [] for name in self.names}
+        vms = list(self.vms.values())
+        for i, a in enumerate(vms):
+            for b in vms[i + 1:]:
+                pa, pb = free_port(socket.SOCK_DGRAM), free_port(
+                    socket.SOCK_DGRAM)
+                links[a.name].append(
+                    (f'52:54:00:99:{a.index:02x}:{b.index:02x}', pa, pb,
+                     b.address))
+                links[b.name].append(
+                    (f'52:54:00:99:{b.index:02x}:{a.index:02x}', pb, pa,
+                     a.address))
+        return links
+
+    def _prepare(self, vm: VM) -> None:
+        conf = vm.dir / 'conf'
+        conf.mkdir()
+        host_key = conf / 'ssh_host_ed25519_key'
+        _keygen(host_key, comment=vm.name)
+        vm.host_key = ' '.join(
+            pathlib.Path(str(host_key) + '.pub').read_text().split()[:2])
+        shutil.copy(str(self.key) + '.pub', conf / 'authorized_keys')
+        (conf / 'bridge').write_text(f'10.0.2.2:{self.bridge_port}\n')
+        node = configparser.ConfigParser()
+        node['node'] = {
+            'node_name': vm.name,
+            'pools': f'{VG}/{THINPOOL}',
+            'resource_dir': '/etc/drbd.d',
+            'drbd_config': '/etc/drbd.conf',
+            'device_root': '/dev',
+            'lock_dir': '/run/lock/blackstor-node',
+            'command_timeout': '600',
+        }
+        with open(conf / 'node.conf', 'w') as f:
+            node.write(f)
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F',
+                        'raw', '-b', str(self.image / 'root.img'),
+                        str(vm.dir / 'root.qcow2')], check=True)
+        with open(vm.dir / 'data.img', 'wb') as f:
+            f.truncate(self.data_disk)
+
+    def _start(self, vm: VM, links) -> None:
+        net = '+'.join(f'{mac},{peer}' for mac, _, _, peer in links)
+        append = ('root=/dev/vda rw console=ttyS0 init=/sbin/blackstor-init '
+                  f'quiet blackstor.name={vm.name} '
+                  f'blackstor.addr={vm.address} blackstor.net={net}')
+        argv = [
+            QEMU, '-accel', 'tcg,thread=multi', '-cpu', 'max',
+            '-m', str(self.memory), '-smp', '1',
+            '-display', 'none', '-monitor', 'none', '-no-reboot',
+            '-serial', f'file:{vm.console}',
+            '-kernel', str(self.image / 'vmlinuz'),
+            '-initrd', str(self.image / 'initrd.img'),
+            '-append', append,
+            '-drive', f'file={vm.dir / "root.qcow2"},if=virtio,'
+                      'format=qcow2',
+            '-drive', f'file={vm.dir / "data.img"},if=virtio,format=raw,'
+                      'cache=unsafe',
+            '-netdev', f'user,id=u0,hostfwd=tcp:127.0.0.1:{vm.ssh_port}-:22',
+            '-device', f'virtio-net-pci,netdev=u0,'
+                       f'mac=52:54:00:00:00:{vm.index:02x}',
+            '-virtfs', f'local,path={image.REPO},mount_tag=src,'
+                       'security_model=none,readonly=on',
+            '-virtfs', f'local,path={vm.dir / "conf"},mount_tag=conf,'
+                       'security_model=none,readonly=on',
+        ]
+        for n, (mac, local, peer, _) in enumerate(links):
+            argv += ['-netdev', f'socket,id=p{n},udp=127.0.0.1:{peer},'
+                                f'localaddr=127.0.0.1:{local}',
+                     '-device', f'virtio-net-pci,netdev=p{n},mac={mac}']
+        log = open(vm.dir / 'qemu.log', 'wb')
+        vm.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   preexec_fn=_own_group_dies_with_parent)
+        log.close()
+        _LIVE.add(vm.proc.pid)
+
+    def _wait_ready(self, vm: VM, deadline: float) -> None:
+        while True:
+            if vm.proc.poll() is not None:
+                raise RuntimeError(
+                    f'{vm.name}: qemu exited ({vm.proc.returncode}): '
+                    f'{_tail(vm.dir / "qemu.log")}{_tail(vm.console)}')
+            if 'BLACKSTOR-VM-READY' in _tail(vm.console, 4000):
+                proc = self.ssh(vm.name, 'true', check=False, timeout=60)
+                if proc.returncode == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'{vm.name}: not ready in time: '
+                                   f'{_tail(vm.console)}')
+            time.sleep(1)
+
+    def _stop_all(self) -> None:
+        for vm in self.vms.values():
+            if vm.proc is not None:
+                _killpg(vm.proc.pid)
+                try:
+                    vm.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    pass
+
+    # -- use ----------------------------------------------------------------
+
+    def ssh_argv(self, name: str) -> list[str]:
+        return ['ssh', '-q', '-i', str(self.key),
+                '-o', f'UserKnownHostsFile={self.known_hosts}',
+                '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
+                '-o', 'ConnectTimeout=30', '-p', str(self.vms[name].ssh_port),
+                'root@127.0.0.1']
+
+    def ssh(self, name: str, command: str, check: bool = True,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a shell command line in a VM (test checks only)."""
+        proc = subprocess.run(self.ssh_argv(name) + [command],
+                              capture_output=True, text=True,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f'{name}: {command!r}: rc {proc.returncode}'
+                                 f': {proc.stderr.strip()}')
+        return proc
+
+
+def _own_group_dies_with_parent() -> None:
+    """In the child: own process group, SIGKILL when the test dies."""
+    os.setsid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _keygen(path: pathlib.Path, comment: str = 'blackstor-vm') -> None:
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C',
+                    comment, '-f', str(path)], check=True,
+                   capture_output=True)
+
+
+def _tail(path: pathlib.Path, size: int = 1500) -> str:
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors='replace')
+    except OSError:
+        return ''
