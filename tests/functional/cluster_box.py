@@ -19,8 +19,8 @@ real ``sshd`` of its own on a loopback port (host keys in a generated
 known_hosts, one client key for the controller), or over the local
 transport. The real ``drbdadm`` parses every .res; the DRBD kernel and LVM
 are the stand-in of ``tests/standin`` (state and data in files, devices
-through FUSE). Each node replicates over its own loopback address (a random 127.x.y.0/24
-per box, so boxes of concurrent runs do not collide).
+through FUSE). Each node replicates over its own loopback address (a
+random 127.x.y.0/24 per box, so boxes of concurrent runs do not collide).
 
 Used by the functional tests, the e2e tests and the README demo.
 """
@@ -98,7 +98,8 @@ class ClusterInABox(fixtures.Fixture):
     """N storage nodes + M hypervisors with agents, sshd and the stand-in.
 
     ``transport`` is 'ssh' (one sshd per node) or 'local' (the agent as a
-    subprocess with the node's environment).
+    subprocess with the node's environment). ``pool_size`` is the thin
+    pool of every storage node, or a dict by node name.
     """
 
     def __init__(self, storage=('stor-a', 'stor-b', 'stor-c'),
@@ -140,8 +141,9 @@ class ClusterInABox(fixtures.Fixture):
         address = f'{self.address_prefix}{index}'
         self.standin.add_loopback_address(address)
         if storage:
-            self.standin.add_node(name, vg=VG, pool=THINPOOL,
-                                  size=self.pool_size)
+            size = (self.pool_size.get(name, 8 * GiB)
+                    if isinstance(self.pool_size, dict) else self.pool_size)
+            self.standin.add_node(name, vg=VG, pool=THINPOOL, size=size)
         else:
             self.standin.add_node(name, vg=None)
         node_dir = self.dir / 'nodes' / name

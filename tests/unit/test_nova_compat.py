@@ -110,7 +110,7 @@ class OsBrickLocalConnectorTestCase(testtools.TestCase):
         conn.disconnect_volume(info['data'], device)
 
 
-def _run_nova(cases):
+def run_nova(cases):
     """Run Nova's volume driver on ``cases`` in a child process."""
     env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1',
                PYTHONWARNINGS='ignore')
@@ -145,7 +145,7 @@ class NovaLibvirtVolumeDriverTestCase(testtools.TestCase):
                           'environment (pip install nova, or tox -e nova) '
                           'to check the libvirt disk XML')
         if NovaLibvirtVolumeDriverTestCase._results is None:
-            NovaLibvirtVolumeDriverTestCase._results = _run_nova(
+            NovaLibvirtVolumeDriverTestCase._results = run_nova(
                 {name: case for name, case in self.CASES.items()})
         self.results = NovaLibvirtVolumeDriverTestCase._results
 
@@ -216,6 +216,12 @@ def _nova_worker():
     cases = json.load(sys.stdin)
     results = {}
     for name, info in cases.items():
+        if 'attachment_ref' in info:
+            # What Cinder's attachments API returned: Nova rebuilds the old
+            # style connection_info from it before using it.
+            from nova.volume import cinder as nova_cinder
+            info = nova_cinder._translate_attachment_ref(
+                info['attachment_ref'])['connection_info']
         driver_name = libvirt_driver.VOLUME_DRIVERS[
             info['driver_volume_type']]
         host = mock.Mock()

@@ -1,0 +1,232 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Real Cinder services with this driver on a cluster in a box.
+
+One stack and one box for the module (bring-up is the expensive part):
+cinder-api, -scheduler and -volume 29, Keystone, MariaDB and RabbitMQ on
+127.0.0.1, driven with ``openstack`` and the Cinder API as a user and Nova
+would. Storage nodes have pools of 8, 8 and 16 GiB and the backend's
+default replica count is 2, so the honest capacity (16 GiB placeable) is
+neither the sum (32) nor the smallest node (8), and a 24 GiB volume passes
+the scheduler's aggregate check but not placement on two distinct nodes.
+"""
+
+import concurrent.futures
+import importlib.util
+import json
+import re
+import statistics
+import sys
+import time
+
+import testtools
+
+from tests.e2e import scenario
+from tests.e2e import stack as stack_mod
+from tests.functional import cluster_box
+from tests.unit import test_nova_compat
+
+GiB = 1 << 30
+POOLS = {'stor-a': 8 * GiB, 'stor-b': 8 * GiB, 'stor-c': 16 * GiB}
+
+
+def say(text):
+    """Figures go to stderr, which stestr shows."""
+    print(text, file=sys.stderr, flush=True)
+
+
+class DriverE2ETest(testtools.TestCase):
+
+    box = stack = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        why = cluster_box.missing_prerequisites()
+        if why:
+            raise RuntimeError(why)
+        cls.box = cluster_box.ClusterInABox(hypervisors=('hv-1',),
+                                            pool_size=POOLS)
+        cls.box.setUp()
+        try:
+            backend = scenario.backend_section(cls.box)
+            backend.update(blackstor_replicas='2',
+                           max_over_subscription_ratio='2.0')
+            cls.stack = stack_mod.Stack(
+                cls.box.dir / 'stack', backends={scenario.BACKEND: backend},
+                extra_conf={'DEFAULT': {
+                    'backend_stats_polling_interval': '3',
+                    'quota_volumes': '100', 'quota_snapshots': '100',
+                    'quota_gigabytes': '10000'}})
+            cls.stack.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.stack is not None:
+            cls.stack.stop()
+            left = cls.stack.leftover_processes()
+            if left:
+                raise AssertionError(f'stack processes left: {left}')
+        if cls.box is not None:
+            cls.box.cleanUp()
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.journey = scenario.Journey(self.stack, self.box,
+                                        report=lambda step: say(
+                                            f'  {step.name}: {step.status} '
+                                            f'{step.seconds:.1f}s'))
+
+    def volume_log(self):
+        with open(self.stack.logs['cinder-volume']) as f:
+            return f.read()
+
+    def test_1_user_journey(self):
+        j = self.journey
+        j.run()
+        statuses = {s.name: s.status for s in j.steps}
+        self.assertEqual('available',
+                         statuses['volume create (1 GiB, 3 replicas)'])
+        self.assertEqual('in-use',
+                         statuses['attach to hv-1 (attachments API)'])
+        self.assertEqual('deleted', statuses['delete all'])
+        self.assertNotIn('FAILED', statuses.values())
+        info = j.connection_info
+        self.assertEqual('local', info['driver_volume_type'])
+        self.assertEqual(
+            self.box.standin.device_path('hv-1', re.search(
+                r'volume-[0-9a-f-]+', j.device_path).group(0)),
+            j.device_path)
+        test_nova_compat.assert_no_secret(self, info)
+        self.assertEqual({}, self.box.leftovers())
+        type(self).connection_info = info
+
+    def test_2_nova_builds_a_block_disk_from_our_connection_info(self):
+        if importlib.util.find_spec('nova') is None:
+            self.skipTest('nova is not installed in this env (tox -e e2e '
+                          'installs it)')
+        info = getattr(type(self), 'connection_info', None)
+        if info is None:
+            self.skipTest('needs the connection_info of the journey test')
+        ref = {'id': 'a1', 'connection_info': dict(info),
+               'status': 'attached', 'attach_mode': 'rw'}
+        result = test_nova_compat.run_nova(
+            {'real': {'attachment_ref': ref}})['real']
+        self.assertEqual(
+            'nova.virt.libvirt.volume.volume.LibvirtVolumeDriver',
+            result['driver'])
+        self.assertIn("type=\"block\"", result['xml'])
+        self.assertIn(f'dev="{info["device_path"]}"', result['xml'])
+        self.assertNotIn('secret', result['xml'])
+
+    def test_3_twenty_concurrent_creates(self):
+        self.stack.create_volume_type('two-replicas', scenario.BACKEND,
+                                      {'blackstor:replicas': '2'})
+        start = time.monotonic()
+
+        def create(i):
+            t0 = time.monotonic()
+            _code, body = self.stack.api('POST', '/volumes', {'volume': {
+                'size': 1, 'name': f'burst-{i}',
+                'volume_type': 'two-replicas'}})
+            vol_id = body['volume']['id']
+            self.addCleanup(self.stack.api, 'DELETE', f'/volumes/{vol_id}',
+                            raise_exc=False)
+            self.stack.wait_for('volume', vol_id, 'available', timeout=600)
+            return vol_id, time.monotonic() - t0
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(create, range(20)))
+        ids = [vol_id for vol_id, _ in results]
+        latencies = sorted(t for _, t in results)
+        say(f'20 concurrent creates: all available in '
+            f'{time.monotonic() - start:.1f}s; API-to-available median '
+            f'{statistics.median(latencies):.1f}s, max {latencies[-1]:.1f}s')
+        minors, ports = {}, {}
+        for node in self.box.storage_names:
+            for name, res in self.box.inventory(node)['resources'].items():
+                definition = res['definition']
+                minors.setdefault(name, set()).add(definition['minor'])
+                ports.setdefault(name, set()).update(
+                    h['port'] for h in definition['hosts'])
+        mine = {f'volume-{i}' for i in ids}
+        self.assertEqual(mine, mine & set(minors))
+        # Same identity on every replica, distinct across volumes.
+        self.assertTrue(all(len(minors[n]) == 1 and len(ports[n]) == 1
+                            for n in mine))
+        self.assertEqual(20, len({min(minors[n]) for n in mine}))
+        self.assertEqual(20, len({min(ports[n]) for n in mine}))
+        for vol_id in ids:
+            self.stack.openstack('volume', 'delete', vol_id, json=False)
+        for vol_id in ids:
+            self.stack.wait_for('volume', vol_id, 'deleted', timeout=600)
+        self.assertEqual({}, self.box.leftovers())
+
+    def test_4_honest_capacity_in_pool_list(self):
+        deadline = time.monotonic() + 60
+        while True:
+            pools = self.stack.openstack('volume', 'backend', 'pool', 'list',
+                                         '--long')
+            mine = [p for p in pools
+                    if p.get('Name', '').endswith(f'@{scenario.BACKEND}'
+                                                  f'#{scenario.BACKEND}')
+                    or scenario.BACKEND in p.get('Name', '')]
+            if mine and mine[0].get('Total Volumes', 0) == 0:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        say(f'pool list --long: {json.dumps(mine)}')
+        self.assertEqual(1, len(mine))
+        caps = self.stack.pools()[0]['capabilities']
+        # 2 replicas over 8, 8 and 16 GiB: 16 GiB placeable.
+        self.assertEqual(16.0, caps['total_capacity_gb'])
+        self.assertLessEqual(caps['free_capacity_gb'], 16.0)
+        self.assertGreater(caps['free_capacity_gb'], 15.0)
+        self.assertEqual('DRBD', caps['storage_protocol'])
+        self.assertTrue(caps['thin_provisioning_support'])
+        self.assertEqual(8.0 * 2, caps['blackstor_largest_volume_gb'])
+
+    def test_5_oversized_volume_ends_in_error_and_leaves_nothing(self):
+        # The scheduler sees 16 GiB free x 2.0 = 32 GiB; two distinct nodes
+        # can hold at most 16 GiB each (8 GiB x 2.0): the driver refuses.
+        vol = self.stack.openstack('volume', 'create', '--size', '24',
+                                   'too-big')
+        self.addCleanup(self.stack.openstack, 'volume', 'delete', vol['id'],
+                        json=False, check=False)
+        self.assertRaises(stack_mod.StackError, self.stack.wait_for,
+                          'volume', vol['id'], 'available', timeout=300)
+        shown = self.stack.openstack('volume', 'show', vol['id'])
+        self.assertEqual('error', shown['status'])
+        log = self.volume_log()
+        self.assertIn('not enough space for 2 replicas', log)
+        self.assertIn('the largest volume that can be placed now is', log)
+        self.assertEqual({}, self.box.leftovers())
+
+    def test_6_more_replicas_than_nodes(self):
+        self.stack.create_volume_type('four-replicas', scenario.BACKEND,
+                                      {'blackstor:replicas': '4'})
+        vol = self.stack.openstack('volume', 'create', '--size', '1',
+                                   '--type', 'four-replicas', 'four')
+        self.addCleanup(self.stack.openstack, 'volume', 'delete', vol['id'],
+                        json=False, check=False)
+        self.assertRaises(stack_mod.StackError, self.stack.wait_for,
+                          'volume', vol['id'], 'available', timeout=300)
+        self.assertIn('4 replicas asked but the backend has only 3 '
+                      'storage nodes', self.volume_log())
+        self.assertEqual({}, self.box.leftovers())
