@@ -2,10 +2,11 @@
 # Install what the tests need on a fresh Debian 12 machine (as root) and
 # run every test layer CI runs: pep8, unit, functional, e2e.
 # Usage: tools/run-tests.sh [tox env list]   (default: pep8,py3,functional,e2e)
+# Needs root: the functional and e2e layers run sshd, FUSE and databases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
-envs=${1:-pep8,py3,functional}
+envs=${1:-pep8,py3,functional,e2e}
 
 apt_packages=(drbd-utils openssh-server openssh-client python3-venv)
 missing=()
@@ -18,6 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
+
+case ",$envs," in
+    *,e2e,*) tools/stack/install.sh --apt-only ;;
+esac
 
 tools_venv="$top/.cache/tools-venv"
 if [ ! -x "$tools_venv/bin/tox" ]; then
