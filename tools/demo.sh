@@ -6,17 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-apt_packages=(drbd-utils openssh-server openssh-client python3-venv git)
-missing=()
-for p in "${apt_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
-        | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing Debian packages: ${missing[*]}"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
-fi
+tools/apt-install.sh drbd-utils openssh-server openssh-client python3-venv git
 tools/stack/install.sh --apt-only
 
 venv="$top/.cache/demo-venv"

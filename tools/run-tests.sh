@@ -8,17 +8,7 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 envs=${1:-pep8,py3,functional,e2e}
 
-apt_packages=(drbd-utils openssh-server openssh-client python3-venv)
-missing=()
-for p in "${apt_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
-        || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing Debian packages: ${missing[*]}"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
-fi
+tools/apt-install.sh drbd-utils openssh-server openssh-client python3-venv git
 
 case ",$envs," in
     *,e2e,*) tools/stack/install.sh --apt-only ;;

@@ -34,18 +34,7 @@ python=${1:-python3}
 # Debian packages. Their maintainer scripts try to start the services;
 # Debian's policy-rc.d (where present) prevents it and the stack starts its
 # own private instances anyway.
-apt_packages=(mariadb-server rabbitmq-server)
-missing=()
-for p in "${apt_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
-        | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing Debian packages: ${missing[*]}"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        --no-install-recommends "${missing[@]}"
-fi
+"$here/../apt-install.sh" --no-install-recommends -- mariadb-server rabbitmq-server
 # The packages may have started system-wide instances (no policy-rc.d):
 # stop them so they hold no ports the tests could collide with.
 for svc in rabbitmq-server mariadb; do
