@@ -19,9 +19,11 @@ the VG, user-mode networking with SSH forwarded to 127.0.0.1:<port>, and
 one point-to-point UDP socket link per pair of VMs (``-netdev socket,
 udp=...,localaddr=...``, loopback only) carrying the private L2 on which
 the node's static replication address lives. Host keys and the
-controller's key are generated here and handed in through a read-only 9p
-share, so known_hosts is known before boot (never auto-added). The
-project's source tree is a second read-only 9p share (/opt/blackstor).
+controller's key are generated here and handed in through qemu's fw_cfg,
+so known_hosts is known before boot (never auto-added). The
+project's code (blackstor_cinder, tests/standin, tests/vm) goes in as a
+tar file through fw_cfg and is unpacked at boot into /opt/blackstor (the
+Debian cloud kernel has no 9p).
 
 Everything lives in ``.cache/vm/runs/<tmp>/`` and is removed on cleanup;
 every qemu runs in its own process group and is killed on cleanup, at
@@ -40,6 +42,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import tempfile
 import time
 
@@ -85,6 +88,11 @@ class VM:
     dir: pathlib.Path
     proc: subprocess.Popen | None = None
     host_key: str = ''
+    links: list = dataclasses.field(default_factory=list)
+
+    @property
+    def umac(self) -> str:
+        return f'52:54:00:00:00:{self.index:02x}'
 
     @property
     def console(self) -> pathlib.Path:
@@ -121,14 +129,16 @@ class VMCluster(fixtures.Fixture):
                                 address=f'{PRIVATE_NET}{index}',
                                 ssh_port=free_port(), dir=vm_dir)
         links = self._links()
+        _source_tar(self.dir / 'src.tar')
         lines = []
         for vm in self.vms.values():
+            vm.links = links[vm.name]
             self._prepare(vm)
             lines.append(f'[127.0.0.1]:{vm.ssh_port} {vm.host_key}\n')
         self.known_hosts.write_text(''.join(lines))
         self.addCleanup(self._stop_all)
         for vm in self.vms.values():
-            self._start(vm, links[vm.name])
+            self._start(vm)
         deadline = time.monotonic() + self.boot_timeout
         for vm in self.vms.values():
             self._wait_ready(vm, deadline)
@@ -158,6 +168,9 @@ class VMCluster(fixtures.Fixture):
             pathlib.Path(str(host_key) + '.pub').read_text().split()[:2])
         shutil.copy(str(self.key) + '.pub', conf / 'authorized_keys')
         (conf / 'bridge').write_text(f'10.0.2.2:{self.bridge_port}\n')
+        links = ' '.join(f'{mac},{peer}' for mac, _, _, peer in vm.links)
+        (conf / 'net').write_text(f'UMAC={vm.umac}\nADDR={vm.address}\n'
+                                  f'LINKS="{links}"\n')
         node = configparser.ConfigParser()
         node['node'] = {
             'node_name': vm.name,
@@ -170,17 +183,18 @@ class VMCluster(fixtures.Fixture):
         }
         with open(conf / 'node.conf', 'w') as f:
             node.write(f)
+        with tarfile.open(vm.dir / 'conf.tar', 'w') as tar:
+            for item in sorted(conf.iterdir()):
+                tar.add(item, arcname=item.name)
         subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F',
                         'raw', '-b', str(self.image / 'root.img'),
                         str(vm.dir / 'root.qcow2')], check=True)
         with open(vm.dir / 'data.img', 'wb') as f:
             f.truncate(self.data_disk)
 
-    def _start(self, vm: VM, links) -> None:
-        net = '+'.join(f'{mac},{peer}' for mac, _, _, peer in links)
+    def _start(self, vm: VM) -> None:
         append = ('root=/dev/vda rw console=ttyS0 init=/sbin/blackstor-init '
-                  f'quiet blackstor.name={vm.name} '
-                  f'blackstor.addr={vm.address} blackstor.net={net}')
+                  f'quiet blackstor.name={vm.name}')
         argv = [
             QEMU, '-accel', 'tcg,thread=multi', '-cpu', 'max',
             '-m', str(self.memory), '-smp', '1',
@@ -194,14 +208,11 @@ class VMCluster(fixtures.Fixture):
             '-drive', f'file={vm.dir / "data.img"},if=virtio,format=raw,'
                       'cache=unsafe',
             '-netdev', f'user,id=u0,hostfwd=tcp:127.0.0.1:{vm.ssh_port}-:22',
-            '-device', f'virtio-net-pci,netdev=u0,'
-                       f'mac=52:54:00:00:00:{vm.index:02x}',
-            '-virtfs', f'local,path={image.REPO},mount_tag=src,'
-                       'security_model=none,readonly=on',
-            '-virtfs', f'local,path={vm.dir / "conf"},mount_tag=conf,'
-                       'security_model=none,readonly=on',
+            '-device', f'virtio-net-pci,netdev=u0,mac={vm.umac}',
+            '-fw_cfg', f'name=opt/blackstor/src,file={self.dir / "src.tar"}',
+            '-fw_cfg', f'name=opt/blackstor/conf,file={vm.dir / "conf.tar"}',
         ]
-        for n, (mac, local, peer, _) in enumerate(links):
+        for n, (mac, local, peer, _) in enumerate(vm.links):
             argv += ['-netdev', f'socket,id=p{n},udp=127.0.0.1:{peer},'
                                 f'localaddr=127.0.0.1:{local}',
                      '-device', f'virtio-net-pci,netdev=p{n},mac={mac}']
@@ -255,6 +266,16 @@ class VMCluster(fixtures.Fixture):
             raise AssertionError(f'{name}: {command!r}: rc {proc.returncode}'
                                  f': {proc.stderr.strip()}')
         return proc
+
+
+def _source_tar(path: pathlib.Path) -> None:
+    """The project's code a node needs, as /opt/blackstor in the VM."""
+    def skip(info):
+        return None if '__pycache__' in info.name else info
+    with tarfile.open(path, 'w') as tar:
+        for part in ('blackstor_cinder', 'tests/__init__.py',
+                     'tests/standin', 'tests/vm'):
+            tar.add(image.REPO / part, arcname=part, filter=skip)
 
 
 def _own_group_dies_with_parent() -> None:

@@ -1,0 +1,70 @@
+#!/bin/sh
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+#
+# Boot of a BlackStor test VM, run by the image's /sbin/blackstor-init
+# after it unpacked the source tree (fw_cfg opt/blackstor/src) into
+# /opt/blackstor. This node's settings come as fw_cfg opt/blackstor/conf
+# (a tar: host key, authorized_keys, node.conf, net, bridge).
+# Kernel command line: blackstor.name=<node>.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mkdir -p /dev/pts /run/lock /run/sshd /run/blackstor /tmp /var/lib/drbd
+mount -t devpts devpts /dev/pts 2>/dev/null
+tar -x -C /run/blackstor \
+    -f /sys/firmware/qemu_fw_cfg/by_name/opt/blackstor/conf/raw
+for m in virtio_net dm_thin_pool dm_snapshot; do
+    modprobe "$m" || echo "blackstor-boot: modprobe $m failed"
+done
+NAME=$(sed -n 's/.*blackstor\.name=\([^ ]*\).*/\1/p' /proc/cmdline)
+hostname "$NAME"
+echo "$NAME" > /etc/hostname
+
+nic() {  # the interface with MAC $1
+    for d in /sys/class/net/*; do
+        if [ "$(cat "$d/address")" = "$1" ]; then
+            basename "$d"
+            return
+        fi
+    done
+}
+
+# Wait for the NICs (virtio_net probes asynchronously).
+. /run/blackstor/net   # UMAC=...; ADDR=...; LINKS="mac,peer mac,peer"
+i=0
+while [ -z "$(nic "$UMAC")" ] && [ $i -lt 50 ]; do
+    sleep 0.2; i=$((i + 1))
+done
+ip link set lo up
+dev=$(nic "$UMAC")
+ip link set "$dev" up
+ip addr add 10.0.2.15/24 dev "$dev"
+ip route add default via 10.0.2.2
+# Private L2: one point-to-point NIC per peer, the node's one address on
+# each, a host route to the peer through it.
+for link in $LINKS; do
+    mac=${link%%,*}; peer=${link#*,}
+    dev=$(nic "$mac")
+    ip link set "$dev" up
+    ip addr add "$ADDR/32" dev "$dev"
+    ip route add "$peer/32" dev "$dev" src "$ADDR"
+done
+ip -br addr
+
+install -m 600 /run/blackstor/ssh_host_ed25519_key /etc/ssh/
+install -m 644 /run/blackstor/ssh_host_ed25519_key.pub /etc/ssh/
+mkdir -p /root/.ssh
+install -m 600 /run/blackstor/authorized_keys /root/.ssh/authorized_keys
+/usr/sbin/sshd -f /etc/ssh/sshd_config -E /run/sshd.log
+echo "BLACKSTOR-VM-READY $NAME"
+exec sleep infinity
