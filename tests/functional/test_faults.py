@@ -1,0 +1,266 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Faults in the cluster in a box: nodes down, a node failing half-way.
+
+A node "down" is a crash: its sshd and every session die, its DRBD state
+vanishes (its LV files stay); ``box.start_node`` boots it (sshd back, then
+``drbdadm adjust all`` as drbd.service does). The decision for a snapshot
+while a replica is unreachable: refused (a snapshot must exist wherever
+the volume does), and I/O is never left suspended.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from blackstor_cinder.cluster import errors
+from tests.functional import cluster_box
+from tests.functional import test_flows
+
+MiB = test_flows.MiB
+GiB = cluster_box.GiB
+STORAGE = test_flows.STORAGE
+FILLER = 'filler'
+
+
+class TestFaults(test_flows.BoxTestCase):
+
+    box_args = {'transport': 'ssh', 'pool_size': 2 * GiB}
+    counting = 'fault cases'
+
+    def setUp(self):
+        super().setUp()
+        self.down: set[str] = set()
+
+    # -- faults ------------------------------------------------------------
+
+    def stop_node(self, name: str) -> None:
+        self.box.stop_node(name)
+        self.down.add(name)
+        self.addCleanup(self.start_node, name)
+
+    def start_node(self, name: str) -> None:
+        if name in self.down:
+            self.down.discard(name)
+            self.box.start_node(name)
+
+    def up(self) -> list[str]:
+        return [n for n in self.box.nodes if n not in self.down]
+
+    def fill_pool(self, node: str) -> None:
+        """A thin LV (not ours) whose blocks fill the node's pool."""
+        env = self.box.node_env(node)
+        size = self.box.pool_size
+        subprocess.run(
+            ['lvcreate', '--yes', '--type', 'thin', '--virtualsize',
+             f'{size}b', '--thinpool', cluster_box.THINPOOL, '--name',
+             FILLER, cluster_box.VG], env=env, check=True,
+            capture_output=True)
+        self.addCleanup(self.empty_pool, node)
+        fd = os.open(self.standin.lv_path(node, cluster_box.VG, FILLER),
+                     os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+
+    def empty_pool(self, node: str) -> None:
+        subprocess.run(['lvremove', '--yes', f'{cluster_box.VG}/{FILLER}'],
+                       env=self.box.node_env(node), capture_output=True)
+
+    def items_of(self, name: str, nodes) -> dict[str, list[str]]:
+        """What of ``name`` (LV, .res, DRBD) is on the given nodes."""
+        return {node: [i for i in items if name in i]
+                for node, items in self.box.leftovers(nodes).items()
+                if any(name in i for i in items)}
+
+    def assert_not_suspended(self, res: str, nodes) -> None:
+        for node in nodes:
+            state = self.state(node, res)
+            self.assertFalse(state['suspended'], f'{res} on {node}')
+            self.assertFalse(state['suspended-user'], f'{res} on {node}')
+
+    # -- the cases ---------------------------------------------------------
+
+    def test_node_down_at_create(self):
+        self.stop_node('stor-c')
+        three = self.name('faults-down3')
+        with self.assertRaises(errors.PlacementError) as ctx:
+            self.ctl.create_volume(three, 128 * MiB, replicas=3)
+        self.assertIn('only 2 storage nodes', str(ctx.exception))
+        self.assert_clean(self.up())
+        self.assertEqual([], list(self.box.nodes['stor-c']
+                                  .resource_dir.iterdir()))
+        self.ran('3 replicas with a node down: refused, nothing leaked')
+
+        two = self.name('faults-down2')
+        spec = self.ctl.create_volume(two, 128 * MiB, replicas=2)
+        self.assertEqual(['stor-a', 'stor-b'],
+                         sorted(h.name for h in spec.diskful_hosts))
+        self.assert_replicas(spec, ['stor-a', 'stor-b'], 128 * MiB,
+                             among=('stor-a', 'stor-b'))
+        stats = self.ctl.stats()
+        self.assertEqual(['stor-c'], list(stats.nodes_down))
+        self.assertEqual(('stor-a', 'stor-b'), stats.nodes_up)
+        self.ctl.delete_volume(two)
+        self.assert_clean(self.up())
+        self.ran('2 replicas with a node down: placed on the others')
+
+        self.start_node('stor-c')
+        self.assertEqual({}, self.ctl.check_setup())
+        self.assert_clean()
+
+    def test_node_fails_half_way(self):
+        size = 128 * MiB
+        vol = self.name('faults-half')
+        spec = self.ctl.create_volume(vol, size, replicas=3)
+        path = self.ctl.attach(vol, 'hv-1')
+        fd = self.open_device(path)
+        data = test_flows.random_chunks((0, MiB), (64 * MiB, MiB))
+        self.write_chunks(fd, data)
+
+        self.fill_pool('stor-c')
+        pools = {p['name']: p for p in self.box.inventory('stor-c')['pools']}
+        self.assertEqual(0, pools[cluster_box.POOL]['free_bytes'])
+        other = self.name('faults-half2')
+        with self.assertRaises(errors.NodeOperationFailed) as ctx:
+            self.ctl.create_volume(other, size, replicas=3)
+        self.assertEqual('create', ctx.exception.step)
+        self.assertEqual(['stor-c'], sorted(ctx.exception.failures))
+        self.assertIn('thin pool', str(ctx.exception))
+        # stor-a and stor-b had succeeded: the calls log shows it
+        ups = [c for c in self.standin.calls()
+               if c[1] == 'drbdsetup' and c[2].startswith(
+                   f'new-resource {other}')]
+        self.assertEqual(['stor-a', 'stor-b'], sorted(c[0] for c in ups))
+        self.assertEqual({}, self.items_of(other, self.box.nodes))
+        self.ran('a node failing half-way through create: rolled back on '
+                 'every node')
+
+        snap = self.snap('faults-half')
+        mark = len(self.standin.calls())
+        with self.assertRaises(errors.NodeOperationFailed) as ctx:
+            self.ctl.create_snapshot(vol, snap)
+        self.assertEqual('snapshot-create', ctx.exception.step)
+        self.assertEqual(['stor-c'], sorted(ctx.exception.failures))
+        self.assertEqual(set(), self.snapshot_holders(snap))
+        # I/O was suspended everywhere, and resumed everywhere
+        everyone = sorted(STORAGE + ('hv-1',))
+        self.assertEqual(everyone, self.drbdsetup_calls(mark, 'suspend-io'))
+        self.assertEqual(everyone, self.drbdsetup_calls(mark, 'resume-io'))
+        self.assert_not_suspended(vol, STORAGE + ('hv-1',))
+        more = test_flows.random_chunks((32 * MiB, MiB))
+        self.write_chunks(fd, more)
+        self.assert_lv_data(vol, STORAGE, {**data, **more})
+        self.ran('snapshot failing on one replica: removed from the '
+                 'others, I/O resumed everywhere')
+
+        self.empty_pool('stor-c')
+        self.ctl.create_snapshot(vol, snap)
+        self.assertEqual(set(STORAGE), self.snapshot_holders(snap))
+        self.ctl.delete_snapshot(snap)
+        os.close(fd)
+        self.ctl.detach(vol, 'hv-1')
+        self.assert_replicas(spec, STORAGE, size)
+        self.ctl.delete_volume(vol)
+        self.assert_clean()
+        self.ran('snapshot retried once the pool has room')
+
+    def test_node_down_after_create_then_back(self):
+        size = 128 * MiB
+        vol = self.name('faults-after')
+        spec = self.ctl.create_volume(vol, size, replicas=3)
+        path = self.ctl.attach(vol, 'hv-1')
+        fd = self.open_device(path)
+        first = test_flows.random_chunks((0, MiB))
+        self.write_chunks(fd, first)
+
+        self.stop_node('stor-c')
+        while_down = test_flows.random_chunks((8 * MiB, 2 * MiB),
+                                              (size - MiB, MiB))
+        self.write_chunks(fd, while_down)
+        self.assert_device_data(fd, {**first, **while_down})
+        self.assert_lv_data(vol, ['stor-a', 'stor-b'], while_down)
+        for offset, chunk in while_down.items():
+            self.assertNotEqual(chunk, self.box.lv_bytes(
+                'stor-c', vol, offset, len(chunk)))
+        for node in ('stor-a', 'stor-b', 'hv-1'):
+            state = self.state(node, vol)
+            self.assertTrue(state['devices'][0]['quorum'], node)
+            peers = {c['name']: c for c in state['connections']}
+            self.assertNotEqual('Connected',
+                                peers['stor-c']['connection-state'])
+        self.assertGreater(
+            {c['name']: c for c in self.state('stor-a', vol)[
+                'connections']}['stor-c']['peer_devices'][0]['out-of-sync'],
+            0)
+        self.ran('node down after create: writes go on with quorum 2/3')
+
+        stats = self.ctl.stats()
+        self.assertEqual(['stor-c'], list(stats.nodes_down))
+        self.assertEqual((vol,), stats.degraded_volumes)
+        self.ran('stats: node down, volume degraded')
+
+        snap = self.snap('faults-after')
+        mark = len(self.standin.calls())
+        with self.assertRaises(errors.NodeOperationFailed) as ctx:
+            self.ctl.create_snapshot(vol, snap)
+        self.assertEqual(['stor-c'], sorted(ctx.exception.failures))
+        self.assertEqual(self.drbdsetup_calls(mark, 'suspend-io'),
+                         self.drbdsetup_calls(mark, 'resume-io'))
+        self.assertEqual(set(), self.snapshot_holders(
+            snap, ('stor-a', 'stor-b')))
+        self.assert_not_suspended(vol, ('stor-a', 'stor-b', 'hv-1'))
+        later = test_flows.random_chunks((16 * MiB, MiB))
+        self.write_chunks(fd, later)
+        while_down.update(later)
+        self.ran('snapshot with a replica down: refused, I/O not '
+                 'suspended')
+
+        self.start_node('stor-c')
+        self.assert_lv_data(vol, STORAGE, {**first, **while_down})
+        for node in STORAGE:
+            state = self.state(node, vol)
+            self.assertEqual('UpToDate', state['devices'][0]['disk-state'])
+            for conn in state['connections']:
+                self.assertEqual('Connected', conn['connection-state'],
+                                 f'{node} -> {conn["name"]}')
+                self.assertEqual(0, conn['peer_devices'][0]['out-of-sync'])
+        self.assert_replicas(spec, STORAGE, size)
+        self.assertEqual((), self.ctl.stats().degraded_volumes)
+        self.ran('node back: resynced what was written while it was down')
+
+        os.close(fd)
+        self.ctl.detach(vol, 'hv-1')
+        self.ctl.delete_volume(vol)
+        self.assert_clean()
+
+    def test_delete_while_node_down(self):
+        vol = self.name('faults-delete')
+        self.ctl.create_volume(vol, 128 * MiB, replicas=3)
+        self.stop_node('stor-c')
+        with self.assertRaises(errors.NodeOperationFailed) as ctx:
+            self.ctl.delete_volume(vol)
+        self.assertEqual(['stor-c'], sorted(ctx.exception.failures))
+        self.assertIn('stor-c', str(ctx.exception))
+        self.assert_clean(self.up())
+        self.ran('delete with a replica down: reported, naming the node')
+
+        self.start_node('stor-c')
+        self.assertEqual(['drbd:' + vol, 'lv:' + vol, f'res:{vol}.res'],
+                         self.box.leftovers()['stor-c'])
+        self.ctl.delete_volume(vol)
+        self.assert_clean()
+        self.ran('delete converges when the node returns')
