@@ -72,9 +72,11 @@ class BoxTestCase(base.BaseTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        left = None
+        left = problem = None
         try:
             left = cls.box.leftovers()
+        except Exception as exc:     # e.g. a node that did not come back
+            problem = exc
         finally:
             cls.box.cleanUp()
         line = (f'{cls.__module__}.{cls.__name__}: {len(cls.cases)} '
@@ -83,6 +85,8 @@ class BoxTestCase(base.BaseTestCase):
         print('\n'.join([line + ':'] + [f'  {c}' for c in cls.cases]))
         sys.stderr.write(line + '\n')
         super().tearDownClass()
+        if problem is not None:
+            raise problem
         if left:
             raise AssertionError(f'{cls.__name__} left behind: {left}')
 
