@@ -187,14 +187,7 @@ class Agent:
                              f'resource {resource}', 'res_text')
         for host in definition['hosts']:
             if host['name'] == self.conf.node_name:
-                node_id = host['node_id']
-                if node_id is None or not (protocol.NODE_ID_MIN <= node_id
-                                           <= protocol.NODE_ID_MAX):
-                    raise AgentError(
-                        protocol.E_INVALID,
-                        f'res_text: node-id of {host["name"]} must be '
-                        f'{protocol.NODE_ID_MIN}..{protocol.NODE_ID_MAX},'
-                        f' not {node_id}', 'node_id')
+                resfiles.check_node_id(host)
                 if definition['minor'] is None:
                     raise AgentError(protocol.E_INVALID, 'res_text: no '
                                      'device minor', 'minor')
@@ -476,24 +469,23 @@ class Agent:
                 'lv_grown': grown, 'drbd_resized': req.get('drbd', False)}
 
     def _op_suspend_io(self, req: dict) -> dict:
-        resource = req['resource']
-        state = self.drbd.state(resource)
-        if state is None:
-            return {'resource': resource, 'running': False,
-                    'suspended': False}
-        if state.get('suspended-user') is not True:
-            self.drbd.suspend_io(resource)
-        return {'resource': resource, 'running': True, 'suspended': True}
+        return self._set_io_suspended(req['resource'], True)
 
     def _op_resume_io(self, req: dict) -> dict:
-        resource = req['resource']
+        return self._set_io_suspended(req['resource'], False)
+
+    def _set_io_suspended(self, resource: str, suspend: bool) -> dict:
+        """Suspend or resume I/O; already so (or not running) is success."""
         state = self.drbd.state(resource)
         if state is None:
             return {'resource': resource, 'running': False,
                     'suspended': False}
-        if state.get('suspended-user') is not False:
-            self.drbd.resume_io(resource)
-        return {'resource': resource, 'running': True, 'suspended': False}
+        if state.get('suspended-user') is not suspend:
+            if suspend:
+                self.drbd.suspend_io(resource)
+            else:
+                self.drbd.resume_io(resource)
+        return {'resource': resource, 'running': True, 'suspended': suspend}
 
     def _op_new_current_uuid(self, req: dict) -> dict:
         resource = req['resource']

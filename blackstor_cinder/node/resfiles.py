@@ -230,14 +230,7 @@ class ResFileStore:
                              f'res_text has no "on {self.node_name}" '
                              'section', 'res_text')
         for host in definition['hosts']:
-            node_id = host['node_id']
-            if node_id is None or not (protocol.NODE_ID_MIN <= node_id
-                                       <= protocol.NODE_ID_MAX):
-                raise AgentError(
-                    protocol.E_INVALID,
-                    f'res_text: node-id of {host["name"]} must be '
-                    f'{protocol.NODE_ID_MIN}..{protocol.NODE_ID_MAX}, '
-                    f'not {node_id}', 'node_id')
+            check_node_id(host)
         # 2. The backing disk of this node is the one we expect.
         ll_dev = self._drbdadm(
             ['sh-ll-dev', f'{resource}/{protocol.VOLUME_NUMBER}'],
@@ -315,6 +308,21 @@ class ResFileStore:
         return sorted(glob.glob(
             os.path.join(glob.escape(str(self.resource_dir)),
                          f'.*{_TMP_SUFFIX}')))
+
+
+def check_node_id(host: dict) -> None:
+    """A host of a parsed .res has a node-id DRBD can use (0..31).
+
+    drbdadm itself accepts 32, so the range is checked here.
+    """
+    node_id = host['node_id']
+    if node_id is None or not (protocol.NODE_ID_MIN <= node_id
+                               <= protocol.NODE_ID_MAX):
+        raise AgentError(
+            protocol.E_INVALID,
+            f'res_text: node-id of {host["name"]} must be '
+            f'{protocol.NODE_ID_MIN}..{protocol.NODE_ID_MAX}, '
+            f'not {node_id}', 'node_id')
 
 
 def _check(checker: Callable, field: str, value) -> None:
