@@ -104,9 +104,11 @@ class VMFlowsTest(testtools.TestCase):
     def _teardown(cls):
         if getattr(cls, 'ctl', None):
             cls.ctl.close()
-        if cls.vms is not None:
-            cls.vms.cleanUp()
-        cls.bridge.close()
+        try:
+            if cls.vms is not None:
+                cls.vms.cleanUp()
+        finally:
+            cls.bridge.close()
         shutil.rmtree(cls.bridge_dir, ignore_errors=True)
 
     @classmethod
@@ -163,11 +165,16 @@ class VMFlowsTest(testtools.TestCase):
         return self._each(one)
 
     def md(self, lv: str, minor: int) -> dict[str, dict]:
-        """Per VM: the real ``drbdmeta dump-md`` of /dev/<vg>/<lv>."""
+        """Per VM: the real ``drbdmeta dump-md`` of /dev/<vg>/<lv>.
+
+        ``--force``: while attached the activity log is not clean (as
+        with the real kernel) and dump-md would refuse; it still reads
+        the meta data as it is on disk.
+        """
         def one(name):
             proc = self.vms.ssh(
-                name, f'drbdmeta {minor} v09 /dev/{VG}/{lv} internal '
-                      f'dump-md', check=False)
+                name, f'drbdmeta --force {minor} v09 /dev/{VG}/{lv} '
+                      f'internal dump-md', check=False)
             if proc.returncode != 0:
                 return None
             text = proc.stdout
