@@ -438,14 +438,20 @@ class Agent:
         return {'resource': resource, 'down': was_up,
                 'lv_removed': lv_removed, 'res_removed': res_removed}
 
-    def _op_resize(self, req: dict) -> dict:
-        resource, size = req['resource'], req['size']
-        pool = self.lvm.pool(req['pool'])
+    def _require_lv(self, pool: lvm_mod.Pool,
+                    resource: str) -> lvm_mod.LogicalVolume:
+        """The resource's LV in ``pool``; not-found naming it otherwise."""
         lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
         if lv is None:
             raise AgentError(protocol.E_NOT_FOUND,
                              f'resource: LV {pool.vg}/{resource} not found',
                              'resource')
+        return lv
+
+    def _op_resize(self, req: dict) -> dict:
+        resource, size = req['resource'], req['size']
+        pool = self.lvm.pool(req['pool'])
+        lv = self._require_lv(pool, resource)
         lv_size, grown = lv.size, False
         if req.get('lv', True):
             vg = self.lvm.vg(pool.vg)
@@ -500,11 +506,7 @@ class Agent:
     def _op_snapshot_create(self, req: dict) -> dict:
         resource, snapshot = req['resource'], req['snapshot']
         pool = self.lvm.pool(req['pool'])
-        lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
-        if lv is None:
-            raise AgentError(protocol.E_NOT_FOUND,
-                             f'resource: LV {pool.vg}/{resource} not found',
-                             'resource')
+        lv = self._require_lv(pool, resource)
         snap = self.lvm.find_ours(pool, snapshot, 'snapshot', snapshot=True)
         if snap is not None and snap.origin != resource:
             raise AgentError(
