@@ -147,7 +147,7 @@ class DriverE2ETest(testtools.TestCase):
             vol_id = body['volume']['id']
             self.addCleanup(self.stack.api, 'DELETE', f'/volumes/{vol_id}',
                             raise_exc=False)
-            self.stack.wait_for('volume', vol_id, 'available', timeout=600)
+            self.stack.wait_for('volume', vol_id, 'available', timeout=900)
             return vol_id, time.monotonic() - t0
 
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
