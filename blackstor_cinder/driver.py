@@ -113,10 +113,8 @@ class BlackStorDriver(driver.VolumeDriver):
         for node, problem in sorted(problems.items()):
             LOG.warning('BlackStor node %(node)s is not usable: %(err)s',
                         {'node': node, 'err': problem})
-        usable = len(self.controller.config.storage_nodes) - len(
-            [n for n in problems
-             if self.controller.config.node(n) is not None
-             and self.controller.config.node(n).storage])
+        # check_setup reports storage nodes only.
+        usable = len(self.controller.config.storage_nodes) - len(problems)
         if usable < self.controller.config.replicas:
             raise BlackStorDriverError(reason=_(
                 'only %(usable)d storage node(s) usable, %(replicas)d '
