@@ -73,6 +73,18 @@ def _killpg(pgid: int) -> None:
 atexit.register(_kill_all)
 
 
+def _on_sigterm(signum, frame):
+    # A test runner's timeout: unwind, so fixtures remove their files.
+    raise SystemExit(128 + signum)
+
+
+if (signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+
+
 def free_port(kind=socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(('127.0.0.1', 0))

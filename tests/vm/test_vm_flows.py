@@ -48,7 +48,7 @@ MiB = 1 << 20
 EXTENT = 4 * MiB
 MAX_PEERS = 7
 VG, POOL = runner.VG, runner.THINPOOL
-ROUNDS = int(os.environ.get('BLACKSTOR_VM_ROUNDS', '5'))
+ROUNDS = int(os.environ.get('BLACKSTOR_VM_ROUNDS', '3'))
 
 
 def _why_not() -> str | None:
@@ -192,8 +192,8 @@ class VMFlowsTest(testtools.TestCase):
 
     def touch_all(self, name: str) -> None:
         """One agent status call per VM (delivers pending meta data)."""
-        for node in self.ctl.config.storage_nodes:
-            self.ctl.call(node, {'op': 'status', 'resource': name})
+        self.ctl.each_or_raise('status', self.ctl.config.storage_nodes,
+                               {'op': 'status', 'resource': name})
 
     def check_volume(self, name: str, size: int, origin: str | None = None
                      ) -> dict:
@@ -201,7 +201,8 @@ class VMFlowsTest(testtools.TestCase):
         self.assertIsNotNone(spec, name)
         self.touch_all(name)
         need = sizing.lv_size_for(size, MAX_PEERS, EXTENT)
-        for vm, lvs in self.lvs().items():
+        all_lvs = self.lvs()
+        for vm, lvs in all_lvs.items():
             self.assertIn(name, lvs, f'{name} missing on {vm}')
             row = lvs[name]
             self.assertGreaterEqual(int(row['lv_size']), need,
@@ -219,7 +220,7 @@ class VMFlowsTest(testtools.TestCase):
             self.assertTrue(md['flags'] & 1, f'{vm}: not consistent {md}')
         self.assertEqual(1, len({md['current'] for md in mds.values()}),
                          f'replicas disagree: {mds}')
-        lv_size = int(self.lvs()['vm-a'][name]['lv_size'])
+        lv_size = int(all_lvs['vm-a'][name]['lv_size'])
         self.assertEqual(lv_size - 4096, mds['vm-a']['md_offset'],
                          'meta data not at the end of the LV')
         return mds['vm-a']
@@ -248,8 +249,14 @@ class VMFlowsTest(testtools.TestCase):
              lambda: self.ctl.create_snapshot('volume-vma', 'snap-vma'))
         for vm, lvs in self.lvs().items():
             self.assertEqual('volume-vma', lvs['snap-vma']['origin'], vm)
-            # Inactive with activation skip, as a snapshot should be.
-            self.assertIn('k', lvs['snap-vma']['lv_attr'][9], vm)
+            # A thin snapshot, active (the agent activates snapshots).
+            self.assertEqual('V', lvs['snap-vma']['lv_attr'][0], vm)
+            self.assertEqual('a', lvs['snap-vma']['lv_attr'][4], vm)
+        minor = self.ctl.find('volume-vma').spec.minor
+        for vm, md in self.md('snap-vma', minor).items():
+            self.assertIsNotNone(md, f'no meta data in the snapshot on {vm}')
+            self.assertEqual(md_a['current'], md['current'],
+                             f'snapshot on {vm} carries other meta data')
 
         step('clone', lambda: self.ctl.clone_volume('volume-vmb',
                                                     'volume-vma', size,
