@@ -53,6 +53,12 @@ class ResourceSpec:
 
     The secret is carried for requests to the agents but never rendered:
     the .res text holds ``protocol.SECRET_PLACEHOLDER`` instead.
+
+    ``size`` is the DRBD device's size in bytes, the volume's size: it is
+    rendered as ``disk { size ...; }`` so that DRBD exposes exactly that
+    much and not all the LV below the metadata (the LV is rounded up to
+    the extent). None for resources whose .res has no size (written before
+    it was rendered): their device is all the LV minus the metadata.
     """
 
     name: str
@@ -67,6 +73,7 @@ class ResourceSpec:
     disk_options: Mapping[str, str] = dataclasses.field(
         default_factory=dict)
     max_peers: int = 7
+    size: int | None = None
 
     @property
     def diskful_hosts(self) -> tuple[ResourceHost, ...]:

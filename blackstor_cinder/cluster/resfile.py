@@ -23,6 +23,12 @@ diskless clients never connect to each other. Hosts are ordered by node-id
 and options by name, so the same spec always gives the same text (the agent
 skips writing a file that has not changed).
 
+The volume's size goes into the resource's ``disk`` section (``size
+1048576k;``): drbdadm hands it to ``drbdsetup attach ... --size=`` and
+``drbdsetup resize ... --size=``, so the device is exactly the volume and
+not the whole LV below the metadata. Diskless hosts ignore it (drbdadm
+9.22's ``adjust`` issues no resize on a diskless volume).
+
 The spec is validated first: DRBD's parser accepts things that are wrong for
 us (node-id 32), and option names and values come from cinder.conf but end
 up in a configuration file, so they are confined to a safe alphabet.
@@ -55,6 +61,12 @@ DISK_RE = re.compile(r'^/dev(/[A-Za-z0-9_+.-]+)+$')
 #: net options the renderer writes itself; config may not override them.
 RESERVED_NET_OPTIONS = frozenset(
     ('protocol', 'cram-hmac-alg', 'shared-secret', 'allow-two-primaries'))
+#: disk options the renderer writes itself (``size`` is the volume's).
+RESERVED_DISK_OPTIONS = frozenset(('size',))
+
+SECTOR = 512
+#: DRBD's largest device (DRBD_DISK_SIZE_MAX: 2**41 sectors, 1 PiB).
+SIZE_MAX = (2 << 40) * SECTOR
 
 _INDENT = '    '
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -70,8 +82,11 @@ def render(spec: model.ResourceSpec) -> str:
     ]
     lines += _section(1, 'options', _options(spec))
     lines += _section(1, 'net', _net(spec))
-    if spec.disk_options:
-        lines += _section(1, 'disk', _sorted_options(spec.disk_options))
+    disk = dict(spec.disk_options)
+    if spec.size is not None:
+        disk['size'] = size_option(spec.size)
+    if disk:
+        lines += _section(1, 'disk', _sorted_options(disk))
     for host in hosts:
         lines += _on_section(spec, host)
     for a, b in itertools.combinations(hosts, 2):
@@ -92,8 +107,23 @@ def validate(spec: model.ResourceSpec) -> None:
     if not isinstance(spec.allow_two_primaries, bool):
         raise ValueError('allow_two_primaries: must be a boolean')
     _validate_options('net_options', spec.net_options, RESERVED_NET_OPTIONS)
-    _validate_options('disk_options', spec.disk_options, frozenset())
+    _validate_options('disk_options', spec.disk_options,
+                      RESERVED_DISK_OPTIONS)
+    _validate_size(spec.size)
     _validate_hosts(spec)
+
+
+def size_option(size: int) -> str:
+    """DRBD's ``size`` value for ``size`` bytes: KiB, else sectors.
+
+    drbdadm passes it verbatim to ``drbdsetup attach``/``resize --size=``,
+    whose default unit is the sector; ``k`` and ``s`` are units both
+    accept (drbd-utils' new_strtoll).
+    """
+    _validate_size(size)
+    if size % 1024 == 0:
+        return f'{size // 1024}k'
+    return f'{size // SECTOR}s'
 
 
 def _check(value, checker, field: str):
@@ -144,6 +174,16 @@ def _validate_options(field: str, options: Mapping,
             raise ValueError(
                 f'{field}: {name}: {value!r} is not a safe option value '
                 '(letters, digits, ".", "_" and "-" only)')
+
+
+def _validate_size(size) -> None:
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, int) or not (
+            0 < size <= SIZE_MAX) or size % SECTOR:
+        raise ValueError(f'size: {size!r} is not a device size DRBD takes '
+                         f'(a multiple of {SECTOR} bytes, at most '
+                         f'{SIZE_MAX})')
 
 
 def _validate_hosts(spec: model.ResourceSpec) -> None:

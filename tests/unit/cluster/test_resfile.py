@@ -131,6 +131,33 @@ class RenderTestCase(testtools.TestCase):
                         text.index('sndbuf-size 0;'))
         self.assertIn('al-extents 6007;', text)
 
+    def test_size_in_kib_in_the_resource_disk_section(self):
+        text = resfile.render(_spec(2, 1, size=3 << 30))
+        section = re.search(r'^    disk \{\n(.*?)^    \}', text,
+                            re.M | re.S)
+        self.assertIsNotNone(section, text)
+        self.assertEqual('size 3145728k;', section.group(1).strip())
+        self.assertEqual(1, text.count('size '))
+
+    def test_size_not_whole_kib_in_sectors(self):
+        self.assertIn('size 3s;', resfile.render(_spec(size=1536)))
+        self.assertEqual('3s', resfile.size_option(1536))
+        self.assertEqual('1048576k', resfile.size_option(1 << 30))
+
+    def test_size_sorted_among_disk_options(self):
+        text = resfile.render(_spec(size=1 << 30, disk_options={
+            'al-extents': '6007', 'c-max-rate': '750M'}))
+        self.assertLess(text.index('c-max-rate 750M;'),
+                        text.index('size 1048576k;'))
+        self.assertLess(text.index('al-extents 6007;'),
+                        text.index('c-max-rate 750M;'))
+
+    def test_no_size_no_disk_section(self):
+        # A spec read back from an old .res: the device is not capped.
+        text = resfile.render(_spec(3, 1))
+        self.assertNotIn('size', text)
+        self.assertNotIn('    disk {', text)
+
     def test_client_disk_none_and_diskful_disk_quoted(self):
         text = resfile.render(_spec(1, 1))
         self.assertIn('disk "/dev/blackstor/volume-r_0";', text)
@@ -252,6 +279,20 @@ class ValidationTestCase(testtools.TestCase):
               'allow-two-primaries')
     def test_reserved_net_option_refused(self, name):
         self._refused(_spec(net_options={name: 'A'}), name)
+
+    def test_reserved_disk_option_refused(self):
+        self._refused(_spec(disk_options={'size': '1G'}), 'size')
+
+    @ddt.data(0, -512, 1000, 513, True, '1G', 1.5 * 1024,
+              (2 << 40) * 512 + 512)
+    def test_bad_size_refused(self, size):
+        self._refused(_spec(size=size), 'size')
+        if isinstance(size, int) and not isinstance(size, bool):
+            self.assertRaises(ValueError, resfile.size_option, size)
+
+    def test_largest_size_accepted(self):
+        self.assertIn('size 1099511627776k;',
+                      resfile.render(_spec(size=(2 << 40) * 512)))
 
     def test_options_not_a_mapping_refused(self):
         self._refused(_spec(net_options=['max-buffers']), 'net_options')
@@ -380,6 +421,31 @@ class DrbdadmTestCase(testtools.TestCase):
                        '--cram-hmac-alg=sha256', '--quorum=majority',
                        '--on-no-quorum=io-error', '--auto-promote=yes'):
             self.assertIn(option, calls)
+
+    @ddt.data((1 << 30, '1048576k'), (1536, '3s'))
+    @ddt.unpack
+    def test_size_reaches_attach_and_resize(self, size, value):
+        spec = _spec(2, 1, size=size)
+        path = self._write(spec)
+        self._check_parses(spec, path)
+        for host in spec.diskful_hosts:
+            self.assertIn(f'drbdsetup attach 1000 {host.disk} {host.disk} '
+                          f'internal --size={value}',
+                          self._up_calls(spec, path, host.name))
+        self.assertFalse(any('size' in c for c in
+                             self._up_calls(spec, path, 'node2')))
+        proc = self._drbdadm('node0', '-c', str(path), '-d', '--',
+                             '--assume-clean', 'resize', f'{spec.name}/0')
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        self.assertEqual([f'drbdsetup resize 1000 --size={value} '
+                          '--assume-clean', 'drbdsetup check-resize 1000'],
+                         proc.stdout.splitlines())
+
+    def test_no_size_no_size_option(self):
+        spec = _spec(2)
+        path = self._write(spec)
+        self.assertFalse(any('--size' in c for c in
+                             self._up_calls(spec, path, 'node0')))
 
     def test_unknown_option_is_for_drbdadm_to_refuse(self):
         # The renderer checks the alphabet; the option names themselves
