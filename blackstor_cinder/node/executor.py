@@ -32,10 +32,10 @@ import dataclasses
 import errno
 import logging
 import os
+import shlex
 import subprocess
+import sys
 from typing import Callable, Mapping, Sequence
-
-from oslo_concurrency import processutils
 
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node.errors import CommandError
@@ -57,22 +57,51 @@ PACKAGES = {
 Execute = Callable[..., tuple]
 
 
-def default_execute(*cmd: str, **kwargs) -> tuple[str, str]:
-    """processutils.execute that also kills the child on a timeout."""
-    children: list[subprocess.Popen] = []
-    kwargs.setdefault('on_execute', children.append)
-    try:
-        return processutils.execute(*cmd, **kwargs)
-    except Exception as e:
-        if not _is_timeout(e):
-            raise
-        for child in children:
-            try:
-                child.kill()
-                child.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        raise
+class ProcessFailed(Exception):
+    """A command exited non-zero.
+
+    Same attributes as oslo.concurrency's ProcessExecutionError, which
+    :func:`run` accepts from injected ``execute`` callables too.
+    """
+
+    def __init__(self, cmd: Sequence[str], exit_code: int, stdout: str,
+                 stderr: str) -> None:
+        super().__init__(f'{" ".join(cmd)} exited with {exit_code}')
+        self.cmd = ' '.join(cmd)
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def default_execute(*cmd: str, root_helper: str | None = None,
+                    run_as_root: bool = False,
+                    env_variables: Mapping[str, str] | None = None,
+                    timeout: float | None = None) -> tuple[str, str]:
+    """Run a command the way processutils.execute does, without it.
+
+    The agent is a short-lived CLI: importing oslo.concurrency costs more
+    than most requests take (older releases, e.g. Debian 12's, import
+    eventlet with it). On a timeout the child is killed.
+    """
+    argv = list(cmd)
+    if run_as_root and root_helper:
+        argv = shlex.split(root_helper) + argv
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                          capture_output=True, env=env_variables,
+                          timeout=timeout, close_fds=True)
+    stdout, stderr = os.fsdecode(proc.stdout), os.fsdecode(proc.stderr)
+    if proc.returncode != 0:
+        raise ProcessFailed(argv, proc.returncode, stdout, stderr)
+    return stdout, stderr
+
+
+def _failure_types() -> tuple[type[BaseException], ...]:
+    # An injected execute may raise processutils' error: only possible
+    # when that module is loaded, so it is never imported here.
+    processutils = sys.modules.get('oslo_concurrency.processutils')
+    if processutils is None:
+        return (ProcessFailed,)
+    return (ProcessFailed, processutils.ProcessExecutionError)
 
 
 @dataclasses.dataclass
@@ -113,7 +142,7 @@ def run(execute: Execute, argv: Sequence[str], *,
     try:
         stdout, stderr = execute(*cmd, **kwargs)
         rc = 0
-    except processutils.ProcessExecutionError as e:
+    except _failure_types() as e:
         rc = e.exit_code if e.exit_code is not None else -1
         stdout, stderr = e.stdout or '', e.stderr or ''
     except OSError as e:

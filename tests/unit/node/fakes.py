@@ -313,7 +313,8 @@ def _real(argv, kwargs):
     try:
         out, err = executor.default_execute(*argv, **kwargs)
         return 0, out, err
-    except processutils.ProcessExecutionError as e:
+    except (processutils.ProcessExecutionError,
+            executor.ProcessFailed) as e:
         return e.exit_code, e.stdout, e.stderr
 
 

@@ -94,6 +94,32 @@ class RunTestCase(testtools.TestCase):
                               ['blackstor-no-such-command'])
         self.assertEqual(protocol.E_MISSING, e.code)
 
+    def test_real_failure(self):
+        e = self.assertRaises(
+            errors.CommandError, executor.run, executor.default_execute,
+            [sys.executable, '-c',
+             'import sys; print("out"); sys.exit("bad thing")'])
+        self.assertEqual((1, 'out\n'), (e.rc, e.stdout))
+        self.assertIn('bad thing', e.message)
+
+    def test_real_root_helper_and_env(self):
+        result = executor.run(
+            executor.default_execute,
+            [sys.executable, '-c',
+             'import os, sys; print(os.environ["A"], sys.argv[1:])', 'x'],
+            root_helper='env B=2', env={'A': '1'})
+        self.assertEqual("1 ['x']\n", result.stdout)
+
+    def test_agent_start_up_skips_oslo_concurrency(self):
+        # Debian 12's oslo.concurrency imports eventlet: seconds per
+        # request on a small node. The agent must not load it.
+        code = ('import sys, blackstor_cinder.node.cli; '
+                'print(sorted(m for m in sys.modules if m.startswith('
+                '("oslo_concurrency", "eventlet"))))')
+        out = subprocess.run([sys.executable, '-c', code], check=True,
+                             capture_output=True, text=True).stdout
+        self.assertEqual('[]\n', out)
+
     def test_real_timeout_kills(self):
         e = self.assertRaises(
             errors.AgentError, executor.run, executor.default_execute,
