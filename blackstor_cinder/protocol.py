@@ -47,9 +47,12 @@ writes the file with mode 0600, so the secret exists in one file only.
     validate and write the .res, ``drbdadm adjust``.
 ``delete`` resource*, pool
     down, wipe-md, lvremove, remove .res; what is already gone is success.
-``resize`` resource*, pool*, size*, lv, drbd, assume_clean
+``resize`` resource*, pool*, size*, lv, drbd, assume_clean, res_text,
+    secret
     ``lv`` (default true) grows the LV, ``drbd`` (default false) runs
-    ``drbdadm resize`` (with ``--assume-clean`` when asked).
+    ``drbdadm resize`` (with ``--assume-clean`` when asked). With
+    ``res_text`` (and ``secret``; only with ``drbd``) the .res is replaced
+    first: drbdadm passes its ``disk { size }`` to ``drbdsetup resize``.
 ``suspend-io`` / ``resume-io`` resource*
 ``new-current-uuid`` resource*, clear_bitmap (default true)
 ``snapshot-create`` resource*, pool*, snapshot*
@@ -66,6 +69,9 @@ writes the file with mode 0600, so the secret exists in one file only.
 ``definition`` (parsed from ``drbdadm dump`` of the node's .res):
     {name, minor, secret, max_peers?, options {..}, net {..}, disk {..},
      hosts [{name, node_id, address, port, family, diskful, disk}]}
+    ``disk`` holds the resource's disk options as written, among them
+    ``size`` (the device's size in DRBD's syntax, e.g. ``1048576k``;
+    absent in .res files written before sizes were rendered).
 """
 
 from __future__ import annotations
@@ -241,7 +247,7 @@ OPS: dict[str, tuple[dict, dict]] = {
     'delete': (_RES, {'pool': check_pool}),
     'resize': ({**_RES_POOL, 'size': check_size},
                {'lv': _check_bool, 'drbd': _check_bool,
-                'assume_clean': _check_bool}),
+                'assume_clean': _check_bool, **_TEXT}),
     'suspend-io': (_RES, {}),
     'resume-io': (_RES, {}),
     'new-current-uuid': (_RES, {'clear_bitmap': _check_bool}),

@@ -55,7 +55,8 @@ OP_HELP = {
                             'up (no create-md)',
     'adjust': 'validate and write a new .res, drbdadm adjust',
     'delete': 'down, wipe-md, lvremove, remove the .res',
-    'resize': 'grow the LV (lv) and/or DRBD (drbd, assume_clean)',
+    'resize': 'grow the LV (lv) and/or DRBD (drbd, assume_clean; '
+              'res_text: the .res with the new size first)',
     'suspend-io': 'suspend I/O of a resource (for a consistent snapshot)',
     'resume-io': 'resume I/O of a resource',
     'new-current-uuid': 'new current UUID (clear_bitmap: skip the '
@@ -451,6 +452,21 @@ class Agent:
     def _op_resize(self, req: dict) -> dict:
         resource, size = req['resource'], req['size']
         pool = self.lvm.pool(req['pool'])
+        resize_drbd = req.get('drbd', False)
+        disk = self.lvm.device_path(pool.vg, resource)
+        if 'res_text' in req or 'secret' in req:
+            # The new .res carries the device's new size (disk { size }),
+            # which drbdadm resize hands to drbdsetup resize --size.
+            for field in ('res_text', 'secret'):
+                if field not in req:
+                    raise AgentError(protocol.E_INVALID, f'{field}: '
+                                     'missing (res_text and secret go '
+                                     'together)', field)
+            if not resize_drbd:
+                raise AgentError(protocol.E_INVALID, 'res_text: only with '
+                                 'drbd (a new .res for drbdadm resize)',
+                                 'res_text')
+            self._check_disk(self._me(resource, req['res_text']), disk)
         lv = self._require_lv(pool, resource)
         lv_size, grown = lv.size, False
         if req.get('lv', True):
@@ -469,10 +485,21 @@ class Agent:
                         'resize")', 'resource')
                 self.lvm.extend(pool, resource, need)
                 lv_size, grown = need, True
-        if req.get('drbd', False):
-            self.drbd.resize(resource, req.get('assume_clean', False))
+        changed = False
+        if resize_drbd:
+            undo = _Undo()
+            try:
+                if 'res_text' in req:
+                    changed = self._write_res(resource, req, disk, undo)
+                self.drbd.resize(resource, req.get('assume_clean', False))
+            except BaseException as e:
+                failed = undo.run()
+                if failed and isinstance(e, AgentError):
+                    e.details['undo_failed'] = failed
+                raise
         return {'resource': resource, 'lv_size': lv_size,
-                'lv_grown': grown, 'drbd_resized': req.get('drbd', False)}
+                'lv_grown': grown, 'drbd_resized': resize_drbd,
+                'res_changed': changed}
 
     def _op_suspend_io(self, req: dict) -> dict:
         return self._set_io_suspended(req['resource'], True)

@@ -19,11 +19,12 @@ SECRET = 'Secret_0123456789abcdef'
 
 
 def res_text(name='r0', minor=1000, port=7000, hosts=None,
-             placeholder=True, extra_net=''):
+             placeholder=True, extra_net='', size=None):
     """A .res text like the controller renders it.
 
     ``hosts``: [(name, node_id, address, disk or None)]; default: nodea
-    diskful on /dev/vg0/<name>, nodeb diskless.
+    diskful on /dev/vg0/<name>, nodeb diskless. ``size``: the device's
+    ``disk { size }`` in DRBD's syntax (e.g. '1048576k'), none if None.
     """
     if hosts is None:
         hosts = [('nodea', 0, '10.0.0.1', f'/dev/vg0/{name}'),
@@ -36,6 +37,8 @@ def res_text(name='r0', minor=1000, port=7000, hosts=None,
              '    net {', '        protocol C;',
              '        cram-hmac-alg sha256;',
              f'        shared-secret "{secret}";', extra_net, '    }']
+    if size is not None:
+        lines += ['    disk {', f'        size {size};', '    }']
     for host, node_id, address, disk in hosts:
         disk_line = f'disk "{disk}";' if disk else 'disk none;'
         lines += [f'    on {host} {{', f'        node-id {node_id};',

@@ -115,6 +115,14 @@ class CreateTestCase(AgentTestCase):
             if argv[0] == 'drbdadm':
                 self.assertEqual('nodea', env['__DRBD_NODE__'])
 
+    def test_create_with_device_size(self):
+        req = self.create_req()
+        req['res_text'] = samples.res_text(size='1048576k')
+        self.ok('create', **req)
+        self.assertIn('size 1048576k;',
+                      (self.res_dir / 'r0.res').read_text())
+        self.assertEqual(self.need(), self.fake.lvs[('vg0', 'r0')]['size'])
+
     def test_max_peers(self):
         self.ok('create', **self.create_req(max_peers=2, size=100 * GiB))
         self.assertIn(['drbdadm', '--', '--max-peers=2', '--force',
@@ -534,6 +542,7 @@ class SnapshotTestCase(AgentTestCase):
                    **self.from_snap_req(size=2 * GiB))
 
 
+@ddt.ddt
 class LifecycleTestCase(AgentTestCase):
 
     def setUp(self):
@@ -641,7 +650,8 @@ class LifecycleTestCase(AgentTestCase):
         self.assertEqual([['lvextend', '--size', f'{need}b', 'vg0/r0']],
                          self.changes())
         self.assertEqual({'resource': 'r0', 'lv_size': need,
-                          'lv_grown': True, 'drbd_resized': False}, result)
+                          'lv_grown': True, 'drbd_resized': False,
+                          'res_changed': False}, result)
         self.fake.calls.clear()
         self.ok('resize', resource='r0', pool='vg0/thin', size=size,
                 lv=False, drbd=True, assume_clean=True)
@@ -651,6 +661,55 @@ class LifecycleTestCase(AgentTestCase):
         self.ok('resize', resource='r0', pool='vg0/thin', size=size,
                 drbd=True)
         self.assertEqual([['drbdadm', 'resize', 'r0/0']], self.changes())
+
+    def resize_req(self, size=2 * GiB, text_size='2097152k', **extra):
+        fields = dict(resource='r0', pool='vg0/thin', size=size, lv=False,
+                      drbd=True, assume_clean=True, secret=samples.SECRET,
+                      res_text=samples.res_text(size=text_size))
+        fields.update(extra)
+        return fields
+
+    def test_resize_with_the_new_res(self):
+        self.ok('resize', resource='r0', pool='vg0/thin', size=2 * GiB)
+        self.fake.calls.clear()
+        result = self.ok('resize', **self.resize_req())
+        # the .res first (drbdadm resize reads the size from it)
+        self.assertEqual([['drbdadm', '--', '--assume-clean', 'resize',
+                           'r0/0']], self.changes())
+        written = [i for i, c in enumerate(self.fake.calls)
+                   if 'sh-ll-dev' in c]
+        resized = [i for i, c in enumerate(self.fake.calls)
+                   if 'resize' in c]
+        self.assertLess(max(written), min(resized))
+        text = (self.res_dir / 'r0.res').read_text()
+        self.assertIn('size 2097152k;', text)
+        self.assertIn(samples.SECRET, text)
+        self.assertTrue(result['res_changed'])
+        self.assertTrue(result['drbd_resized'])
+        self.fake.calls.clear()
+        again = self.ok('resize', **self.resize_req())
+        self.assertFalse(again['res_changed'])
+
+    def test_resize_failure_restores_the_res(self):
+        old = (self.res_dir / 'r0.res').read_text()
+        self.fake.fail('drbdadm', 'resize')
+        self.error('resize', protocol.E_FAILED, **self.resize_req())
+        self.assertEqual(old, (self.res_dir / 'r0.res').read_text())
+
+    @ddt.data(({'drbd': False}, 'res_text'),
+              ({'secret': None}, 'secret'),
+              ({'res_text': samples.res_text(hosts=[
+                  ('nodea', 0, '10.0.0.1', None),
+                  ('nodeb', 1, '10.0.0.2', '/dev/vg0/r0')])}, 'res_text'),
+              ({'res_text': samples.res_text('r1')}, 'res_text'))
+    @ddt.unpack
+    def test_resize_bad_res_changes_nothing(self, changes, field):
+        req = self.resize_req(lv=True, size=5 * GiB, **changes)
+        if req['secret'] is None:
+            del req['secret']
+        _, before = self.error('resize', protocol.E_INVALID, field, **req)
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual([], self.changes())
 
     def test_resize_down_refused(self):
         self.fake.running.clear()

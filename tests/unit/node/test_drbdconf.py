@@ -96,6 +96,14 @@ class ParseTestCase(testtools.TestCase):
               'port': 7001, 'family': 'ipv4', 'diskful': False,
               'disk': None}], d['hosts'])
 
+    def test_definition_keeps_the_device_size(self):
+        # as drbdadm 9.22 dumps a .res with "disk { size 1048576k; }"
+        dump = DUMP.replace('resync-rate 10M;', 'resync-rate 10M;\n'
+                            '        size             1048576k;')
+        d = drbdconf.resources(dump)['r0']
+        self.assertEqual({'resync-rate': '10M', 'size': '1048576k'},
+                         d['disk'])
+
     def test_definition_defensive(self):
         d = drbdconf.resources('resource r { on a { volume 1 { x; } } }')
         self.assertEqual({'name': 'a', 'node_id': None, 'address': None,
