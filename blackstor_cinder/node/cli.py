@@ -19,6 +19,10 @@ the reply goes to stdout as one JSON object, the exit code tells success
 wrong (bad arguments, a bad configuration, malformed JSON, a bug), the
 caller still gets one JSON error object, never a traceback; logs go to
 stderr.
+
+A first line that opens a session (:mod:`blackstor_cinder.session`) makes
+the agent answer one request per line until its input ends: the SSH
+transport uses that to start Python once per channel, not per request.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import textwrap
 from typing import IO, Sequence
@@ -33,6 +38,7 @@ from typing import IO, Sequence
 from blackstor_cinder.node import agent as agent_mod
 from blackstor_cinder.node import config as node_config
 from blackstor_cinder import protocol
+from blackstor_cinder import session
 
 LOG = logging.getLogger(__name__)
 
@@ -90,19 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_request(name: str | None, stdin: IO[str]) -> object:
+def _read_file(name: str) -> str:
     try:
-        if name and name != '-':
-            with open(name) as f:
-                text = f.read(MAX_REQUEST + 1)
-        else:
-            text = stdin.read(MAX_REQUEST + 1)
+        with open(name) as f:
+            return f.read(MAX_REQUEST + 1)
     except OSError as e:
         raise _Failure(protocol.E_INVALID,
                        f'cannot read the request: {e.strerror}') from None
     except UnicodeDecodeError:
         raise _Failure(protocol.E_INVALID,
                        'the request is not UTF-8 text') from None
+
+
+def _read_stdin(stdin: IO[str], size: int, line: bool = False) -> str:
+    try:
+        return stdin.readline(size) if line else stdin.read(size)
+    except UnicodeDecodeError:
+        raise _Failure(protocol.E_INVALID,
+                       'the request is not UTF-8 text') from None
+
+
+def _parse_request(text: str) -> object:
     if len(text) > MAX_REQUEST:
         raise _Failure(protocol.E_INVALID,
                        f'the request is larger than {MAX_REQUEST} bytes')
@@ -130,9 +144,93 @@ def _emit(reply: dict, stdout: IO[str]) -> None:
     stdout.flush()
 
 
+def _handle(args: argparse.Namespace, text: str, execute) -> tuple[dict, int]:
+    """(reply, exit code) for one request's text; never raises."""
+    try:
+        files, _required = node_config.config_files(args.config_file)
+        try:
+            conf = node_config.load(files)
+        except OSError as e:
+            raise _Failure(protocol.E_MISSING,
+                           f'configuration file {e.filename}: '
+                           f'{e.strerror}') from None
+        except ValueError as e:
+            raise _Failure(protocol.E_INVALID,
+                           f'configuration ({", ".join(files)}): {e}'
+                           ) from None
+        request = _parse_request(text)
+        return agent_mod.Agent(conf, execute=execute).handle(request)
+    except _Failure as e:
+        return (protocol.error_reply(e.code, e.message),
+                protocol.EXIT_CODES[e.code])
+    except Exception as e:  # never a traceback on stdout
+        LOG.exception('blackstor-node failed')
+        return (protocol.error_reply(protocol.E_INTERNAL,
+                                     f'{type(e).__name__}: {e}'),
+                protocol.EXIT_CODES[protocol.E_INTERNAL])
+
+
+class _Idle(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _Idle()
+
+
+def serve(args: argparse.Namespace, stdin: IO[str], stdout: IO[str],
+          execute=None, idle: float | None = None) -> int:
+    """Answer requests, one per line, until end of input or ``idle``."""
+    stdout.write(session.frame(protocol.ok_reply(
+        {'session': session.VERSION}), 0))
+    stdout.flush()
+    if idle:
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        while True:
+            try:
+                if idle:
+                    signal.setitimer(signal.ITIMER_REAL, idle)
+                line = stdin.readline(MAX_REQUEST + 1)
+            except _Idle:
+                LOG.info('No request for %s s: ending the session', idle)
+                return 0
+            except UnicodeDecodeError:
+                line = None
+            finally:
+                if idle:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            if line is None or (line and not line.endswith('\n')
+                                and len(line) > MAX_REQUEST):
+                # No way to find the next request: answer and end.
+                reply = protocol.error_reply(
+                    protocol.E_INVALID,
+                    'the request is not UTF-8 text' if line is None else
+                    f'the request is larger than {MAX_REQUEST} bytes')
+                stdout.write(session.frame(
+                    reply, protocol.EXIT_CODES[protocol.E_INVALID]))
+                stdout.flush()
+                return protocol.EXIT_CODES[protocol.E_INVALID]
+            if not line:
+                return 0
+            if not line.strip():
+                continue
+            reply, code = _handle(args, line, execute)
+            try:
+                stdout.write(session.frame(reply, code))
+                stdout.flush()
+            except BrokenPipeError:
+                # The caller gave up (a timeout): nobody to answer.
+                return 0
+    finally:
+        if idle:
+            signal.signal(signal.SIGALRM, previous)
+
+
 def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
          stdout: IO[str] | None = None, execute=None) -> int:
-    """Run one request; return the exit code."""
+    """Run one request, or a session of them; return the exit code."""
+    real_stdin = stdin is None
     stdin = stdin if stdin is not None else sys.stdin
     stdout = stdout if stdout is not None else sys.stdout
     parser = build_parser()
@@ -146,19 +244,17 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
             stream=sys.stderr,
             level=logging.DEBUG if args.debug else logging.WARNING,
             format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-        files, _required = node_config.config_files(args.config_file)
-        try:
-            conf = node_config.load(files)
-        except OSError as e:
-            raise _Failure(protocol.E_MISSING,
-                           f'configuration file {e.filename}: '
-                           f'{e.strerror}') from None
-        except ValueError as e:
-            raise _Failure(protocol.E_INVALID,
-                           f'configuration ({", ".join(files)}): {e}'
-                           ) from None
-        request = _read_request(args.request, stdin)
-        reply, code = agent_mod.Agent(conf, execute=execute).handle(request)
+        if args.request and args.request != '-':
+            text = _read_file(args.request)
+        else:
+            first = _read_stdin(stdin, MAX_REQUEST + 1, line=True)
+            if session.is_opening(first):
+                return serve(args, stdin, stdout, execute,
+                             idle=session.IDLE if real_stdin else None)
+            text = first
+            if len(first) <= MAX_REQUEST:
+                text += _read_stdin(stdin, MAX_REQUEST + 1 - len(first))
+        reply, code = _handle(args, text, execute)
     except _Failure as e:
         reply = protocol.error_reply(e.code, e.message)
         code = protocol.EXIT_CODES[e.code]

@@ -28,6 +28,7 @@ import testtools
 from blackstor_cinder.node import agent
 from blackstor_cinder.node import cli
 from blackstor_cinder import protocol
+from blackstor_cinder import session
 from tests.unit.node import fakes
 from tests.unit.node import samples
 
@@ -153,6 +154,115 @@ class CliTestCase(testtools.TestCase):
             self.assertRegex(text, rf'\n  {op} +\S')
 
 
+class _Lines:
+    """stdin for a session: each readline may first run a callback."""
+
+    def __init__(self, lines, before=None):
+        self.lines = list(lines)
+        self.before = before or {}
+        self.read = 0
+
+    def readline(self, size=-1):
+        if self.read in self.before:
+            self.before[self.read]()
+        self.read += 1
+        return self.lines.pop(0) if self.lines else ''
+
+
+class SessionTestCase(CliTestCase):
+
+    def session(self, stdin):
+        stdout = io.StringIO()
+        code = cli.main(['--config-file', str(self.config)], stdin=stdin,
+                        stdout=stdout, execute=self.fake)
+        answers = [json.loads(line) for line in
+                   stdout.getvalue().splitlines()]
+        return code, answers
+
+    def test_requests_one_per_line(self):
+        create = json.dumps(dict(
+            op='create', resource='r0', pool='vg0/thin', size=1 << 30,
+            res_text=samples.res_text(), secret=samples.SECRET))
+        code, answers = self.session(io.StringIO(
+            session.opening().decode() + create + '\n\n'
+            + '{"op": "inventory"}\n' + '{bad\n'
+            + '{"op": "frobnicate"}\n'))
+        self.assertEqual(0, code)
+        self.assertEqual(5, len(answers), answers)
+        self.assertEqual({'exit': 0, 'reply': {
+            'ok': True, 'result': {'session': session.VERSION}}},
+            answers[0])
+        self.assertEqual(0, answers[1]['exit'], answers[1])
+        self.assertTrue(answers[1]['reply']['ok'])
+        inventory = answers[2]['reply']['result']
+        self.assertEqual([1000], inventory['used_minors'])
+        self.assertEqual((2, protocol.E_INVALID), (
+            answers[3]['exit'], answers[3]['reply']['error']['code']))
+        self.assertIn('malformed JSON',
+                      answers[3]['reply']['error']['message'])
+        self.assertEqual(2, answers[4]['exit'])
+        self.assertEqual('op', answers[4]['reply']['error']['field'])
+
+    def test_each_answer_is_what_one_shot_prints(self):
+        request = {'op': 'status', 'resource': 'volume-x/y'}
+        one_code, one_reply = self.run_cli(request)
+        _code, answers = self.session(io.StringIO(
+            session.opening().decode() + json.dumps(request) + '\n'))
+        self.assertEqual({'exit': one_code, 'reply': one_reply},
+                         answers[1])
+
+    def test_configuration_read_for_every_request(self):
+        def break_config():
+            self.config.write_text('[node]\npools = not a pool\n')
+        _code, answers = self.session(_Lines(
+            [session.opening().decode(), '{"op": "inventory"}\n',
+             '{"op": "inventory"}\n'], before={2: break_config}))
+        self.assertEqual(0, answers[1]['exit'])
+        self.assertEqual(protocol.E_INVALID,
+                         answers[2]['reply']['error']['code'])
+        self.assertIn('configuration', answers[2]['reply']['error']['message'])
+
+    def test_internal_error_answers_and_goes_on(self):
+        with mock.patch.object(agent.Agent, 'handle',
+                               side_effect=[RuntimeError('bug'),
+                                            ({'ok': True, 'result': {}}, 0)]):
+            _code, answers = self.session(io.StringIO(
+                session.opening().decode() + '{"op": "inventory"}\n' * 2))
+        self.assertEqual(protocol.E_INTERNAL,
+                         answers[1]['reply']['error']['code'])
+        self.assertEqual(1, answers[1]['exit'])
+        self.assertEqual({'exit': 0, 'reply': {'ok': True, 'result': {}}},
+                         answers[2])
+
+    def test_oversized_request_ends_the_session(self):
+        big = '{"op": "inventory", "x": "' + 'a' * cli.MAX_REQUEST + '"}\n'
+        code, answers = self.session(io.StringIO(
+            session.opening().decode() + big + '{"op": "inventory"}\n'))
+        self.assertEqual(2, code)
+        self.assertEqual(2, len(answers))
+        self.assertIn('larger than', answers[1]['reply']['error']['message'])
+
+    def test_one_line_request_is_still_one_shot(self):
+        code, reply = self.run_cli({'op': 'inventory'})
+        self.assertEqual(0, code)
+        self.assertNotIn('exit', reply)
+
+    def test_opening_of_another_version_is_a_request(self):
+        code, reply = self.run_cli({'op': 'session', 'version': 99})
+        self.assertError(code, reply, protocol.E_INVALID, field='op')
+
+    def test_idle_session_ends(self):
+        read_fd, write_fd = os.pipe()
+        self.addCleanup(os.close, write_fd)
+        with os.fdopen(read_fd) as stdin:
+            stdout = io.StringIO()
+            args = cli.build_parser().parse_args(
+                ['--config-file', str(self.config)])
+            code = cli.serve(args, stdin, stdout, self.fake, idle=0.2)
+        self.assertEqual(0, code)
+        self.assertEqual(1, len(stdout.getvalue().splitlines()))
+
+
 class ConsoleScriptTestCase(testtools.TestCase):
     """The real entry point in a subprocess, on this very machine."""
 
@@ -181,6 +291,36 @@ class ConsoleScriptTestCase(testtools.TestCase):
             self.assertIn('blackstor-test-vg', message)
         if not os.path.exists('/proc/drbd'):
             self.assertIn('DRBD kernel module', message)
+
+    def test_session(self):
+        base = self.useFixture(fixtures.TempDir()).path
+        config = os.path.join(base, 'node.conf')
+        with open(config, 'w') as f:
+            f.write('[node]\npools = blackstor-test-vg/thin\n'
+                    f'lock_dir = {base}/locks\n')
+        env = dict(os.environ, BLACKSTOR_NODE_CONFIG=config)
+        proc = subprocess.Popen(
+            [sys.executable, '-c',
+             'import sys; from blackstor_cinder.node.cli import main; '
+             'sys.exit(main())'],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=env)
+        self.addCleanup(proc.kill)
+        proc.stdin.write(session.opening())
+        proc.stdin.flush()
+        self.assertEqual(0, json.loads(proc.stdout.readline())['exit'])
+        for _ in range(2):
+            # Answered while the input stays open: one process, two
+            # requests.
+            proc.stdin.write(b'{"op": "status", "resource": "a/b"}\n')
+            proc.stdin.flush()
+            answer = json.loads(proc.stdout.readline())
+            self.assertEqual(2, answer['exit'])
+            self.assertEqual('resource', answer['reply']['error']['field'])
+        proc.stdin.close()
+        self.assertEqual(0, proc.wait(timeout=60))
+        self.assertEqual(b'', proc.stdout.read())
+        proc.stdout.close()
 
     def test_help(self):
         proc = subprocess.run(
