@@ -53,7 +53,7 @@ class Found:
 class ClusterStats:
     total_bytes: int
     free_bytes: int
-    provisioned_bytes: int
+    provisioned_bytes: int          # the volumes' sizes (see stats())
     largest_volume_bytes: int
     total_volumes: int
     degraded_volumes: tuple[str, ...]
@@ -170,14 +170,24 @@ class Controller:
         """Ask every storage node about a resource (one round trip each)."""
         results, failures = self.each(self.config.storage_nodes,
                                       {'op': 'status', 'resource': name})
-        spec, states = None, {}
+        spec, states, sizes = None, {}, []
         for node_name, reply in sorted(results.items()):
             if not reply.get('exists'):
                 continue
             states[node_name] = reply.get('state')
-            if spec is None and reply.get('definition'):
-                spec = inv.spec_from_definition(reply['definition'],
-                                                self.config)
+            definition = reply.get('definition')
+            if not definition:
+                continue
+            size = inv.definition_size(definition)
+            if size is not None:
+                sizes.append(size)
+            if spec is None:
+                spec = inv.spec_from_definition(definition, self.config)
+        if spec is not None and sizes:
+            # A grow that stopped half-way leaves the new size on some
+            # replicas only, after every LV was grown: the largest size is
+            # the one the replicas can all hold, and where a retry goes.
+            spec = dataclasses.replace(spec, size=max(sizes))
         return Found(spec, states, failures)
 
     def _require(self, name: str) -> Found:
@@ -227,16 +237,23 @@ class Controller:
         return problems
 
     def stats(self) -> ClusterStats:
-        """Capacity as placement sees it: one round trip per node."""
+        """Capacity as placement sees it: one round trip per node.
+
+        ``provisioned_bytes`` counts each volume once, at the size its .res
+        gives the DRBD device (the size Cinder asked for); a resource whose
+        .res has no size (made before sizes were written) counts at its
+        LV's size, which is a little more (metadata, extent rounding).
+        """
         inventories, failures = self.inventories()
         cands = self._candidates(inventories)
         cfg = self.config
-        sizes: dict[str, int] = {}
-        holders: dict[str, int] = {}
+        sizes: dict[str, int] = {}          # volume LV -> largest LV size
+        requested: dict[str, int] = {}      # resource -> its .res size
         for report in inventories.values():
             for name, size in report.volumes.items():
                 sizes[name] = max(size, sizes.get(name, 0))
-                holders[name] = holders.get(name, 0) + 1
+            for name, size in report.device_sizes().items():
+                requested[name] = max(size, requested.get(name, 0))
         degraded = []
         for report in inventories.values():
             for name, res in report.resources.items():
@@ -251,7 +268,8 @@ class Controller:
                                            cfg.zone_policy, 'total_bytes'),
             free_bytes=placement.capacity(cands, cfg.replicas,
                                           cfg.zone_policy, 'free_bytes'),
-            provisioned_bytes=sum(sizes.values()),
+            provisioned_bytes=sum(requested.get(name, size)
+                                  for name, size in sizes.items()),
             largest_volume_bytes=placement.largest_volume(
                 cands, cfg.replicas, cfg.zone_policy, cfg.over_subscription),
             total_volumes=len(sizes),
@@ -263,7 +281,8 @@ class Controller:
     # -- create -------------------------------------------------------------
 
     def _new_spec(self, name: str, minor: int, port: int,
-                  hosts: Iterable[tuple[str, int]]) -> model.ResourceSpec:
+                  hosts: Iterable[tuple[str, int]],
+                  size: int) -> model.ResourceSpec:
         cfg = self.config
         return model.ResourceSpec(
             name=name, minor=minor, port=port,
@@ -274,9 +293,10 @@ class Controller:
                 for node_name, node_id in hosts),
             secret=allocation.new_secret(), quorum=cfg.quorum,
             on_no_quorum=cfg.on_no_quorum, net_options=dict(cfg.net_options),
-            disk_options=dict(cfg.disk_options), max_peers=cfg.max_peers)
+            disk_options=dict(cfg.disk_options), max_peers=cfg.max_peers,
+            size=size)
 
-    def _allocate_and_create(self, name: str,
+    def _allocate_and_create(self, name: str, size: int,
                              hosts: list[tuple[str, int]],
                              make_request: Callable[[model.ResourceSpec],
                                                     dict],
@@ -296,7 +316,7 @@ class Controller:
             try:
                 with self.allocator.reserve(used_minors,
                                             used_ports) as (minor, port):
-                    spec = self._new_spec(name, minor, port, hosts)
+                    spec = self._new_spec(name, minor, port, hosts, size)
                     nodes = self._nodes(spec.diskful_hosts)
                     request = make_request(spec)
                     _, failures = self.each(nodes, request)
@@ -332,9 +352,7 @@ class Controller:
         cfg = self.config
         replicas = replicas or cfg.replicas
         policy = zone_policy or cfg.zone_policy
-        if size <= 0:
-            raise errors.InvalidRequest(f'volume size must be positive, '
-                                        f'not {size} bytes')
+        _check_size(size, 'volume size')
         if replicas > len(cfg.storage_nodes):
             raise errors.InvalidRequest(
                 f'{replicas} replicas asked but the backend has only '
@@ -353,7 +371,7 @@ class Controller:
                                      replicas, policy,
                                      cfg.over_subscription)
             spec = self._allocate_and_create(
-                name, [(node, i) for i, node in enumerate(chosen)],
+                name, size, [(node, i) for i, node in enumerate(chosen)],
                 lambda spec: self._res_request(
                     'create', spec, pool=cfg.pool, size=size,
                     max_peers=cfg.max_peers),
@@ -501,6 +519,8 @@ class Controller:
         brought up at the snapshot's size and grown online afterwards:
         internal metadata sits at the end of the LV and must move with it.
         """
+        _check_size(snapshot_size, 'snapshot size')
+        _check_size(size, 'volume size')
         if size < snapshot_size:
             raise errors.InvalidRequest(
                 f'a volume of {size} bytes cannot hold a snapshot of '
@@ -511,8 +531,8 @@ class Controller:
         with self._lock('blackstor-allocation'):
             inventories, _ = self.inventories()
             spec = self._allocate_and_create(
-                name, [(h.name, h.node_id)
-                       for h in found.spec.diskful_hosts],
+                name, snapshot_size, [(h.name, h.node_id)
+                                      for h in found.spec.diskful_hosts],
                 lambda spec: self._res_request(
                     'create-from-snapshot', spec, pool=cfg.pool,
                     snapshot=snapshot, size=snapshot_size),
@@ -520,7 +540,7 @@ class Controller:
         self._finish_create(spec, fresh=False)
         if size > snapshot_size:
             try:
-                self._grow(spec, size)
+                spec = self._grow(spec, size)
             except errors.ClusterError:
                 self._remove(spec, self._nodes(spec.diskful_hosts))
                 self.allocator.forget(spec.minor, spec.port)
@@ -545,7 +565,17 @@ class Controller:
 
     def revert_to_snapshot(self, volume: str, snapshot: str,
                            snapshot_size: int, size: int) -> None:
-        """Every replica becomes the snapshot again, then comes back up."""
+        """Every replica becomes the snapshot again, then comes back up.
+
+        It comes up at the snapshot's size (what its LV holds) and is
+        grown online to ``size`` when the volume was extended since.
+        """
+        _check_size(snapshot_size, 'snapshot size')
+        _check_size(size, 'volume size')
+        if size < snapshot_size:
+            raise errors.InvalidRequest(
+                f'a volume of {size} bytes cannot hold a snapshot of '
+                f'{snapshot_size} bytes')
         found = self._require(volume)
         spec = found.spec
         self._require_replicas(found, 'revert of ' + volume)
@@ -555,6 +585,7 @@ class Controller:
                 f'{", ".join(h.name for h in spec.client_hosts)}; detach '
                 f'it before reverting')
         nodes = self._nodes(spec.diskful_hosts)
+        spec = dataclasses.replace(spec, size=snapshot_size)
         self.each_or_raise('snapshot-rollback', nodes,
                            {'op': 'snapshot-rollback', 'resource': volume,
                             'pool': self.config.pool, 'snapshot': snapshot})
@@ -568,23 +599,42 @@ class Controller:
     # -- resize -------------------------------------------------------------
 
     def extend_volume(self, name: str, size: int) -> None:
+        _check_size(size, 'volume size')
         found = self._require(name)
         self._require_replicas(found, 'extend of ' + name)
+        if found.spec.size is not None and size < found.spec.size:
+            raise errors.InvalidRequest(
+                f'{name} has {found.spec.size} bytes; it cannot shrink to '
+                f'{size}')
         self._grow(found.spec, size)
 
-    def _grow(self, spec: model.ResourceSpec, size: int) -> None:
-        """Grow every replica's LV, then DRBD once, online.
+    def _grow(self, spec: model.ResourceSpec,
+              size: int) -> model.ResourceSpec:
+        """Grow every replica's LV, then the DRBD device, online.
 
-        The new area of a thin LV reads zeros on every replica, so the
-        resize may skip resyncing it (--assume-clean).
+        The LVs first: DRBD is never larger than a replica can hold. Then
+        one replica gets the .res with the new size and runs ``drbdadm
+        resize``, which hands the size to ``drbdsetup resize --size=``;
+        DRBD passes it to the connected peers, which take it as their own
+        (the kernel's "Peer sets u_size"). Then the other replicas get the
+        new .res (their ``adjust`` finds the size already in place). The
+        new area of a thin LV reads zeros on every replica, so the resize
+        skips resyncing it (--assume-clean). Returns the grown spec.
         """
+        grown = dataclasses.replace(spec, size=size)
         nodes = self._nodes(spec.diskful_hosts)
         self.each_or_raise('resize', nodes, {
             'op': 'resize', 'resource': spec.name, 'pool': self.config.pool,
             'size': size, 'lv': True, 'drbd': False})
-        self.call(nodes[0], {
-            'op': 'resize', 'resource': spec.name, 'pool': self.config.pool,
-            'size': size, 'lv': False, 'drbd': True, 'assume_clean': True})
+        self.each_or_raise('resize', nodes[:1], self._res_request(
+            'resize', grown, pool=self.config.pool, size=size, lv=False,
+            drbd=True, assume_clean=True))
+        if len(nodes) > 1:
+            self.each_or_raise('adjust', nodes[1:],
+                               self._res_request('adjust', grown))
+        LOG.info('Grew %(res)s to %(size)s bytes',
+                 {'res': spec.name, 'size': size})
+        return grown
 
     # -- attach -------------------------------------------------------------
 
@@ -692,6 +742,16 @@ class Controller:
         for node_name, exc in failures.items():
             LOG.error('Adjust of %(res)s on %(node)s failed: %(err)s',
                       {'res': spec.name, 'node': node_name, 'err': exc})
+
+
+def _check_size(size: int, what: str) -> None:
+    """A size DRBD can give a device: whole 512-byte sectors."""
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise errors.InvalidRequest(f'{what} must be a positive number of '
+                                    f'bytes, not {size!r}')
+    if size % resfile.SECTOR:
+        raise errors.InvalidRequest(f'{what} {size} is not a multiple of '
+                                    f'{resfile.SECTOR} bytes')
 
 
 def _brief(state: dict | None) -> str:

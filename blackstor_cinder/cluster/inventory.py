@@ -16,9 +16,18 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import re
 from typing import Any
 
 from blackstor_cinder.cluster import model
+
+LOG = logging.getLogger(__name__)
+
+# drbdsetup's numbers (drbd-utils' new_strtoll): digits and an optional
+# unit; the ``size`` option's default unit is the 512-byte sector.
+_SIZE_RE = re.compile(r'^(\d+)([sSkKmMgG]?)\Z')
+_SIZE_UNITS = {'': 512, 's': 512, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +73,19 @@ class NodeInventory:
             used_minors=frozenset(reply.get('used_minors') or ()),
             used_ports=frozenset(reply.get('used_ports') or ()))
 
+    def device_sizes(self) -> dict[str, int]:
+        """Resource name -> the device size its .res sets, in bytes.
+
+        Resources whose .res sets no size (written before sizes were
+        rendered) or could not be read are left out.
+        """
+        sizes = {}
+        for name, entry in self.resources.items():
+            size = definition_size((entry or {}).get('definition'))
+            if size is not None:
+                sizes[name] = size
+        return sizes
+
 
 def _sizes(items: Any) -> dict[str, int]:
     """[{name, size_bytes}] (or {name: {size_bytes}}) -> {name: bytes}."""
@@ -73,14 +95,42 @@ def _sizes(items: Any) -> dict[str, int]:
             for i in items or ()}
 
 
+def parse_size(value: Any) -> int | None:
+    """Bytes of a DRBD ``size`` value ('1048576k', '2097152s', '2097152').
+
+    None for anything else: a .res on a node is read defensively.
+    """
+    match = _SIZE_RE.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        return None
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
+def definition_size(definition: dict[str, Any] | None) -> int | None:
+    """The device size a parsed .res sets (``disk { size }``), or None."""
+    value = ((definition or {}).get('disk') or {}).get('size')
+    if value is None:
+        return None
+    size = parse_size(value)
+    if size == 0:
+        return None                 # DRBD's default: no size set
+    if size is None:
+        LOG.warning('Resource %(res)s: size %(value)r in its .res is not '
+                    'understood; taken as not set',
+                    {'res': (definition or {}).get('name'), 'value': value})
+        return None
+    return size
+
+
 def spec_from_definition(definition: dict[str, Any],
                          config: model.ClusterConfig,
                          secret: str | None = None) -> model.ResourceSpec:
     """Rebuild a ResourceSpec from a node's parsed .res.
 
-    Identities (minor, port, node-ids, addresses, secret) come from the
-    node; policies (quorum, options) from the current configuration, so a
-    configuration change reaches a resource at its next adjust.
+    Identities (minor, port, node-ids, addresses, secret) and the device
+    size come from the node; policies (quorum, options) from the current
+    configuration, so a configuration change reaches a resource at its
+    next adjust.
     """
     hosts = []
     port = None
@@ -99,7 +149,7 @@ def spec_from_definition(definition: dict[str, Any],
         allow_two_primaries=net.get('allow-two-primaries') == 'yes',
         net_options=dict(config.net_options),
         disk_options=dict(config.disk_options),
-        max_peers=config.max_peers)
+        max_peers=config.max_peers, size=definition_size(definition))
 
 
 def peers_connected(state: dict[str, Any] | None) -> bool:

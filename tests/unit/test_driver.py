@@ -352,6 +352,16 @@ class StatsTest(DriverTestCase):
         self.assertIn('vg/pool', stats['location_info'])
         self.assertEqual([], stats['blackstor_nodes_down'])
 
+    def test_provisioned_is_what_volumes_were_asked_for(self):
+        for _ in range(3):
+            self.drv.create_volume(self.volume(size=10))
+        for agent in self.cluster.agents.values():
+            for name in agent.lvs:      # metadata + extent rounding
+                agent.lvs[name] += 40 << 20
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(30.0, stats['provisioned_capacity_gb'])
+        self.assertEqual(3, stats['total_volumes'])
+
     def test_stats_with_node_down(self):
         self.cluster.down.add('n1')
         stats = self.drv.get_volume_stats(refresh=True)

@@ -34,6 +34,8 @@ GiB = 1 << 30
 _ON = re.compile(r'on (\S+) \{\s*node-id (\d+);\s*address ipv[46] '
                  r'\[?([0-9a-fA-F:.]+?)\]?:(\d+);\s*volume 0 \{\s*device '
                  r'minor (\d+);\s*disk (none|"[^"]+");', re.S)
+# the resource's disk section, as cluster.resfile renders it
+_SIZE = re.compile(r'^    disk \{[^}]*?^        size (\S+);', re.M)
 
 
 def parse_res(text: str) -> dict:
@@ -50,8 +52,12 @@ def parse_res(text: str) -> dict:
     net = {}
     if 'allow-two-primaries yes;' in text:
         net['allow-two-primaries'] = 'yes'
+    disk = {}
+    size = _SIZE.search(text)
+    if size:
+        disk['size'] = size.group(1)
     return {'name': name, 'minor': int(minor), 'hosts': hosts, 'net': net,
-            'options': {}, 'disk': {}}
+            'options': {}, 'disk': disk}
 
 
 class FakeAgent:
@@ -204,6 +210,11 @@ class FakeAgent:
         return {}
 
     def op_resize(self, req: dict) -> dict:
+        if 'res_text' in req:
+            if not req.get('drbd'):
+                raise tp.NodeError(self.name, protocol.E_INVALID,
+                                   'res_text only with drbd', 'res_text')
+            self._store_res(req)
         if req.get('lv', True):
             self.lvs[req['resource']] = req['size']
         if req.get('drbd'):

@@ -13,6 +13,7 @@
 # under the License.
 
 import concurrent.futures
+import re
 
 import ddt
 import testtools
@@ -60,7 +61,21 @@ class ControllerTestCase(testtools.TestCase):
     def definition(self, node, name=VOL):
         return fakes.parse_res(self.cluster.agents[node].res[name][0])
 
+    def res_sizes(self, name=VOL, nodes=('n1', 'n2', 'n3')):
+        """Node -> the size its .res gives the device (None: not set)."""
+        return {n: self.definition(n, name)['disk'].get('size')
+                for n in nodes}
 
+    def requests(self, op, name=VOL):
+        return [(node, req) for node, req in self.cluster.requests
+                if req['op'] == op and req.get('resource') == name]
+
+    @staticmethod
+    def text_size(req):
+        return fakes.parse_res(req['res_text'])['disk'].get('size')
+
+
+@ddt.ddt
 class CreateTest(ControllerTestCase):
 
     def test_three_replicas_same_identity(self):
@@ -82,6 +97,24 @@ class CreateTest(ControllerTestCase):
         self.assertEqual(1, len(self.cluster.ops('new-current-uuid')))
         for agent in ('n1', 'n2', 'n3'):
             self.assertIn(VOL, self.cluster.agents[agent].uptodate)
+
+    def test_device_size_is_the_volume_size(self):
+        spec = self.ctl.create_volume(VOL, 2 * G)
+        self.assertEqual(2 * G, spec.size)
+        self.assertEqual({'n1': '2097152k', 'n2': '2097152k',
+                          'n3': '2097152k'}, self.res_sizes())
+        # The LV is sized by the agent for the same size.
+        for _, req in self.requests('create'):
+            self.assertEqual(2 * G, req['size'])
+            self.assertEqual('2097152k', self.text_size(req))
+        self.assertEqual(2 * G, self.ctl.find(VOL).spec.size)
+
+    @ddt.data(G + 1, G + 100, -512, True, 1.0 * G)
+    def test_size_not_in_sectors_refused(self, size):
+        self.assertRaises(errors.InvalidRequest, self.ctl.create_volume,
+                          VOL, size)
+        self.assertEqual([], self.cluster.ops('create'))
+        self.assertEqual([], self.cluster.ops('inventory'))
 
     def test_secret_not_in_res_text(self):
         spec = self.ctl.create_volume(VOL, G)
@@ -273,6 +306,28 @@ class SnapshotTest(ControllerTestCase):
         self.assertEqual([('volume-new', 3 * G)], resized)
         self.assertEqual(spec.name, 'volume-new')
 
+    def test_volume_from_snapshot_comes_up_capped_then_grows(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        spec = self.ctl.create_volume_from_snapshot(
+            'volume-new', 'snap-1', VOL, 2 * G, 3 * G)
+        self.assertEqual(3 * G, spec.size)
+        [create] = {self.text_size(r) for _, r in
+                    self.requests('create-from-snapshot', 'volume-new')}
+        self.assertEqual('2097152k', create)
+        self.assertEqual(
+            dict.fromkeys(('n1', 'n2', 'n3'), '3145728k'),
+            self.res_sizes('volume-new'))
+        self.assertEqual(3 * G, self.ctl.find('volume-new').spec.size)
+
+    def test_volume_from_snapshot_same_size_is_not_grown(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        spec = self.ctl.create_volume_from_snapshot(
+            'volume-new', 'snap-1', VOL, 2 * G, 2 * G)
+        self.assertEqual(2 * G, spec.size)
+        self.assertEqual([], self.requests('resize', 'volume-new'))
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '2097152k'),
+                         self.res_sizes('volume-new'))
+
     def test_volume_from_snapshot_failure_leaves_nothing(self):
         self.ctl.create_snapshot(VOL, 'snap-1')
         self.cluster.faults[('n2', 'create-from-snapshot')] = tp.NodeError(
@@ -285,7 +340,10 @@ class SnapshotTest(ControllerTestCase):
             self.assertNotIn('volume-new', agent.res)
 
     def test_clone_removes_temporary_snapshot(self):
-        self.ctl.clone_volume('volume-clone', VOL, 2 * G, 2 * G)
+        spec = self.ctl.clone_volume('volume-clone', VOL, 2 * G, 2 * G)
+        self.assertEqual(2 * G, spec.size)
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '2097152k'),
+                         self.res_sizes('volume-clone'))
         for name in ('n1', 'n2', 'n3'):
             agent = self.cluster.agents[name]
             self.assertIn('volume-clone', agent.lvs)
@@ -308,6 +366,30 @@ class SnapshotTest(ControllerTestCase):
             agent = self.cluster.agents[name]
             self.assertIn(VOL, agent.up)
             self.assertEqual(4 * G, agent.lvs[VOL])
+        # Up again at the snapshot's size (what its LVs hold), then grown.
+        rollback = [i for i, (_, r) in enumerate(self.cluster.requests)
+                    if r['op'] == 'snapshot-rollback']
+        adjusts = [(i, r) for i, (_, r) in enumerate(self.cluster.requests)
+                   if r['op'] == 'adjust' and i > max(rollback)]
+        self.assertEqual('2097152k', self.text_size(adjusts[0][1]))
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '4194304k'),
+                         self.res_sizes())
+
+    def test_revert_to_the_same_size(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.ctl.detach(VOL, 'hv1')
+        self.cluster.requests.clear()
+        self.ctl.revert_to_snapshot(VOL, 'snap-1', 2 * G, 2 * G)
+        self.assertEqual([], self.requests('resize'))
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '2097152k'),
+                         self.res_sizes())
+
+    def test_revert_to_a_larger_snapshot_refused(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.ctl.detach(VOL, 'hv1')
+        self.assertRaises(errors.InvalidRequest, self.ctl.revert_to_snapshot,
+                          VOL, 'snap-1', 3 * G, 2 * G)
+        self.assertEqual([], self.cluster.ops('snapshot-rollback'))
 
 
 class ExtendTest(ControllerTestCase):
@@ -320,6 +402,71 @@ class ExtendTest(ControllerTestCase):
         resized = [(n, r) for n, a in self.cluster.agents.items()
                    for r in a.resized]
         self.assertEqual(1, len(resized))
+
+    def test_extend_lvs_then_one_resize_with_the_new_res(self):
+        self.ctl.create_volume(VOL, G)
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.requests.clear()
+        self.ctl.extend_volume(VOL, 3 * G)
+        steps = [(node, r['op'], r.get('lv'), r.get('drbd'),
+                  self.text_size(r) if 'res_text' in r else None)
+                 for node, r in self.cluster.requests
+                 if r['op'] in ('resize', 'adjust')]
+        lvs = sorted(steps[:3])
+        self.assertEqual([(n, 'resize', True, False, None)
+                          for n in ('n1', 'n2', 'n3')], lvs)
+        self.assertEqual(('n1', 'resize', False, True, '3145728k'),
+                         steps[3])
+        self.assertTrue(self.requests('resize')[3][1]['assume_clean'])
+        self.assertEqual([('n2', 'adjust', None, None, '3145728k'),
+                          ('n3', 'adjust', None, None, '3145728k')],
+                         sorted(steps[4:]))
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '3145728k'),
+                         self.res_sizes())
+        # the client stays in the .res
+        self.assertIn('hv1', [h['name']
+                              for h in self.definition('n2')['hosts']])
+
+    def test_extend_never_shrinks(self):
+        self.ctl.create_volume(VOL, 2 * G)
+        self.assertRaises(errors.InvalidRequest, self.ctl.extend_volume,
+                          VOL, G)
+        self.assertEqual([], self.cluster.ops('resize'))
+        self.ctl.extend_volume(VOL, 2 * G)      # a retry: converges
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '2097152k'),
+                         self.res_sizes())
+
+    def test_extend_stopped_half_way_is_retried_at_the_new_size(self):
+        self.ctl.create_volume(VOL, G)
+        self.cluster.faults[('n3', 'adjust')] = [tp.NodeError(
+            'n3', protocol.E_FAILED, 'drbdadm adjust failed')]
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.extend_volume, VOL, 3 * G)
+        self.assertEqual({'n1': '3145728k', 'n2': '3145728k',
+                          'n3': '1048576k'}, self.res_sizes())
+        # What the nodes say: the largest size (every LV was grown).
+        self.assertEqual(3 * G, self.ctl.find(VOL).spec.size)
+        self.ctl.attach(VOL, 'hv1')
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '3145728k'),
+                         self.res_sizes())
+
+    def test_extend_of_a_resource_without_size(self):
+        # .res files written before sizes were: uncapped, and they work.
+        self.ctl.create_volume(VOL, G)
+        for agent in self.cluster.agents.values():
+            if VOL in agent.res:
+                text, secret = agent.res[VOL]
+                agent.res[VOL] = (re.sub(r'    disk \{[^}]*\}\n', '',
+                                         text), secret)
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3')),
+                         self.res_sizes())
+        self.assertIsNone(self.ctl.find(VOL).spec.size)
+        self.ctl.attach(VOL, 'hv1')
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3')),
+                         self.res_sizes())
+        self.ctl.extend_volume(VOL, 2 * G)
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '2097152k'),
+                         self.res_sizes())
 
     def test_extend_refused_with_replica_down(self):
         self.ctl.create_volume(VOL, G)
@@ -442,6 +589,31 @@ class StatsTest(testtools.TestCase):
         self.assertEqual(10 * G, stats.provisioned_bytes)
         self.assertEqual(1, stats.total_volumes)
         self.assertEqual((), stats.degraded_volumes)
+
+    def test_provisioned_counts_volume_sizes_not_lvs(self):
+        cluster, controller = make(clients=())
+        controller.create_volume('volume-a', 10 * G)
+        controller.create_volume('volume-b', 2 * G, replicas=2)
+        for agent in cluster.agents.values():
+            # what the agent makes: metadata and extent rounding on top
+            for name in agent.lvs:
+                agent.lvs[name] += 4 << 20
+        stats = controller.stats()
+        self.assertEqual(12 * G, stats.provisioned_bytes)
+        self.assertEqual(2, stats.total_volumes)
+
+    def test_provisioned_counts_lv_of_a_resource_without_size(self):
+        cluster, controller = make(clients=())
+        controller.create_volume('volume-a', 10 * G)
+        controller.create_volume('volume-b', 2 * G)
+        for agent in cluster.agents.values():
+            agent.lvs['volume-a'] += 4 << 20
+            agent.lvs['volume-b'] += 4 << 20
+            text, secret = agent.res['volume-b']
+            agent.res['volume-b'] = (re.sub(r'    disk \{[^}]*\}\n', '',
+                                            text), secret)
+        stats = controller.stats()
+        self.assertEqual(12 * G + (4 << 20), stats.provisioned_bytes)
 
     def test_one_inventory_per_node_whatever_the_volumes(self):
         cluster, controller = make(clients=())

@@ -1,0 +1,111 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Reading what the nodes report: sizes, definitions, DRBD state."""
+
+import logging
+
+import ddt
+import fixtures
+import testtools
+
+from blackstor_cinder.cluster import inventory as inv
+from blackstor_cinder.cluster import model
+from blackstor_cinder.cluster import resfile
+
+G = 1 << 30
+
+
+def definition(disk=None, name='volume-1'):
+    return {'name': name, 'minor': 1000, 'secret': 'x' * 32,
+            'options': {}, 'net': {}, 'disk': disk or {},
+            'hosts': [{'name': 'n1', 'node_id': 0, 'address': '10.0.0.1',
+                       'port': 7000, 'family': 'ipv4', 'diskful': True,
+                       'disk': '/dev/vg/volume-1'},
+                      {'name': 'hv1', 'node_id': 1, 'address': '10.0.1.1',
+                       'port': 7000, 'family': 'ipv4', 'diskful': False,
+                       'disk': None}]}
+
+
+CONFIG = model.ClusterConfig(
+    storage_nodes=(model.Node('n1', '10.0.0.1'),), pool='vg/pool',
+    minors=range(1000, 1100), ports=range(7000, 7100),
+    disk_options={'al-extents': '6007'})
+
+
+@ddt.ddt
+class SizeTest(testtools.TestCase):
+
+    @ddt.data(('1048576k', G), ('1048576K', G), ('2097152s', G),
+              ('2097152', G), ('1024M', G), ('1g', G), ('3s', 1536),
+              (' 1048576k', G))
+    @ddt.unpack
+    def test_parse(self, text, size):
+        self.assertEqual(size, inv.parse_size(text))
+
+    @ddt.data('1x', '1.5G', '1T', '', 'k', '-1k', '1 k', None, 1024, [])
+    def test_parse_garbage(self, text):
+        self.assertIsNone(inv.parse_size(text))
+
+    @ddt.data(1536, 4096, G, 3 * G, (2 << 40) * 512)
+    def test_what_resfile_renders_reads_back(self, size):
+        self.assertEqual(size, inv.parse_size(resfile.size_option(size)))
+
+    def test_definition_size(self):
+        self.assertEqual(2 * G, inv.definition_size(
+            definition({'size': '2097152k', 'al-extents': '6007'})))
+        self.assertIsNone(inv.definition_size(definition()))
+        self.assertIsNone(inv.definition_size(None))
+        self.assertIsNone(inv.definition_size({'name': 'x'}))
+        # DRBD's default: no size set
+        self.assertIsNone(inv.definition_size(definition({'size': '0'})))
+
+    def test_unreadable_size_is_not_set(self):
+        log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        self.assertIsNone(inv.definition_size(definition({'size': '1T'})))
+        self.assertIn("'1T'", log.output)
+
+
+class SpecFromDefinitionTest(testtools.TestCase):
+
+    def test_size_from_the_node_policies_from_config(self):
+        spec = inv.spec_from_definition(
+            definition({'size': '1048576k', 'c-max-rate': '1M'}), CONFIG)
+        self.assertEqual(G, spec.size)
+        self.assertEqual({'al-extents': '6007'}, spec.disk_options)
+        self.assertIn('size 1048576k;', resfile.render(spec))
+
+    def test_old_res_without_size_stays_uncapped(self):
+        spec = inv.spec_from_definition(definition(), CONFIG)
+        self.assertIsNone(spec.size)
+        self.assertNotIn('size', resfile.render(spec))
+
+
+class NodeInventoryTest(testtools.TestCase):
+
+    def test_device_sizes(self):
+        lv_size = 2 * G + (8 << 20)
+        report = inv.NodeInventory.from_reply('n1', {
+            'hostname': 'n1',
+            'resources': {
+                'volume-1': {'definition': definition(
+                    {'size': '2097152k'}), 'state': None},
+                'volume-2': {'definition': definition(name='volume-2'),
+                             'state': None},
+                'volume-3': {'definition': None, 'error': 'unreadable',
+                             'state': None}},
+            'volumes': [{'name': 'volume-1', 'size_bytes': lv_size},
+                        {'name': 'volume-2', 'size_bytes': G}]})
+        self.assertEqual({'volume-1': 2 * G}, report.device_sizes())
+        self.assertEqual({'volume-1': lv_size, 'volume-2': G},
+                         report.volumes)
