@@ -24,8 +24,11 @@ effect: agent operations are idempotent, so the caller may repeat it.
 :class:`LocalTransport` runs the agent as a subprocess on this host.
 :class:`SSHTransport` runs it over SSH (paramiko): key authentication, host
 keys checked against a configured known_hosts file (unknown or changed keys
-are refused, never added), one connection per node reused across requests,
-each request on its own channel. Both are safe to use from several threads.
+are refused, never added), one connection per node reused across requests.
+Over SSH each channel runs one agent process that answers request after
+request (a session, :mod:`blackstor_cinder.session`): Python starts once
+per channel, not once per request. Both are safe to use from several
+threads.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import paramiko
 
 from blackstor_cinder.cluster import model
 from blackstor_cinder import protocol
+from blackstor_cinder import session
 
 LOG = logging.getLogger(__name__)
 
@@ -67,6 +71,9 @@ STDERR_TAIL_CHARS = 2000
 LOG_REPLY_CHARS = 8000
 #: Seconds a local agent gets to exit after SIGTERM on a timeout.
 KILL_GRACE = 5.0
+#: An agent session idle longer than this is closed, not reused (well
+#: below the agent's own idle end, session.IDLE).
+SESSION_REUSE = 300.0
 
 # Words of the remote command: no quoting, globbing, redirection or
 # variable syntax can hide in these.
@@ -392,6 +399,12 @@ class SSHTransport:
     :class:`NodeUnreachable`. Up to ``max_sessions`` requests run at once,
     each on its own channel (keep it below sshd's MaxSessions, 10).
 
+    With ``sessions`` (the default) a channel's agent stays and answers
+    the next request too; idle channels are kept for
+    :data:`SESSION_REUSE` seconds. A kept session found dead when used is
+    replaced once (agent operations are idempotent). Without, every
+    request runs its own agent process.
+
     ``host`` is looked up in ``known_hosts`` as written (``[host]:port``
     when the port is not 22), so give the same name or address there.
     """
@@ -401,7 +414,8 @@ class SSHTransport:
                  command: str | Sequence[str] = DEFAULT_SSH_COMMAND,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                  timeout: float = DEFAULT_TIMEOUT,
-                 keepalive: int = 30, max_sessions: int = 4) -> None:
+                 keepalive: int = 30, max_sessions: int = 4,
+                 sessions: bool = True) -> None:
         if host.startswith('[') and host.endswith(']'):
             host = host[1:-1]
         if not host or not user or not private_key or not known_hosts:
@@ -422,6 +436,8 @@ class SSHTransport:
         self._lock = threading.Lock()
         self._sessions = threading.BoundedSemaphore(max_sessions)
         self._client: paramiko.SSHClient | None = None
+        self.sessions = sessions
+        self._idle: list[_Session] = []
 
     def __repr__(self) -> str:
         return (f'SSHTransport({self.node!r}, '
@@ -568,16 +584,139 @@ class SSHTransport:
                 self.node, f'no free session within {timeout:g}s (too many '
                 'requests to this node at once)')
         try:
-            chan = self._open_channel()
-            try:
-                returncode, stdout, stderr = self._exchange(
-                    chan, payload, deadline, timeout)
-            finally:
-                chan.close()
+            if self.sessions:
+                returncode, stdout, stderr = self._ask(
+                    payload, deadline, timeout)
+            else:
+                chan = self._open_channel()
+                try:
+                    returncode, stdout, stderr = self._exchange(
+                        chan, payload, deadline, timeout)
+                finally:
+                    chan.close()
         finally:
             self._sessions.release()
         return parse_reply(self.node, returncode, stdout, stderr, secrets,
                            started)
+
+    # Sessions.
+
+    def _ask(self, payload: bytes, deadline: float, timeout: float
+             ) -> tuple[int, bytes, bytes]:
+        """(exit code, reply, stderr) of one request through a session."""
+        for attempt in (1, 2):
+            sess = self._take_idle() if attempt == 1 else None
+            reused = sess is not None
+            if sess is None:
+                sess = self._start_session(deadline, timeout)
+            try:
+                answer = sess.ask(payload, deadline)
+            except _SessionEnded as e:
+                if reused and attempt == 1 and not e.answered:
+                    # Kept too long by a node that went away and came back
+                    # (or an agent that died idle): once more on a new one.
+                    sess.close()
+                    LOG.debug('Kept agent session to %(node)s ended '
+                              '(%(why)s); opening a new one',
+                              {'node': self.node, 'why': e})
+                    continue
+                error = self._session_error(sess, deadline)
+                sess.close()
+                raise error from None
+            except TimeoutError:
+                sess.close()
+                raise NodeTimeout(
+                    self.node, f'the agent at {self._where()} did not reply '
+                    f'within {timeout:g}s') from None
+            except BaseException:
+                sess.close()
+                raise
+            self._keep(sess)
+            return answer
+        raise AssertionError('unreachable')  # pragma: no cover
+
+    def _start_session(self, deadline: float, timeout: float) -> _Session:
+        sess = _Session(self._open_channel())
+        try:
+            code, reply, _stderr = sess.ask(
+                session.opening().rstrip(b'\n'), deadline)
+        except _SessionEnded:
+            # The command failed to start (not installed, sudo refused):
+            # its exit status and stderr tell why.
+            error = self._session_error(sess, deadline)
+            sess.close()
+            raise error from None
+        except TimeoutError:
+            sess.close()
+            raise NodeTimeout(
+                self.node, f'the agent at {self._where()} did not open a '
+                f'session within {timeout:g}s') from None
+        except BaseException:
+            sess.close()
+            raise
+        try:
+            opened = json.loads(reply)['result']['session']
+        except (ValueError, KeyError, TypeError):
+            opened = None
+        if code != 0 or opened != session.VERSION:
+            sess.close()
+            raise NodeError(self.node, protocol.E_INTERNAL,
+                            f'the agent at {self._where()} did not open a '
+                            f'session (it answered {reply[:200]!r})')
+        return sess
+
+    def _session_error(self, sess: _Session, deadline: float) -> NodeError:
+        if b'\n' in sess.stdout or len(sess.stdout) > MAX_REPLY_BYTES:
+            return NodeError(
+                self.node, protocol.E_INTERNAL,
+                f'the agent at {self._where()} answered out of the session '
+                f'protocol: {_tail(bytes(sess.stdout[:2000]), ())}')
+        chan = sess.chan
+        chan.status_event.wait(max(min(deadline - time.monotonic(), 5), 0))
+        while chan.recv_stderr_ready():
+            sess.stderr += chan.recv_stderr(65536)
+            del sess.stderr[:-65536]
+        returncode = (chan.recv_exit_status() if chan.status_event.is_set()
+                      else -1)
+        if returncode == -1:
+            tail = _tail(bytes(sess.stderr), ())
+            return NodeUnreachable(
+                self.node, f'connection to {self._where()} lost during the '
+                'request' + (f': {tail}' if tail else ''))
+        try:
+            parse_reply(self.node, returncode, bytes(sess.stdout),
+                        bytes(sess.stderr))
+        except NodeError as e:
+            return e
+        return NodeError(self.node, protocol.E_INTERNAL,
+                         f'the agent at {self._where()} ended the session '
+                         f'(exit status {returncode}) without answering')
+
+    def _take_idle(self) -> _Session | None:
+        """The most recently used kept session still fit for a request."""
+        stale = []
+        found = None
+        with self._lock:
+            while self._idle:
+                sess = self._idle.pop()
+                if sess.usable() and self._client is not None \
+                        and _active(self._client):
+                    found = sess
+                    break
+                stale.append(sess)
+        for sess in stale:
+            sess.close()
+        return found
+
+    def _keep(self, sess: _Session) -> None:
+        sess.idle_since = time.monotonic()
+        with self._lock:
+            if self._client is not None:
+                self._idle.append(sess)
+                return
+        sess.close()  # closed meanwhile
+
+    # One-shot requests.
 
     def _exchange(self, chan: paramiko.Channel, payload: bytes,
                   deadline: float, timeout: float
@@ -635,8 +774,83 @@ class SSHTransport:
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
+            idle, self._idle = self._idle, []
+        for sess in idle:
+            sess.close()
         if client is not None:
             client.close()
+
+
+class _SessionEnded(Exception):
+    """The agent's channel ended before the answer was complete."""
+
+    def __init__(self, answered: bool) -> None:
+        super().__init__('the channel ended' + (
+            ' in the middle of an answer' if answered else ''))
+        self.answered = answered
+
+
+class _Session:
+    """One agent process on one channel, answering a line per request."""
+
+    def __init__(self, chan: paramiko.Channel) -> None:
+        self.chan = chan
+        self.idle_since = time.monotonic()
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+
+    def usable(self) -> bool:
+        chan = self.chan
+        return (not chan.closed and not chan.eof_received
+                and not chan.status_event.is_set()
+                and not chan.recv_ready()
+                and time.monotonic() - self.idle_since < SESSION_REUSE)
+
+    def ask(self, line: bytes, deadline: float
+            ) -> tuple[int, bytes, bytes]:
+        """Send one request line; (exit code, reply, stderr) of its answer.
+
+        Raises TimeoutError at ``deadline`` and :class:`_SessionEnded`
+        when the channel ends first.
+        """
+        chan = self.chan
+        del self.stdout[:], self.stderr[:]
+        try:
+            chan.settimeout(max(deadline - time.monotonic(), 0.001))
+            chan.sendall(line + b'\n')
+        except TimeoutError:
+            raise
+        except (OSError, EOFError, paramiko.SSHException):
+            # Ended before reading it: the exit status says more.
+            raise _SessionEnded(False) from None
+        while True:
+            while chan.recv_stderr_ready():
+                self.stderr += chan.recv_stderr(65536)
+                del self.stderr[:-65536]
+            if chan.recv_ready():
+                self.stdout += chan.recv(65536)
+                end = self.stdout.find(b'\n')
+                if end >= 0:
+                    answer = session.unframe(bytes(self.stdout[:end]))
+                    if answer is None:
+                        raise _SessionEnded(True)
+                    del self.stdout[:end + 1]
+                    return answer[0], answer[1], bytes(self.stderr)
+                if len(self.stdout) > MAX_REPLY_BYTES:
+                    raise _SessionEnded(True)
+                continue
+            if chan.recv_stderr_ready():
+                continue
+            if chan.eof_received or chan.closed:
+                raise _SessionEnded(bool(self.stdout))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError()
+            select.select([chan], [], [], remaining)
+
+    def close(self) -> None:
+        # The agent reads end of input and exits.
+        self.chan.close()
 
 
 def _active(client: paramiko.SSHClient) -> bool:

@@ -30,24 +30,41 @@ from blackstor_cinder import protocol
 from tests.functional import sshd_fixture
 
 # Stands in for blackstor-node: echoes the request, its environment and
-# argv; a few ops misbehave on purpose.
+# argv; a few ops misbehave on purpose. Speaks sessions like the agent.
 AGENT = r'''
 import json, os, sys, time
-request = json.loads(sys.stdin.read())
-op = request.get('op')
-if op == 'sleep':
-    time.sleep(request['seconds'])
-if op == 'fail':
-    print(json.dumps({'ok': False, 'error': {
-        'code': 'not-found', 'message': 'no such thing', 'field': 'x'}}))
-    sys.exit(3)
-if op == 'garbage':
-    print('Traceback (most recent call last): boom', file=sys.stderr)
-    sys.exit(1)
-print(json.dumps({'ok': True, 'result': {
-    'request': request, 'argv': sys.argv[1:], 'uid': os.getuid(),
-    'node': os.environ.get('BLACKSTOR_TEST_NODE'),
-    'pid': os.getpid(), 'ppid': os.getppid()}}))
+from blackstor_cinder import session
+
+
+def handle(request):
+    op = request.get('op')
+    if op == 'sleep':
+        time.sleep(request['seconds'])
+    if op == 'fail':
+        return 3, {'ok': False, 'error': {
+            'code': 'not-found', 'message': 'no such thing', 'field': 'x'}}
+    if op == 'garbage':
+        print('Traceback (most recent call last): boom', file=sys.stderr)
+        sys.exit(1)
+    return 0, {'ok': True, 'result': {
+        'request': request, 'argv': sys.argv[1:], 'uid': os.getuid(),
+        'node': os.environ.get('BLACKSTOR_TEST_NODE'),
+        'pid': os.getpid(), 'ppid': os.getppid()}}
+
+
+first = sys.stdin.readline()
+if session.is_opening(first):
+    sys.stdout.write(session.frame({'ok': True, 'result': {'session': 1}},
+                                   0))
+    sys.stdout.flush()
+    for line in sys.stdin:
+        code, reply = handle(json.loads(line))
+        sys.stdout.write(session.frame(reply, code))
+        sys.stdout.flush()
+    sys.exit(0)
+code, reply = handle(json.loads(first + sys.stdin.read()))
+print(json.dumps(reply))
+sys.exit(code)
 '''
 
 SECRET = 'Secret-0123456789abcdef'
@@ -82,6 +99,23 @@ except transport.NodeTimeout as e:
 out['local_op'] = local.call({'op': 'status'})['request']['op']
 print(json.dumps(out))
 '''
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _ends(pid, within=5.0):
+    deadline = time.monotonic() + within
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 class SSHTransportTestCase(testtools.TestCase):
@@ -150,11 +184,39 @@ class SSHTransportTestCase(testtools.TestCase):
         self.assertIn('exit status 127', exc.message)
 
     def test_connection_reused(self):
-        t = self._transport()
+        t = self._transport(sessions=False)
         pids = {t.call({'op': 'inventory'})['pid'] for _ in range(4)}
         self.assertEqual(4, len(pids))          # four agent runs
         self.assertEqual(1, self.sshd.accepted_logins())
         self.assertEqual(1, len(self.sshd.connection_pids()))
+
+    def test_session_reused_and_ended_on_close(self):
+        t = self._transport()
+        pids = {t.call({'op': 'inventory'})['pid'] for _ in range(4)}
+        self.assertEqual(1, len(pids))          # one agent, four requests
+        pid = pids.pop()
+        self.assertTrue(_alive(pid))            # kept while idle
+        t.close()
+        self.assertTrue(_ends(pid), f'agent {pid} left running')
+
+    def test_parallel_calls_run_parallel_agents(self):
+        t = self._transport()
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(
+                lambda i: t.call({'op': 'sleep', 'seconds': 1, 'i': i}),
+                range(3)))
+        self.assertEqual(3, len({r['pid'] for r in results}))
+        # Then kept: the next calls reuse those agents.
+        again = {t.call({'op': 'inventory'})['pid'] for _ in range(3)}
+        self.assertLessEqual(again, {r['pid'] for r in results})
+
+    def test_timeout_ends_the_agent_and_the_next_call_gets_a_new_one(self):
+        t = self._transport()
+        pid = t.call({'op': 'inventory'})['pid']
+        self.assertRaises(transport.NodeTimeout, t.call,
+                          {'op': 'sleep', 'seconds': 2}, timeout=0.5)
+        self.assertNotEqual(pid, t.call({'op': 'inventory'})['pid'])
+        self.assertTrue(_ends(pid, 10), f'agent {pid} left running')
 
     def test_parallel_calls_share_one_connection(self):
         t = self._transport()

@@ -33,6 +33,7 @@ import testtools
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import transport
 from blackstor_cinder import protocol
+from blackstor_cinder import session
 
 SECRET = 'Secret-0123456789abcdef'
 LOGGER = 'blackstor_cinder.cluster.transport'
@@ -547,9 +548,10 @@ class SSHTransportTestCase(testtools.TestCase):
         return client
 
     def _transport(self, node='node-a', **kwargs):
+        # One-shot channels here; SSHSessionTestCase covers sessions.
         args = dict(user='blackstor', private_key=str(self.key_path),
                     known_hosts=str(self.known_hosts), port=2222,
-                    connect_timeout=3, timeout=5)
+                    connect_timeout=3, timeout=5, sessions=False)
         args.update(kwargs)
         t = transport.SSHTransport(node, '192.0.2.10', **args)
         self.addCleanup(t.close)
@@ -857,6 +859,247 @@ class SSHTransportTestCase(testtools.TestCase):
         self.assertIn('1000', output)
         self.assertNotIn(SECRET, output)
         self.assertNotIn('PRIVATE-KEY-CONTENT', output)
+
+
+class SessionChannel(FakeChannel):
+    """A channel whose agent answers request after request.
+
+    ``answer(request)`` gives what the agent does with a request: bytes
+    (a reply; exit code 0), a (exit code, reply bytes) pair, ``HANG``,
+    or ``DIE`` (the process exits 1 without answering).
+    """
+
+    HANG, DIE = object(), object()
+
+    def __init__(self, answer=None, opening=None, stderr=b''):
+        super().__init__(hang=True)
+        self.answer = answer or (lambda request: _reply({'done': True}))
+        self.opening = opening
+        self.requests = []
+        self._err += stderr
+
+    def sendall(self, data):
+        if self.closed or self.eof_received:
+            raise OSError('Socket is closed')
+        self.sent += data
+        line = json.loads(data)
+        if line == json.loads(session.opening()):
+            out = self.opening if self.opening is not None else \
+                session.frame({'ok': True, 'result': {'session': 1}},
+                              0).encode()
+        else:
+            self.requests.append(line)
+            out = self.answer(line)
+        if out is self.HANG:
+            return
+        if out is self.DIE:
+            self.end(1)
+            return
+        code, reply = out if isinstance(out, tuple) else (0, out)
+        if isinstance(out, bytes) and out.endswith(b'\n'):
+            self._out += out  # raw bytes, as written by the agent
+        else:
+            self._out += session.frame(json.loads(reply), code).encode()
+        os.write(self._w, b'x')
+
+    def end(self, status):
+        self.eof_received = True
+        self.exit_status = status
+        self.status_event.set()
+        if self._w is not None:
+            os.write(self._w, b'x')
+
+
+@ddt.ddt
+class SSHSessionTestCase(SSHTransportTestCase):
+    """Requests through a kept agent process (the default)."""
+
+    def _transport(self, node='node-a', **kwargs):
+        kwargs.setdefault('sessions', True)
+        return super()._transport(node, **kwargs)
+
+    # The one-shot cases of the base class do not apply here.
+    for _name in [n for n in dir(SSHTransportTestCase)
+                  if n.startswith('test_')]:
+        locals()[_name] = None
+    del _name
+
+    def test_requests_share_one_agent(self):
+        chan = SessionChannel(lambda r: _reply({'op': r['op']}))
+        self.clients.append(FakeClient([chan]))
+        t = self._transport()
+        self.assertEqual({'op': 'inventory'}, t.call({'op': 'inventory'}))
+        self.assertEqual({'op': 'status'},
+                         t.call({'op': 'status', 'resource': 'r'}))
+        self.assertEqual('sudo -n blackstor-node', chan.command)
+        self.assertEqual([{'op': 'inventory'},
+                          {'op': 'status', 'resource': 'r'}], chan.requests)
+        self.assertFalse(chan.shut)
+        self.assertFalse(chan.closed)
+        t.close()
+        self.assertTrue(chan.closed)
+
+    def test_agent_error_keeps_the_session(self):
+        answers = iter([(2, _error(protocol.E_INVALID, 'bad', 'resource')),
+                        _reply({'second': True})])
+        chan = SessionChannel(lambda r: next(answers))
+        self.clients.append(FakeClient([chan]))
+        t = self._transport()
+        e = self.assertRaises(transport.NodeError, t.call,
+                              {'op': 'status', 'resource': 'r'})
+        self.assertEqual((protocol.E_INVALID, 'resource'), (e.code, e.field))
+        self.assertEqual({'second': True}, t.call({'op': 'inventory'}))
+        self.assertEqual(2, len(chan.requests))
+
+    def test_exit_code_of_the_answer_is_checked(self):
+        chan = SessionChannel(lambda r: (1, _reply({'x': 1})))
+        self.clients.append(FakeClient([chan]))
+        e = self.assertRaises(transport.NodeError,
+                              self._transport().call, {'op': 'inventory'})
+        self.assertIn('inconsistent reply', e.message)
+
+    def test_kept_session_that_ended_is_replaced(self):
+        first = SessionChannel()
+        second = SessionChannel(lambda r: _reply({'second': True}))
+        self.clients.append(FakeClient([first, second]))
+        t = self._transport()
+        t.call({'op': 'inventory'})
+        first.end(0)  # the agent went away while idle
+        self.assertEqual({'second': True}, t.call({'op': 'inventory'}))
+        self.assertTrue(first.closed)
+        self.assertEqual(1, len(first.requests))
+
+    def test_kept_session_dying_on_the_request_is_retried_once(self):
+        answers = iter([_reply(), SessionChannel.DIE])
+        first = SessionChannel(lambda r: next(answers))
+        second = SessionChannel(lambda r: SessionChannel.DIE)
+        self.clients.append(FakeClient([first, second]))
+        t = self._transport()
+        t.call({'op': 'inventory'})
+        e = self.assertRaises(transport.NodeError, t.call,
+                              {'op': 'inventory'})
+        self.assertEqual(protocol.E_INTERNAL, e.code)
+        self.assertIn('exit status 1', e.message)
+        self.assertEqual(1, len(second.requests))
+        self.assertTrue(first.closed and second.closed)
+
+    def test_new_session_dying_is_not_retried(self):
+        def die(request):
+            chan._err += b'Traceback: boom\n'
+            return SessionChannel.DIE
+        chan = SessionChannel(die)
+        self.clients.append(FakeClient([chan]))
+        e = self.assertRaises(transport.NodeError,
+                              self._transport().call, {'op': 'inventory'})
+        self.assertIn('boom', e.message)
+        self.assertEqual(1, len(chan.requests))
+
+    def test_agent_that_cannot_start(self):
+        chan = SessionChannel(stderr=b'sudo: blackstor-node: command not '
+                                     b'found\n')
+        chan.end(127)
+        self.clients.append(FakeClient([chan]))
+        e = self.assertRaises(transport.NodeError,
+                              self._transport().call, {'op': 'inventory'})
+        self.assertEqual(protocol.E_MISSING, e.code)
+        self.assertIn('command not found', e.message)
+
+    def test_opening_answered_outside_the_protocol(self):
+        chan = SessionChannel(opening=_reply({'no': 'session'}) + b'\n')
+        self.clients.append(FakeClient([chan]))
+        e = self.assertRaises(transport.NodeError,
+                              self._transport().call, {'op': 'inventory'})
+        self.assertEqual(protocol.E_INTERNAL, e.code)
+        self.assertIn('out of the session protocol', e.message)
+        self.assertTrue(chan.closed)
+
+    def test_opening_refused(self):
+        chan = SessionChannel(opening=session.frame(
+            {'ok': False, 'error': {'code': 'invalid-request',
+                                    'message': 'op: unknown'}}, 2).encode())
+        self.clients.append(FakeClient([chan]))
+        e = self.assertRaises(transport.NodeError,
+                              self._transport().call, {'op': 'inventory'})
+        self.assertIn('did not open a session', e.message)
+
+    def test_timeout_closes_the_session(self):
+        answers = iter([SessionChannel.HANG])
+        hung = SessionChannel(lambda r: next(answers))
+        fresh = SessionChannel(lambda r: _reply({'fresh': True}))
+        self.clients.append(FakeClient([hung, fresh]))
+        t = self._transport()
+        started = time.monotonic()
+        e = self.assertRaises(transport.NodeTimeout, t.call,
+                              {'op': 'inventory'}, timeout=0.3)
+        self.assertLess(time.monotonic() - started, 3)
+        self.assertIn('0.3s', e.message)
+        self.assertTrue(hung.closed)
+        self.assertEqual({'fresh': True}, t.call({'op': 'inventory'}))
+
+    def test_idle_too_long_is_not_reused(self):
+        first, second = SessionChannel(), SessionChannel()
+        self.clients.append(FakeClient([first, second]))
+        t = self._transport()
+        t.call({'op': 'inventory'})
+        with mock.patch.object(transport, 'SESSION_REUSE', 0):
+            t.call({'op': 'inventory'})
+        self.assertTrue(first.closed)
+        self.assertEqual(1, len(second.requests))
+
+    def test_stderr_is_drained(self):
+        def answer(request):
+            chan._err += b'log line\n' * 100000
+            return _reply({'ok': 1})
+        chan = SessionChannel(lambda r: answer(r))
+        self.clients.append(FakeClient([chan]))
+        self.assertEqual({'ok': 1},
+                         self._transport().call({'op': 'inventory'}))
+
+    def test_answer_in_pieces(self):
+        class Slow(SessionChannel):
+            def recv(self, n):
+                return super().recv(7)
+        chan = Slow(lambda r: _reply({'text': 'x' * 1000}))
+        self.clients.append(FakeClient([chan]))
+        self.assertEqual({'text': 'x' * 1000},
+                         self._transport().call({'op': 'inventory'}))
+
+    def test_parallel_requests_use_parallel_sessions(self):
+        release = threading.Event()
+
+        def answer(request):
+            if request['op'] == 'status':
+                threading.Thread(target=lambda: (
+                    release.wait(5), slow._out.extend(session.frame(
+                        {'ok': True, 'result': {'slow': True}}, 0).encode()),
+                    os.write(slow._w, b'x'))).start()
+                return SessionChannel.HANG
+            return _reply({'quick': True})
+        slow = SessionChannel(answer)
+        quick = SessionChannel(answer)
+        self.clients.append(FakeClient([slow, quick]))
+        t = self._transport()
+        results = []
+        worker = threading.Thread(target=lambda: results.append(
+            t.call({'op': 'status', 'resource': 'r'})))
+        worker.start()
+        deadline = time.monotonic() + 5
+        while not slow.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual({'quick': True}, t.call({'op': 'inventory'}))
+        release.set()
+        worker.join(5)
+        self.assertEqual([{'slow': True}], results)
+        self.assertEqual(1, len(quick.requests))
+
+    def test_close_ends_kept_sessions(self):
+        chans = [SessionChannel(), SessionChannel()]
+        self.clients.append(FakeClient(chans))
+        t = self._transport()
+        t.call({'op': 'inventory'})
+        t.close()
+        self.assertTrue(chans[0].closed)
+        self.assertTrue(self.made[0].closed)
 
 
 class MakeTransportTestCase(testtools.TestCase):
