@@ -249,11 +249,20 @@ def c_attach(sess, node, opts, pos):
     if meta_data is None:
         raise failure(text, 119)
     usable = mdlib.usable_size(mdlib.file_size(path), meta_data['max_peers'])
-    size = meta_data.get('la_size') or usable
-    if 'size' in opts:
-        size = _size_opt(opts['size'])
-    if size > usable:
+    # The device: the last agreed size (DRBD does not grow on attach),
+    # else all the backing device below the meta data; a user size
+    # (disk { size }) replaces it, and must fit: DRBD refuses the attach
+    # with ERR_DISK_TOO_SMALL otherwise. A smaller user size truncates
+    # ("truncating a consistent device during attach").
+    size = min(meta_data.get('la_size') or usable, usable)
+    wanted = kernel.size_bytes(opts['size']) if opts.get('size') else 0
+    if wanted > usable:
         raise failure(text, 111)
+    if wanted:
+        size = wanted
+        opts['size'] = kernel.size_text(wanted)
+    else:
+        opts.pop('size', None)
     meta_data['node_id'] = res['node_id']
     meta_data['la_size'] = size
     meta_data['flags'] &= ~mdlib.MDF_AL_CLEAN
@@ -275,14 +284,6 @@ def c_attach(sess, node, opts, pos):
     vol.update(disk=lower, meta_disk='internal', disk_opts=opts,
                dstate=dstate, size=size, agen=vol.get('agen', 0) + 1,
                diskless=False)
-
-
-def _size_opt(text):
-    units = {'s': 512, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30,
-             't': 1 << 40}
-    if text[-1].lower() in units:
-        return int(text[:-1]) * units[text[-1].lower()]
-    return int(text) * 512
 
 
 def c_disk_options(sess, node, opts, pos):
@@ -419,17 +420,20 @@ def c_resize(sess, node, opts, pos):
         sizes.append(mdlib.usable_size(mdlib.file_size(path),
                                        meta_data['max_peers']))
     new = min(sizes)
-    if 'size' in opts:
-        wanted = _size_opt(opts['size'])
-        if wanted > new:
-            raise failure(text, 111)
-        new = wanted
+    # --size is the new user size, also when absent (0: none, the device
+    # takes all the backing devices allow); the kernel passes it to every
+    # connected peer. Too large for a replica: ERR_DISK_TOO_SMALL.
+    wanted = kernel.size_bytes(opts['size']) if opts.get('size') else 0
+    if wanted > new:
+        raise failure(text, 111)
+    new = wanted or new
     for m_node, m_res, m_vol in members:
         path = kernel.disk_to_file(sess, m_node, m_vol['disk'])
         meta_data = mdlib.read_md(path)
         meta_data['la_size'] = new
         mdlib.write_md(path, meta_data)
         m_vol['size'] = new
+        kernel.set_user_size(m_vol, wanted)
 
 
 def c_check_resize(sess, node, opts, pos):

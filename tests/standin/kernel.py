@@ -85,6 +85,50 @@ def yes(value):
     return str(value).lower() in ('yes', 'true', '1', 'on')
 
 
+# drbdsetup's numbers (drbd-utils' new_strtoll): unit K/k, M/m, G/g or s;
+# none = the option's default unit, the sector for ``size``.
+_SIZE_UNITS = {'': 512, 's': 512, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
+#: DRBD_DISK_SIZE_MAX: 2**41 sectors.
+SIZE_MAX = (2 << 40) * 512
+
+
+def size_bytes(text):
+    """Bytes of a ``--size=`` value; StandinError like drbdsetup's."""
+    digits = text.rstrip('sSkKmMgG')
+    unit = text[len(digits):]
+    if not digits.isdigit() or len(unit) > 1:
+        raise StandinError("%s: '%s' is not a valid number"
+                           % ('--size', text), 20)
+    size = int(digits) * _SIZE_UNITS[unit.lower()]
+    if size > SIZE_MAX:
+        raise StandinError('--size: %s is too big (max %d sectors)'
+                           % (text, SIZE_MAX // 512), 20)
+    return size
+
+
+def size_text(size):
+    """A user size as ``drbdsetup show`` prints it (sectors, "s")."""
+    return '%ds' % (size // 512)
+
+
+def user_size(vol):
+    """The device's user-set size (``disk { size }``) in bytes, 0 if none.
+
+    The kernel keeps it in the volume's disk configuration; peers that
+    connect agree on the smaller one set, and a resize passes a new one
+    to every connected peer ("Peer sets u_size").
+    """
+    text = (vol.get('disk_opts') or {}).get('size')
+    return size_bytes(text) if text else 0
+
+
+def set_user_size(vol, size):
+    if size:
+        vol['disk_opts']['size'] = size_text(size)
+    else:
+        vol['disk_opts'].pop('size', None)
+
+
 # --- lookups ---------------------------------------------------------------
 
 def resources(sess, node):
@@ -358,6 +402,12 @@ def _handshake(sess, cache, res_name, a, ra, va, b, rb, vb):
     ida, idb = ra['node_id'], rb['node_id']
     ca = mda['flags'] & mdlib.MDF_CONSISTENT
     cb = mdb['flags'] & mdlib.MDF_CONSISTENT
+    # The user sizes first (min_not_zero, as DRBD's first size exchange).
+    usizes = [u for u in (user_size(va), user_size(vb)) if u]
+    if usizes:
+        for v in (va, vb):
+            set_user_size(v, min(usizes))
+            v['size'] = min(v['size'], min(usizes))
     size = min(va['size'], vb['size'])
     va['size'] = vb['size'] = size
     if not ca and not cb:
