@@ -41,7 +41,7 @@ written there; no data goes through DRBD in this tier.
 
 from __future__ import annotations
 
-import json
+import base64
 import os
 import re
 import socket
@@ -121,8 +121,47 @@ def gi_strings(md: dict) -> list[tuple[int, str]]:
     return out
 
 
+def parse_request(text: str) -> dict:
+    """The forwarder's request lines as a dict (node, argv, lvs, md).
+
+    ``node N``, one ``arg A`` per argument, ``lv NAME BYTES`` per LV,
+    ``md BASE64`` (the real dump-md, on attach), ``end``.
+    """
+    req: dict = {'node': None, 'argv': [], 'lvs': {}, 'md': None}
+    for line in text.split('\n'):
+        key, _, value = line.partition(' ')
+        if key == 'node':
+            req['node'] = value
+        elif key == 'arg':
+            req['argv'].append(value)
+        elif key == 'lv':
+            name, size = value.split()
+            req['lvs'][name] = int(size)
+        elif key == 'md':
+            req['md'] = base64.b64decode(value).decode()
+    if not req['node']:
+        raise ValueError('no node in the request')
+    return req
+
+
+def format_reply(reply: dict) -> str:
+    """Answer lines: meta data to write first, then output, then rc."""
+    lines = []
+    for item in reply.get('writeback', []):
+        if item.get('move'):
+            lines.append(f'move {item["minor"]} {item["disk"]}')
+        for node_id, gi in item.get('gis', []):
+            lines.append(f'gi {item["minor"]} {item["disk"]} {node_id} {gi}')
+    for key, stream in (('out', 'stdout'), ('err', 'stderr')):
+        if reply.get(stream):
+            lines.append(f'{key} ' + base64.b64encode(
+                reply[stream].encode()).decode())
+    lines.append(f'rc {reply["rc"]}')
+    return '\n'.join(lines) + '\n'
+
+
 class DrbdBridge:
-    """TCP server: one JSON line in, one out, per forwarded drbdsetup."""
+    """TCP server: request lines in, answer lines out, per drbdsetup."""
 
     def __init__(self, root: str, nodes: list[str], vg: str, pool: str,
                  peer_lv_size: Callable[[str, str], int | None],
@@ -172,17 +211,17 @@ class DrbdBridge:
     def _one(self, conn: socket.socket) -> None:
         with conn:
             data = b''
-            while not data.endswith(b'\n'):
+            while not (data == b'end\n' or data.endswith(b'\nend\n')):
                 chunk = conn.recv(65536)
                 if not chunk:
                     return
                 data += chunk
             try:
-                reply = self.handle(json.loads(data))
+                reply = self.handle(parse_request(data.decode()))
             except Exception as exc:  # report, never kill the server
                 reply = {'rc': 20, 'stdout': '',
                          'stderr': f'vm bridge: {exc!r}\n'}
-            conn.sendall(json.dumps(reply).encode() + b'\n')
+            conn.sendall(format_reply(reply).encode())
 
     # -- one call -----------------------------------------------------------
 

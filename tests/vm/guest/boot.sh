@@ -66,5 +66,8 @@ install -m 644 /run/blackstor/ssh_host_ed25519_key.pub /etc/ssh/
 mkdir -p /root/.ssh
 install -m 600 /run/blackstor/authorized_keys /root/.ssh/authorized_keys
 /usr/sbin/sshd -f /etc/ssh/sshd_config -E /run/sshd.log
+# The agent's wrapper never writes bytecode; compile once, in the
+# background, so that agent sessions do not each compile the tree.
+python3 -m compileall -q /opt/blackstor/blackstor_cinder >/dev/null 2>&1 &
 echo "BLACKSTOR-VM-READY $NAME"
 exec sleep infinity
