@@ -51,7 +51,8 @@ import fixtures
 from tests.vm import image
 
 QEMU = 'qemu-system-x86_64'
-VG, THINPOOL = 'blackstor', 'thinpool'
+# The pool Cinder's LVM driver (the latency reference) expects: <vg>-pool.
+VG, THINPOOL = 'blackstor', 'blackstor-pool'
 PRIVATE_NET = '10.99.0.'
 _LIVE: set[int] = set()
 _PR_SET_PDEATHSIG = 1
