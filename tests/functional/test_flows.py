@@ -37,6 +37,7 @@ import fixtures
 from oslotest import base
 
 from blackstor_cinder.cluster import errors
+from blackstor_cinder.cluster import inventory
 from blackstor_cinder.node import drbdconf
 from tests.functional import cluster_box
 
@@ -174,11 +175,34 @@ class BoxTestCase(base.BaseTestCase):
         """The node's .res of ``res``, parsed (hosts, minor, ports)."""
         return drbdconf.resources(self.res_text(node, res))[res]
 
+    def device_sizes(self, name: str, nodes) -> dict[str, int]:
+        """Node -> bytes of the DRBD device (``drbdsetup status``)."""
+        return {node: self.state(node, name)['devices'][0]['size'] * 1024
+                for node in nodes}
+
+    def assert_device_size(self, name: str, size: int, nodes=STORAGE,
+                           clients=()) -> None:
+        """The device is exactly the volume, everywhere, as the .res says.
+
+        Not the LV minus the metadata (more: the LV is rounded up to the
+        extent), which a raw image upload of the volume would carry.
+        """
+        everyone = tuple(nodes) + tuple(clients)
+        self.assertEqual(dict.fromkeys(everyone, size),
+                         self.device_sizes(name, everyone))
+        for node in nodes:
+            self.assertEqual(size, inventory.parse_size(
+                self.definition(node, name)['disk'].get('size')), node)
+        for node in clients:
+            self.assertEqual(size, os.stat(
+                self.standin.device_path(node, name)).st_size, node)
+
     def assert_replicas(self, spec, nodes, size: int,
                         among=STORAGE) -> None:
         """LVs exactly on ``nodes``; same minor and port; all UpToDate.
 
-        ``among``: the storage nodes whose LVs are listed.
+        The device is exactly ``size``. ``among``: the storage nodes whose
+        LVs are listed.
         """
         name = spec.name
         sizes = self.lv_sizes(name, among)
@@ -198,7 +222,6 @@ class BoxTestCase(base.BaseTestCase):
             self.assertEqual(spec.minor, device['minor'])
             self.assertEqual('UpToDate', device['disk-state'],
                              f'{name} on {node}: {device}')
-            self.assertGreaterEqual(device['size'] * 1024, size)
             self.assertTrue(device['quorum'])
             self.assertFalse(state['suspended'])
             peers = {c['name']: c for c in state['connections']}
@@ -214,6 +237,8 @@ class BoxTestCase(base.BaseTestCase):
                     self.assertEqual(
                         'UpToDate',
                         conn['peer_devices'][0]['peer-disk-state'])
+        self.assertEqual(size, spec.size)
+        self.assert_device_size(name, size, nodes)
 
     def assert_lv_data(self, name: str, nodes, chunks: dict) -> None:
         """Every replica's LV file holds ``chunks`` ({offset: bytes})."""
@@ -306,6 +331,7 @@ class TestFlows(BoxTestCase):
         path = self.ctl.attach(vol, 'hv-1')
         self.assertEqual(self.standin.device_path('hv-1', vol), path)
         self.assertTrue(self.state('hv-1', vol)['devices'][0]['client'])
+        self.assert_device_size(vol, size, clients=('hv-1',))
         fd = self.open_device(path)
         before = random_chunks((0, MiB), (7 * MiB + 512, MiB),
                                (100 * MiB, 2 * MiB),
@@ -346,22 +372,31 @@ class TestFlows(BoxTestCase):
         self.ran('volume from snapshot, larger than the source')
 
         clone = self.name('flows-clone')
-        spec_c = self.ctl.clone_volume(clone, vol, size, size)
-        self.assert_replicas(spec_c, STORAGE, size)
+        spec_c = self.ctl.clone_volume(clone, vol, size, size + 64 * MiB)
+        self.assert_replicas(spec_c, STORAGE, size + 64 * MiB)
         now = {**before, **after}
         self.assert_lv_data(clone, STORAGE, now)
         self.assertEqual(set(), self.snapshot_holders(f'clone-{clone}'))
-        self.ran('clone (temporary snapshot removed)')
+        self.ran('clone, larger than the source (temporary snapshot '
+                 'removed)')
 
+        mark = len(self.standin.calls())
         self.ctl.extend_volume(vol, 2 * size)
+        # One resize with the new size, on one replica; the others took
+        # it from DRBD, so their adjust to the new .res did nothing.
+        resizes = [c for c in self.standin.calls()[mark:]
+                   if c[1] == 'drbdsetup' and c[2].startswith('resize ')]
+        self.assertEqual(1, len(resizes), resizes)
+        self.assertEqual(0, resizes[0][3])
+        self.assertIn(f'--size={2 * size // 1024}k --assume-clean',
+                      resizes[0][2])
         sizes = self.lv_sizes(vol)
         self.assertEqual(sorted(STORAGE), sorted(sizes))
         for node, lv_size in sizes.items():
             self.assertGreaterEqual(lv_size, 2 * size, node)
-        for node in STORAGE + ('hv-1',):
-            device = self.state(node, vol)['devices'][0]
-            self.assertGreaterEqual(device['size'] * 1024, 2 * size, node)
-        self.assertGreaterEqual(os.stat(path).st_size, 2 * size)
+        self.assert_device_size(vol, 2 * size, clients=('hv-1',))
+        self.assertEqual(2 * size, os.stat(path).st_size)
+        self.assertEqual(2 * size, self.ctl.find(vol).spec.size)
         grown = random_chunks((size + 3 * MiB, MiB))
         self.write_chunks(fd, grown)
         self.assert_device_data(fd, grown)
@@ -382,7 +417,8 @@ class TestFlows(BoxTestCase):
                              self.box.lv_bytes(node, vol, 200 * MiB, MiB))
             self.assertEqual(bytes(MiB), self.box.lv_bytes(
                 node, vol, size + 3 * MiB, MiB))
-        self.assert_replicas(spec, STORAGE, 2 * size)
+        # up at the snapshot's size, grown online to the volume's again
+        self.assert_replicas(self.ctl.find(vol).spec, STORAGE, 2 * size)
         self.ran('revert to snapshot (refused while attached)')
 
         for name in (clone, bigger, vol):

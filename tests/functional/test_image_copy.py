@@ -38,6 +38,7 @@ import unittest
 import uuid
 
 from cinder import context
+from cinder.image import image_utils
 from cinder import objects
 from cinder.tests.unit import fake_volume
 from cinder.volume import configuration
@@ -260,8 +261,15 @@ class ImageCopyTest(base.BaseTestCase):
             got_head = os.pread(f.fileno(), len(head), 0)
             got_mid = os.pread(f.fileno(), len(mid), mid_offset)
             tail = os.pread(f.fileno(), MiB, (vol.size << 30) - MiB)
-        # the whole device: at least the volume (see the size test below)
-        self.assertGreaterEqual(size, vol.size << 30)
+        # the whole device, which is exactly the volume
+        self.assertEqual(vol.size << 30, size)
+        # What Cinder checks before it writes this image into a volume
+        # (copy_image_to_volume -> fetch_to_raw): it fits one of the size.
+        info = image_utils.qemu_img_info(images.uploaded[image_id],
+                                         run_as_root=False)
+        self.assertEqual(vol.size << 30, info.virtual_size)
+        self.assertEqual(vol.size, image_utils.check_virtual_size(
+            info.virtual_size, vol.size, image_id))
         self.assertEqual(head, got_head)
         self.assertEqual(mid, got_mid)
         self.assertEqual(bytes(MiB), tail)
@@ -292,22 +300,23 @@ class ImageCopyTest(base.BaseTestCase):
                     f'{node}: LV differs at {offset}')
         self.assert_detached_here(vol)
 
-    @unittest.expectedFailure
     def test_device_size_is_the_volume_size(self):
         """An image uploaded from a volume fits a volume of the same size.
 
-        Known to fail: the LV is sized so that DRBD exposes *at least* the
-        volume (node/sizing.lv_size_for, rounded up to the extent), and no
-        ``disk { size ...; }`` caps the device, so a 1 GiB volume uploads
-        a 1 GiB + ~3.7 MiB raw image, which Cinder then refuses to write
-        into a 1 GiB volume (image_utils.check_virtual_size rounds up to
-        2 GiB).
+        The LV is sized so that DRBD can expose *at least* the volume
+        (node/sizing.lv_size_for, rounded up to the extent); the .res's
+        ``disk { size ...; }`` makes the device exactly the volume. Without
+        it a 1 GiB volume uploaded a 1 GiB + ~3.7 MiB raw image, which
+        Cinder then refused to write into a 1 GiB volume
+        (image_utils.check_virtual_size rounds up to 2 GiB).
         """
         vol = self.volume(**{driver.SPEC_REPLICAS: '1'})
-        sizes = [d['size'] for n in STORAGE
+        sizes = {n: d['size'] for n in STORAGE
                  for r in self.box.standin.status(n) or []
-                 if r['name'] == vol.name for d in r['devices']]
+                 if r['name'] == vol.name for d in r['devices']}
         self.assertEqual(1, len(sizes))
-        kib = sizes[0]
-        self.assertGreaterEqual(kib * 1024, vol.size << 30)
+        [(holder, kib)] = sizes.items()
         self.assertEqual(vol.size << 30, kib * 1024)
+        lv = os.path.getsize(self.box.standin.lv_path(
+            holder, cluster_box.VG, vol.name))
+        self.assertGreater(lv, vol.size << 30)   # metadata, extent
