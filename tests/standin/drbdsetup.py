@@ -249,17 +249,16 @@ def c_attach(sess, node, opts, pos):
     if meta_data is None:
         raise failure(text, 119)
     usable = mdlib.usable_size(mdlib.file_size(path), meta_data['max_peers'])
-    # The device: the last agreed size (DRBD does not grow on attach),
-    # else all the backing device below the meta data; a user size
-    # (disk { size }) replaces it, and must fit: DRBD refuses the attach
-    # with ERR_DISK_TOO_SMALL otherwise. A smaller user size truncates
-    # ("truncating a consistent device during attach").
-    size = min(meta_data.get('la_size') or usable, usable)
+    # The device: a user size (disk { size }) exactly, smaller than the
+    # last agreed size too ("truncating a consistent device during
+    # attach"); else the last agreed size (DRBD does not grow on attach),
+    # else all the backing device below the meta data. It must fit:
+    # ERR_DISK_TOO_SMALL otherwise.
     wanted = kernel.size_bytes(opts['size']) if opts.get('size') else 0
-    if wanted > usable:
+    size = wanted or meta_data.get('la_size') or usable
+    if size > usable:
         raise failure(text, 111)
     if wanted:
-        size = wanted
         opts['size'] = kernel.size_text(wanted)
     else:
         opts.pop('size', None)
