@@ -27,6 +27,11 @@ estimate (``drbd_md_set_sector_offsets``) rounds each slot up to a 512-byte
 sector per 16 MiB of backing device. We take the larger (the kernel's),
 so the usable size computed here is never more than DRBD's; the unit
 tests compare it with ``drbdmeta --dry-run -v -v create-md`` on files.
+
+An LV sized so is rounded up to the extent and exposes a little more than
+asked; the device is exactly the volume because the .res sets DRBD's
+``disk { size }`` (cluster/resfile.py), which must not exceed what the LV
+exposes.
 """
 
 from __future__ import annotations
