@@ -115,7 +115,7 @@ class RunTestCase(testtools.TestCase):
         # request on a small node. The agent must not load it.
         code = ('import sys, blackstor_cinder.node.cli; '
                 'print(sorted(m for m in sys.modules if m.startswith('
-                '("oslo_concurrency", "eventlet"))))')
+                '("oslo_concurrency", "eventlet", "oslo_utils.strutils"))))')
         out = subprocess.run([sys.executable, '-c', code], check=True,
                              capture_output=True, text=True).stdout
         self.assertEqual('[]\n', out)
