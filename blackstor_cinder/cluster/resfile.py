@@ -97,6 +97,19 @@ def render(spec: model.ResourceSpec) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def validate_configured_options(net_options: Mapping,
+                                disk_options: Mapping) -> None:
+    """Refuse configured net/disk options the .res cannot carry.
+
+    So a bad ``blackstor_net_options``/``blackstor_disk_options`` stops the
+    backend at start-up, not at the first volume.
+    """
+    _validate_options('blackstor_net_options', net_options,
+                      RESERVED_NET_OPTIONS)
+    _validate_options('blackstor_disk_options', disk_options,
+                      RESERVED_DISK_OPTIONS)
+
+
 def validate(spec: model.ResourceSpec) -> None:
     """Raise ValueError naming the first problem found in ``spec``."""
     _check_pattern(spec.name, protocol.NAME_RE, 'name', 'resource name')

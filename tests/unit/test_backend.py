@@ -61,6 +61,24 @@ class ClusterConfigTest(testtools.TestCase):
         self.assertIsInstance(local, transport.LocalTransport)
         self.assertEqual(['env', 'X=1', 'agent'], local.argv)
 
+    def test_drbd_options_checked_at_start_up(self):
+        config = backend.cluster_config(self.conf(
+            blackstor_net_options={'max-buffers': '8000'},
+            blackstor_disk_options={'al-extents': '6007'}), 20.0)
+        self.assertEqual({'al-extents': '6007'}, config.disk_options)
+        for key, value, why in (
+                ('blackstor_disk_options', {'size': '10G'}, 'set by the '
+                 'driver'),
+                ('blackstor_net_options', {'shared-secret': 'x'}, 'set by '
+                 'the driver'),
+                ('blackstor_net_options', {'max-buffers': '1; x'},
+                 'not a safe option value')):
+            exc = self.assertRaises(errors.InvalidRequest,
+                                    backend.cluster_config,
+                                    self.conf(**{key: value}), 20.0)
+            self.assertIn(key, str(exc))
+            self.assertIn(why, str(exc))
+
     def test_bad_pool(self):
         self.assertRaises(errors.InvalidRequest, backend.cluster_config,
                           self.conf(blackstor_pool='vg/../x'), 20.0)
