@@ -123,7 +123,7 @@ class Agent:
         op = request['op']
         handler = getattr(self, '_op_' + op.replace('-', '_'))
         try:
-            with self._lock(_lock_name(request)):
+            with self._lock(_lock_name(request)), self.lvm.session():
                 result = handler(request)
         except AgentError as e:
             LOG.warning('%s failed: %s', op, _mask(e.message, request))
@@ -251,6 +251,20 @@ class Agent:
         if lv is not None and lv.is_snapshot:
             self.lvm.del_tag(pool, name, lvm_mod.SNAPSHOT_TAG)
 
+    def _lv_size_for(self, pool: lvm_mod.Pool, size: int, max_peers: int,
+                     lv: lvm_mod.LogicalVolume | None) -> int:
+        """The LV size that exposes ``size``: at most ``lv.size`` if it does.
+
+        The VG's extent (a ``vgs``) is read only when ``lv`` is missing or
+        too small: an LV is a whole number of extents, so one that exposes
+        ``size`` already is never smaller than the smallest such multiple.
+        """
+        if lv is not None and sizing.usable_size_of(lv.size,
+                                                    max_peers) >= size:
+            return lv.size
+        return sizing.lv_size_for(size, max_peers,
+                                  self.lvm.vg(pool.vg).extent)
+
     def _check_fits(self, lv_size: int, size: int | None) -> None:
         if size is None:
             return
@@ -281,9 +295,9 @@ class Agent:
         disk = self.lvm.device_path(pool.vg, resource)
         me = self._me(resource, req['res_text'])
         self._check_disk(me, disk)
-        vg, _thin = self.lvm.check_pool(pool)
-        need = sizing.lv_size_for(size, max_peers, vg.extent)
+        self.lvm.thin_pool(pool)
         lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
+        need = self._lv_size_for(pool, size, max_peers, lv)
         running = self.drbd.state(resource) is not None
         grow = False
         if lv is not None and lv.size < need:
@@ -328,7 +342,7 @@ class Agent:
         disk = self.lvm.device_path(pool.vg, resource)
         me = self._me(resource, req['res_text'])
         self._check_disk(me, disk)
-        self.lvm.check_pool(pool)
+        self.lvm.thin_pool(pool)
         snap = self._require_snapshot(pool, snapshot)
         lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
         if lv is not None and lv.origin != snapshot:
@@ -468,11 +482,9 @@ class Agent:
         lv = self._require_lv(pool, resource)
         lv_size, grown = lv.size, False
         if req.get('lv', True):
-            vg = self.lvm.vg(pool.vg)
             # The metadata was made with an unknown --max-peers: size for
             # the most, so the device can always expose ``size``.
-            need = sizing.lv_size_for(size, protocol.MAX_PEERS_MAX,
-                                      vg.extent)
+            need = self._lv_size_for(pool, size, protocol.MAX_PEERS_MAX, lv)
             if lv.size < need:
                 if not _attached(self.drbd.state(resource)):
                     raise AgentError(

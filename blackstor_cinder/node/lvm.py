@@ -17,13 +17,21 @@ Every LV the agent creates carries the tag ``blackstor``; snapshots also
 carry ``blackstor-snapshot``. The agent changes or removes only LVs that
 carry its tag and live in a configured thin pool, so an operator's own LV
 that happens to have a resource's name is never touched.
+
+Inside :meth:`Lvm.session` (one agent operation) each volume group's
+``lvs`` and ``vgs`` reports are read once and kept until a command of the
+session changes the group; the next read after a change asks LVM again.
+Each LVM command costs a second or two on a small machine, and ``lvs``
+on a node with many LVs is not free either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
+from typing import Callable, Iterator
 
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node.errors import CommandError
@@ -96,6 +104,44 @@ class Lvm:
         self._run = run
         self.pools = {p: Pool(*p.split('/')) for p in pools}
         self.device_root = device_root.rstrip('/') or '/'
+        #: (command, vg) -> parsed report, while a session is open.
+        self._cache: dict[tuple[str, str], list] | None = None
+
+    # -- one operation -----------------------------------------------------
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Read each VG's reports once; again only after a change.
+
+        Sessions do not nest: an inner one shares the outer one's reports.
+        """
+        if self._cache is not None:
+            yield
+            return
+        self._cache = {}
+        try:
+            yield
+        finally:
+            self._cache = None
+
+    def _cached(self, command: str, vg: str,
+                read: Callable[[], list]) -> list:
+        if self._cache is None:
+            return read()
+        key = (command, vg)
+        if key not in self._cache:
+            self._cache[key] = read()
+        return list(self._cache[key])
+
+    def _changing(self, vg: str) -> None:
+        """Forget what was read of ``vg``: a command is about to change it.
+
+        Forgotten before the command runs, so a command that fails half
+        way is never hidden behind an old report either.
+        """
+        if self._cache is not None:
+            self._cache.pop(('lvs', vg), None)
+            self._cache.pop(('vgs', vg), None)
 
     # -- confinement -------------------------------------------------------
 
@@ -153,9 +199,9 @@ class Lvm:
                              f'{e}') from None
 
     def vg(self, vg: str) -> VolumeGroup:
-        rows = self._report(
+        rows = self._cached('vgs', vg, lambda: self._report(
             ['vgs', '--reportformat', 'json', '--units', 'b', '--nosuffix',
-             '-o', 'vg_name,vg_size,vg_free,vg_extent_size', vg], vg, 'vg')
+             '-o', 'vg_name,vg_size,vg_free,vg_extent_size', vg], vg, 'vg'))
         for row in rows:
             if row.get('vg_name') == vg:
                 return VolumeGroup(vg, _int(row.get('vg_size')),
@@ -165,6 +211,9 @@ class Lvm:
                          'pool', vg=vg)
 
     def lvs(self, vg: str) -> list[LogicalVolume]:
+        return self._cached('lvs', vg, lambda: self._read_lvs(vg))
+
+    def _read_lvs(self, vg: str) -> list[LogicalVolume]:
         rows = self._report(
             ['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix',
              '-o', LV_FIELDS, vg], vg, 'lv')
@@ -176,15 +225,23 @@ class Lvm:
             tags=[t for t in (row.get('lv_tags') or '').split(',') if t])
             for row in rows]
 
-    def check_pool(self, pool: Pool) -> tuple[VolumeGroup, LogicalVolume]:
-        """The pool's VG and thin pool LV; missing-dependency if absent."""
-        vg = self.vg(pool.vg)
-        for lv in self.lvs(pool.vg):
+    def thin_pool(self, pool: Pool,
+                  lvs: list[LogicalVolume] | None = None) -> LogicalVolume:
+        """The pool's thin pool LV; missing-dependency if it is absent.
+
+        ``lvs``: the VG's LVs when the caller has them already.
+        """
+        for lv in self.lvs(pool.vg) if lvs is None else lvs:
             if lv.name == pool.thin and lv.is_thin_pool:
-                return vg, lv
+                return lv
         raise AgentError(protocol.E_MISSING,
                          f'thin pool {pool.name} not found', 'pool',
                          pool=pool.name)
+
+    def check_pool(self, pool: Pool) -> tuple[VolumeGroup, LogicalVolume]:
+        """The pool's VG and thin pool LV; missing-dependency if absent."""
+        vg = self.vg(pool.vg)
+        return vg, self.thin_pool(pool)
 
     def find(self, pool: Pool, name: str) -> LogicalVolume | None:
         for lv in self.lvs(pool.vg):
@@ -216,8 +273,9 @@ class Lvm:
 
     def pool_usage(self, pool: Pool) -> dict:
         """{name, total_bytes, free_bytes, provisioned_bytes, ...}."""
-        vg, thin = self.check_pool(pool)
+        vg = self.vg(pool.vg)
         lvs = self.lvs(pool.vg)
+        thin = self.thin_pool(pool, lvs)
         used = min(max(thin.data_percent, 0.0), 100.0)
         provisioned = sum(lv.size for lv in lvs if lv.pool_lv == pool.thin)
         return {'name': pool.name, 'total_bytes': thin.size,
@@ -229,18 +287,21 @@ class Lvm:
 
     def create_thin(self, pool: Pool, name: str, size: int,
                     tags: tuple[str, ...] = (TAG,)) -> None:
+        self._changing(pool.vg)
         self._run(['lvcreate', '--yes', '--type', 'thin', '--virtualsize',
                    f'{size}b', '--thinpool', pool.thin, '--name',
                    _lv_name(name), *_tag_args(tags), pool.vg])
 
     def snapshot(self, pool: Pool, origin: str, name: str,
                  tags: tuple[str, ...]) -> None:
+        self._changing(pool.vg)
         self._run(['lvcreate', '--yes', '--snapshot', '--setactivationskip',
                    'n', '--activate', 'y', '--name', _lv_name(name),
                    *_tag_args(tags), f'{pool.vg}/{_lv_name(origin)}'])
 
     def remove(self, pool: Pool, name: str) -> bool:
         """lvremove; False when the LV was already gone."""
+        self._changing(pool.vg)
         result = self._run(['lvremove', '--force',
                             f'{pool.vg}/{_lv_name(name)}'], check=False)
         if result.rc == 0:
@@ -251,17 +312,21 @@ class Lvm:
                            result.stderr)
 
     def extend(self, pool: Pool, name: str, size: int) -> None:
+        self._changing(pool.vg)
         self._run(['lvextend', '--size', f'{size}b',
                    f'{pool.vg}/{_lv_name(name)}'])
 
     def rename(self, pool: Pool, old: str, new: str) -> None:
+        self._changing(pool.vg)
         self._run(['lvrename', pool.vg, _lv_name(old), _lv_name(new)])
 
     def add_tag(self, pool: Pool, name: str, tag: str) -> None:
+        self._changing(pool.vg)
         self._run(['lvchange', '--addtag', tag,
                    f'{pool.vg}/{_lv_name(name)}'])
 
     def del_tag(self, pool: Pool, name: str, tag: str) -> None:
+        self._changing(pool.vg)
         self._run(['lvchange', '--deltag', tag,
                    f'{pool.vg}/{_lv_name(name)}'])
 

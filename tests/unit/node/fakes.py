@@ -97,6 +97,10 @@ class FakeNode:
         """The argv of every command that changes something."""
         return [c for c in self.calls if _changes(c)]
 
+    def count(self, command):
+        """How many times ``command`` (argv[0]) ran."""
+        return sum(1 for c in self.calls if c[0] == command)
+
     # -- execute -----------------------------------------------------------
 
     def __call__(self, *cmd, **kwargs):

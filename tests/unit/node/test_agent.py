@@ -365,7 +365,7 @@ class BadInputTestCase(AgentTestCase):
         self.assertEqual(3, err['details']['exit_code'])
 
     def test_unexpected_exception_is_internal(self):
-        with mock.patch.object(self.agent.lvm, 'check_pool',
+        with mock.patch.object(self.agent.lvm, 'thin_pool',
                                side_effect=KeyError('boom')):
             err, _ = self.error('create', protocol.E_INTERNAL, None,
                                 **self.create_req())
@@ -821,6 +821,108 @@ class InventoryTestCase(AgentTestCase):
         self.assertEqual([], result['pools'])
         self.assertFalse(any(c[0] in ('vgs', 'lvs')
                              for c in self.fake.calls))
+
+
+class LvmCallsTestCase(AgentTestCase):
+    """How often each operation asks LVM (1-2 s each on a small node)."""
+
+    def setUp(self):
+        super().setUp()
+        self.fake.calls.clear()
+
+    def assertReads(self, lvs, vgs, op, **fields):
+        self.fake.calls.clear()
+        result = self.ok(op, **fields)
+        self.assertEqual({'lvs': lvs, 'vgs': vgs},
+                         {'lvs': self.fake.count('lvs'),
+                          'vgs': self.fake.count('vgs')},
+                         [c[0] for c in self.fake.calls])
+        return result
+
+    def resize(self, **extra):
+        return dict(resource='r0', pool='vg0/thin', size=2 * GiB, **extra)
+
+    def test_create(self):
+        self.assertTrue(self.assertReads(1, 1, 'create',
+                                         **self.create_req())['lv_created'])
+        # Again: the LV exposes the size already, no extent needed.
+        self.assertFalse(self.assertReads(
+            1, 0, 'create', **self.create_req())['lv_created'])
+
+    def test_create_grows_a_small_lv(self):
+        self.fake.add_lv('vg0', 'r0', 256 * MiB)
+        self.assertReads(1, 1, 'create', **self.create_req())
+        self.assertEqual(self.need(), self.fake.lvs[('vg0', 'r0')]['size'])
+
+    def test_delete(self):
+        self.ok('create', **self.create_req())
+        self.assertTrue(self.assertReads(1, 0, 'delete', resource='r0',
+                                         pool='vg0/thin')['lv_removed'])
+        self.assertFalse(self.assertReads(1, 0, 'delete', resource='r0',
+                                          pool='vg0/thin')['lv_removed'])
+
+    def test_snapshots(self):
+        self.ok('create', **self.create_req())
+        snap = dict(resource='r0', pool='vg0/thin', snapshot='s1')
+        self.assertTrue(self.assertReads(1, 0, 'snapshot-create',
+                                         **snap)['created'])
+        self.assertFalse(self.assertReads(1, 0, 'snapshot-create',
+                                          **snap)['created'])
+        # A clone is read again once made: LVM may have copied the
+        # snapshot tag onto it.
+        clone = self.create_req('r1', 1001, 7001, snapshot='s1')
+        self.assertReads(2, 0, 'create-from-snapshot', **clone)
+        self.assertReads(1, 0, 'create-from-snapshot', **clone)
+        self.assertReads(2, 0, 'snapshot-rollback', **snap)
+        self.assertTrue(self.assertReads(1, 0, 'snapshot-delete',
+                                         pool='vg0/thin',
+                                         snapshot='s1')['removed'])
+
+    def test_resize(self):
+        self.ok('create', **self.create_req())
+        self.assertTrue(self.assertReads(1, 1, 'resize',
+                                         **self.resize())['lv_grown'])
+        self.assertFalse(self.assertReads(1, 0, 'resize',
+                                          **self.resize())['lv_grown'])
+        self.assertReads(1, 0, 'resize', **self.resize(lv=False,
+                                                       drbd=True))
+
+    def test_adjust(self):
+        self.ok('create', **self.create_req())
+        req = self.create_req()
+        del req['pool'], req['size']
+        self.assertReads(1, 0, 'adjust', **req)
+
+    def test_status(self):
+        self.ok('create', **self.create_req())
+        self.assertTrue(self.assertReads(0, 0, 'status',
+                                         resource='r0')['exists'])
+
+    def test_inventory(self):
+        self.ok('create', **self.create_req())
+        self.ok('snapshot-create', resource='r0', pool='vg0/thin',
+                snapshot='s1')
+        result = self.assertReads(1, 1, 'inventory')
+        self.assertEqual(['r0'], [v['name'] for v in result['volumes']])
+        self.assertEqual(['s1'], [s['name'] for s in result['snapshots']])
+
+    def test_inventory_reads_each_vg_once(self):
+        self.fake.vgs['vg1'] = dict(self.fake.vgs['vg0'])
+        for vg, thin in (('vg0', 'thin2'), ('vg1', 'thin')):
+            self.fake.lvs[(vg, thin)] = dict(self.fake.lvs[('vg0', 'thin')])
+        self.conf.pools = ['vg0/thin', 'vg0/thin2', 'vg1/thin']
+        self.agent = agent.Agent(self.conf, execute=self.fake)
+        self.fake.add_lv('vg0', 'r0', GiB, pool='thin2')
+        result = self.assertReads(2, 2, 'inventory')
+        self.assertEqual(['vg0/thin', 'vg0/thin2', 'vg1/thin'],
+                         [p['name'] for p in result['pools']])
+        self.assertEqual([('r0', 'vg0/thin2')],
+                         [(v['name'], v['pool']) for v in result['volumes']])
+
+    def test_reports_are_not_kept_between_operations(self):
+        self.ok('create', **self.create_req())
+        self.fake.lvs.pop(('vg0', 'r0'))
+        self.assertTrue(self.ok('create', **self.create_req())['lv_created'])
 
 
 class AttachTestCase(AgentTestCase):

@@ -92,11 +92,117 @@ class LvmTestCase(testtools.TestCase):
         self.execute.side_effect = [
             report('vg', [{'vg_name': 'vg0', 'vg_size': '9000',
                            'vg_free': '100', 'vg_extent_size': '4'}]),
-            report('lv', LVS), report('lv', LVS)]
+            report('lv', LVS)]
         self.assertEqual({'name': 'vg0/thin', 'total_bytes': 1000,
                           'free_bytes': 750, 'provisioned_bytes': 1100,
                           'extent_bytes': 4, 'vg_free_bytes': 100},
                          self.lvm.pool_usage(self.pool))
+        self.assertEqual(['vgs', 'lvs'], [a[0] for a in self.argv()])
+
+    def test_thin_pool(self):
+        self.execute.return_value = report('lv', LVS)
+        self.assertEqual('thin', self.lvm.thin_pool(self.pool).name)
+        self.assertEqual(['lvs'], [a[0] for a in self.argv()])
+        self.execute.return_value = report('lv', LVS[1:])
+        e = self.assertRaises(AgentError, self.lvm.thin_pool, self.pool)
+        self.assertEqual((protocol.E_MISSING, 'pool'), (e.code, e.field))
+        self.assertIn('vg0/thin', e.message)
+        self.assertEqual(2, self.execute.call_count)
+
+    def vgs_and_lvs(self, *argv, **kwargs):
+        if argv[0] == 'vgs':
+            return report('vg', [{'vg_name': 'vg0', 'vg_size': '9000',
+                                  'vg_free': '100', 'vg_extent_size': '4'}])
+        if argv[0] == 'lvs':
+            return report('lv', LVS)
+        return '', ''
+
+    def count(self, command):
+        return [a[0] for a in self.argv()].count(command)
+
+    def test_session_reads_each_report_once(self):
+        self.execute.side_effect = self.vgs_and_lvs
+        with self.lvm.session():
+            self.assertEqual(5, len(self.lvm.lvs('vg0')))
+            self.assertEqual('r0', self.lvm.find(self.pool, 'r0').name)
+            self.lvm.check_pool(self.pool)
+            self.lvm.pool_usage(self.pool)
+            self.assertEqual(4, self.lvm.vg('vg0').extent)
+        self.assertEqual((1, 1), (self.count('lvs'), self.count('vgs')))
+        # The list handed out is the caller's own.
+        with self.lvm.session():
+            self.lvm.lvs('vg0').clear()
+            self.assertEqual(5, len(self.lvm.lvs('vg0')))
+
+    def test_no_session_reads_every_time(self):
+        self.execute.side_effect = self.vgs_and_lvs
+        self.lvm.lvs('vg0')
+        self.lvm.find(self.pool, 'r0')
+        self.lvm.vg('vg0')
+        self.lvm.vg('vg0')
+        self.assertEqual((2, 2), (self.count('lvs'), self.count('vgs')))
+        with self.lvm.session():
+            self.lvm.lvs('vg0')
+        self.lvm.lvs('vg0')
+        self.assertEqual(4, self.count('lvs'))
+
+    def test_sessions_do_not_nest(self):
+        self.execute.side_effect = self.vgs_and_lvs
+        with self.lvm.session():
+            self.lvm.lvs('vg0')
+            with self.lvm.session():
+                self.lvm.lvs('vg0')
+            self.lvm.lvs('vg0')
+        self.assertEqual(1, self.count('lvs'))
+
+    def test_session_reads_again_after_each_change(self):
+        self.execute.side_effect = self.vgs_and_lvs
+        changes = [
+            lambda: self.lvm.create_thin(self.pool, 'r1', 4096),
+            lambda: self.lvm.snapshot(self.pool, 'r1', 's1', ('a',)),
+            lambda: self.lvm.extend(self.pool, 'r1', 8192),
+            lambda: self.lvm.rename(self.pool, 'r1', 'r2'),
+            lambda: self.lvm.add_tag(self.pool, 'r2', 't'),
+            lambda: self.lvm.del_tag(self.pool, 'r2', 't'),
+            lambda: self.lvm.remove(self.pool, 'r2')]
+        with self.lvm.session():
+            for change in changes:
+                self.lvm.lvs('vg0')
+                self.lvm.vg('vg0')
+                change()
+            self.lvm.lvs('vg0')
+            self.lvm.vg('vg0')
+        self.assertEqual(len(changes) + 1, self.count('lvs'))
+        self.assertEqual(len(changes) + 1, self.count('vgs'))
+
+    def test_session_other_vg_kept(self):
+        self.execute.side_effect = self.vgs_and_lvs
+        with self.lvm.session():
+            self.lvm.lvs('vg1')
+            self.lvm.create_thin(self.pool, 'r1', 4096)
+            self.lvm.lvs('vg1')
+        self.assertEqual(1, self.count('lvs'))
+
+    def test_session_failed_change_reads_again(self):
+        with self.lvm.session():
+            self.execute.side_effect = self.vgs_and_lvs
+            self.lvm.lvs('vg0')
+            self.execute.side_effect = processutils.ProcessExecutionError(
+                exit_code=5, stderr='  half done')
+            self.assertRaises(CommandError, self.lvm.create_thin, self.pool,
+                              'r1', 4096)
+            self.execute.side_effect = self.vgs_and_lvs
+            self.lvm.lvs('vg0')
+        self.assertEqual(2, self.count('lvs'))
+
+    def test_session_failed_read_not_kept(self):
+        with self.lvm.session():
+            self.execute.side_effect = processutils.ProcessExecutionError(
+                exit_code=5, stderr='  Volume group "vg0" not found\n')
+            self.assertRaises(AgentError, self.lvm.lvs, 'vg0')
+            self.execute.side_effect = self.vgs_and_lvs
+            self.assertEqual(5, len(self.lvm.lvs('vg0')))
+        self.assertEqual(2, self.count('lvs'))
 
     def test_vg_missing(self):
         self.execute.side_effect = processutils.ProcessExecutionError(

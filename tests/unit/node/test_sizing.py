@@ -67,6 +67,18 @@ class SizingTestCase(testtools.TestCase):
             self.assertLess(sizing.usable_size_of(lv - EXTENT, peers),
                             usable)
 
+    @ddt.data(512, 4096, 64 * 1024, EXTENT)
+    def test_an_lv_that_fits_is_never_below(self, extent):
+        # The agent skips the vgs for the extent when an LV exposes the
+        # size already; it relies on this.
+        for usable in (1, 5000, MiB + 1, 16 * MiB, GiB - 1, GiB + 12345):
+            for peers in (1, 7, 31):
+                need = sizing.lv_size_for(usable, peers, extent)
+                fitting = [lv for lv in range(max(extent, need - 64 * extent),
+                                              need + 64 * extent, extent)
+                           if sizing.usable_size_of(lv, peers) >= usable]
+                self.assertEqual(need, min(fitting))
+
     def test_more_peers_need_more(self):
         small = sizing.lv_size_for(100 * GiB, 1, 512 * 1024)
         large = sizing.lv_size_for(100 * GiB, 31, 512 * 1024)
