@@ -221,7 +221,7 @@ class Agent:
                           lambda: self.store.remove(resource))
             else:
                 undo.push(f'restore {path}',
-                          lambda: _restore(path, old))
+                          lambda: self.store.restore(resource, old))
         return changed
 
     def _up_or_adjust(self, resource: str, running: bool, changed: bool,
@@ -642,6 +642,10 @@ class Agent:
                 'state': self.drbd.state(resource)}
 
     def _op_inventory(self, req: dict) -> dict:
+        # The controller asks regularly: a good time to remove what a
+        # killed writer left in the resource directory (it may hold a
+        # shared secret).
+        removed = self.store.remove_stale_temp_files()
         missing: list[str] = []
 
         def gather(what: Callable[[], Any], default: Any = None) -> Any:
@@ -696,6 +700,7 @@ class Agent:
             'pools': pools, 'resources': resources,
             'volumes': volumes, 'snapshots': snapshots,
             'used_minors': sorted(minors), 'used_ports': sorted(ports),
+            'removed_temp_files': removed,
         }
 
     def _used_minors_ports(self, states: list[dict]
@@ -738,18 +743,6 @@ def _lock_name(request: dict) -> str | None:
     if 'resource' in request:
         return request['resource']
     return 'snapshot-' + request['snapshot']
-
-
-def _restore(path, content: bytes) -> None:
-    # Put back the .res an operation replaced (atomically, mode 0600).
-    tmp = os.path.join(os.path.dirname(path),
-                       f'.{os.path.basename(path)}.restore.tmp')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'wb') as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
 
 
 def _mask(message: str, request: dict) -> str:

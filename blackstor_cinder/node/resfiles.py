@@ -20,6 +20,14 @@ node with the expected backing disk, and clash with no other resource of
 the node (minor, port). Only then is it renamed into place (mode 0600; the
 shared secret lives in this file only). A failed check leaves the old file
 untouched and no temporary file behind.
+
+A writer killed between writing the temporary file and renaming it
+(SIGKILL, a node crash) leaves ``.<resource>.<random>.tmp`` behind, which
+holds the secret. :meth:`ResFileStore.remove_stale_temp_files` removes such
+files (the agent runs it at every ``inventory``): only names this module
+gives its temporary files, only regular files, only old ones, and only
+while it holds the lock every write holds from creating its temporary file
+to renaming or removing it.
 """
 
 from __future__ import annotations
@@ -27,11 +35,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import fnmatch
-import glob
 import logging
 import os
 import pathlib
-import tempfile
+import re
+import secrets
+import stat
+import time
 from typing import Callable, Iterator
 
 from blackstor_cinder.node import drbdconf
@@ -43,6 +53,18 @@ LOG = logging.getLogger(__name__)
 
 SUFFIX = '.res'
 _TMP_SUFFIX = '.tmp'
+#: Names of the temporary files of a write or restore (never "*.res", so
+#: drbd.conf's include does not see them): ``.<resource>.<16 hex>.tmp``;
+#: older agents wrote ``.<resource>.<8 of [a-z0-9_]>.tmp`` (mkstemp) and
+#: ``.<resource>.res.restore.tmp``.
+_TMP_RE = re.compile(
+    r'^\.[A-Za-z0-9][A-Za-z0-9_-]{0,62}'
+    r'\.(?:[0-9a-f]{16}|[a-z0-9_]{8}|res\.restore)\.tmp\Z')
+#: Seconds before a temporary file counts as left behind. The directory
+#: lock already keeps away every writer of this module; the age also
+#: spares a writer that does not take it (an agent of an older version
+#: restoring a .res during an upgrade).
+STALE_TEMP_AGE = 600
 #: drbdadm's exit code for a configuration it refuses.
 _RC_CONFIG = 10
 
@@ -197,13 +219,28 @@ class ResFileStore:
         LOG.info('Wrote %s', path)
         return True
 
-    def _write_temp(self, resource: str, content: str) -> str:
-        # The name must not match the "*.res" include of drbd.conf.
-        fd, tmp = tempfile.mkstemp(prefix=f'.{resource}.', suffix=_TMP_SUFFIX,
-                                   dir=self.resource_dir)
+    def _write_temp(self, resource: str, content: str | bytes) -> str:
+        """A new temporary file (mode 0600) holding ``content``; its path.
+
+        Called with the directory lock held.
+        """
+        flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                 | os.O_CLOEXEC)
+        for _attempt in range(100):
+            tmp = str(self.resource_dir /
+                      f'.{resource}.{secrets.token_hex(8)}{_TMP_SUFFIX}')
+            try:
+                fd = os.open(tmp, flags, 0o600)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise AgentError(protocol.E_FAILED, 'cannot name a temporary '
+                             f'file in {self.resource_dir}')
         try:
-            with os.fdopen(fd, 'w') as f:
-                f.write(content)
+            with os.fdopen(fd, 'wb') as f:
+                f.write(content.encode() if isinstance(content, str)
+                        else content)
                 f.flush()
                 os.fchmod(f.fileno(), 0o600)
                 os.fsync(f.fileno())
@@ -212,6 +249,24 @@ class ResFileStore:
                 os.unlink(tmp)
             raise
         return tmp
+
+    def restore(self, resource: str, content: bytes) -> None:
+        """Put back a .res an operation replaced: ``content``, unchecked.
+
+        Atomic (a temporary file renamed into place, mode 0600) and under
+        the directory lock, like :meth:`write`.
+        """
+        path = self.path(resource)
+        with self._lock():
+            tmp = self._write_temp(resource, content)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            self._fsync_dir()
+        LOG.info('Restored %s', path)
 
     def _validate(self, resource: str, tmp: str, path: pathlib.Path,
                   expect_disk: str | None, secret: str) -> None:
@@ -269,14 +324,18 @@ class ResFileStore:
                 field)
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self, blocking: bool = True) -> Iterator[int]:
         # Serialises check-and-rename across agents running at once, so
-        # two new resources cannot both pass the clash check. The lock is
-        # on the directory itself: no lock file to leave behind.
+        # two new resources cannot both pass the clash check, and keeps the
+        # removal of stale temporary files away from a write in progress.
+        # The lock is on the directory itself: no lock file to leave
+        # behind. Yields the directory's descriptor; BlockingIOError when
+        # not blocking and the lock is taken.
         lock = os.open(self.resource_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+            fcntl.flock(lock, fcntl.LOCK_EX |
+                        (0 if blocking else fcntl.LOCK_NB))
+            yield lock
         finally:
             os.close(lock)
 
@@ -304,10 +363,68 @@ class ResFileStore:
         return True
 
     def stale_temp_files(self) -> list[str]:
-        """Temporary files left by a crash in the middle of write()."""
-        return sorted(glob.glob(
-            os.path.join(glob.escape(str(self.resource_dir)),
-                         f'.*{_TMP_SUFFIX}')))
+        """Paths of the temporary files in the directory, of any age.
+
+        Outside a write they are left by a writer that was killed in the
+        middle of it.
+        """
+        try:
+            with os.scandir(self.resource_dir) as entries:
+                return sorted(e.path for e in entries
+                              if _TMP_RE.match(e.name)
+                              and e.is_file(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
+
+    def remove_stale_temp_files(self, min_age: float = STALE_TEMP_AGE
+                                ) -> list[str]:
+        """Remove temporary files a killed writer left; their paths.
+
+        Only regular files (a symlink is neither followed nor removed)
+        whose name is one this module gives its temporary files and that
+        were last changed ``min_age`` seconds ago or earlier. It runs under
+        the directory lock, which every write holds while its temporary
+        file exists; when a write holds it now, nothing is done (the next
+        call will). A file that cannot be removed is logged and skipped.
+        """
+        try:
+            with self._lock(blocking=False) as dir_fd:
+                return self._remove_stale(dir_fd, min_age)
+        except FileNotFoundError:
+            return []
+        except BlockingIOError:
+            LOG.debug('%s is being written to; stale temporary files are '
+                      'left for later', self.resource_dir)
+            return []
+        except OSError as e:
+            LOG.warning('Cannot look for stale temporary files in %s: %s',
+                        self.resource_dir, e)
+            return []
+
+    def _remove_stale(self, dir_fd: int, min_age: float) -> list[str]:
+        removed = []
+        now = time.time()
+        with os.scandir(dir_fd) as entries:
+            names = sorted(e.name for e in entries if _TMP_RE.match(e.name))
+        for name in names:
+            path = str(self.resource_dir / name)
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < min_age:
+                    continue
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                LOG.warning('Cannot remove the stale temporary file %s: %s',
+                            path, e.strerror)
+                continue
+            LOG.warning('Removed %s, a temporary .res file left by a write '
+                        'that did not finish', path)
+            removed.append(path)
+        if removed:
+            os.fsync(dir_fd)
+        return removed
 
 
 def check_node_id(host: dict) -> None:

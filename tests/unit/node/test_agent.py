@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import pathlib
+import time
 from unittest import mock
 
 import ddt
@@ -25,6 +26,7 @@ import testtools
 
 from blackstor_cinder.node import agent
 from blackstor_cinder.node import config
+from blackstor_cinder.node import resfiles
 from blackstor_cinder.node import sizing
 from blackstor_cinder import protocol
 from tests.unit.node import fakes
@@ -207,6 +209,9 @@ class CreateTestCase(AgentTestCase):
                                                   'protocol C; timeout 90;')
         self.assertFalse(self.call('create', **req)['ok'])
         self.assertEqual(old, (self.res_dir / 'r0.res').read_text())
+        self.assertEqual(0o600, (self.res_dir / 'r0.res').stat().st_mode
+                         & 0o777)
+        self.assertEqual(['r0.res'], os.listdir(self.res_dir))
         self.assertIn(('vg0', 'r0'), self.fake.lvs)
 
     def test_changed_res_while_up_adjusts(self):
@@ -792,6 +797,29 @@ class InventoryTestCase(AgentTestCase):
                          result['snapshots'])
         self.assertEqual([7, 1000, 1001], result['used_minors'])
         self.assertEqual([7000, 7001, 7789], result['used_ports'])
+        self.assertEqual([], result['removed_temp_files'])
+
+    def test_inventory_removes_stale_temp_files(self):
+        self.ok('create', **self.create_req())
+        old = time.time() - resfiles.STALE_TEMP_AGE - 1
+        stale = self.res_dir / '.r0.0123456789abcdef.tmp'
+        fresh = self.res_dir / '.r1.0123456789abcdef.tmp'
+        other = self.res_dir / '.r0.res.swp'
+        for path in (stale, fresh, other):
+            path.write_text(samples.SECRET)
+        for path in (stale, other):
+            os.utime(path, (old, old))
+        result = self.ok('inventory')
+        self.assertEqual([str(stale)], result['removed_temp_files'])
+        self.assertEqual(sorted([fresh.name, other.name, 'r0.res']),
+                         sorted(os.listdir(self.res_dir)))
+        self.assertIn(f'Removed {stale}', self.log.output)
+        self.assertNotIn(samples.SECRET, self.log.output)
+        self.assertEqual([], self.ok('inventory')['removed_temp_files'])
+
+    def test_inventory_without_resource_dir(self):
+        self.res_dir.rmdir()
+        self.assertEqual([], self.ok('inventory')['removed_temp_files'])
 
     def test_missing_everything(self):
         def nothing(*cmd, **kwargs):
