@@ -33,7 +33,9 @@ writes the file with mode 0600, so the secret exists in one file only.
     -> hostname, drbd_utils_version, drbd_kernel_version (None if no
     module), pools [{name, total_bytes, free_bytes, provisioned_bytes}],
     resources {name: {definition, state}}, snapshots
-    [{name, pool, size_bytes, origin}], used_minors [int], used_ports [int].
+    [{name, pool, size_bytes, origin}], used_minors [int], used_ports [int],
+    removed_temp_files [str] (temporary .res files a killed writer left,
+    older than 10 min, which this inventory removed; usually []).
 ``status`` resource*
     -> {resource, exists, definition, state}; ``state`` is the parsed
     ``drbdsetup status --json`` entry (None when the resource is down).
