@@ -18,12 +18,17 @@ copies on distinct nodes (distinct zones when spread), so the space that can
 still be used is neither the sum of the nodes' free space nor the smallest
 node's: it is the largest total T such that every node (or zone) holding at
 most T of it, the nodes together hold ``replicas * T``.
+
+Creates run concurrently: :class:`InFlight` lists the volumes placed but not
+yet on their nodes, so that the next placement counts them as the nodes
+will report them once created (provisioned bytes, one more resource).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+import threading
+from typing import Collection, Iterable, Sequence
 
 from blackstor_cinder.cluster import errors
 
@@ -47,6 +52,56 @@ class Candidate:
         """Thin space still promised-able on this node."""
         return int(self.total_bytes * over_subscription
                    - self.provisioned_bytes)
+
+
+class InFlight:
+    """Volumes being created: their nodes and size, until the create ends.
+
+    A thin LV takes no data blocks when it is made, so a finished create
+    changes a node's provisioned bytes and resource count, not its free
+    space; a volume in flight counts the same way. Once a node reports the
+    volume's LV (or .res) itself, that part is not counted twice.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._volumes: dict[str, tuple[frozenset[str], int]] = {}
+
+    def add(self, name: str, nodes: Iterable[str], size: int) -> None:
+        with self._lock:
+            if name in self._volumes:
+                raise ValueError(f'{name} is already being created')
+            self._volumes[name] = (frozenset(nodes), size)
+
+    def discard(self, name: str) -> None:
+        with self._lock:
+            self._volumes.pop(name, None)
+
+    def names(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._volumes)
+
+    def apply(self, cand: Candidate, volumes: Collection[str],
+              resources: Collection[str]) -> Candidate:
+        """``cand`` with what is in flight to it and not yet reported.
+
+        ``volumes`` and ``resources`` are the LV and .res names the node
+        reported with the figures of ``cand``.
+        """
+        extra_bytes = extra_resources = 0
+        with self._lock:
+            for name, (nodes, size) in self._volumes.items():
+                if cand.name not in nodes:
+                    continue
+                if name not in volumes:
+                    extra_bytes += size
+                if name not in resources:
+                    extra_resources += 1
+        if not (extra_bytes or extra_resources):
+            return cand
+        return dataclasses.replace(
+            cand, provisioned_bytes=cand.provisioned_bytes + extra_bytes,
+            resources=cand.resources + extra_resources)
 
 
 def placeable_total(capacities: Iterable[int], replicas: int) -> int:

@@ -136,3 +136,59 @@ class PlaceTest(testtools.TestCase):
     def test_unknown_policy(self):
         self.assertRaises(errors.InvalidRequest, placement.place,
                           [cand('a', 1)], 1, 1, 'nearby', 1.0)
+
+
+class InFlightTest(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.flight = placement.InFlight()
+
+    def test_counts_what_a_finished_create_would(self):
+        self.flight.add('volume-a', ['a', 'b'], 4 * G)
+        self.flight.add('volume-b', ['a'], 2 * G)
+        got = self.flight.apply(cand('a', 10, provisioned=1, resources=3),
+                                volumes=(), resources=())
+        # thin: the free space stays, the promise and the count grow
+        self.assertEqual((10 * G, 7 * G, 5), (got.free_bytes,
+                                              got.provisioned_bytes,
+                                              got.resources))
+        got = self.flight.apply(cand('b', 10), (), ())
+        self.assertEqual((4 * G, 1), (got.provisioned_bytes, got.resources))
+        other = cand('c', 10)
+        self.assertIs(other, self.flight.apply(other, (), ()))
+
+    def test_what_the_node_reports_is_not_counted_twice(self):
+        self.flight.add('volume-a', ['a'], 4 * G)
+        node = cand('a', 10, provisioned=4, resources=1)
+        # LV and .res already there
+        self.assertEqual(node, self.flight.apply(node, {'volume-a'},
+                                                 {'volume-a'}))
+        # .res written, LV not yet
+        got = self.flight.apply(node, (), {'volume-a'})
+        self.assertEqual((8 * G, 1), (got.provisioned_bytes, got.resources))
+
+    def test_discard(self):
+        self.flight.add('volume-a', ['a'], 4 * G)
+        self.assertEqual({'volume-a'}, self.flight.names())
+        self.flight.discard('volume-a')
+        self.flight.discard('volume-a')
+        self.assertEqual(frozenset(), self.flight.names())
+        node = cand('a', 10)
+        self.assertEqual(node, self.flight.apply(node, (), ()))
+
+    def test_one_create_per_name(self):
+        self.flight.add('volume-a', ['a'], G)
+        self.assertRaises(ValueError, self.flight.add, 'volume-a', ['b'], G)
+
+    def test_placement_spreads_and_refuses_with_volumes_in_flight(self):
+        nodes = [cand('a', 10), cand('b', 10), cand('c', 10)]
+        self.assertEqual(['a', 'b'], placement.place(nodes, 6 * G, 2,
+                                                     placement.ANY, 1.0))
+        self.flight.add('volume-a', ['a', 'b'], 6 * G)
+        counted = [self.flight.apply(n, (), ()) for n in nodes]
+        exc = self.assertRaises(errors.PlacementError, placement.place,
+                                counted, 6 * G, 2, placement.ANY, 1.0)
+        self.assertIn(str(4 * G), str(exc))
+        self.assertEqual(['c', 'a'], placement.place(counted, 4 * G, 2,
+                                                     placement.ANY, 1.0))
