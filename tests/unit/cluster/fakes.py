@@ -265,6 +265,36 @@ class FakeAgent:
         return {}
 
 
+class Gate:
+    """Holds back requests matching (node, op, resource) until opened.
+
+    None matches any node or resource. ``reached`` is set when the first
+    one arrives. A request still held after ``timeout`` seconds fails
+    (NodeTimeout), so that a test whose gate is never opened fails instead
+    of hanging.
+    """
+
+    def __init__(self, node: str | None, op: str,
+                 resource: str | None = None,
+                 timeout: float = 10.0) -> None:
+        self.node, self.op, self.resource = node, op, resource
+        self.timeout = timeout
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+
+    def __call__(self, node: str, request: dict) -> None:
+        if (request['op'] != self.op
+                or self.node not in (None, node)
+                or self.resource not in (None, request.get('resource'))):
+            return
+        self.reached.set()
+        if not self.opened.wait(self.timeout):
+            raise tp.NodeTimeout(node, f'{self.op} held at the gate')
+
+    def open(self) -> None:
+        self.opened.set()
+
+
 class FakeTransport:
     def __init__(self, cluster: FakeCluster, node: model.Node) -> None:
         self.cluster = cluster
@@ -288,6 +318,9 @@ class FakeCluster:
         self.faults: dict[tuple[str, str], Exception] = {}
         self.requests: list[tuple[str, dict]] = []
         self.log: list[tuple[str, str]] = []
+        # called with (node, request) before each request is served and
+        # outside the cluster's lock: they may block (see Gate) or raise
+        self.hooks: list = []
         self._lock = threading.Lock()
 
     def add(self, name: str, pool: str | None = 'vg/pool',
@@ -300,6 +333,8 @@ class FakeCluster:
 
     def call(self, node: str, request: dict) -> dict:
         protocol.validate_request(request)
+        for hook in list(self.hooks):
+            hook(node, request)
         with self._lock:
             self.requests.append((node, request))
             if node in self.down or node not in self.agents:
