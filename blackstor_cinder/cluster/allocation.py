@@ -15,21 +15,36 @@
 
 Minor and port are the same on every node of a resource and unique across
 the cluster (any hypervisor may attach any volume later). The nodes' .res
-files are the truth; this allocator only remembers what it handed out and
-what is not on the nodes yet, so that concurrent creates in this process
-never pick the same values. Across processes (Active/Active) the caller
-holds a distributed lock, and the agents refuse a clash anyway.
+files are the truth; a value on no node yet is held by a
+:class:`Reservation` from the moment a create picks it until the create
+has either written its .res files (they hold it from then on) or been
+rolled back. In this process the :class:`Allocator` remembers what it
+handed out; for other processes (Active/Active) each value is also held as
+a *claim*, a distributed lock taken without waiting: a value claimed
+elsewhere is skipped. The agents refuse a clash on one node anyway.
+
+Visibility rule, kept by the caller: reserving (inventory read, then
+``reserve``) and releasing a reservation whose .res files were written
+happen under the same allocation lock. A decision then either ran before
+the release, while the value was still reserved and claimed, or after it,
+with the .res files already there for its inventory to see.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import secrets
 import threading
-from typing import Iterable, Iterator
+from typing import Callable, Iterable
 
 from blackstor_cinder.cluster import errors
 from blackstor_cinder import protocol
+
+LOG = logging.getLogger(__name__)
+
+#: Takes the claim on ``(kind, value)`` without waiting: a function that
+#: gives it back, or None when it is held elsewhere.
+Claim = Callable[[str, int], Callable[[], None] | None]
 
 
 def parse_range(text: str, low: int, high: int, what: str) -> range:
@@ -63,46 +78,105 @@ def new_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
+class Reservation:
+    """A (minor, port) pair handed out and not given back yet."""
+
+    def __init__(self, allocator: Allocator, minor: int, port: int,
+                 releases: list[Callable[[], None]]) -> None:
+        self.minor = minor
+        self.port = port
+        self._allocator = allocator
+        self._releases = releases
+        self._released = False
+
+    def __repr__(self) -> str:
+        return (f'Reservation(minor={self.minor}, port={self.port}, '
+                f'released={self._released})')
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> None:
+        """Give the pair back (claims included); later calls do nothing.
+
+        Call it once the create's .res files are on the nodes (under the
+        allocation lock, see the module's doc), or once the create was
+        rolled back.
+        """
+        with self._allocator._lock:
+            if self._released:
+                return
+            self._released = True
+            self._allocator._minors_out.discard(self.minor)
+            self._allocator._ports_out.discard(self.port)
+        _release_all(self._releases)
+
+
 class Allocator:
     """Hands out (minor, port) pairs free on every node.
 
-    Values handed out stay remembered until ``forget``: an inventory read
-    just before another thread's create landed must not make them look
-    free again.
+    A pair stays out (in this process, and claimed for the others) until
+    its :class:`Reservation` is released: an inventory read just before
+    another create's .res files landed must not make it look free again.
     """
 
-    def __init__(self, minors: range, ports: range) -> None:
+    def __init__(self, minors: range, ports: range,
+                 claim: Claim | None = None) -> None:
         self._minors = minors
         self._ports = ports
+        self._claim = claim
         self._lock = threading.Lock()
         self._minors_out: set[int] = set()
         self._ports_out: set[int] = set()
 
-    @contextlib.contextmanager
-    def reserve(self, used_minors: set, used_ports: set
-                ) -> Iterator[tuple[int, int]]:
-        """Reserve a free pair; given back if the block raises."""
+    def reserve(self, used_minors: Iterable[int],
+                used_ports: Iterable[int]) -> Reservation:
+        """The lowest pair not used, not out here and not claimed."""
         with self._lock:
-            minor = lowest_free(self._minors, used_minors | self._minors_out)
-            port = lowest_free(self._ports, used_ports | self._ports_out)
-            if minor is None:
-                raise errors.AllocationError(
-                    f'no free DRBD minor left in {self._minors.start}-'
-                    f'{self._minors.stop - 1}')
-            if port is None:
-                raise errors.AllocationError(
-                    f'no free port left in {self._ports.start}-'
-                    f'{self._ports.stop - 1}')
+            releases: list[Callable[[], None]] = []
+            try:
+                minor = self._pick('minor', self._minors,
+                                   set(used_minors) | self._minors_out,
+                                   releases)
+                port = self._pick('port', self._ports,
+                                  set(used_ports) | self._ports_out,
+                                  releases)
+            except BaseException:
+                _release_all(releases)
+                raise
             self._minors_out.add(minor)
             self._ports_out.add(port)
-        try:
-            yield minor, port
-        except BaseException:
-            self.forget(minor, port)
-            raise
+        return Reservation(self, minor, port, releases)
 
-    def forget(self, minor: int, port: int) -> None:
-        """The resource holding ``minor``/``port`` is gone."""
+    def _pick(self, kind: str, values: range, taken: set,
+              releases: list[Callable[[], None]]) -> int:
+        for value in values:
+            if value in taken:
+                continue
+            if self._claim is None:
+                return value
+            release = self._claim(kind, value)
+            if release is not None:
+                releases.append(release)
+                return value
+            LOG.debug('%(kind)s %(value)s is claimed by another '
+                      'controller', {'kind': kind, 'value': value})
+        what = 'DRBD minor' if kind == 'minor' else kind
+        raise errors.AllocationError(
+            f'no free {what} left in {values.start}-{values.stop - 1}')
+
+    def outstanding(self) -> tuple[frozenset[int], frozenset[int]]:
+        """(minors, ports) reserved and not released."""
         with self._lock:
-            self._minors_out.discard(minor)
-            self._ports_out.discard(port)
+            return frozenset(self._minors_out), frozenset(self._ports_out)
+
+
+def _release_all(releases: list[Callable[[], None]]) -> None:
+    for release in releases:
+        try:
+            release()
+        except Exception:
+            # A claim that cannot be given back expires with its holder
+            # (the coordination backend's session); nothing else to do.
+            LOG.exception('Releasing an allocation claim failed')

@@ -16,18 +16,29 @@
 Every step that touches several nodes sends one request to each of them in
 parallel. A flow that fails half-way undoes what it did (create) or leaves
 a state that the same call converges from when retried (delete, detach).
-The controller keeps no state of its own: the nodes' .res files, LVs and
-DRBD state are the truth, read back at the start of each flow.
+The controller keeps no state of its own beyond the creates it is running:
+the nodes' .res files, LVs and DRBD state are the truth, read back at the
+start of each flow.
+
+Locks (from the ``lock`` factory: Cinder's tooz locks, shared by every
+cinder-volume service of the backend): ``blackstor-allocation`` covers a
+create's decision only (inventory, placement, minor/port reservation), not
+its provisioning, so creates run concurrently; ``blackstor-resource-<name>``
+covers attach, detach, create and delete of one resource;
+``blackstor-minor-<n>`` and ``blackstor-port-<n>`` are claims on the values
+of creates in flight, taken without waiting (see ``allocation``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
+import inspect
 import logging
 import threading
 import time
-from typing import Any, Callable, ContextManager, Iterable
+from typing import Any, Callable, Iterable, Protocol, TypeVar, cast
 
 from blackstor_cinder.cluster import allocation
 from blackstor_cinder.cluster import errors
@@ -38,6 +49,44 @@ from blackstor_cinder.cluster import resfile
 from blackstor_cinder.cluster import transport as tp
 
 LOG = logging.getLogger(__name__)
+
+ALLOCATION_LOCK = 'blackstor-allocation'
+
+
+class NamedLock(Protocol):
+    """What the lock factory returns (a tooz lock, a threading.Lock)."""
+
+    def acquire(self, blocking: bool = True) -> bool:
+        ...
+
+    def release(self) -> Any:
+        ...
+
+    def __enter__(self) -> Any:
+        ...
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        ...
+
+
+def _resource_lock(name: str) -> str:
+    return f'blackstor-resource-{name}'
+
+
+_Flow = TypeVar('_Flow', bound=Callable[..., Any])
+
+
+def _one_resource(flow: _Flow) -> _Flow:
+    """Run a flow on one resource (its first argument) under its lock."""
+    signature = inspect.signature(flow)
+    first = list(signature.parameters)[1]
+
+    @functools.wraps(flow)
+    def locked(self: Controller, *args: Any, **kwargs: Any) -> Any:
+        name = signature.bind(self, *args, **kwargs).arguments[first]
+        with self._lock(_resource_lock(name)):
+            return flow(self, *args, **kwargs)
+    return cast(_Flow, locked)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +110,17 @@ class ClusterStats:
     nodes_down: dict[str, str]
 
 
+@dataclasses.dataclass
+class _Create:
+    """A create between its decision and its end."""
+
+    name: str
+    size: int                           # what it is brought up with
+    hosts: list[tuple[str, int]]        # (node, node-id) of the replicas
+    reservation: allocation.Reservation
+    sent: bool = False                  # it may exist on the replicas
+
+
 class _LocalLocks:
     """Named in-process locks: the default when no distributed lock."""
 
@@ -68,7 +128,7 @@ class _LocalLocks:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
-    def __call__(self, name: str) -> ContextManager:
+    def __call__(self, name: str) -> NamedLock:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
 
@@ -78,7 +138,7 @@ class Controller:
 
     def __init__(self, config: model.ClusterConfig,
                  transport_for: Callable[[model.Node], tp.Transport],
-                 lock: Callable[[str], ContextManager] | None = None,
+                 lock: Callable[[str], NamedLock] | None = None,
                  max_workers: int = 16, poll_interval: float = 0.5) -> None:
         self.config = config
         self._transports = tp.TransportPool(transport_for)
@@ -86,7 +146,9 @@ class Controller:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix='blackstor')
         self._poll = poll_interval
-        self.allocator = allocation.Allocator(config.minors, config.ports)
+        self.allocator = allocation.Allocator(config.minors, config.ports,
+                                              claim=self._claim)
+        self._in_flight = placement.InFlight()
 
     # -- plumbing ---------------------------------------------------------
 
@@ -216,11 +278,12 @@ class Controller:
             pool = report and report.pools.get(self.config.pool)
             if not pool:
                 continue
-            cands.append(placement.Candidate(
+            cands.append(self._in_flight.apply(placement.Candidate(
                 name=node.name, zone=node.zone,
                 total_bytes=pool.total_bytes, free_bytes=pool.free_bytes,
                 provisioned_bytes=pool.provisioned_bytes,
-                resources=len(report.resources)))
+                resources=len(report.resources)),
+                report.volumes, report.resources))
         return cands
 
     def check_setup(self) -> dict[str, str]:
@@ -296,55 +359,145 @@ class Controller:
             disk_options=dict(cfg.disk_options), max_peers=cfg.max_peers,
             size=size)
 
-    def _allocate_and_create(self, name: str, size: int,
-                             hosts: list[tuple[str, int]],
-                             make_request: Callable[[model.ResourceSpec],
-                                                    dict],
-                             inventories: dict[str, inv.NodeInventory],
-                             ) -> model.ResourceSpec:
-        """Pick minor/port, run the creating request on every replica.
+    def _create(self, name: str, size: int, final_size: int,
+                decide: Callable[[dict[str, inv.NodeInventory],
+                                  dict[str, tp.NodeError]],
+                                 list[tuple[str, int]]],
+                make_request: Callable[[model.ResourceSpec], dict],
+                fresh: bool) -> model.ResourceSpec:
+        """Decide under the allocation lock, provision outside it.
 
-        Called under the allocation lock. A clash reported by an agent
-        (another controller took the value) is retried with other values;
-        any other failure removes what was created.
+        Under the allocation lock: the inventory, ``decide`` (the replicas'
+        nodes and node-ids), the minor/port reservation and the volume's
+        entry in the in-flight account. Outside it, concurrently with other
+        creates: the creating request on every replica (brought up at
+        ``size``), the initial sync, the growth to ``final_size``. The
+        volume's own resource lock is held from start to end, so that a
+        delete of the same name (Cinder deletes volumes a crashed create
+        left behind) waits for the create to succeed or be rolled back
+        instead of missing replicas not written yet. Whatever fails, what
+        was created is removed and the reservation and in-flight entry
+        are given back; on success they are given back under the
+        allocation lock once the .res files hold the values.
         """
-        used_minors = set().union(*(i.used_minors
-                                    for i in inventories.values()))
-        used_ports = set().union(*(i.used_ports
-                                   for i in inventories.values()))
-        for attempt in range(3):
+        with self._lock(_resource_lock(name)):
+            with self._lock(ALLOCATION_LOCK):
+                inventories, down = self.inventories()
+                hosts = decide(inventories, down)
+                job = self._start(name, size, final_size, hosts,
+                                  inventories)
             try:
-                with self.allocator.reserve(used_minors,
-                                            used_ports) as (minor, port):
-                    spec = self._new_spec(name, minor, port, hosts, size)
-                    nodes = self._nodes(spec.diskful_hosts)
-                    request = make_request(spec)
-                    _, failures = self.each(nodes, request)
-                    if failures:
-                        self._remove(spec, nodes)
-                        raise errors.NodeOperationFailed(request['op'],
-                                                         failures)
+                spec = self._provision(job, make_request)
+                self._finish_create(spec, fresh)
+                if final_size > size:
+                    spec = self._grow(spec, final_size)
+            except BaseException:
+                self._abandon(job)
+                raise
+            self._end(job)
+        return spec
+
+    def _start(self, name: str, size: int, final_size: int,
+               hosts: list[tuple[str, int]],
+               inventories: dict[str, inv.NodeInventory]) -> _Create:
+        """Reserve minor/port and count the volume in flight (locked)."""
+        reservation = self.allocator.reserve(*_used(inventories))
+        try:
+            self._in_flight.add(name, (node for node, _ in hosts),
+                                final_size)
+        except BaseException:
+            reservation.release()
+            raise
+        return _Create(name, size, hosts, reservation)
+
+    def _provision(self, job: _Create,
+                   make_request: Callable[[model.ResourceSpec], dict]
+                   ) -> model.ResourceSpec:
+        """Run the creating request on every replica.
+
+        Any failure removes what the request created on the replicas. A
+        clash reported by an agent (another controller took the value,
+        and the claims did not tell: a node it holds it on was
+        unreachable, or it runs an older version) is retried with values
+        reserved anew from a fresh inventory.
+        """
+        avoid_minors: set[int] = set()
+        avoid_ports: set[int] = set()
+        for attempt in range(3):
+            reservation = job.reservation
+            spec = self._new_spec(job.name, reservation.minor,
+                                  reservation.port, job.hosts, job.size)
+            request = make_request(spec)
+            nodes = self._nodes(spec.diskful_hosts)
+            job.sent = True
+            _, failures = self.each(nodes, request)
+            if not failures:
                 return spec
-            except errors.NodeOperationFailed as exc:
-                if not exc.conflict or attempt == 2:
-                    raise
-                LOG.warning('Minor %(minor)s/port %(port)s of %(name)s '
-                            'clashed on a node; allocating again',
-                            {'minor': minor, 'port': port, 'name': name})
-                used_minors.add(minor)
-                used_ports.add(port)
+            self._remove(spec.name, nodes)
+            job.sent = False
+            exc = errors.NodeOperationFailed(request['op'], failures)
+            if not exc.conflict or attempt == 2:
+                raise exc
+            LOG.warning('Minor %(minor)s/port %(port)s of %(name)s '
+                        'clashed on a node; allocating again',
+                        {'minor': reservation.minor,
+                         'port': reservation.port, 'name': job.name})
+            avoid_minors.add(reservation.minor)
+            avoid_ports.add(reservation.port)
+            self._reallocate(job, avoid_minors, avoid_ports)
         raise AssertionError('unreachable')
 
-    def _remove(self, spec: model.ResourceSpec,
-                nodes: list[model.Node]) -> None:
+    def _reallocate(self, job: _Create, avoid_minors: set[int],
+                    avoid_ports: set[int]) -> None:
+        """New values for a create whose values clashed."""
+        with self._lock(ALLOCATION_LOCK):
+            used_minors, used_ports = _used(self.inventories()[0])
+            fresh = self.allocator.reserve(used_minors | avoid_minors,
+                                           used_ports | avoid_ports)
+            old, job.reservation = job.reservation, fresh
+            old.release()
+
+    def _abandon(self, job: _Create) -> None:
+        """Roll a failed create back; give its reservation back."""
+        try:
+            if job.sent:
+                self._remove(job.name, self._nodes_of(job))
+                job.sent = False
+        finally:
+            self._in_flight.discard(job.name)
+            job.reservation.release()
+
+    def _end(self, job: _Create) -> None:
+        """The create is on the nodes: stop holding its values."""
+        try:
+            # Under the lock: a decision under way may have read its
+            # inventory before these .res files were written, and must
+            # find the values still reserved.
+            with self._lock(ALLOCATION_LOCK):
+                self._in_flight.discard(job.name)
+                job.reservation.release()
+        finally:
+            self._in_flight.discard(job.name)
+            job.reservation.release()
+
+    def _nodes_of(self, job: _Create) -> list[model.Node]:
+        return [self.node(node) for node, _ in job.hosts]
+
+    def _claim(self, kind: str, value: int) -> Callable[[], Any] | None:
+        """Hold ``value`` for other controllers without waiting."""
+        lock = self._lock(f'blackstor-{kind}-{value}')
+        if not lock.acquire(blocking=False):
+            return None
+        return lock.release
+
+    def _remove(self, name: str, nodes: list[model.Node]) -> None:
         """Best-effort rollback of a create: delete it everywhere."""
-        _, failures = self.each(nodes, {'op': 'delete',
-                                        'resource': spec.name,
+        _, failures = self.each(nodes, {'op': 'delete', 'resource': name,
                                         'pool': self.config.pool})
         for node_name, exc in failures.items():
             LOG.error('Rollback of %(res)s on %(node)s failed, it may be '
                       'left behind: %(err)s',
-                      {'res': spec.name, 'node': node_name, 'err': exc})
+                      {'res': name, 'node': node_name, 'err': exc})
 
     def create_volume(self, name: str, size: int,
                       replicas: int | None = None,
@@ -361,8 +514,9 @@ class Controller:
             raise errors.InvalidRequest(
                 f'{replicas} replicas exceed blackstor_max_peers '
                 f'({cfg.max_peers}) + 1')
-        with self._lock('blackstor-allocation'):
-            inventories, down = self.inventories()
+
+        def decide(inventories: dict[str, inv.NodeInventory],
+                   down: dict[str, tp.NodeError]) -> list[tuple[str, int]]:
             if down:
                 LOG.warning('Placing %(name)s without unreachable nodes '
                             '%(down)s', {'name': name,
@@ -370,16 +524,18 @@ class Controller:
             chosen = placement.place(self._candidates(inventories), size,
                                      replicas, policy,
                                      cfg.over_subscription)
-            spec = self._allocate_and_create(
-                name, size, [(node, i) for i, node in enumerate(chosen)],
-                lambda spec: self._res_request(
-                    'create', spec, pool=cfg.pool, size=size,
-                    max_peers=cfg.max_peers),
-                inventories)
-        self._finish_create(spec, fresh=True)
+            return [(node, i) for i, node in enumerate(chosen)]
+
+        spec = self._create(
+            name, size, size, decide,
+            lambda spec: self._res_request('create', spec, pool=cfg.pool,
+                                           size=size,
+                                           max_peers=cfg.max_peers),
+            fresh=True)
         LOG.info('Created %(name)s (%(size)s bytes) on %(nodes)s, minor '
                  '%(minor)s, port %(port)s',
-                 {'name': name, 'size': size, 'nodes': ', '.join(chosen),
+                 {'name': name, 'size': size,
+                  'nodes': ', '.join(h.name for h in spec.diskful_hosts),
                   'minor': spec.minor, 'port': spec.port})
         return spec
 
@@ -389,24 +545,20 @@ class Controller:
         A fresh thin volume reads zeros on every replica, so one
         ``new-current-uuid --clear-bitmap`` makes them all UpToDate without
         copying anything. Volumes made from snapshots already share their
-        generation identifiers and need nothing.
+        generation identifiers and need nothing. The caller rolls back.
         """
         nodes = self._nodes(spec.diskful_hosts)
+        first = nodes[0]
         try:
-            first = nodes[0]
             if len(nodes) > 1:
                 self._wait_connected(spec, first)
             if fresh:
                 self.call(first, {'op': 'new-current-uuid',
                                   'resource': spec.name,
                                   'clear_bitmap': True})
-        except (tp.NodeError, errors.ClusterError) as exc:
-            self._remove(spec, nodes)
-            self.allocator.forget(spec.minor, spec.port)
-            if isinstance(exc, tp.NodeError):
-                raise errors.NodeOperationFailed(
-                    'initial sync', {exc.node: exc}) from exc
-            raise
+        except tp.NodeError as exc:
+            raise errors.NodeOperationFailed(
+                'initial sync', {exc.node: exc}) from exc
 
     def _wait_connected(self, spec: model.ResourceSpec,
                         node: model.Node) -> dict:
@@ -425,8 +577,13 @@ class Controller:
 
     # -- delete -------------------------------------------------------------
 
+    @_one_resource
     def delete_volume(self, name: str) -> None:
-        """Remove every replica and client of a volume; gone is success."""
+        """Remove every replica and client of a volume; gone is success.
+
+        Under the volume's resource lock: a create of the same name still
+        running (its replicas not all written yet) ends first.
+        """
         found = self.find(name)
         spec = found.spec
         if spec is None:
@@ -444,7 +601,6 @@ class Controller:
                                       'pool': self.config.pool}
                            if n.storage else
                            {'op': 'delete', 'resource': name})
-        self.allocator.forget(spec.minor, spec.port)
         LOG.info('Deleted %s', name)
 
     # -- snapshots ----------------------------------------------------------
@@ -528,24 +684,13 @@ class Controller:
         found = self._require(source)
         self._require_replicas(found, 'volume from snapshot ' + snapshot)
         cfg = self.config
-        with self._lock('blackstor-allocation'):
-            inventories, _ = self.inventories()
-            spec = self._allocate_and_create(
-                name, snapshot_size, [(h.name, h.node_id)
-                                      for h in found.spec.diskful_hosts],
-                lambda spec: self._res_request(
-                    'create-from-snapshot', spec, pool=cfg.pool,
-                    snapshot=snapshot, size=snapshot_size),
-                inventories)
-        self._finish_create(spec, fresh=False)
-        if size > snapshot_size:
-            try:
-                spec = self._grow(spec, size)
-            except errors.ClusterError:
-                self._remove(spec, self._nodes(spec.diskful_hosts))
-                self.allocator.forget(spec.minor, spec.port)
-                raise
-        return spec
+        hosts = [(h.name, h.node_id) for h in found.spec.diskful_hosts]
+        return self._create(
+            name, snapshot_size, size, lambda inventories, down: hosts,
+            lambda spec: self._res_request(
+                'create-from-snapshot', spec, pool=cfg.pool,
+                snapshot=snapshot, size=snapshot_size),
+            fresh=False)
 
     def clone_volume(self, name: str, source: str, source_size: int,
                      size: int) -> model.ResourceSpec:
@@ -653,7 +798,7 @@ class Controller:
             raise errors.NodeOperationFailed(
                 f'attach of {volume}: host {host} cannot be used',
                 {host: exc}) from exc
-        with self._lock(f'blackstor-resource-{volume}'):
+        with self._lock(_resource_lock(volume)):
             found = self._require(volume)
             old = found.spec
             spec = old
@@ -686,7 +831,7 @@ class Controller:
     def detach(self, volume: str, host: str | None = None,
                force: bool = False) -> None:
         """Remove one client (or every client when host is None)."""
-        with self._lock(f'blackstor-resource-{volume}'):
+        with self._lock(_resource_lock(volume)):
             found = self.find(volume)
             spec = found.spec
             if spec is None:
@@ -742,6 +887,13 @@ class Controller:
         for node_name, exc in failures.items():
             LOG.error('Adjust of %(res)s on %(node)s failed: %(err)s',
                       {'res': spec.name, 'node': node_name, 'err': exc})
+
+
+def _used(inventories: dict[str, inv.NodeInventory]
+          ) -> tuple[set[int], set[int]]:
+    """(minors, ports) used on any of the nodes."""
+    return (set().union(*(i.used_minors for i in inventories.values())),
+            set().union(*(i.used_ports for i in inventories.values())))
 
 
 def _check_size(size: int, what: str) -> None:

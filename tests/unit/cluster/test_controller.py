@@ -14,6 +14,7 @@
 
 import concurrent.futures
 import re
+import threading
 
 import ddt
 import testtools
@@ -30,7 +31,7 @@ VOL = 'volume-0001'
 
 
 def make(nodes=('n1', 'n2', 'n3'), zones=None, sizes=None, replicas=3,
-         clients=('hv1', 'hv2'), **config):
+         clients=('hv1', 'hv2'), lock=None, **config):
     cluster = fakes.FakeCluster()
     storage = []
     for i, name in enumerate(nodes):
@@ -46,7 +47,7 @@ def make(nodes=('n1', 'n2', 'n3'), zones=None, sizes=None, replicas=3,
         storage_nodes=tuple(storage), client_nodes=tuple(client_nodes),
         pool='vg/pool', minors=range(1000, 1100), ports=range(7000, 7100),
         replicas=replicas, connect_timeout=1.0, **config)
-    controller = ctl.Controller(cfg, cluster.transport_for,
+    controller = ctl.Controller(cfg, cluster.transport_for, lock=lock,
                                 poll_interval=0.01)
     return cluster, controller
 
@@ -189,6 +190,328 @@ class CreateTest(ControllerTestCase):
             minors = [fakes.parse_res(t)['minor']
                       for t, _ in agent.res.values()]
             self.assertEqual(len(minors), len(set(minors)))
+
+
+class RecordingLocks:
+    """In-process locks that log (name, 'acquire'|'release') in order."""
+
+    def __init__(self):
+        self._locks = ctl._LocalLocks()
+        self.events = []
+        self._guard = threading.Lock()
+
+    def __call__(self, name):
+        return _RecordedLock(self, name, self._locks(name))
+
+    def record(self, name, what):
+        with self._guard:
+            self.events.append((name, what))
+
+
+class _RecordedLock:
+
+    def __init__(self, owner, name, lock):
+        self.owner, self.name, self.lock = owner, name, lock
+
+    def acquire(self, blocking=True):
+        got = self.lock.acquire(blocking)
+        if got:
+            self.owner.record(self.name, 'acquire')
+        return got
+
+    def release(self):
+        self.owner.record(self.name, 'release')
+        self.lock.release()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+@ddt.ddt
+class ConcurrentCreateTest(ControllerTestCase):
+    """Creates decide under the allocation lock and provision outside it."""
+
+    WAIT = 10       # seconds before a test fails instead of hanging
+
+    def gate(self, node, op='create', resource='volume-a', cluster=None):
+        gate = fakes.Gate(node, op, resource, timeout=self.WAIT)
+        (cluster or self.cluster).hooks.append(gate)
+        self.addCleanup(gate.open)
+        return gate
+
+    def start(self, fn, *args, **kwargs):
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        self.addCleanup(pool.shutdown, wait=True)
+        return pool.submit(fn, *args, **kwargs)
+
+    def reached(self, gate):
+        self.assertTrue(gate.reached.wait(self.WAIT),
+                        f'nothing reached the {gate.op} gate')
+
+    def assert_nothing_held(self, controller=None):
+        controller = controller or self.ctl
+        self.assertEqual((frozenset(), frozenset()),
+                         controller.allocator.outstanding())
+        self.assertEqual(frozenset(), controller._in_flight.names())
+
+    def assert_free(self, name, controller=None):
+        lock = (controller or self.ctl)._lock(name)
+        self.assertTrue(lock.acquire(blocking=False), f'{name} is held')
+        lock.release()
+
+    def minors(self, agent):
+        return [fakes.parse_res(text)['minor']
+                for text, _ in agent.res.values()]
+
+    def test_a_create_does_not_wait_for_another_ones_provisioning(self):
+        gate = self.gate('n1')
+        first = self.start(self.ctl.create_volume, 'volume-a', G)
+        self.reached(gate)
+        # volume-a's create on n1 is held; volume-b must not wait for it.
+        # (With the allocation lock held across provisioning, this times
+        # out.)
+        second = self.start(self.ctl.create_volume, 'volume-b', G)
+        b = second.result(timeout=self.WAIT / 2)
+        self.assertFalse(first.done())
+        self.assertIn('volume-b', self.cluster.agents['n1'].uptodate)
+        self.assertNotIn('volume-a', self.cluster.agents['n1'].res)
+        gate.open()
+        a = first.result(timeout=self.WAIT)
+        self.assertNotEqual(a.minor, b.minor)
+        self.assertNotEqual(a.port, b.port)
+        for agent in ('n1', 'n2', 'n3'):
+            self.assertEqual({'volume-a', 'volume-b'},
+                             set(self.cluster.agents[agent].res))
+        self.assert_nothing_held()
+
+    def test_provisioning_runs_outside_the_allocation_lock(self):
+        free = []
+
+        def probe(node, request):
+            if request['op'] in ('create', 'status', 'new-current-uuid'):
+                lock = self.ctl._lock(ctl.ALLOCATION_LOCK)
+                free.append(lock.acquire(blocking=False))
+                if free[-1]:
+                    lock.release()
+
+        self.cluster.hooks.append(probe)
+        self.ctl.create_volume(VOL, G)
+        self.assertGreaterEqual(len(free), 5)
+        self.assertTrue(all(free), free)
+
+    def test_ten_creates_in_flight_at_once_get_distinct_values(self):
+        count = 10
+        together = threading.Barrier(count, timeout=self.WAIT)
+
+        def all_in_flight(node, request):
+            # every create holds on n1 until all ten are there
+            if node == 'n1' and request['op'] == 'create':
+                together.wait()
+
+        self.cluster.hooks.append(all_in_flight)
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            specs = list(pool.map(
+                lambda i: self.ctl.create_volume(f'volume-{i}', G),
+                range(count)))
+        self.assertFalse(together.broken)
+        self.assertEqual(count, len({s.minor for s in specs}))
+        self.assertEqual(count, len({s.port for s in specs}))
+        for agent in ('n1', 'n2', 'n3'):
+            minors = self.minors(self.cluster.agents[agent])
+            self.assertEqual(count, len(set(minors)))
+        self.assert_nothing_held()
+
+    def test_replicas_in_flight_count_for_placement(self):
+        self.cluster, self.ctl = make(nodes=('n1', 'n2', 'n3', 'n4'))
+        gate = self.gate('n1')
+        first = self.start(self.ctl.create_volume, 'volume-a', G,
+                           replicas=2)
+        self.reached(gate)
+        # n1 reports nothing of volume-a yet, n2 has it: placing as if
+        # volume-a were created, volume-b goes to the two others.
+        b = self.ctl.create_volume('volume-b', G, replicas=2)
+        self.assertEqual({'n3', 'n4'}, {h.name for h in b.hosts})
+        gate.open()
+        a = first.result(timeout=self.WAIT)
+        self.assertEqual({'n1', 'n2'}, {h.name for h in a.hosts})
+        self.assert_nothing_held()
+
+    def test_volumes_in_flight_count_against_over_subscription(self):
+        self.cluster, self.ctl = make(sizes=(10, 10, 10),
+                                      over_subscription=1.0)
+        gate = self.gate('n1')
+        first = self.start(self.ctl.create_volume, 'volume-a', 6 * G)
+        self.reached(gate)
+        exc = self.assertRaises(errors.PlacementError,
+                                self.ctl.create_volume, 'volume-b', 6 * G)
+        self.assertIn('4294967296 bytes', str(exc))     # 10 - 6 GiB
+        self.ctl.create_volume('volume-c', 4 * G)
+        gate.open()
+        first.result(timeout=self.WAIT)
+        self.assertNotIn('volume-b', self.cluster.agents['n2'].res)
+        self.assert_nothing_held()
+
+    @ddt.data(('n3', 'create'), ('n1', 'new-current-uuid'),
+              ('n1', 'status'))
+    @ddt.unpack
+    def test_a_failed_create_gives_everything_back(self, node, op):
+        self.cluster, self.ctl = make(sizes=(10, 10, 10),
+                                      over_subscription=1.0)
+        self.cluster.faults[(node, op)] = [tp.NodeError(
+            node, protocol.E_FAILED, 'boom')]
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.create_volume, VOL, 6 * G)
+        self.assertEqual({}, self.cluster.clean())
+        self.assert_nothing_held()
+        for name in ('blackstor-minor-1000', 'blackstor-port-7000',
+                     ctl.ALLOCATION_LOCK, f'blackstor-resource-{VOL}'):
+            self.assert_free(name)
+        # the whole capacity and the same identities again
+        spec = self.ctl.create_volume('volume-b', 6 * G)
+        self.assertEqual((1000, 7000), (spec.minor, spec.port))
+
+    def test_an_unexpected_error_rolls_back_too(self):
+        self.cluster.faults[('n2', 'create')] = RuntimeError('bug')
+        self.assertRaises(RuntimeError, self.ctl.create_volume, VOL, G)
+        self.assertEqual({}, self.cluster.clean())
+        self.assert_nothing_held()
+
+    def test_a_failed_growth_gives_everything_back(self):
+        self.ctl.create_volume(VOL, 2 * G)
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.cluster.faults[('n2', 'resize')] = tp.NodeError(
+            'n2', protocol.E_FAILED, 'lvextend failed')
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.create_volume_from_snapshot,
+                          'volume-new', 'snap-1', VOL, 2 * G, 3 * G)
+        for agent in self.cluster.agents.values():
+            self.assertNotIn('volume-new', agent.res)
+            self.assertNotIn('volume-new', agent.lvs)
+        self.assert_nothing_held()
+
+    def test_clash_is_retried_outside_the_lock_with_new_values(self):
+        free = []
+
+        def probe(node, request):
+            if request['op'] == 'create':
+                lock = self.ctl._lock(ctl.ALLOCATION_LOCK)
+                free.append(lock.acquire(blocking=False))
+                if free[-1]:
+                    lock.release()
+
+        self.cluster.hooks.append(probe)
+        self.cluster.faults[('n2', 'create')] = [tp.NodeError(
+            'n2', protocol.E_CONFLICT, 'minor 1000 clashes', 'minor')]
+        spec = self.ctl.create_volume(VOL, G)
+        self.assertEqual((1001, 7001), (spec.minor, spec.port))
+        self.assertEqual([True] * 6, free)
+        # What the first attempt made on n1 and n3 was removed before the
+        # second; the new values come from a fresh inventory.
+        ops = [(node, req['op']) for node, req in self.cluster.requests
+               if req['op'] in ('create', 'delete', 'inventory')]
+        self.assertEqual(
+            ['inventory'] * 3 + ['create'] * 3 + ['delete'] * 3 +
+            ['inventory'] * 3 + ['create'] * 3, [op for _, op in ops])
+        for agent in ('n1', 'n2', 'n3'):
+            self.assertEqual([1001],
+                             self.minors(self.cluster.agents[agent]))
+        self.assert_nothing_held()
+        self.assert_free('blackstor-minor-1000')
+
+    def test_clash_on_every_attempt_leaves_nothing(self):
+        self.cluster.faults[('n3', 'create')] = tp.NodeError(
+            'n3', protocol.E_CONFLICT, 'port clashes', 'port')
+        exc = self.assertRaises(errors.NodeOperationFailed,
+                                self.ctl.create_volume, VOL, G)
+        self.assertTrue(exc.conflict)
+        self.assertEqual(3 * 3, len(self.requests('create', VOL)))
+        self.assertEqual({}, self.cluster.clean())
+        self.assert_nothing_held()
+
+    def test_clash_retry_skips_values_another_create_holds(self):
+        gate = self.gate('n1')
+        first = self.start(self.ctl.create_volume, 'volume-a', G)
+        self.reached(gate)
+        clashes = [tp.NodeError('n2', protocol.E_CONFLICT,
+                                'minor 1001 clashes', 'minor')]
+
+        def clash_once(node, request):
+            if (node, request['op'], request.get('resource')) == (
+                    'n2', 'create', 'volume-b') and clashes:
+                raise clashes.pop()
+
+        self.cluster.hooks.append(clash_once)
+        b = self.ctl.create_volume('volume-b', G)
+        # 1000 is volume-a's (in flight), 1001 clashed: 1002.
+        self.assertEqual((1002, 7002), (b.minor, b.port))
+        gate.open()
+        self.assertEqual(1000, first.result(timeout=self.WAIT).minor)
+        self.assert_nothing_held()
+
+    def test_values_are_given_back_under_the_allocation_lock(self):
+        locks = RecordingLocks()
+        cluster, controller = make(lock=locks)
+        self.addCleanup(controller.close)
+        controller.create_volume(VOL, G)
+        released = locks.events.index(('blackstor-minor-1000', 'release'))
+        allocation = [what for name, what in locks.events[:released]
+                      if name == ctl.ALLOCATION_LOCK]
+        self.assertEqual(['acquire', 'release', 'acquire'], allocation)
+        # the resource lock is held from before the decision to the end
+        names = [name for name, _ in locks.events]
+        self.assertEqual(f'blackstor-resource-{VOL}', names[0])
+        self.assertEqual(f'blackstor-resource-{VOL}', names[-1])
+
+    def test_two_controllers_never_pick_the_same_values(self):
+        # Two cinder-volume services (Active/Active) share the locks but
+        # not their memory; their volumes land on distinct nodes, so no
+        # agent sees a clash.
+        locks = ctl._LocalLocks()
+        self.cluster, one = make(nodes=('n1', 'n2', 'n3', 'n4'), lock=locks)
+        two = ctl.Controller(one.config, self.cluster.transport_for,
+                             lock=locks, poll_interval=0.01)
+        self.addCleanup(one.close)
+        self.addCleanup(two.close)
+        gates = [self.gate('n1'), self.gate('n2')]
+        first = self.start(one.create_volume, 'volume-a', G, replicas=2)
+        for gate in gates:
+            self.reached(gate)
+        # Nothing of volume-a is on the nodes yet; n3 and n4 have the
+        # most free space now.
+        for name in ('n1', 'n2'):
+            self.cluster.agents[name].written_bytes = 50 * G
+        b = two.create_volume('volume-b', G, replicas=2)
+        self.assertEqual({'n3', 'n4'}, {h.name for h in b.hosts})
+        for gate in gates:
+            gate.open()
+        a = first.result(timeout=self.WAIT)
+        self.assertEqual({'n1', 'n2'}, {h.name for h in a.hosts})
+        self.assertNotEqual(a.minor, b.minor)
+        self.assertNotEqual(a.port, b.port)
+        self.assert_nothing_held(one)
+        self.assert_nothing_held(two)
+        # values on the nodes are seen by both afterwards
+        c = two.create_volume('volume-c', G, replicas=2)
+        self.assertNotIn(c.minor, (a.minor, b.minor))
+
+    def test_delete_of_a_volume_being_created_waits_for_it(self):
+        gate = self.gate(None)      # every replica of volume-a held
+        create = self.start(self.ctl.create_volume, 'volume-a', G)
+        self.reached(gate)
+        delete = self.start(self.ctl.delete_volume, 'volume-a')
+        # No replica exists yet: a delete that did not wait would find
+        # nothing, return, and leave the create to finish after it.
+        self.assertRaises(concurrent.futures.TimeoutError, delete.result,
+                          timeout=0.5)
+        gate.open()
+        create.result(timeout=self.WAIT)
+        delete.result(timeout=self.WAIT)
+        self.assertEqual({}, self.cluster.clean())
+        self.assert_nothing_held()
 
 
 class ZonesTest(testtools.TestCase):
