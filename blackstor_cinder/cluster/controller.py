@@ -24,7 +24,7 @@ Locks (from the ``lock`` factory: Cinder's tooz locks, shared by every
 cinder-volume service of the backend): ``blackstor-allocation`` covers a
 create's decision only (inventory, placement, minor/port reservation), not
 its provisioning, so creates run concurrently; ``blackstor-resource-<name>``
-covers attach, detach, create and delete of one resource;
+covers every flow that changes one resource, its create included;
 ``blackstor-minor-<n>`` and ``blackstor-port-<n>`` are claims on the values
 of creates in flight, taken without waiting (see ``allocation``).
 """
@@ -605,6 +605,7 @@ class Controller:
 
     # -- snapshots ----------------------------------------------------------
 
+    @_one_resource
     def create_snapshot(self, volume: str, snapshot: str) -> None:
         """Crash-consistent snapshot of every replica at one instant.
 
@@ -708,6 +709,7 @@ class Controller:
                           '%(name)s was not removed: %(err)s',
                           {'snap': temp, 'name': name, 'err': exc})
 
+    @_one_resource
     def revert_to_snapshot(self, volume: str, snapshot: str,
                            snapshot_size: int, size: int) -> None:
         """Every replica becomes the snapshot again, then comes back up.
@@ -743,6 +745,7 @@ class Controller:
 
     # -- resize -------------------------------------------------------------
 
+    @_one_resource
     def extend_volume(self, name: str, size: int) -> None:
         _check_size(size, 'volume size')
         found = self._require(name)

@@ -514,6 +514,55 @@ class ConcurrentCreateTest(ControllerTestCase):
         self.assert_nothing_held()
 
 
+@ddt.ddt
+class ResourceLockTest(ControllerTestCase):
+    """Flows that change one resource run under its resource lock."""
+
+    def setUp(self):
+        super().setUp()
+        self.ctl.create_volume(VOL, 2 * G)
+        self.ctl.create_snapshot(VOL, 'snap-0')
+        self.held = []
+
+        def probe(node, request):
+            if request.get('resource') != VOL:
+                return
+            lock = self.ctl._lock(f'blackstor-resource-{VOL}')
+            free = lock.acquire(blocking=False)
+            if free:
+                lock.release()
+            self.held.append(not free)
+
+        self.cluster.hooks.append(probe)
+
+    @ddt.data(
+        ('delete_volume', (VOL,), {}),
+        ('extend_volume', (VOL, 3 * G), {}),
+        ('extend_volume', (), {'name': VOL, 'size': 3 * G}),
+        ('create_snapshot', (VOL, 'snap-1'), {}),
+        ('create_snapshot', (), {'volume': VOL, 'snapshot': 'snap-1'}),
+        ('revert_to_snapshot', (VOL, 'snap-0', 2 * G, 2 * G), {}),
+        ('attach', (VOL, 'hv1'), {}),
+        ('detach', (VOL, 'hv1'), {}),
+    )
+    @ddt.unpack
+    def test_held_during_every_request(self, flow, args, kwargs):
+        getattr(self.ctl, flow)(*args, **kwargs)
+        # the client check of attach comes first, without the lock
+        self.assertGreaterEqual(len(self.held), 2)
+        self.assertTrue(all(self.held), self.held)
+        lock = self.ctl._lock(f'blackstor-resource-{VOL}')
+        self.assertTrue(lock.acquire(blocking=False))
+        lock.release()
+
+    def test_held_while_creating(self):
+        self.ctl.delete_volume(VOL)
+        self.held.clear()
+        self.ctl.create_volume(VOL, G)
+        self.assertGreaterEqual(len(self.held), 5)
+        self.assertTrue(all(self.held), self.held)
+
+
 class ZonesTest(testtools.TestCase):
 
     def test_spread_places_in_distinct_zones(self):
