@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import logging
 import os
 import re
 import shutil
@@ -75,6 +76,16 @@ class VMFlowsTest(testtools.TestCase):
         t0 = time.monotonic()
         image.ensure()
         cls.build_seconds = time.monotonic() - t0
+        # Every agent request and its duration, for latency work:
+        # .cache/vm/last-controller.log (kept after the run).
+        cls.log_handler = logging.FileHandler(
+            image.CACHE / 'last-controller.log', mode='w')
+        cls.log_handler.setFormatter(logging.Formatter(
+            '%(asctime)s %(threadName)s %(name)s %(message)s'))
+        cls.log_handler.setLevel(logging.DEBUG)
+        logger = logging.getLogger('blackstor_cinder')
+        logger.addHandler(cls.log_handler)
+        logger.setLevel(logging.DEBUG)
         runs = image.CACHE / 'runs'
         runs.mkdir(parents=True, exist_ok=True)
         cls.bridge_dir = tempfile.mkdtemp(prefix='bridge-', dir=runs)
@@ -104,6 +115,10 @@ class VMFlowsTest(testtools.TestCase):
 
     @classmethod
     def _teardown(cls):
+        if getattr(cls, 'log_handler', None):
+            logging.getLogger('blackstor_cinder').removeHandler(
+                cls.log_handler)
+            cls.log_handler.close()
         if getattr(cls, 'ctl', None):
             cls.ctl.close()
         try:
@@ -238,6 +253,7 @@ class VMFlowsTest(testtools.TestCase):
         steps = []
 
         def step(what, fn):
+            logging.getLogger('blackstor_cinder').info('== step: %s', what)
             t = time.monotonic()
             fn()
             steps.append((what, time.monotonic() - t))
@@ -312,6 +328,8 @@ class VMFlowsTest(testtools.TestCase):
         size = 1 << 30
 
         def timed(into, op, fn):
+            logging.getLogger('blackstor_cinder').info(
+                '== latency: %s %s', 'ours' if into is ours else 'lvm', op)
             before = len(lvm.execute.commands)
             t = time.monotonic()
             fn()
