@@ -86,6 +86,7 @@ class VMFlowsTest(testtools.TestCase):
         logger = logging.getLogger('blackstor_cinder')
         logger.addHandler(cls.log_handler)
         logger.setLevel(logging.DEBUG)
+        logger.propagate = False  # not into the test's own output
         runs = image.CACHE / 'runs'
         runs.mkdir(parents=True, exist_ok=True)
         cls.bridge_dir = tempfile.mkdtemp(prefix='bridge-', dir=runs)
@@ -116,8 +117,9 @@ class VMFlowsTest(testtools.TestCase):
     @classmethod
     def _teardown(cls):
         if getattr(cls, 'log_handler', None):
-            logging.getLogger('blackstor_cinder').removeHandler(
-                cls.log_handler)
+            logger = logging.getLogger('blackstor_cinder')
+            logger.removeHandler(cls.log_handler)
+            logger.propagate = True
             cls.log_handler.close()
         if getattr(cls, 'ctl', None):
             cls.ctl.close()
