@@ -23,10 +23,12 @@ start of each flow.
 Locks (from the ``lock`` factory: Cinder's tooz locks, shared by every
 cinder-volume service of the backend): ``blackstor-allocation`` covers a
 create's decision only (inventory, placement, minor/port reservation), not
-its provisioning, so creates run concurrently; ``blackstor-resource-<name>``
-covers every flow that changes one resource, its create included;
-``blackstor-minor-<n>`` and ``blackstor-port-<n>`` are claims on the values
-of creates in flight, taken without waiting (see ``allocation``).
+its provisioning, so creates run concurrently (and the creates of this
+process waiting for it are decided together, on one inventory);
+``blackstor-resource-<name>`` covers every flow that changes one resource,
+its create included; ``blackstor-minor-<n>`` and ``blackstor-port-<n>`` are
+claims on the values of creates in flight, taken without waiting (see
+``allocation``).
 """
 
 from __future__ import annotations
@@ -121,6 +123,19 @@ class _Create:
     sent: bool = False                  # it may exist on the replicas
 
 
+@dataclasses.dataclass(eq=False)
+class _Decision:
+    """A create waiting for its decision (see Controller._decided)."""
+
+    name: str
+    size: int
+    final_size: int
+    decide: Callable[[dict, dict], list[tuple[str, int]]]
+    done: bool = False
+    job: _Create | None = None
+    error: BaseException | None = None
+
+
 class _LocalLocks:
     """Named in-process locks: the default when no distributed lock."""
 
@@ -149,6 +164,9 @@ class Controller:
         self.allocator = allocation.Allocator(config.minors, config.ports,
                                               claim=self._claim)
         self._in_flight = placement.InFlight()
+        self._queue: list[_Decision] = []       # creates to decide
+        self._decisions = threading.Condition()  # guards the queue
+        self._leading = False                   # a thread decides them
 
     # -- plumbing ---------------------------------------------------------
 
@@ -381,11 +399,7 @@ class Controller:
         allocation lock once the .res files hold the values.
         """
         with self._lock(_resource_lock(name)):
-            with self._lock(ALLOCATION_LOCK):
-                inventories, down = self.inventories()
-                hosts = decide(inventories, down)
-                job = self._start(name, size, final_size, hosts,
-                                  inventories)
+            job = self._decided(_Decision(name, size, final_size, decide))
             try:
                 spec = self._provision(job, make_request)
                 self._finish_create(spec, fresh)
@@ -396,6 +410,67 @@ class Controller:
                 raise
             self._end(job)
         return spec
+
+    def _decided(self, decision: _Decision) -> _Create:
+        """Queue a decision and wait until it is taken; its job.
+
+        One thread of this process at a time (the leader) takes the
+        allocation lock, reads the inventory once and decides every create
+        queued by then, one after the other: each sees the reservations
+        and in-flight entries of the ones before, so they share the
+        inventory safely, and concurrent creates wait for one inventory
+        instead of one each.
+        """
+        with self._decisions:
+            self._queue.append(decision)
+        while True:
+            with self._decisions:
+                while not decision.done and self._leading:
+                    self._decisions.wait()
+                if decision.done:
+                    break
+                self._leading = True
+            try:
+                self._decide_queued()
+            except BaseException:
+                # The allocation lock failed us (taking or giving it back)
+                with self._decisions:
+                    if decision in self._queue:
+                        self._queue.remove(decision)
+                if decision.job is not None:
+                    self._abandon(decision.job)
+                raise
+            finally:
+                with self._decisions:
+                    self._leading = False
+                    self._decisions.notify_all()
+        if decision.error is not None:
+            raise decision.error
+        return decision.job
+
+    def _decide_queued(self) -> None:
+        with self._lock(ALLOCATION_LOCK):
+            failed: BaseException | None = None
+            try:
+                inventories, down = self.inventories()
+            except BaseException as exc:
+                failed = exc
+            with self._decisions:
+                batch, self._queue = self._queue, []
+            for decision in batch:
+                try:
+                    if failed is not None:
+                        raise failed
+                    hosts = decision.decide(inventories, down)
+                    decision.job = self._start(
+                        decision.name, decision.size, decision.final_size,
+                        hosts, inventories)
+                except BaseException as exc:
+                    decision.error = exc
+                finally:
+                    with self._decisions:
+                        decision.done = True
+                        self._decisions.notify_all()
 
     def _start(self, name: str, size: int, final_size: int,
                hosts: list[tuple[str, int]],

@@ -15,6 +15,7 @@
 import concurrent.futures
 import re
 import threading
+import time
 
 import ddt
 import testtools
@@ -231,9 +232,7 @@ class _RecordedLock:
         self.release()
 
 
-@ddt.ddt
-class ConcurrentCreateTest(ControllerTestCase):
-    """Creates decide under the allocation lock and provision outside it."""
+class ConcurrencyTestCase(ControllerTestCase):
 
     WAIT = 10       # seconds before a test fails instead of hanging
 
@@ -266,6 +265,11 @@ class ConcurrentCreateTest(ControllerTestCase):
     def minors(self, agent):
         return [fakes.parse_res(text)['minor']
                 for text, _ in agent.res.values()]
+
+
+@ddt.ddt
+class ConcurrentCreateTest(ConcurrencyTestCase):
+    """Creates decide under the allocation lock and provision outside it."""
 
     def test_a_create_does_not_wait_for_another_ones_provisioning(self):
         gate = self.gate('n1')
@@ -512,6 +516,109 @@ class ConcurrentCreateTest(ControllerTestCase):
         delete.result(timeout=self.WAIT)
         self.assertEqual({}, self.cluster.clean())
         self.assert_nothing_held()
+
+
+class BatchedDecisionTest(ConcurrencyTestCase):
+    """Creates queued meanwhile share the leader's inventory."""
+
+    def queued(self, count):
+        deadline = time.monotonic() + self.WAIT
+        while len(self.ctl._queue) < count:
+            self.assertLess(time.monotonic(), deadline,
+                            f'{count} creates never queued')
+            time.sleep(0.01)
+
+    def hold_first_inventory(self):
+        gate = self.gate('n1', 'inventory', None)
+        first = self.start(self.ctl.create_volume, 'volume-0', G,
+                           replicas=2)
+        self.reached(gate)
+        return gate, first
+
+    def test_one_inventory_for_the_creates_queued(self):
+        self.cluster, self.ctl = make(nodes=('n1', 'n2', 'n3', 'n4'))
+        self.addCleanup(self.ctl.close)
+        gate, first = self.hold_first_inventory()
+        others = [self.start(self.ctl.create_volume, f'volume-{i}', G,
+                             replicas=2) for i in (1, 2, 3)]
+        self.queued(3)
+        gate.open()
+        specs = [first.result(timeout=self.WAIT)] + [
+            f.result(timeout=self.WAIT) for f in others]
+        self.assertEqual(['n1', 'n2', 'n3', 'n4'],
+                         sorted(self.cluster.ops('inventory')))
+        self.assertEqual(4, len({s.minor for s in specs}))
+        self.assertEqual(4, len({s.port for s in specs}))
+        # each decision counted the ones before it: 2 replicas per node
+        for name, agent in self.cluster.agents.items():
+            if agent.pool:
+                self.assertEqual(2, len(agent.res), name)
+        self.assert_nothing_held()
+
+    def test_a_refused_create_does_not_fail_the_others(self):
+        gate, first = self.hold_first_inventory()
+        big = self.start(self.ctl.create_volume, 'volume-big', 3000 * G)
+        small = self.start(self.ctl.create_volume, 'volume-small', G)
+        self.queued(2)
+        gate.open()
+        self.assertRaises(errors.PlacementError, big.result,
+                          timeout=self.WAIT)
+        small.result(timeout=self.WAIT)
+        first.result(timeout=self.WAIT)
+        self.assertNotIn('volume-big', self.cluster.agents['n1'].res)
+        self.assert_nothing_held()
+
+    def test_an_inventory_error_fails_the_queued_creates_only(self):
+        def broken(node, request):
+            if request['op'] == 'inventory' and node == 'n2':
+                raise RuntimeError('bug')
+
+        self.cluster.hooks.append(broken)
+        gate, first = self.hold_first_inventory()
+        other = self.start(self.ctl.create_volume, 'volume-1', G)
+        self.queued(1)
+        gate.open()
+        self.assertRaises(RuntimeError, first.result, timeout=self.WAIT)
+        self.assertRaises(RuntimeError, other.result, timeout=self.WAIT)
+        self.assert_nothing_held()
+        self.assertEqual([], self.cluster.ops('create'))
+        self.cluster.hooks.remove(broken)
+        self.ctl.create_volume('volume-2', G)
+
+    def test_allocation_lock_failures_hold_nothing(self):
+        class Broken:
+            def __init__(self, lock, fail):
+                self.lock, self.fail = lock, fail
+
+            def __enter__(self):
+                if self.fail == 'enter':
+                    raise ConnectionError('no coordination backend')
+                self.lock.acquire()
+
+            def __exit__(self, *exc_info):
+                self.lock.release()
+                if self.fail == 'exit':
+                    raise ConnectionError('lock lost')
+
+        locks = ctl._LocalLocks()
+        for fail in ('enter', 'exit'):
+            def factory(name):
+                if name == ctl.ALLOCATION_LOCK:
+                    return Broken(locks(name), fail)
+                return locks(name)
+
+            cluster, controller = make(lock=factory)
+            self.addCleanup(controller.close)
+            self.assertRaises(ConnectionError, controller.create_volume,
+                              VOL, G)
+            self.assertEqual([], cluster.ops('create'))
+            self.assertEqual([], controller._queue)
+            self.assert_nothing_held(controller)
+            for name in (f'blackstor-resource-{VOL}',
+                         'blackstor-minor-1000', 'blackstor-port-7000'):
+                lock = locks(name)
+                self.assertTrue(lock.acquire(blocking=False), name)
+                lock.release()
 
 
 @ddt.ddt
