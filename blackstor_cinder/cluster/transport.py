@@ -609,51 +609,52 @@ class SSHTransport:
             reused = sess is not None
             if sess is None:
                 sess = self._start_session(deadline, timeout)
-            try:
-                answer = sess.ask(payload, deadline)
-            except _SessionEnded as e:
-                if reused and attempt == 1 and not e.answered:
-                    # Kept too long by a node that went away and came back
-                    # (or an agent that died idle): once more on a new one.
-                    sess.close()
-                    LOG.debug('Kept agent session to %(node)s ended '
-                              '(%(why)s); opening a new one',
-                              {'node': self.node, 'why': e})
-                    continue
-                error = self._session_error(sess, deadline)
-                sess.close()
-                raise error from None
-            except TimeoutError:
-                sess.close()
-                raise NodeTimeout(
-                    self.node, f'the agent at {self._where()} did not reply '
-                    f'within {timeout:g}s') from None
-            except BaseException:
-                sess.close()
-                raise
+            # A kept session may have been kept too long by a node that
+            # went away and came back (or its agent died idle): once more
+            # on a new one (agent operations are idempotent).
+            answer = self._in_session(sess, payload, deadline, timeout,
+                                      'reply', may_retry=reused)
+            if answer is None:
+                continue
             self._keep(sess)
             return answer
         raise AssertionError('unreachable')  # pragma: no cover
 
-    def _start_session(self, deadline: float, timeout: float) -> _Session:
-        sess = _Session(self._open_channel())
+    def _in_session(self, sess: _Session, line: bytes, deadline: float,
+                    timeout: float, what: str, may_retry: bool = False
+                    ) -> tuple[int, bytes, bytes] | None:
+        """``sess.ask`` with its failures as NodeErrors.
+
+        The session is closed on any failure; None when it ended before
+        reading the line and ``may_retry``.
+        """
         try:
-            code, reply, _stderr = sess.ask(
-                session.opening().rstrip(b'\n'), deadline)
-        except _SessionEnded:
-            # The command failed to start (not installed, sudo refused):
-            # its exit status and stderr tell why.
+            return sess.ask(line, deadline)
+        except _SessionEnded as e:
+            if may_retry and not e.answered:
+                sess.close()
+                LOG.debug('Kept agent session to %(node)s ended (%(why)s); '
+                          'opening a new one', {'node': self.node, 'why': e})
+                return None
+            # Not started (not installed, sudo refused) or died: the exit
+            # status and stderr tell why.
             error = self._session_error(sess, deadline)
             sess.close()
             raise error from None
         except TimeoutError:
             sess.close()
             raise NodeTimeout(
-                self.node, f'the agent at {self._where()} did not open a '
-                f'session within {timeout:g}s') from None
+                self.node, f'the agent at {self._where()} did not {what} '
+                f'within {timeout:g}s') from None
         except BaseException:
             sess.close()
             raise
+
+    def _start_session(self, deadline: float, timeout: float) -> _Session:
+        sess = _Session(self._open_channel())
+        code, reply, _stderr = self._in_session(
+            sess, session.opening().rstrip(b'\n'), deadline, timeout,
+            'open a session')
         try:
             opened = json.loads(reply)['result']['session']
         except (ValueError, KeyError, TypeError):

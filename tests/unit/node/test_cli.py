@@ -266,19 +266,22 @@ class SessionTestCase(CliTestCase):
 class ConsoleScriptTestCase(testtools.TestCase):
     """The real entry point in a subprocess, on this very machine."""
 
-    def test_inventory_here_says_what_is_missing(self):
+    AGENT = [sys.executable, '-c',
+             'import sys; from blackstor_cinder.node.cli import main; '
+             'sys.exit(main())']
+
+    def agent_env(self):
         base = self.useFixture(fixtures.TempDir()).path
         config = os.path.join(base, 'node.conf')
         with open(config, 'w') as f:
             f.write('[node]\npools = blackstor-test-vg/thin\n'
                     f'lock_dir = {base}/locks\n')
-        env = dict(os.environ, BLACKSTOR_NODE_CONFIG=config)
+        return dict(os.environ, BLACKSTOR_NODE_CONFIG=config)
+
+    def test_inventory_here_says_what_is_missing(self):
         proc = subprocess.run(
-            [sys.executable, '-c',
-             'import sys; from blackstor_cinder.node.cli import main; '
-             'sys.exit(main())'],
-            input='{"op":"inventory"}', capture_output=True, text=True,
-            env=env, timeout=60)
+            self.AGENT, input='{"op":"inventory"}', capture_output=True,
+            text=True, env=self.agent_env(), timeout=60)
         self.assertNotIn('Traceback', proc.stdout)
         reply = json.loads(proc.stdout)
         self.assertFalse(reply['ok'])
@@ -293,18 +296,9 @@ class ConsoleScriptTestCase(testtools.TestCase):
             self.assertIn('DRBD kernel module', message)
 
     def test_session(self):
-        base = self.useFixture(fixtures.TempDir()).path
-        config = os.path.join(base, 'node.conf')
-        with open(config, 'w') as f:
-            f.write('[node]\npools = blackstor-test-vg/thin\n'
-                    f'lock_dir = {base}/locks\n')
-        env = dict(os.environ, BLACKSTOR_NODE_CONFIG=config)
         proc = subprocess.Popen(
-            [sys.executable, '-c',
-             'import sys; from blackstor_cinder.node.cli import main; '
-             'sys.exit(main())'],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env=env)
+            self.AGENT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=self.agent_env())
         self.addCleanup(proc.kill)
         proc.stdin.write(session.opening())
         proc.stdin.flush()
