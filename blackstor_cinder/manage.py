@@ -50,7 +50,6 @@ an LV other LVs are snapshots of or DRBD still runs):
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import json
 import logging
@@ -62,6 +61,7 @@ from oslo_utils import strutils
 
 from blackstor_cinder import backend
 from blackstor_cinder.cluster import controller as ctl
+from blackstor_cinder.cluster import divergence
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
@@ -225,13 +225,10 @@ def _gib(value: int | None) -> float | None:
     return None if value is None else round(value / GiB, 2)
 
 
-def _key(definition: dict) -> tuple:
-    """What replicas of one resource must agree on."""
-    hosts = sorted(((h.get('name'), h.get('node_id'), h.get('address'),
-                     h.get('port'), bool(h.get('diskful')), h.get('disk'))
-                    for h in definition.get('hosts') or ()), key=repr)
-    two = (definition.get('net') or {}).get('allow-two-primaries') == 'yes'
-    return definition.get('minor'), tuple(hosts), two
+#: Divergence of .res files (see cluster.divergence).
+Resource = divergence.Resource
+collect = divergence.collect
+_key = divergence.key
 
 
 def _hosts(definition: dict | None, diskful: bool) -> list[str]:
@@ -269,59 +266,6 @@ def _differences(mine: dict, majority: dict) -> str:
     if _key(mine)[2] != _key(majority)[2]:
         said.append('allow-two-primaries differs')
     return '; '.join(said) or 'differs'
-
-
-@dataclasses.dataclass
-class Resource:
-    """One DRBD resource as the storage nodes hold it."""
-
-    name: str
-    entries: dict[str, dict]      # storage node -> inventory entry
-    copies: dict[str, dict]       # replica -> its .res (lists it diskful)
-    majority: dict | None         # the .res most replicas agree on
-
-    @property
-    def definition(self) -> dict | None:
-        if self.majority is not None:
-            return self.majority
-        for entry in list(self.copies.values()) + [
-                e.get('definition') for e in self.entries.values()]:
-            if entry:
-                return entry
-        return None
-
-    @property
-    def divergent(self) -> dict[str, dict]:
-        """Replicas whose .res is not the majority's (all if no majority)."""
-        if len({_key(d) for d in self.copies.values()}) < 2:
-            return {}
-        if self.majority is None:
-            return dict(self.copies)
-        want = _key(self.majority)
-        return {n: d for n, d in self.copies.items() if _key(d) != want}
-
-
-def collect(replies: dict[str, dict]) -> dict[str, Resource]:
-    """Every resource the storage nodes' .res files define."""
-    found: dict[str, Resource] = {}
-    for node in sorted(replies):
-        for name, entry in sorted((replies[node].get('resources')
-                                   or {}).items()):
-            entry = entry or {}
-            res = found.setdefault(name, Resource(name, {}, {}, None))
-            res.entries[node] = entry
-            definition = entry.get('definition')
-            if definition and any(h.get('name') == node and h.get('diskful')
-                                  for h in definition.get('hosts') or ()):
-                res.copies[node] = definition
-    for res in found.values():
-        counts = collections.Counter(_key(d) for d in res.copies.values())
-        if counts:
-            key, count = counts.most_common(1)[0]
-            if count * 2 > len(res.copies):
-                res.majority = next(d for d in res.copies.values()
-                                    if _key(d) == key)
-    return found
 
 
 def _local_disk(state: dict | None) -> str | None:

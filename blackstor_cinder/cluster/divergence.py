@@ -1,0 +1,143 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Replicas whose .res files disagree, from what the nodes report.
+
+A node that was unreachable while a flow rewrote a resource's .res (an
+attach, a detach, an extend) keeps its old .res. Each replica's copy is
+compared on what every replica must agree on (:func:`key`); the copy most
+replicas hold, when more than half of them hold it, is the majority.
+Used by ``blackstor-manage check`` and by :mod:`reconcile`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, Mapping
+
+
+def key(definition: dict) -> tuple:
+    """What replicas of one resource must agree on."""
+    hosts = sorted(((h.get('name'), h.get('node_id'), h.get('address'),
+                     h.get('port'), bool(h.get('diskful')), h.get('disk'))
+                    for h in definition.get('hosts') or ()), key=repr)
+    two = (definition.get('net') or {}).get('allow-two-primaries') == 'yes'
+    return definition.get('minor'), tuple(hosts), two
+
+
+def replicas(definition: dict | None) -> list[str]:
+    """The diskful hosts a .res lists, by node-id."""
+    hosts = sorted((definition or {}).get('hosts') or (),
+                   key=lambda h: (h.get('node_id') is None,
+                                  h.get('node_id') or 0))
+    return [h['name'] for h in hosts if h.get('diskful')]
+
+
+@dataclasses.dataclass
+class Resource:
+    """One DRBD resource as the storage nodes hold it."""
+
+    name: str
+    entries: dict[str, dict]      # storage node -> inventory entry
+    copies: dict[str, dict]       # replica -> its .res (lists it diskful)
+    majority: dict | None         # the .res most replicas agree on
+
+    @property
+    def definition(self) -> dict | None:
+        if self.majority is not None:
+            return self.majority
+        for entry in list(self.copies.values()) + [
+                e.get('definition') for e in self.entries.values()]:
+            if entry:
+                return entry
+        return None
+
+    @property
+    def divergent(self) -> dict[str, dict]:
+        """Replicas whose .res is not the majority's (all if no majority)."""
+        if len({key(d) for d in self.copies.values()}) < 2:
+            return {}
+        if self.majority is None:
+            return dict(self.copies)
+        want = key(self.majority)
+        return {n: d for n, d in self.copies.items() if key(d) != want}
+
+    @property
+    def sources(self) -> list[str]:
+        """The replicas that hold the majority's .res."""
+        if self.majority is None:
+            return []
+        want = key(self.majority)
+        return sorted(n for n, d in self.copies.items() if key(d) == want)
+
+
+def collect(replies: Mapping[str, dict]) -> dict[str, Resource]:
+    """Every resource the storage nodes' .res files define.
+
+    ``replies`` are the nodes' ``inventory`` replies (only their
+    ``resources`` are read), by node name.
+    """
+    found: dict[str, Resource] = {}
+    for node in sorted(replies):
+        for name, entry in sorted((replies[node].get('resources')
+                                   or {}).items()):
+            entry = entry or {}
+            res = found.setdefault(name, Resource(name, {}, {}, None))
+            res.entries[node] = entry
+            definition = entry.get('definition')
+            if definition and any(h.get('name') == node and h.get('diskful')
+                                  for h in definition.get('hosts') or ()):
+                res.copies[node] = definition
+    for res in found.values():
+        counts = collections.Counter(key(d) for d in res.copies.values())
+        if counts:
+            top, count = counts.most_common(1)[0]
+            if count * 2 > len(res.copies):
+                res.majority = next(d for d in res.copies.values()
+                                    if key(d) == top)
+    return found
+
+
+def from_status(name: str, replies: Mapping[str, dict]) -> Resource:
+    """One resource from the nodes' ``status`` replies, by node name."""
+    inventories = {
+        node: {'resources': {name: {'definition': reply.get('definition'),
+                                    'state': reply.get('state')}}}
+        for node, reply in replies.items() if reply.get('exists')}
+    return collect(inventories).get(name) or Resource(name, {}, {}, None)
+
+
+def divergent_names(resources: Mapping[str, Mapping[str, Any]]
+                    ) -> tuple[str, ...]:
+    """Resources whose replicas' .res differ, sorted.
+
+    ``resources`` is each node's ``resources`` of its inventory (resource
+    name -> {definition, state}), by node name.
+    """
+    found = collect({node: {'resources': entries}
+                     for node, entries in resources.items()})
+    return tuple(sorted(n for n, res in found.items() if res.divergent))
+
+
+def confirmed(res: Resource) -> bool:
+    """Whether the majority is one of every replica, not only of those read.
+
+    The copies of replicas that were not read (unreachable) are unknown:
+    the majority counts only when the copies that agree with it are more
+    than half of the replicas its .res lists and of the copies read.
+    """
+    if res.majority is None:
+        return False
+    listed = set(replicas(res.majority)) | set(res.copies)
+    return len(res.sources) * 2 > len(listed)

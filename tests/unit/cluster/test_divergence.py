@@ -1,0 +1,129 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Which replicas' .res files disagree, and which copy is the majority."""
+
+import copy
+
+import testtools
+
+from blackstor_cinder.cluster import divergence
+
+NAME = 'volume-1'
+
+
+def definition(replicas=('n1', 'n2', 'n3'), clients=(), port=7000,
+               two=False):
+    hosts = []
+    for node_id, host in enumerate(list(replicas) + list(clients)):
+        diskful = host in replicas
+        hosts.append({'name': host, 'node_id': node_id,
+                      'address': f'10.0.0.{node_id + 1}', 'port': port,
+                      'family': 'ipv4', 'diskful': diskful,
+                      'disk': f'/dev/vg/{NAME}' if diskful else None})
+    return {'name': NAME, 'minor': 1000, 'secret': 's' * 20,
+            'net': {'allow-two-primaries': 'yes'} if two else {},
+            'options': {}, 'disk': {}, 'hosts': hosts}
+
+
+def inventories(**by_node):
+    """{node: {'resources': {NAME: entry}}} from node=definition."""
+    return {node: {'resources': {NAME: {'definition': d, 'state': None}}}
+            for node, d in by_node.items() if d is not None}
+
+
+class KeyTest(testtools.TestCase):
+
+    def test_order_of_hosts_and_secret_do_not_matter(self):
+        one = definition()
+        other = copy.deepcopy(one)
+        other['hosts'].reverse()
+        other['secret'] = 'other'
+        self.assertEqual(divergence.key(one), divergence.key(other))
+
+    def test_client_port_and_two_primaries_matter(self):
+        base = divergence.key(definition())
+        self.assertNotEqual(base, divergence.key(definition(
+            clients=('hv1',))))
+        self.assertNotEqual(base, divergence.key(definition(port=7001)))
+        self.assertNotEqual(base, divergence.key(definition(two=True)))
+
+
+class CollectTest(testtools.TestCase):
+
+    def test_agreeing_replicas_are_not_divergent(self):
+        res = divergence.collect(inventories(
+            n1=definition(), n2=definition(), n3=definition()))[NAME]
+        self.assertEqual({}, res.divergent)
+        self.assertEqual(['n1', 'n2', 'n3'], res.sources)
+
+    def test_stale_replica_is_divergent(self):
+        new = definition(clients=('hv1',))
+        res = divergence.collect(inventories(
+            n1=new, n2=copy.deepcopy(new), n3=definition()))[NAME]
+        self.assertEqual(['n3'], list(res.divergent))
+        self.assertEqual(divergence.key(new), divergence.key(res.majority))
+        self.assertEqual(['n1', 'n2'], res.sources)
+        self.assertTrue(divergence.confirmed(res))
+
+    def test_tie_has_no_majority(self):
+        res = divergence.collect(inventories(
+            n1=definition(('n1', 'n2'), ('hv1',)),
+            n2=definition(('n1', 'n2'))))[NAME]
+        self.assertIsNone(res.majority)
+        self.assertEqual(['n1', 'n2'], sorted(res.divergent))
+        self.assertEqual([], res.sources)
+        self.assertFalse(divergence.confirmed(res))
+
+    def test_copy_not_listing_its_node_as_replica_is_ignored(self):
+        # hv1's .res (a client) is not a replica's copy.
+        res = divergence.collect(inventories(
+            n1=definition(), hv1=definition(port=7005)))[NAME]
+        self.assertEqual(['n1'], list(res.copies))
+        self.assertEqual({}, res.divergent)
+
+    def test_majority_of_reachable_copies_only_is_not_confirmed(self):
+        # 5 replicas, 3 read: 2 agree. A majority of what was read, not
+        # of the replicas: the 2 unread ones may hold n3's copy.
+        five = ('n1', 'n2', 'n3', 'n4', 'n5')
+        new = definition(five, ('hv1',))
+        res = divergence.collect(inventories(
+            n1=new, n2=copy.deepcopy(new), n3=definition(five)))[NAME]
+        self.assertIsNotNone(res.majority)
+        self.assertEqual(['n3'], list(res.divergent))
+        self.assertFalse(divergence.confirmed(res))
+
+    def test_divergent_names(self):
+        stale = inventories(n1=definition(clients=('hv1',)),
+                            n2=definition(clients=('hv1',)),
+                            n3=definition())
+        fine = {'n1': {'volume-2': {'definition': dict(
+            definition(), name='volume-2'), 'state': None}}}
+        resources = {node: dict(reply['resources'])
+                     for node, reply in stale.items()}
+        resources['n1'].update(fine['n1'])
+        self.assertEqual((NAME,), divergence.divergent_names(resources))
+        self.assertEqual((), divergence.divergent_names({}))
+
+    def test_from_status(self):
+        new = definition(clients=('hv1',))
+        replies = {'n1': {'exists': True, 'definition': new, 'state': None},
+                   'n2': {'exists': True, 'definition': new, 'state': None},
+                   'n3': {'exists': False, 'definition': None,
+                          'state': None}}
+        res = divergence.from_status(NAME, replies)
+        self.assertEqual(['n1', 'n2'], sorted(res.copies))
+        self.assertEqual({}, res.divergent)
+        empty = divergence.from_status(NAME, {'n1': replies['n3']})
+        self.assertEqual((NAME, {}, None), (empty.name, empty.copies,
+                                            empty.majority))
