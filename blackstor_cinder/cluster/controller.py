@@ -863,11 +863,17 @@ class Controller:
 
     def attach(self, volume: str, host: str,
                address: str | None = None) -> str:
-        """Make ``host`` a diskless client of the volume; its device path.
+        """Make the volume usable on ``host``; its device path there.
+
+        A host without a replica becomes a diskless client. A host that
+        holds a replica (hyperconverged) keeps it: it only gets the
+        current .res and its agent waits until the device is usable
+        there. Either way the path comes from the host's agent.
 
         The host is checked first (reachable, running blackstor-node), so
-        an unknown host changes nothing on the storage nodes. A second
-        client (live migration) allows two primaries.
+        an unknown host changes nothing on the storage nodes. When the
+        host makes a second possible primary (live migration), every node
+        gets ``allow-two-primaries`` first (see :meth:`_two_primaries`).
         """
         client = self.node(host, address)
         try:
@@ -879,36 +885,47 @@ class Controller:
         with self._lock(_resource_lock(volume)):
             found = self._require(volume)
             old = found.spec
-            spec = old
-            existing = old.host(host)
-            if existing and existing.diskful:
-                # Hyperconverged: the host holds a replica; DRBD's own
-                # device there is the path (auto-promote on open).
-                return f'/dev/drbd/by-res/{volume}/0'
-            if existing is None:
+            hosts = old.hosts
+            if old.host(host) is None:
                 node_id = allocation.next_node_id(h.node_id
                                                   for h in old.hosts)
-                hosts = old.hosts + (model.ResourceHost(
+                hosts += (model.ResourceHost(
                     name=host, node_id=node_id,
                     address=client.replication_address, diskful=False),)
-                spec = self._with_clients(old, hosts)
+            spec = self._with_clients(old, hosts, self._two_primaries(
+                found, hosts, attaching=host))
+            changed = spec != old
+            if changed:
                 self._adjust_storage(spec, found)
+                self._adjust_clients(spec, found, skip=host)
+            elif spec.host(host).diskful:
+                # The connector there takes the .res only when it is the
+                # one the replica already has: make sure it is.
+                self.each_or_raise('adjust', [client],
+                                   self._res_request('adjust', spec))
             try:
                 reply = self.call(client, self._res_request(
                     'attach', spec, timeout=self.config.attach_timeout),
                     timeout=self.config.attach_timeout + 30)
             except tp.NodeError as exc:
-                if existing is None:
+                if changed:
                     self._adjust_storage(old, found, quiet=True)
+                    self._adjust_clients(old, found, skip=host)
                 raise errors.NodeOperationFailed(
                     f'attach of {volume} on {host}', {host: exc}) from exc
-        LOG.info('Attached %(res)s on %(host)s',
-                 {'res': volume, 'host': host})
+        LOG.info('Attached %(res)s on %(host)s%(how)s',
+                 {'res': volume, 'host': host,
+                  'how': ' (local replica)' if spec.host(host).diskful
+                  else ''})
         return reply['device_path']
 
     def detach(self, volume: str, host: str | None = None,
                force: bool = False) -> None:
-        """Remove one client (or every client when host is None)."""
+        """Remove one client (or every client when host is None).
+
+        A host that holds a replica is never taken down: a detach there
+        only drops ``allow-two-primaries`` when it is no longer needed.
+        """
         with self._lock(_resource_lock(volume)):
             found = self.find(volume)
             spec = found.spec
@@ -919,35 +936,84 @@ class Controller:
                 return
             targets = [h for h in spec.client_hosts
                        if host is None or h.name == host]
-            if not targets:
-                return
-            _, failures = self.each(
-                self._nodes(targets),
-                {'op': 'detach', 'resource': volume, 'force': force})
-            for node_name, exc in list(failures.items()):
-                if force or exc.code == 'not-found':
-                    LOG.warning('Detach of %(res)s on %(node)s failed, '
-                                'removing the client anyway: %(err)s',
-                                {'res': volume, 'node': node_name,
-                                 'err': exc})
-                    del failures[node_name]
-            if failures:
-                raise errors.NodeOperationFailed('detach', failures)
             gone = {h.name for h in targets}
-            spec = self._with_clients(
-                spec, tuple(h for h in spec.hosts if h.name not in gone))
-            self._adjust_storage(spec, found)
+            if targets:
+                _, failures = self.each(
+                    self._nodes(targets),
+                    {'op': 'detach', 'resource': volume, 'force': force})
+                for node_name, exc in list(failures.items()):
+                    if force or exc.code == 'not-found':
+                        LOG.warning('Detach of %(res)s on %(node)s failed, '
+                                    'removing the client anyway: %(err)s',
+                                    {'res': volume, 'node': node_name,
+                                     'err': exc})
+                        del failures[node_name]
+                if failures:
+                    raise errors.NodeOperationFailed('detach', failures)
+            leaving = gone | ({host} if host is not None else set())
+            hosts = tuple(h for h in spec.hosts if h.name not in gone)
+            new = self._with_clients(spec, hosts, self._two_primaries(
+                found, hosts, leaving=leaving))
+            if new == spec:
+                return
+            self._adjust_storage(new, found)
+            self._adjust_clients(new, found)
         LOG.info('Detached %(res)s from %(hosts)s',
-                 {'res': volume, 'hosts': ', '.join(sorted(gone))})
+                 {'res': volume, 'hosts': ', '.join(sorted(leaving))})
+
+    @staticmethod
+    def _two_primaries(found: Found,
+                       hosts: Iterable[model.ResourceHost],
+                       attaching: str | None = None,
+                       leaving: Iterable[str] = ()) -> bool:
+        """Whether two of ``hosts`` may be Primary at once.
+
+        Counted: every diskless client (its guest may open the device at
+        any time), every replica that is Primary now (auto-promote: a
+        guest has the device open there) and the host being attached;
+        not the hosts in ``leaving``. DRBD refuses to promote a node
+        while a peer it is connected to is Primary unless the promoted
+        node's net options for that connection allow two primaries
+        (drbd_state.c, __is_valid_soft_transition: SS_TWO_PRIMARIES).
+        """
+        leaving = set(leaving)
+        users = {h.name for h in hosts if not h.diskful}
+        users |= {h.name for h in hosts if h.diskful
+                  and (found.states.get(h.name) or {}).get('role')
+                  == 'Primary'}
+        if attaching is not None:
+            users.add(attaching)
+        return len(users - leaving) >= 2
 
     @staticmethod
     def _with_clients(spec: model.ResourceSpec,
-                      hosts: tuple[model.ResourceHost, ...]
-                      ) -> model.ResourceSpec:
-        clients = sum(1 for h in hosts if not h.diskful)
+                      hosts: tuple[model.ResourceHost, ...],
+                      two_primaries: bool) -> model.ResourceSpec:
         return spec.with_hosts(
             tuple(sorted(hosts, key=lambda h: h.node_id)),
-            allow_two_primaries=clients >= 2)
+            allow_two_primaries=two_primaries)
+
+    def _adjust_clients(self, spec: model.ResourceSpec, found: Found,
+                        skip: str | None = None) -> None:
+        """Push a changed .res to the clients already attached; best effort.
+
+        DRBD takes a peer's changed ``allow-two-primaries`` over a live
+        connection (receive_protocol on P_PROTOCOL_UPDATE), but a
+        connection being established is refused when both ends disagree
+        ("incompatible allow-two-primaries settings"): each client's own
+        .res must say the same for a reconnect to work. A client missed
+        here gets it on its next attach.
+        """
+        clients = [n for n in self._nodes(
+            h for h in spec.client_hosts if h.name != skip)]
+        if not clients:
+            return
+        _, failures = self.each(clients, self._res_request('adjust', spec))
+        for node_name, exc in failures.items():
+            LOG.warning('Adjust of %(res)s on client %(node)s failed; it '
+                        'gets the new configuration on its next attach: '
+                        '%(err)s',
+                        {'res': spec.name, 'node': node_name, 'err': exc})
 
     def _adjust_storage(self, spec: model.ResourceSpec, found: Found,
                         quiet: bool = False) -> None:

@@ -1039,6 +1039,140 @@ class AttachTest(ControllerTestCase):
         self.ctl.detach('volume-gone', 'hv1')
 
 
+class HyperconvergedAttachTest(ControllerTestCase):
+    """Attach on a host that holds a replica of the volume."""
+
+    def setUp(self):
+        super().setUp()
+        self.ctl.create_volume(VOL, G)
+        self.primary = set()
+        for agent in self.cluster.agents.values():
+            self._report_role(agent)
+
+    def _report_role(self, agent):
+        """The fake reports no role: Primary for nodes in self.primary."""
+        plain = agent._state
+
+        def state(name):
+            found = plain(name)
+            if found is not None:
+                found['role'] = ('Primary' if agent.name in self.primary
+                                 else 'Secondary')
+            return found
+        agent._state = state
+
+    def two_primaries(self, node):
+        return self.definition(node)['net'].get('allow-two-primaries')
+
+    def test_path_comes_from_the_replica_agent(self):
+        self.cluster.requests.clear()
+        path = self.ctl.attach(VOL, 'n1')
+        self.assertEqual(f'/dev/drbd/by-res/{VOL}/0', path)
+        self.assertEqual(['n1'], [n for n, _ in self.requests('attach')])
+        # Still a replica, nothing added, no option: one user only.
+        hosts = {h['name']: h for h in self.definition('n1')['hosts']}
+        self.assertEqual({'n1', 'n2', 'n3'}, set(hosts))
+        self.assertTrue(hosts['n1']['diskful'])
+        self.assertIsNone(self.two_primaries('n1'))
+        self.assertIn(VOL, self.cluster.agents['n1'].lvs)
+
+    def test_replica_gets_the_current_res_before_its_attach(self):
+        self.cluster.requests.clear()
+        self.ctl.attach(VOL, 'n2')
+        ops = [req['op'] for node, req in self.cluster.requests
+               if node == 'n2' and req.get('resource') == VOL]
+        self.assertEqual(['adjust', 'attach'], ops[-2:])
+
+    def test_client_while_replica_is_primary_allows_two_primaries(self):
+        self.ctl.attach(VOL, 'n1')
+        self.primary.add('n1')              # its guest opened the device
+        self.ctl.attach(VOL, 'hv1')
+        for node in ('n1', 'n2', 'n3', 'hv1'):
+            self.assertEqual('yes', self.two_primaries(node), node)
+
+    def test_replica_while_client_is_attached_allows_two_primaries(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.assertIsNone(self.two_primaries('n1'))
+        self.ctl.attach(VOL, 'n2')          # migration target
+        for node in ('n1', 'n2', 'n3', 'hv1'):
+            self.assertEqual('yes', self.two_primaries(node), node)
+
+    def test_existing_clients_get_the_new_res(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.ctl.attach(VOL, 'hv2')
+        self.cluster.requests.clear()
+        self.ctl.detach(VOL, 'hv2')
+        self.assertEqual(['hv1'], [n for n, _ in self.requests('adjust')
+                                   if n.startswith('hv')])
+        self.assertIsNone(self.two_primaries('hv1'))
+
+    def test_unreachable_existing_client_does_not_fail_the_attach(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.down.add('hv1')
+        self.ctl.attach(VOL, 'n1')
+        self.assertEqual('yes', self.two_primaries('n1'))
+
+    def test_secondary_replicas_are_not_counted(self):
+        self.ctl.attach(VOL, 'n1')
+        self.ctl.attach(VOL, 'n2')          # n1 never opened it
+        self.assertIsNone(self.two_primaries('n1'))
+
+    def test_detach_on_replica_clears_the_option_and_keeps_it(self):
+        self.ctl.attach(VOL, 'n1')
+        self.primary.add('n1')
+        self.ctl.attach(VOL, 'hv1')
+        self.primary.discard('n1')          # the guest left n1
+        self.cluster.requests.clear()
+        self.ctl.detach(VOL, 'n1')
+        self.assertEqual([], self.cluster.ops('detach'))
+        self.assertEqual([], self.cluster.ops('delete'))
+        for node in ('n1', 'n2', 'n3', 'hv1'):
+            self.assertIsNone(self.two_primaries(node), node)
+        n1 = self.cluster.agents['n1']
+        self.assertIn(VOL, n1.lvs)
+        self.assertIn(VOL, n1.up)
+        self.assertIn(VOL, n1.res)
+        self.assertEqual(4, len(self.definition('n1')['hosts']))
+
+    def test_detach_on_replica_still_primary_is_not_counted(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.ctl.attach(VOL, 'n1')
+        self.primary.add('n1')              # state read before it closed
+        self.ctl.detach(VOL, 'n1')
+        self.assertIsNone(self.two_primaries('n2'))
+        self.assertIn(VOL, self.cluster.agents['n1'].up)
+
+    def test_client_detach_keeps_option_while_replica_is_primary(self):
+        self.ctl.attach(VOL, 'n1')
+        self.primary.add('n1')
+        self.ctl.attach(VOL, 'hv1')
+        self.ctl.attach(VOL, 'hv2')
+        self.ctl.detach(VOL, 'hv2')
+        self.assertEqual('yes', self.two_primaries('n2'))
+        self.assertEqual('yes', self.two_primaries('hv1'))
+        self.ctl.detach(VOL, 'hv1')
+        self.assertIsNone(self.two_primaries('n2'))
+
+    def test_detach_everywhere_never_takes_a_replica_down(self):
+        self.ctl.attach(VOL, 'n1')
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.requests.clear()
+        self.ctl.detach(VOL, None, force=True)
+        self.assertEqual(['hv1'], self.cluster.ops('detach'))
+        self.assertIn(VOL, self.cluster.agents['n1'].up)
+
+    def test_failed_replica_attach_restores_the_option(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.faults[('n1', 'attach')] = tp.NodeError(
+            'n1', protocol.E_TIMEOUT, 'not usable within 60s')
+        self.assertRaises(errors.NodeOperationFailed, self.ctl.attach, VOL,
+                          'n1')
+        for node in ('n1', 'n2', 'hv1'):
+            self.assertIsNone(self.two_primaries(node), node)
+        self.assertIn(VOL, self.cluster.agents['n1'].up)
+        self.assertEqual([], self.cluster.ops('detach'))
+
+
 @ddt.ddt
 class StatsTest(testtools.TestCase):
 
