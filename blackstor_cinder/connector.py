@@ -35,8 +35,12 @@ What it does beyond the removed upstream connector:
   ``/etc/drbd.conf`` includes, so the drbd boot service's
   ``drbdadm adjust all`` brings the client back after a hypervisor reboot;
 - ``connect_volume`` waits, bounded by ``attach_timeout``, until the device
-  node exists, the client has quorum and a peer's disk is UpToDate; on
-  timeout it raises with the DRBD state it saw and undoes what it did;
+  node exists, the node has quorum and UpToDate data (its own disk on a
+  node that holds a replica, else a peer's); on timeout it raises with the
+  DRBD state it saw and undoes what it did (never a .res that was already
+  in place, so never a replica);
+- on a node that holds a replica, ``connect_volume`` accepts only a .res
+  that gives the node the same disk (it never turns a replica diskless);
 - ``disconnect_volume`` refuses while the device is open or Primary (unless
   ``force``), and is idempotent;
 - ``check_valid_device`` and ``extend_volume`` read ``drbdsetup status
@@ -410,10 +414,24 @@ class DRBDConnector(base.BaseLinuxConnector):
                     'DRBD shared secret') from None
         try:
             return self._store.write(resource, config, secret,
-                                     expect_disk=None)
+                                     expect_disk=self._own_disk(resource))
         except node_errors.AgentError as exc:
             raise DRBDConnectorError(
                 f'the .res of {resource} was refused: {exc}') from exc
+
+    def _own_disk(self, resource: str) -> str | None:
+        """This node's backing disk in the .res in place (None: diskless).
+
+        On a node that holds a replica (hyperconverged) the .res in place
+        gives it a disk: a new text must give it the same one, or the
+        ``adjust`` that follows would detach the replica's disk.
+        """
+        definition = self._store.read_definition(resource)
+        if definition is None:
+            return None
+        mine = [h for h in definition.get('hosts') or []
+                if h.get('name') == self.node_name]
+        return mine[0].get('disk') if mine else None
 
     def _wait_usable(self, resource: str, path: pathlib.Path) -> None:
         deadline = time.monotonic() + self.attach_timeout
@@ -421,7 +439,7 @@ class DRBDConnector(base.BaseLinuxConnector):
             exists = os.path.exists(path)
             state, error = self._status(resource)
             if exists and state is not None and state.has_quorum \
-                    and state.up_to_date_peers:
+                    and state.has_usable_disk:
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -441,7 +459,8 @@ class DRBDConnector(base.BaseLinuxConnector):
         return (f'DRBD resource {resource} on {self.node_name} did not '
                 f'become usable within {self.attach_timeout:g}s (device '
                 f'{path} {"exists" if exists else "missing"}; {seen}); '
-                'need the device, quorum and a peer disk UpToDate')
+                'need the device, quorum and UpToDate data (this '
+                'node\'s disk or a peer\'s)')
 
     def _undo_connect(self, resource: str, created: bool,
                       changed: bool) -> None:

@@ -370,6 +370,73 @@ class ConnectVolumeTestCase(ConnectorTestCase):
         self.assertEqual([], self.fake.commands('drbdadm', 'down'))
         self.assertIn(RES, self.fake.resources)
 
+    # -- on a node that holds a replica (hyperconverged) --
+
+    def replica_connector(self, replicas=1, **kwargs):
+        """A connector on store1, whose replica's .res is in place."""
+        hosts = tuple(
+            model.ResourceHost(f'store{i + 1}', i, f'10.0.0.{i + 1}', True,
+                               f'/dev/vg0/{RES}')
+            for i in range(replicas))
+        text = resfile.render(model.ResourceSpec(
+            name=RES, minor=MINOR, port=7000, hosts=hosts))
+        self.res_path.write_text(
+            text.replace(protocol.SECRET_PLACEHOLDER, SECRET))
+        self.res_path.chmod(0o600)
+        return (self.make_connector(node_name='store1', **kwargs),
+                {'name': RES, 'config': text, 'provider_auth': SECRET})
+
+    def test_single_replica_node_is_usable_with_its_own_disk(self):
+        conn, properties = self.replica_connector()
+        before = self.res_path.read_text()
+        self.fake.after_adjust = status(disk='UpToDate', client=False,
+                                        peers=[])
+        device = conn.connect_volume(properties)
+        self.assertEqual(str(self.fake.device(RES)), device['path'])
+        self.assertEqual(before, self.res_path.read_text())
+        self.assertEqual([], self.fake.commands('drbdadm', 'down'))
+
+    def test_replica_node_with_inconsistent_disk_uses_a_peer(self):
+        conn, properties = self.replica_connector(replicas=2)
+        self.fake.after_adjust = status(
+            disk='Inconsistent', client=False,
+            peers=[peer('store2', 1, replication='SyncTarget')])
+        conn.connect_volume(properties)
+
+    def test_own_disk_up_to_date_without_quorum_is_not_enough(self):
+        conn, properties = self.replica_connector(
+            replicas=3, attach_timeout=0.1, poll_interval=0.02)
+        self.fake.after_adjust = status(
+            disk='UpToDate', client=False, quorum=False,
+            peers=[peer('store2', 1, connection='Connecting',
+                        disk='DUnknown', replication='Off'),
+                   peer('store3', 2, connection='Connecting',
+                        disk='DUnknown', replication='Off')])
+        exc = self.assertRaises(connector.DRBDAttachTimeout,
+                                conn.connect_volume, properties)
+        self.assertIn('quorum no', str(exc))
+        self.assertIn("this node's disk or a peer's", str(exc))
+        # The replica is never taken down, its .res stays.
+        self.assertEqual([], self.fake.commands('drbdadm', 'down'))
+        self.assertTrue(self.res_path.exists())
+        self.assertIn(RES, self.fake.resources)
+
+    def test_replica_node_refuses_a_diskless_res_and_keeps_its_own(self):
+        conn, properties = self.replica_connector()
+        before = self.res_path.read_text()
+        text = resfile.render(model.ResourceSpec(
+            name=RES, minor=MINOR, port=7000, hosts=(
+                model.ResourceHost('store1', 0, '10.0.0.1', False),
+                model.ResourceHost('store2', 1, '10.0.0.2', True,
+                                   f'/dev/vg0/{RES}'))))
+        diskless = dict(properties, config=text)
+        exc = self.assertRaises(connector.DRBDConnectorError,
+                                conn.connect_volume, diskless)
+        self.assertIn(f'/dev/vg0/{RES}', str(exc))
+        self.assertEqual(before, self.res_path.read_text())
+        self.assertEqual([], self.fake.commands('drbdadm', 'adjust'))
+        self.assertEqual([], self.fake.commands('drbdadm', 'down'))
+
     def test_adjust_failure_is_undone(self):
         def adjust(name):
             raise processutils.ProcessExecutionError(
