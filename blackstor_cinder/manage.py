@@ -37,7 +37,9 @@ an LV other LVs are snapshots of or DRBD still runs):
 - ``orphan-lv`` ``**``: a volume LV without .res that no replica lists
 - ``res-without-lv``: a .res gives the node a disk that does not exist
 - ``divergent-res`` ``*``: a replica's .res differs (minor, port, hosts)
-  from the majority's; the majority's is pushed with ``adjust``
+  from the majority's; the majority's is pushed with ``adjust`` (as the
+  driver's periodic repair does: cluster.reconcile, under the volume's
+  lock, 'busy' while it is held, on a fresh read of every storage node)
 - ``replica-missing-res`` ``*``: the LV is there, the .res is gone
 - ``missing-replica``: listed as a replica, neither LV nor .res exists
 - ``clone-snapshot`` ``*``: a temporary ``clone-*`` snapshot left behind
@@ -65,7 +67,7 @@ from blackstor_cinder.cluster import divergence
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
-from blackstor_cinder.cluster import resfile
+from blackstor_cinder.cluster import reconcile
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import options
 from blackstor_cinder import protocol
@@ -750,28 +752,21 @@ def _resource_problems(config: model.ClusterConfig, res: Resource,
 
 def _adjust_problem(kind: str, node: str, res: Resource,
                     detail: str) -> Problem:
-    sources = sorted(n for n, d in res.copies.items()
-                     if _key(d) == _key(res.majority))
     return Problem(kind, node, res.name, detail,
-                   fix=f'push the .res of {", ".join(sources)} (adjust)',
-                   repair=_push_majority(node, res.name, sources,
-                                         _key(res.majority)))
+                   fix=f'push the .res of {", ".join(res.sources)} (adjust)',
+                   repair=_push_majority(node, res.name))
 
 
-def _push_majority(target: str, name: str, sources: list[str],
-                   key: tuple) -> Callable[[ctl.Controller], str]:
+def _push_majority(target: str, name: str
+                   ) -> Callable[[ctl.Controller], str]:
+    """The repair of the drivers' periodic task, for one replica.
+
+    Under the resource's lock, taken without waiting ('busy' while a
+    driver operation holds it), on a fresh read of every storage node.
+    """
     def repair(controller: ctl.Controller) -> str:
-        source = controller.config.node(sources[0])
-        status = controller.call(source, {'op': 'status', 'resource': name})
-        definition = status.get('definition')
-        if not status.get('exists') or not definition or (
-                _key(definition) != key):
-            return f'skipped: the .res on {source.name} changed meanwhile'
-        spec = inv.spec_from_definition(definition, controller.config)
-        controller.call(controller.config.node(target), {
-            'op': 'adjust', 'resource': name,
-            'res_text': resfile.render(spec), 'secret': spec.secret})
-        return f'adjusted with the .res of {source.name}'
+        outcome = reconcile.repair(controller, name, only=[target])
+        return outcome.nodes.get(target) or outcome.text
     return repair
 
 
@@ -823,7 +818,8 @@ def check(controller: ctl.Controller, args: argparse.Namespace
     if args.fix:
         heads.append('Result')
     left = [p for p in problems
-            if not (p.result == 'removed' or p.result.startswith('adjusted'))]
+            if not (p.result in ('removed', 'in sync')
+                    or p.result.startswith('adjusted'))]
     if args.fix:
         _warn(f'{len(problems)} problem(s) found, '
               f'{len(problems) - len(left)} fixed')

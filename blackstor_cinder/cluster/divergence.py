@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 
 def key(definition: dict) -> tuple:
@@ -130,14 +130,16 @@ def divergent_names(resources: Mapping[str, Mapping[str, Any]]
     return tuple(sorted(n for n, res in found.items() if res.divergent))
 
 
-def confirmed(res: Resource) -> bool:
+def confirmed(res: Resource, unknown: Iterable[str] = ()) -> bool:
     """Whether the majority is one of every replica, not only of those read.
 
-    The copies of replicas that were not read (unreachable) are unknown:
-    the majority counts only when the copies that agree with it are more
-    than half of the replicas its .res lists and of the copies read.
+    ``unknown``: nodes whose copy could not be read (unreachable). The
+    majority counts only when the copies that agree with it are more than
+    half of the copies read plus the replicas of ``unknown`` its .res
+    lists (any of them may hold another copy). A replica that answered
+    without a .res holds no copy and does not count.
     """
     if res.majority is None:
         return False
-    listed = set(replicas(res.majority)) | set(res.copies)
-    return len(res.sources) * 2 > len(listed)
+    unread = set(replicas(res.majority)) & set(unknown)
+    return len(res.sources) * 2 > len(set(res.copies) | unread)

@@ -473,6 +473,30 @@ class CheckTest(ManageTestCase):
         code, out, err = self.run_main('check', '--fix')
         self.assertNotIn(n1.res[VOL_B][1], out + err)
 
+    def test_fix_takes_the_volume_lock_without_waiting(self):
+        self.plant()
+        n3 = self.agent('n3')
+        stale = n3.res[VOL_B]
+        held = mock.Mock()
+        held.acquire.return_value = False       # a driver operation runs
+        free = mock.Mock()
+        free.acquire.return_value = True
+
+        def lock(self_, name):
+            return held if name == f'blackstor-resource-{VOL_B}' else free
+        with mock.patch.object(ctl._LocalLocks, '__call__', lock):
+            found = self.check('--fix', expect=1)
+        self.assertEqual('busy', found[('divergent-res', 'n3', VOL_B)]
+                         ['Result'])
+        self.assertEqual(stale, n3.res[VOL_B])
+        held.acquire.assert_called_once_with(blocking=False)
+        held.release.assert_not_called()
+        # VOL_A's lock was free: taken, its replica repaired, given back.
+        self.assertTrue(found[('replica-missing-res', 'n2', VOL_A)]
+                        ['Result'].startswith('adjusted'))
+        free.acquire.assert_called_once_with(blocking=False)
+        free.release.assert_called_once_with()
+
     def test_fix_orphan_lvs(self):
         self.plant()
         found = self.check('--fix', '--fix-orphan-lvs', expect=1)

@@ -101,7 +101,14 @@ class CollectTest(testtools.TestCase):
             n1=new, n2=copy.deepcopy(new), n3=definition(five)))[NAME]
         self.assertIsNotNone(res.majority)
         self.assertEqual(['n3'], list(res.divergent))
-        self.assertFalse(divergence.confirmed(res))
+        self.assertFalse(divergence.confirmed(res, ('n4', 'n5')))
+        self.assertTrue(divergence.confirmed(res, ()))
+
+    def test_replica_without_res_does_not_count(self):
+        res = divergence.collect(inventories(n1=definition(('n1', 'n2'))))[
+            NAME]
+        self.assertTrue(divergence.confirmed(res, ('n3',)))
+        self.assertFalse(divergence.confirmed(res, ('n2',)))
 
     def test_divergent_names(self):
         stale = inventories(n1=definition(clients=('hv1',)),

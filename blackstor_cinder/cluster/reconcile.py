@@ -1,0 +1,180 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Push the majority's .res to replicas that missed a change.
+
+A replica unreachable while a flow rewrote the .res (attach, detach,
+extend) comes back with its old .res: without a new client, with an old
+``allow-two-primaries``. :func:`reconcile` gives it the .res most replicas
+hold, under the resource's lock (``blackstor-resource-<name>``, held by
+every flow that rewrites a .res) taken without waiting: a resource whose
+lock is held is left alone ('busy'), the flow holding it pushes its .res
+itself. Under the lock every storage node's copy is read again and the
+majority is computed from that fresh view.
+
+Never acted on: a tie, or a majority of the copies read that is not a
+majority of the replicas (some replicas unreachable); a replica the
+majority's .res does not list. Clients (diskless hosts) are not storage
+nodes and are not read: a client keeps its .res until its next attach.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Iterable
+
+from oslo_utils import strutils
+
+from blackstor_cinder.cluster import divergence
+from blackstor_cinder.cluster import inventory as inv
+from blackstor_cinder.cluster import resfile
+
+LOG = logging.getLogger(__name__)
+
+BUSY = 'busy'
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one repair did: a summary and a word per node it concerned."""
+
+    name: str
+    text: str
+    nodes: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _resource_lock(name: str) -> str:
+    return f'blackstor-resource-{name}'
+
+
+def _clean(value: Any) -> str:
+    return strutils.mask_password(str(getattr(value, 'message', value)))
+
+
+def reconcile(controller: Any, names: Iterable[str] | None = None
+              ) -> dict[str, str]:
+    """Repair the divergent .res of ``names`` (default: all that diverge).
+
+    Returns what happened per resource. Without ``names`` the storage
+    nodes' inventories are read to find them. A failure on one resource is
+    its outcome ('failed: ...'), never an exception.
+    """
+    if names is None:
+        inventories, _failures = controller.inventories()
+        names = divergence.divergent_names(
+            {node: report.resources for node, report in inventories.items()})
+    outcomes = {}
+    for name in sorted(set(names)):
+        try:
+            outcomes[name] = repair(controller, name).text
+        except Exception as exc:    # one resource never stops the others
+            outcomes[name] = 'failed: ' + _clean(exc)
+            LOG.warning('Repair of the .res of %(res)s failed: %(err)s',
+                        {'res': name, 'err': outcomes[name]})
+    return outcomes
+
+
+def repair(controller: Any, name: str,
+           only: Iterable[str] | None = None) -> Outcome:
+    """Push the majority's .res to the divergent replicas of ``name``.
+
+    ``only``: push to these nodes only; a replica listed there whose .res
+    is missing (its LV known to exist, as ``blackstor-manage check`` finds)
+    gets the majority's .res too.
+    """
+    lock = controller._lock(_resource_lock(name))
+    if not lock.acquire(blocking=False):
+        LOG.info('The .res of %s is not checked now: an operation on it is '
+                 'running', name)
+        return Outcome(name, BUSY)
+    try:
+        return _repair(controller, name,
+                       None if only is None else set(only))
+    finally:
+        lock.release()
+
+
+def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
+    replies, failures = controller.each(
+        controller.config.storage_nodes, {'op': 'status', 'resource': name})
+    res = divergence.from_status(name, replies)
+    listed = set()
+    for copy in res.copies.values():
+        listed |= set(divergence.replicas(copy))
+    down = sorted(listed & set(failures))
+    if not res.divergent and only is None:
+        nodes = {n: 'unreachable: ' + _clean(failures[n]) for n in down}
+        text = ('in sync' if not res.copies or not down else
+                f'in sync on the replicas read; unreachable: '
+                f'{", ".join(down)}')
+        return Outcome(name, text, nodes)
+    if not divergence.confirmed(res, failures):
+        why = ('no majority among the replicas' if res.majority is None else
+               f'the copies of {", ".join(res.sources)} are not a majority '
+               f'of the replicas')
+        if down:
+            why += f' (unreachable: {", ".join(down)})'
+        LOG.warning('The .res of %(res)s differs between its replicas and '
+                    'is not repaired: %(why)s', {'res': name, 'why': why})
+        text = 'skipped: ' + why
+        return Outcome(name, text, {n: text for n in only or ()})
+    listed = set(divergence.replicas(res.majority))
+    nodes: dict[str, str] = {}
+    targets = []
+    for node in sorted(set(res.divergent) | (only or set())):
+        if only is not None and node not in only:
+            continue
+        if node not in listed:
+            nodes[node] = ('skipped: holds a replica the majority\'s .res '
+                           'does not list')
+        elif node in failures:
+            nodes[node] = 'unreachable: ' + _clean(failures[node])
+        elif node in res.divergent or (node in replies and not replies[
+                node].get('exists')):
+            targets.append(node)
+        else:
+            nodes[node] = 'in sync'
+    for node in sorted(listed & set(failures)):
+        nodes.setdefault(node, 'unreachable: ' + _clean(failures[node]))
+    sources = ', '.join(res.sources)
+    if targets:
+        try:
+            spec = inv.spec_from_definition(res.majority, controller.config)
+            request = {'op': 'adjust', 'resource': name,
+                       'res_text': resfile.render(spec),
+                       'secret': spec.secret}
+        except (KeyError, TypeError, ValueError) as exc:
+            text = 'failed: the majority\'s .res cannot be rendered: ' + (
+                _clean(exc))
+            LOG.warning('Repair of the .res of %(res)s: %(err)s',
+                        {'res': name, 'err': text})
+            return Outcome(name, text, {n: text for n in targets})
+        done, failed = controller.each(
+            [controller.config.node(n) for n in targets], request)
+        for node in sorted(done):
+            nodes[node] = f'adjusted with the .res of {sources}'
+        for node, exc in sorted(failed.items()):
+            nodes[node] = 'failed: ' + _clean(exc)
+        if done:
+            LOG.info('Repaired the .res of %(res)s on %(nodes)s: pushed the '
+                     '.res of %(sources)s',
+                     {'res': name, 'sources': sources,
+                      'nodes': ', '.join(sorted(done))})
+    for node, text in sorted(nodes.items()):
+        if not text.startswith(('adjusted', 'in sync')):
+            LOG.warning('The .res of %(res)s on %(node)s is not repaired: '
+                        '%(why)s', {'res': name, 'node': node, 'why': text})
+    return Outcome(name, '; '.join(f'{n}: {t}' for n, t in
+                                   sorted(nodes.items())) or 'in sync',
+                   nodes)
