@@ -43,6 +43,7 @@ import time
 from typing import Any, Callable, Iterable, Protocol, TypeVar, cast
 
 from blackstor_cinder.cluster import allocation
+from blackstor_cinder.cluster import divergence
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
@@ -110,6 +111,7 @@ class ClusterStats:
     degraded_volumes: tuple[str, ...]
     nodes_up: tuple[str, ...]
     nodes_down: dict[str, str]
+    divergent_volumes: tuple[str, ...] = ()     # replicas' .res differ
 
 
 @dataclasses.dataclass
@@ -357,7 +359,10 @@ class Controller:
             degraded_volumes=tuple(sorted(set(degraded))),
             nodes_up=tuple(sorted(inventories)),
             nodes_down={name: exc.message
-                        for name, exc in failures.items()})
+                        for name, exc in failures.items()},
+            divergent_volumes=divergence.divergent_names(
+                {name: report.resources
+                 for name, report in inventories.items()}))
 
     # -- create -------------------------------------------------------------
 
