@@ -31,11 +31,13 @@ from cinder.volume import driver
 from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
+from oslo_utils import strutils
 
 from blackstor_cinder import backend
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import placement
+from blackstor_cinder.cluster import reconcile
 from blackstor_cinder.i18n import _
 from blackstor_cinder import options
 
@@ -289,6 +291,8 @@ class BlackStorDriver(driver.VolumeDriver):
         if stats.nodes_down:
             LOG.warning('BlackStor nodes unreachable: %s',
                         ', '.join(sorted(stats.nodes_down)))
+        if stats.divergent_volumes:
+            self._repair(stats.divergent_volumes)
         self._stats = {
             'volume_backend_name': backend,
             'vendor_name': 'BlackStor',
@@ -310,7 +314,26 @@ class BlackStorDriver(driver.VolumeDriver):
             'blackstor_largest_volume_gb': _gib(stats.largest_volume_bytes),
             'blackstor_degraded_volumes': len(stats.degraded_volumes),
             'blackstor_nodes_down': sorted(stats.nodes_down),
+            'blackstor_divergent_volumes': len(stats.divergent_volumes),
         }
+
+    def _repair(self, names: tuple[str, ...]) -> None:
+        """Push the majority's .res to replicas that missed a change."""
+        if not self.configuration.safe_get('blackstor_auto_repair'):
+            LOG.warning('The .res of %s differs between replicas; '
+                        'blackstor_auto_repair is off (blackstor-manage '
+                        'check --fix repairs it)', ', '.join(names))
+            return
+        try:
+            outcomes = reconcile.reconcile(self.controller, names)
+        except Exception as exc:    # never fails the stats update
+            LOG.warning('Repair of the divergent .res of %(res)s failed: '
+                        '%(err)s', {'res': ', '.join(names),
+                                    'err': strutils.mask_password(str(exc))})
+            return
+        for name, outcome in sorted(outcomes.items()):
+            LOG.debug('Repair of the .res of %(res)s: %(outcome)s',
+                      {'res': name, 'outcome': outcome})
 
     def _init_vendor_properties(self) -> tuple[dict, str]:
         properties: dict = {}

@@ -103,6 +103,13 @@ storage_opts = [
                help='Bitmap slots created in DRBD metadata (create-md '
                     '--max-peers): the most peers (replicas plus clients '
                     'minus one) a volume can ever have.'),
+    cfg.BoolOpt('blackstor_auto_repair', default=True,
+                help='At each stats update (periodic_interval), push the '
+                     '.res most replicas of a volume hold to a replica '
+                     'whose .res differs (it was unreachable while an '
+                     'attach, detach or extend changed it). Only with a '
+                     'majority of the replicas and while no operation '
+                     'holds the volume\'s lock.'),
 ]
 
 drbd_opts = [

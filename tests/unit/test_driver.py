@@ -368,6 +368,60 @@ class StatsTest(DriverTestCase):
         self.assertEqual(0, stats['free_capacity_gb'])
         self.assertEqual(['n1'], stats['blackstor_nodes_down'])
 
+    def stale_replica(self):
+        """A volume attached to hv1 while n3 kept its old .res."""
+        self.drv.create_volume(self.volume(size=1))
+        name = next(iter(self.cluster.agents['n1'].res))
+        n3 = self.cluster.agents['n3']
+        old = n3.res[name]
+        self.drv.controller.attach(name, 'hv1')
+        n3.res[name] = old
+        return name
+
+    def clients_on(self, node, name):
+        text = self.cluster.agents[node].res[name][0]
+        return [h['name'] for h in fakes.parse_res(text)['hosts']
+                if not h['diskful']]
+
+    def test_stats_repair_a_divergent_res(self):
+        name = self.stale_replica()
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(1, stats['blackstor_divergent_volumes'])
+        self.assertEqual(['hv1'], self.clients_on('n3', name))
+        self.assertEqual('n3', self.cluster.ops('adjust')[-1])
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(0, stats['blackstor_divergent_volumes'])
+
+    def test_no_repair_without_divergence(self):
+        self.drv.create_volume(self.volume(size=1))
+        with mock.patch.object(driver.reconcile, 'reconcile') as repair:
+            stats = self.drv.get_volume_stats(refresh=True)
+        repair.assert_not_called()
+        self.assertEqual(0, stats['blackstor_divergent_volumes'])
+
+    def test_auto_repair_off(self):
+        self.config(blackstor_auto_repair=False)
+        name = self.stale_replica()
+        before = len(self.cluster.ops('adjust'))
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(1, stats['blackstor_divergent_volumes'])
+        self.assertEqual([], self.clients_on('n3', name))
+        self.assertEqual(before, len(self.cluster.ops('adjust')))
+
+    def test_repair_error_does_not_fail_stats(self):
+        name = self.stale_replica()
+        with mock.patch.object(driver.reconcile, 'reconcile',
+                               side_effect=RuntimeError('boom')) as repair:
+            stats = self.drv.get_volume_stats(refresh=True)
+        repair.assert_called_once_with(self.drv.controller, (name,))
+        self.assertEqual(1, stats['blackstor_divergent_volumes'])
+        self.assertEqual(100.0, stats['total_capacity_gb'])
+        # An agent failing the push is an outcome, not an exception.
+        self.cluster.faults[('n3', 'adjust')] = RuntimeError('agent boom')
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(1, stats['blackstor_divergent_volumes'])
+        self.assertEqual([], self.clients_on('n3', name))
+
     def test_vendor_properties(self):
         props, vendor = self.drv._init_vendor_properties()
         self.assertEqual('blackstor', vendor)
