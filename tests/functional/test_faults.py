@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 from blackstor_cinder.cluster import errors
+from blackstor_cinder.cluster import reconcile
 from tests.functional import cluster_box
 from tests.functional import test_flows
 
@@ -241,6 +243,65 @@ class TestFaults(test_flows.BoxTestCase):
         self.assert_replicas(spec, STORAGE, size)
         self.assertEqual((), self.ctl.stats().degraded_volumes)
         self.ran('node back: resynced what was written while it was down')
+
+        os.close(fd)
+        self.ctl.detach(vol, 'hv-1')
+        self.ctl.delete_volume(vol)
+        self.assert_clean()
+
+    def clients_by_agent(self, vol: str, nodes) -> dict[str, list[str]]:
+        """Node -> the clients its .res lists, as its agent reads it."""
+        found = {}
+        for node in nodes:
+            reply = self.box.run_agent(node, {'op': 'status',
+                                              'resource': vol})
+            found[node] = sorted(h['name'] for h in
+                                 reply['definition']['hosts']
+                                 if not h['diskful'])
+        return found
+
+    def wait_connected(self, node: str, vol: str, peer: str) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            conns = {c['name']: c['connection-state']
+                     for c in self.state(node, vol)['connections']}
+            if conns.get(peer) == 'Connected':
+                return
+            self.assertLess(time.monotonic(), deadline,
+                            f'{node} -> {peer}: {conns}')
+            time.sleep(0.5)
+
+    def test_stale_res_repaired_when_the_node_returns(self):
+        size = 64 * MiB
+        vol = self.name('faults-stale')
+        self.ctl.create_volume(vol, size, replicas=3)
+        self.stop_node('stor-c')
+        path = self.ctl.attach(vol, 'hv-1')
+        fd = self.open_device(path)
+        first = test_flows.random_chunks((0, MiB), (size - MiB, MiB))
+        self.write_chunks(fd, first)
+        self.start_node('stor-c')
+        self.assertEqual({'stor-a': ['hv-1'], 'stor-b': ['hv-1'],
+                          'stor-c': []},
+                         self.clients_by_agent(vol, STORAGE))
+        stats = self.ctl.stats()
+        self.assertEqual((vol,), stats.divergent_volumes)
+        self.ran('node back after an attach: its .res is stale, stats '
+                 'see it')
+
+        # What the driver's stats do with what they found.
+        outcome = reconcile.reconcile(self.ctl, stats.divergent_volumes)
+        self.assertIn('stor-c: adjusted', outcome[vol])
+        self.assertEqual({n: ['hv-1'] for n in STORAGE},
+                         self.clients_by_agent(vol, STORAGE))
+        self.assertEqual((), self.ctl.stats().divergent_volumes)
+        self.wait_connected('stor-c', vol, 'hv-1')
+        self.wait_connected('hv-1', vol, 'stor-c')
+        later = test_flows.random_chunks((4 * MiB, MiB))
+        self.write_chunks(fd, later)
+        self.assert_device_data(fd, {**first, **later})
+        self.assert_lv_data(vol, STORAGE, {**first, **later})
+        self.ran('stale .res repaired: the node serves the client again')
 
         os.close(fd)
         self.ctl.detach(vol, 'hv-1')
