@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 from tests.functional import test_flows
 
@@ -36,6 +37,21 @@ class TestHyperconverged(test_flows.BoxTestCase):
     """3 storage nodes, one of them hosting the guest, and a hypervisor."""
 
     box_args = {'transport': 'local', 'hypervisors': ('hv-1',)}
+
+    def wait_role(self, node: str, res: str, role: str,
+                  timeout: float = 10.0) -> None:
+        """Wait for a role the stand-in reaches asynchronously.
+
+        FUSE delivers the last close (RELEASE) after close() returns, so
+        the stand-in's auto-demote lags a little; DRBD's own demote on
+        release is done when close() returns.
+        """
+        deadline = time.monotonic() + timeout
+        while self.state(node, res)['role'] != role:
+            if time.monotonic() > deadline:
+                self.fail(f'{res} on {node} is not {role} after '
+                          f'{timeout:g}s')
+            time.sleep(0.1)
 
     def test_migrate_between_replica_and_client(self):
         vol = self.name('hyper-migrate')
@@ -73,7 +89,7 @@ class TestHyperconverged(test_flows.BoxTestCase):
         # The guest left stor-a: detach there clears the option and
         # leaves the replica as it was.
         os.close(fd_a)
-        self.assertEqual('Secondary', self.state('stor-a', vol)['role'])
+        self.wait_role('stor-a', vol, 'Secondary')
         self.ctl.detach(vol, 'stor-a')
         for node in STORAGE + ('hv-1',):
             self.assertNotIn('allow-two-primaries', self.res_text(node, vol),
