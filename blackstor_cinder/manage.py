@@ -38,8 +38,8 @@ an LV other LVs are snapshots of or DRBD still runs):
 - ``res-without-lv``: a .res gives the node a disk that does not exist
 - ``divergent-res`` ``*``: a replica's .res differs (minor, port, hosts)
   from the majority's; the majority's is pushed with ``adjust`` (as the
-  driver's periodic repair does: cluster.reconcile, under the volume's
-  lock, 'busy' while it is held, on a fresh read of every storage node)
+  driver's periodic repair does: cluster.reconcile, on a fresh read of
+  every storage node; the volume's lock is this process's, not Cinder's)
 - ``replica-missing-res`` ``*``: the LV is there, the .res is gone
 - ``missing-replica``: listed as a replica, neither LV nor .res exists
 - ``clone-snapshot`` ``*``: a temporary ``clone-*`` snapshot left behind
@@ -759,10 +759,11 @@ def _adjust_problem(kind: str, node: str, res: Resource,
 
 def _push_majority(target: str, name: str
                    ) -> Callable[[ctl.Controller], str]:
-    """The repair of the drivers' periodic task, for one replica.
+    """The repair of the driver's periodic task, for one replica.
 
-    Under the resource's lock, taken without waiting ('busy' while a
-    driver operation holds it), on a fresh read of every storage node.
+    On a fresh read of every storage node, under the resource's lock taken
+    without waiting ('busy' while it is held). The lock factory is the
+    controller's: in-process here, Cinder's tooz locks in the driver.
     """
     def repair(controller: ctl.Controller) -> str:
         outcome = reconcile.repair(controller, name, only=[target])
