@@ -756,12 +756,7 @@ class Controller:
         brought up at the snapshot's size and grown online afterwards:
         internal metadata sits at the end of the LV and must move with it.
         """
-        _check_size(snapshot_size, 'snapshot size')
-        _check_size(size, 'volume size')
-        if size < snapshot_size:
-            raise errors.InvalidRequest(
-                f'a volume of {size} bytes cannot hold a snapshot of '
-                f'{snapshot_size} bytes')
+        _check_fits(snapshot_size, size)
         found = self._require(source)
         self._require_replicas(found, 'volume from snapshot ' + snapshot)
         cfg = self.config
@@ -797,12 +792,7 @@ class Controller:
         It comes up at the snapshot's size (what its LV holds) and is
         grown online to ``size`` when the volume was extended since.
         """
-        _check_size(snapshot_size, 'snapshot size')
-        _check_size(size, 'volume size')
-        if size < snapshot_size:
-            raise errors.InvalidRequest(
-                f'a volume of {size} bytes cannot hold a snapshot of '
-                f'{snapshot_size} bytes')
+        _check_fits(snapshot_size, size)
         found = self._require(volume)
         spec = found.spec
         self._require_replicas(found, 'revert of ' + volume)
@@ -1043,6 +1033,16 @@ def _used(inventories: dict[str, inv.NodeInventory]
     """(minors, ports) used on any of the nodes."""
     return (set().union(*(i.used_minors for i in inventories.values())),
             set().union(*(i.used_ports for i in inventories.values())))
+
+
+def _check_fits(snapshot_size: int, size: int) -> None:
+    """A volume of ``size`` bytes can hold a snapshot of ``snapshot_size``."""
+    _check_size(snapshot_size, 'snapshot size')
+    _check_size(size, 'volume size')
+    if size < snapshot_size:
+        raise errors.InvalidRequest(
+            f'a volume of {size} bytes cannot hold a snapshot of '
+            f'{snapshot_size} bytes')
 
 
 def _check_size(size: int, what: str) -> None:
