@@ -105,6 +105,10 @@ class DRBDDeviceInUse(DRBDConnectorError):
     """Disconnect refused: the device is open or Primary on this host."""
 
 
+class DRBDReplicaHere(DRBDConnectorError):
+    """Disconnect refused: this host holds a replica, not a client."""
+
+
 # --------------------------------------------------------------------------
 # drbdsetup status --json, parsed defensively
 # --------------------------------------------------------------------------
@@ -498,6 +502,7 @@ class DRBDConnector(base.BaseLinuxConnector):
                   _masked(connection_properties), force, ignore_errors)
         resource = self._resource(connection_properties)
         with lockutils.lock(f'blackstor-drbd-{resource}'):
+            self._refuse_replica(resource, force)
             state, error = self._status(resource)
             if state is not None and state.in_use and not force:
                 raise DRBDDeviceInUse(
@@ -519,6 +524,30 @@ class DRBDConnector(base.BaseLinuxConnector):
                 raise errors
             LOG.warning('Ignoring errors disconnecting %s: %s', resource,
                         errors)
+
+    def _refuse_replica(self, resource: str, force: bool) -> None:
+        """Never take down a replica: only diskless clients disconnect.
+
+        Even with ``force`` (which overrides "in use", not this): a
+        replica goes away when its volume is deleted, by the agent's
+        ``delete``, which also removes the LV.
+        """
+        try:
+            disk = self._own_disk(resource)
+        except node_errors.AgentError as exc:
+            if not force:
+                raise DRBDConnectorError(
+                    f'cannot tell whether {self.node_name} holds a replica '
+                    f'of {resource} ({exc}); refusing to disconnect it (use '
+                    'force to override)') from exc
+            LOG.warning('Disconnecting %s without knowing whether this node '
+                        'holds a replica: %s', resource, exc)
+            return
+        if disk is not None:
+            raise DRBDReplicaHere(
+                f'{self.node_name} holds a replica of {resource} (disk '
+                f'{disk}), not a diskless client: disconnect refused; a '
+                'replica is removed only by deleting the volume')
 
     def _down(self, resource: str) -> None:
         if self._store.exists(resource):

@@ -761,6 +761,8 @@ def _connector_error(what: str, resource: str, exc: Exception) -> AgentError:
         code = protocol.E_TIMEOUT
     elif 'InUse' in name:
         code = protocol.E_BUSY
+    elif 'ReplicaHere' in name:
+        code = protocol.E_CONFLICT
     elif 'InvalidParameter' in name:
         code = protocol.E_INVALID
     else:

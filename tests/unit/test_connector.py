@@ -437,6 +437,17 @@ class ConnectVolumeTestCase(ConnectorTestCase):
         self.assertEqual([], self.fake.commands('drbdadm', 'adjust'))
         self.assertEqual([], self.fake.commands('drbdadm', 'down'))
 
+    def test_replica_is_never_disconnected(self):
+        conn, properties = self.replica_connector(replicas=2)
+        before = self.res_path.read_text()
+        for force in (False, True):
+            exc = self.assertRaises(connector.DRBDReplicaHere,
+                                    conn.disconnect_volume,
+                                    {'name': RES}, None, force=force)
+            self.assertIn('holds a replica', str(exc))
+        self.assertEqual(before, self.res_path.read_text())
+        self.assertEqual([], self.fake.commands('drbdadm', 'down'))
+
     def test_adjust_failure_is_undone(self):
         def adjust(name):
             raise processutils.ProcessExecutionError(

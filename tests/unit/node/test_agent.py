@@ -1014,3 +1014,11 @@ class AttachTestCase(AgentTestCase):
             pass
         self.conn.disconnect_volume.side_effect = DRBDDeviceInUse('open')
         self.error('detach', protocol.E_BUSY, None, resource='r0')
+
+    def test_detach_of_a_replica_is_a_conflict(self):
+        from blackstor_cinder import connector
+        self.conn.disconnect_volume.side_effect = connector.DRBDReplicaHere(
+            'nodea holds a replica of r0')
+        err, _ = self.error('detach', protocol.E_CONFLICT, None,
+                            resource='r0')
+        self.assertIn('holds a replica', err['message'])
