@@ -172,6 +172,14 @@ class Controller:
 
     # -- plumbing ---------------------------------------------------------
 
+    def resource_lock(self, name: str) -> Any:
+        """The lock every flow that changes resource ``name`` holds.
+
+        A tooz lock in cinder-volume (shared by Active/Active services);
+        ``acquire(blocking=False)`` and ``release()`` work on it too.
+        """
+        return self._lock(_resource_lock(name))
+
     def close(self) -> None:
         self._executor.shutdown(wait=False)
         self._transports.close()

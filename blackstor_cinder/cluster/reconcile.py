@@ -54,10 +54,6 @@ class Outcome:
     nodes: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def _resource_lock(name: str) -> str:
-    return f'blackstor-resource-{name}'
-
-
 def _clean(value: Any) -> str:
     return strutils.mask_password(str(getattr(value, 'message', value)))
 
@@ -93,7 +89,7 @@ def repair(controller: Any, name: str,
     is missing (its LV known to exist, as ``blackstor-manage check`` finds)
     gets the majority's .res too.
     """
-    lock = controller._lock(_resource_lock(name))
+    lock = controller.resource_lock(name)
     if not lock.acquire(blocking=False):
         LOG.info('The .res of %s is not checked now: an operation on it is '
                  'running', name)
