@@ -227,12 +227,6 @@ def _gib(value: int | None) -> float | None:
     return None if value is None else round(value / GiB, 2)
 
 
-#: Divergence of .res files (see cluster.divergence).
-Resource = divergence.Resource
-collect = divergence.collect
-_key = divergence.key
-
-
 def _hosts(definition: dict | None, diskful: bool) -> list[str]:
     hosts = sorted((definition or {}).get('hosts') or (),
                    key=lambda h: (h.get('node_id') is None,
@@ -252,9 +246,9 @@ def _differences(mine: dict, majority: dict) -> str:
                     f'{majority.get("minor")})')
     if _port(mine) != _port(majority):
         said.append(f'port {_port(mine)} (majority {_port(majority)})')
-    my_hosts = {h.get('name'): _key({'hosts': [h]})[1]
+    my_hosts = {h.get('name'): divergence.key({'hosts': [h]})[1]
                 for h in mine.get('hosts') or ()}
-    their_hosts = {h.get('name'): _key({'hosts': [h]})[1]
+    their_hosts = {h.get('name'): divergence.key({'hosts': [h]})[1]
                    for h in majority.get('hosts') or ()}
     extra = sorted(set(my_hosts) - set(their_hosts), key=str)
     missing = sorted(set(their_hosts) - set(my_hosts), key=str)
@@ -265,7 +259,7 @@ def _differences(mine: dict, majority: dict) -> str:
                          ('host entries differ', changed)):
         if names:
             said.append(f'{label}: {", ".join(map(str, names))}')
-    if _key(mine)[2] != _key(majority)[2]:
+    if divergence.key(mine)[2] != divergence.key(majority)[2]:
         said.append('allow-two-primaries differs')
     return '; '.join(said) or 'differs'
 
@@ -299,7 +293,7 @@ class Trouble:
         return self.text
 
 
-def health(res: Resource, survey: Survey,
+def health(res: divergence.Resource, survey: Survey,
            storage: set[str]) -> tuple[dict[str, str], int | None,
                                        list[Trouble]]:
     """(disk state per node, out-of-sync bytes, troubles) of a resource."""
@@ -420,7 +414,7 @@ def resources_list(controller: ctl.Controller, args: argparse.Namespace
     heads = ('Name', 'Minor', 'Port', 'Replicas', 'Clients', 'Disk States',
              'Out Of Sync', 'Degraded', 'Problems')
     rows = []
-    for name, res in sorted(collect(survey.replies).items()):
+    for name, res in sorted(divergence.collect(survey.replies).items()):
         definition = res.definition
         disks, oos, troubles = health(res, survey, storage)
         problems = [str(t) for t in troubles]
@@ -443,7 +437,7 @@ def resource_show(controller: ctl.Controller, args: argparse.Namespace
         raise CommandError(str(exc)) from None
     cfg_ = controller.config
     survey = Survey.take(controller, cfg_.storage_nodes)
-    res = collect(survey.replies).get(name)
+    res = divergence.collect(survey.replies).get(name)
     if res is None:
         if survey.failures:
             raise CommandError(
@@ -487,7 +481,8 @@ def resource_show(controller: ctl.Controller, args: argparse.Namespace
         'Name': name, 'Minor': definition.get('minor'),
         'Port': _port(definition), 'Replicas': _hosts(definition, True),
         'Clients': _hosts(definition, False),
-        'Allow Two Primaries': _key(definition)[2] if definition else None,
+        'Allow Two Primaries': (divergence.key(definition)[2]
+                                if definition else None),
         'Hosts': hosts, 'Options': _public(definition.get('options') or {}),
         'Net': _public(definition.get('net') or {}),
         'Disk': _public(definition.get('disk') or {}),
@@ -582,7 +577,7 @@ def find_problems(config: model.ClusterConfig, survey: Survey,
     """Everything ``check`` reports, with the repairs --fix may run."""
     problems: list[Problem] = []
     storage = {n.name for n in config.storage_nodes}
-    resources = collect(survey.replies)
+    resources = divergence.collect(survey.replies)
     for node, exc in sorted(survey.failures.items()):
         problems.append(Problem(f'node-{_state_of(exc)}', node, None,
                                 _clean(exc.message)))
@@ -613,7 +608,7 @@ def find_problems(config: model.ClusterConfig, survey: Survey,
 
 
 def _node_problems(config: model.ClusterConfig, node: str, survey: Survey,
-                   resources: dict[str, Resource],
+                   resources: dict[str, divergence.Resource],
                    listed_on: dict[tuple[str, str], list[str]],
                    cinder: set[str] | None) -> list[Problem]:
     reply = survey.replies[node]
@@ -696,7 +691,8 @@ def _node_problems(config: model.ClusterConfig, node: str, survey: Survey,
     return found
 
 
-def _resource_problems(config: model.ClusterConfig, res: Resource,
+def _resource_problems(config: model.ClusterConfig,
+                       res: divergence.Resource,
                        survey: Survey, storage: set[str]) -> list[Problem]:
     found: list[Problem] = []
     majority = res.majority
@@ -750,7 +746,7 @@ def _resource_problems(config: model.ClusterConfig, res: Resource,
     return found
 
 
-def _adjust_problem(kind: str, node: str, res: Resource,
+def _adjust_problem(kind: str, node: str, res: divergence.Resource,
                     detail: str) -> Problem:
     return Problem(kind, node, res.name, detail,
                    fix=f'push the .res of {", ".join(res.sources)} (adjust)',

@@ -237,8 +237,9 @@ class Controller:
                ) -> list[model.Node]:
         return [self.node(h.name, h.address) for h in hosts]
 
-    def _res_request(self, op: str, spec: model.ResourceSpec,
-                     **fields: Any) -> dict:
+    def res_request(self, op: str, spec: model.ResourceSpec,
+                    **fields: Any) -> dict:
+        """An agent request carrying the rendered .res of ``spec``."""
         try:
             text = resfile.render(spec)
         except ValueError as exc:
@@ -616,9 +617,9 @@ class Controller:
 
         spec = self._create(
             name, size, size, decide,
-            lambda spec: self._res_request('create', spec, pool=cfg.pool,
-                                           size=size,
-                                           max_peers=cfg.max_peers),
+            lambda spec: self.res_request('create', spec, pool=cfg.pool,
+                                          size=size,
+                                          max_peers=cfg.max_peers),
             fresh=True)
         LOG.info('Created %(name)s (%(size)s bytes) on %(nodes)s, minor '
                  '%(minor)s, port %(port)s',
@@ -771,7 +772,7 @@ class Controller:
         hosts = [(h.name, h.node_id) for h in found.spec.diskful_hosts]
         return self._create(
             name, snapshot_size, size, lambda inventories, down: hosts,
-            lambda spec: self._res_request(
+            lambda spec: self.res_request(
                 'create-from-snapshot', spec, pool=cfg.pool,
                 snapshot=snapshot, size=snapshot_size),
             fresh=False)
@@ -814,8 +815,8 @@ class Controller:
         self.each_or_raise('snapshot-rollback', nodes,
                            {'op': 'snapshot-rollback', 'resource': volume,
                             'pool': self.config.pool, 'snapshot': snapshot})
-        self.each_or_raise('adjust', nodes, self._res_request('adjust',
-                                                              spec))
+        self.each_or_raise('adjust', nodes,
+                           self.res_request('adjust', spec))
         if len(nodes) > 1:
             self._wait_connected(spec, nodes[0])
         if size > snapshot_size:
@@ -852,12 +853,12 @@ class Controller:
         self.each_or_raise('resize', nodes, {
             'op': 'resize', 'resource': spec.name, 'pool': self.config.pool,
             'size': size, 'lv': True, 'drbd': False})
-        self.each_or_raise('resize', nodes[:1], self._res_request(
+        self.each_or_raise('resize', nodes[:1], self.res_request(
             'resize', grown, pool=self.config.pool, size=size, lv=False,
             drbd=True, assume_clean=True))
         if len(nodes) > 1:
             self.each_or_raise('adjust', nodes[1:],
-                               self._res_request('adjust', grown))
+                               self.res_request('adjust', grown))
         LOG.info('Grew %(res)s to %(size)s bytes',
                  {'res': spec.name, 'size': size})
         return grown
@@ -905,9 +906,9 @@ class Controller:
                 # The connector there takes the .res only when it is the
                 # one the replica already has: make sure it is.
                 self.each_or_raise('adjust', [client],
-                                   self._res_request('adjust', spec))
+                                   self.res_request('adjust', spec))
             try:
-                reply = self.call(client, self._res_request(
+                reply = self.call(client, self.res_request(
                     'attach', spec, timeout=self.config.attach_timeout),
                     timeout=self.config.attach_timeout + 30)
             except tp.NodeError as exc:
@@ -1011,7 +1012,7 @@ class Controller:
             h for h in spec.client_hosts if h.name != skip)]
         if not clients:
             return
-        _, failures = self.each(clients, self._res_request('adjust', spec))
+        _, failures = self.each(clients, self.res_request('adjust', spec))
         for node_name, exc in failures.items():
             LOG.warning('Adjust of %(res)s on client %(node)s failed; it '
                         'gets the new configuration on its next attach: '
@@ -1028,7 +1029,7 @@ class Controller:
             LOG.warning('Replica %(node)s of %(res)s is unreachable; it '
                         'gets the new configuration on its next adjust',
                         {'node': missing, 'res': spec.name})
-        _, failures = self.each(nodes, self._res_request('adjust', spec))
+        _, failures = self.each(nodes, self.res_request('adjust', spec))
         if failures and not quiet:
             raise errors.NodeOperationFailed('adjust', failures)
         for node_name, exc in failures.items():

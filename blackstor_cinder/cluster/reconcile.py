@@ -37,8 +37,8 @@ from typing import Any, Iterable
 from oslo_utils import strutils
 
 from blackstor_cinder.cluster import divergence
+from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
-from blackstor_cinder.cluster import resfile
 
 LOG = logging.getLogger(__name__)
 
@@ -147,10 +147,9 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
     if targets:
         try:
             spec = inv.spec_from_definition(res.majority, controller.config)
-            request = {'op': 'adjust', 'resource': name,
-                       'res_text': resfile.render(spec),
-                       'secret': spec.secret}
-        except (KeyError, TypeError, ValueError) as exc:
+            request = controller.res_request('adjust', spec)
+        except (KeyError, TypeError, ValueError,
+                errors.InvalidRequest) as exc:
             text = 'failed: the majority\'s .res cannot be rendered: ' + (
                 _clean(exc))
             LOG.warning('Repair of the .res of %(res)s: %(err)s',
