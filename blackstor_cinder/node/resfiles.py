@@ -206,18 +206,30 @@ class ResFileStore:
         except OSError as e:
             raise AgentError(protocol.E_FAILED, f'cannot create '
                              f'{self.resource_dir}: {e.strerror}') from None
+        self._install(resource, content, lambda tmp: self._validate(
+            resource, tmp, path, expect_disk, secret))
+        LOG.info('Wrote %s', path)
+        return True
+
+    def _install(self, resource: str, content: str | bytes,
+                 check: Callable[[str], None] | None = None) -> None:
+        """Put ``content`` in place as the .res, atomically, under the lock.
+
+        A temporary file (mode 0600) is written, checked by ``check`` and
+        renamed over the .res; on any failure it is removed.
+        """
+        path = self.path(resource)  # checks the name before any I/O
         with self._lock():
             tmp = self._write_temp(resource, content)
             try:
-                self._validate(resource, tmp, path, expect_disk, secret)
+                if check is not None:
+                    check(tmp)
                 os.rename(tmp, path)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
             self._fsync_dir()
-        LOG.info('Wrote %s', path)
-        return True
 
     def _write_temp(self, resource: str, content: str | bytes) -> str:
         """A new temporary file (mode 0600) holding ``content``; its path.
@@ -256,17 +268,8 @@ class ResFileStore:
         Atomic (a temporary file renamed into place, mode 0600) and under
         the directory lock, like :meth:`write`.
         """
-        path = self.path(resource)
-        with self._lock():
-            tmp = self._write_temp(resource, content)
-            try:
-                os.rename(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            self._fsync_dir()
-        LOG.info('Restored %s', path)
+        self._install(resource, content)
+        LOG.info('Restored %s', self.path(resource))
 
     def _validate(self, resource: str, tmp: str, path: pathlib.Path,
                   expect_disk: str | None, secret: str) -> None:
