@@ -55,7 +55,17 @@ writes the file with mode 0600, so the secret exists in one file only.
     ``drbdadm resize`` (with ``--assume-clean`` when asked). With
     ``res_text`` (and ``secret``; only with ``drbd``) the .res is replaced
     first: drbdadm passes its ``disk { size }`` to ``drbdsetup resize``.
-``suspend-io`` / ``resume-io`` resource*
+``suspend-io`` resource*, lease
+    suspends I/O here. With ``lease`` (seconds, 1..600) I/O resumes by
+    itself once the lease is over unless a ``resume-io`` came first, even
+    when the controller died or lost the reply: a detached process on the
+    node holds a token file and resumes as ``resume-io`` would. A second
+    suspend replaces the lease; one without ``lease`` cancels it.
+    -> {resource, running, suspended, lease_expires_in (seconds or None)}
+``resume-io`` resource*
+    cancels the lease, resumes whenever DRBD reports user-suspended I/O;
+    idempotent. -> {resource, running, suspended, resumed,
+    lease_cancelled}
 ``new-current-uuid`` resource*, clear_bitmap (default true)
 ``snapshot-create`` resource*, pool*, snapshot*
 ``snapshot-delete`` pool*, snapshot*
@@ -189,13 +199,24 @@ def _check_device_path(field: str, value: Any) -> str:
     return value
 
 
-def _check_timeout(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProtocolError(f'{field}: {value!r} is not a number', field)
-    if not 0 < value <= 3600:
-        raise ProtocolError(f'{field}: {value} is out of range 0..3600',
-                            field)
-    return float(value)
+def _check_seconds(low: float, high: float, open_low: bool
+                   ) -> Callable[[str, Any], float]:
+    def check(field: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProtocolError(f'{field}: {value!r} is not a number',
+                                field)
+        if not (low < value if open_low else low <= value) \
+                or not value <= high:
+            raise ProtocolError(f'{field}: {value} is out of range '
+                                f'{low:g}..{high:g}', field)
+        return float(value)
+    return check
+
+
+_check_timeout = _check_seconds(0, 3600, open_low=True)
+#: Seconds a suspend-io lease may last.
+LEASE_MIN, LEASE_MAX = 1, 600
+check_lease = _check_seconds(LEASE_MIN, LEASE_MAX, open_low=False)
 
 
 _check_name_pattern = _check_re(NAME_RE, 'name')
@@ -250,7 +271,7 @@ OPS: dict[str, tuple[dict, dict]] = {
     'resize': ({**_RES_POOL, 'size': check_size},
                {'lv': _check_bool, 'drbd': _check_bool,
                 'assume_clean': _check_bool, **_TEXT}),
-    'suspend-io': (_RES, {}),
+    'suspend-io': (_RES, {'lease': check_lease}),
     'resume-io': (_RES, {}),
     'new-current-uuid': (_RES, {'clear_bitmap': _check_bool}),
     'snapshot-create': ({**_RES_POOL, 'snapshot': check_name}, {}),

@@ -36,6 +36,7 @@ from blackstor_cinder.node import drbd as drbd_mod
 from blackstor_cinder.node import drbdconf
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import executor
+from blackstor_cinder.node import lease as lease_mod
 from blackstor_cinder.node import lvm as lvm_mod
 from blackstor_cinder.node import resfiles
 from blackstor_cinder.node import sizing
@@ -55,8 +56,9 @@ OP_HELP = {
     'delete': 'down, wipe-md, lvremove, remove the .res',
     'resize': 'grow the LV (lv) and/or DRBD (drbd, assume_clean; '
               'res_text: the .res with the new size first)',
-    'suspend-io': 'suspend I/O of a resource (for a consistent snapshot)',
-    'resume-io': 'resume I/O of a resource',
+    'suspend-io': 'suspend I/O of a resource (for a consistent snapshot; '
+                  'lease: seconds after which it resumes by itself)',
+    'resume-io': 'resume I/O of a resource (and cancel its lease)',
     'new-current-uuid': 'new current UUID (clear_bitmap: skip the '
                         'initial sync of thin replicas)',
     'snapshot-create': 'thin snapshot of a resource\'s LV',
@@ -96,8 +98,11 @@ class Agent:
     """Runs protocol requests on this node."""
 
     def __init__(self, conf: node_config.NodeConfig,
-                 execute: Callable | None = None) -> None:
+                 execute: Callable | None = None,
+                 popen: Callable | None = None) -> None:
         self.conf = conf
+        #: Starts the detached suspend-lease process (tests replace it).
+        self.popen = popen
         self.run = executor.Executor(execute, conf.root_helper,
                                      conf.command_timeout)
         self.store = resfiles.ResFileStore(
@@ -512,23 +517,68 @@ class Agent:
                 'res_changed': changed}
 
     def _op_suspend_io(self, req: dict) -> dict:
-        return self._set_io_suspended(req['resource'], True)
+        resource = req['resource']
+        path = lease_mod.lease_path(self.conf, resource)
+        state = self.drbd.state(resource)
+        if state is None:
+            lease_mod.remove(path)
+            return {'resource': resource, 'running': False,
+                    'suspended': False, 'lease_expires_in': None}
+        seconds = req.get('lease')
+        if seconds is None:
+            # An explicit suspend without a lease is meant to last.
+            lease_mod.remove(path)
+        else:
+            # The token is in place before I/O stops: whatever happens
+            # to this agent or its reply from here on, the lease ends it.
+            lease_id = lease_mod.new_id()
+            lease_mod.write(path, lease_id, seconds)
+            try:
+                lease_mod.spawn(lease_mod.command(self.conf, resource,
+                                                  lease_id, seconds),
+                                self.popen)
+            except BaseException:
+                lease_mod.remove(path)
+                raise
+        if not _user_suspended(state):
+            try:
+                self.drbd.suspend_io(resource)
+            except BaseException:
+                lease_mod.remove(path)
+                raise
+        return {'resource': resource, 'running': True, 'suspended': True,
+                'lease_expires_in': seconds}
 
     def _op_resume_io(self, req: dict) -> dict:
-        return self._set_io_suspended(req['resource'], False)
+        return self._resume(req['resource'])
 
-    def _set_io_suspended(self, resource: str, suspend: bool) -> dict:
-        """Suspend or resume I/O; already so (or not running) is success."""
+    def _resume(self, resource: str) -> dict:
+        """Cancel any lease and resume; already so (or down) is success."""
+        cancelled = lease_mod.remove(lease_mod.lease_path(self.conf,
+                                                          resource))
         state = self.drbd.state(resource)
         if state is None:
             return {'resource': resource, 'running': False,
-                    'suspended': False}
-        if state.get('suspended-user') is not suspend:
-            if suspend:
-                self.drbd.suspend_io(resource)
-            else:
-                self.drbd.resume_io(resource)
-        return {'resource': resource, 'running': True, 'suspended': suspend}
+                    'suspended': False, 'lease_cancelled': cancelled}
+        resumed = _user_suspended(state)
+        if resumed:
+            self.drbd.resume_io(resource)
+        return {'resource': resource, 'running': True, 'suspended': False,
+                'resumed': resumed, 'lease_cancelled': cancelled}
+
+    def expire_lease(self, resource: str, lease_id: str) -> bool:
+        """Resume ``resource`` if its lease file still holds ``lease_id``.
+
+        Run by the lease process (:mod:`.lease`) when the lease is over,
+        under the agent lock, as a ``resume-io`` would. True when it was
+        still the current lease.
+        """
+        with self._lock(resource), self.lvm.session():
+            path = lease_mod.lease_path(self.conf, resource)
+            if lease_mod.read_id(path) != lease_id:
+                return False
+            self._resume(resource)
+            return True
 
     def _op_new_current_uuid(self, req: dict) -> dict:
         resource = req['resource']
@@ -735,6 +785,17 @@ def _attached(state: dict | None) -> bool:
             return device.get('disk-state') not in (None, 'Diskless',
                                                     'Detaching')
     return False
+
+
+def _user_suspended(state: dict) -> bool:
+    """Whether DRBD reports I/O suspended by the user (suspend-io).
+
+    Versions without ``suspended-user`` count as suspended when
+    ``suspended`` is set, so a resume is never skipped.
+    """
+    if 'suspended-user' in state:
+        return bool(state['suspended-user'])
+    return bool(state.get('suspended', True))
 
 
 def _lock_name(request: dict) -> str | None:

@@ -36,6 +36,9 @@ class ValidateRequestTest(testtools.TestCase):
          'drbd': True, 'lv': False, 'res_text': TEXT, 'secret': SECRET},
         {'op': 'attach', 'resource': 'v', 'res_text': TEXT, 'secret': SECRET,
          'device_path': '/dev/drbd/by-res/v/0', 'timeout': 30},
+        {'op': 'suspend-io', 'resource': 'v', 'lease': 1},
+        {'op': 'suspend-io', 'resource': 'v', 'lease': 600},
+        {'op': 'suspend-io', 'resource': 'v', 'lease': 2.5},
     )
     def test_valid(self, request):
         self.assertIs(request, protocol.validate_request(request))
@@ -88,6 +91,11 @@ class ValidateRequestTest(testtools.TestCase):
          'device_path'),
         ({'op': 'attach', 'resource': 'v', 'res_text': TEXT,
           'secret': SECRET, 'timeout': 0}, 'timeout'),
+        ({'op': 'suspend-io', 'resource': 'v', 'lease': 0}, 'lease'),
+        ({'op': 'suspend-io', 'resource': 'v', 'lease': 601}, 'lease'),
+        ({'op': 'suspend-io', 'resource': 'v', 'lease': '5'}, 'lease'),
+        ({'op': 'suspend-io', 'resource': 'v', 'lease': True}, 'lease'),
+        ({'op': 'resume-io', 'resource': 'v', 'lease': 5}, 'lease'),
     )
     @ddt.unpack
     def test_invalid_names_field(self, request, field):
