@@ -39,16 +39,28 @@ writes the file with mode 0600, so the secret exists in one file only.
 ``status`` resource*
     -> {resource, exists, definition, state}; ``state`` is the parsed
     ``drbdsetup status --json`` entry (None when the resource is down).
-``create`` resource*, pool*, size*, res_text*, secret*, max_peers
+``create`` resource*, pool*, size*, res_text*, secret*, max_peers,
+    create_id
     LV sized so the DRBD device exposes >= size, .res, create-md, up.
+    An LV it makes is tagged ``blackstor-create-<create_id>`` (32
+    lowercase hex). Refused (conflict, nothing changed) when the LV exists,
+    the resource is not running here and its metadata's current UUID is
+    not DRBD's just-created one (4): that LV holds a replica that was in
+    use. -> {resource, lv, lv_size, usable_size, lv_created, md_created,
+    res_created (there was no .res before), res_changed, brought_up
+    (``drbdadm up`` ran), drbd (up | adjusted | unchanged)}
 ``create-from-snapshot`` resource*, pool*, snapshot*, size*, res_text*,
     secret*
     thin snapshot of the snapshot LV as the resource's LV (grown when size
     is larger), .res, up; no create-md (metadata comes with the snapshot).
 ``adjust`` resource*, res_text*, secret*
     validate and write the .res, ``drbdadm adjust``.
-``delete`` resource*, pool
+``delete`` resource*, pool, create_id
     down, wipe-md, lvremove, remove .res; what is already gone is success.
+    With ``create_id`` (the rollback of a failed create) the LV goes only
+    if that create made it (its tag), the .res only if the LV went or
+    there is none and the resource is not running; otherwise nothing
+    changes. -> {resource, down, lv_removed, res_removed, kept, reason}
 ``resize`` resource*, pool*, size*, lv, drbd, assume_clean, res_text,
     secret
     ``lv`` (default true) grows the LV, ``drbd`` (default false) runs
@@ -116,6 +128,8 @@ HOST_RE = re.compile(
     r'^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
     r'(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z')
 SECRET_RE = re.compile(r'^[A-Za-z0-9_-]{16,%d}\Z' % SECRET_MAX_LEN)
+# The id of one create request (uuid4().hex): it names the LVs it made.
+CREATE_ID_RE = re.compile(r'^[0-9a-f]{32}\Z')
 
 # Reply error codes and the agent's exit code for each.
 E_INVALID = 'invalid-input'
@@ -236,6 +250,7 @@ def check_name(field: str, value: Any) -> str:
 
 check_host = _check_re(HOST_RE, 'host name')
 check_secret = _check_re(SECRET_RE, 'shared secret', secret=True)
+check_create_id = _check_re(CREATE_ID_RE, 'create id (32 lowercase hex)')
 check_size = _check_int(1, None)
 check_node_id = _check_int(NODE_ID_MIN, NODE_ID_MAX)
 check_minor = _check_int(MINOR_MIN, MINOR_MAX)
@@ -263,11 +278,12 @@ OPS: dict[str, tuple[dict, dict]] = {
     'inventory': ({}, {}),
     'status': (_RES, {}),
     'create': ({**_RES_POOL, 'size': check_size, **_TEXT},
-               {'max_peers': check_max_peers}),
+               {'max_peers': check_max_peers,
+                'create_id': check_create_id}),
     'create-from-snapshot': ({**_RES_POOL, 'snapshot': check_name,
                               'size': check_size, **_TEXT}, {}),
     'adjust': ({**_RES, **_TEXT}, {}),
-    'delete': (_RES, {'pool': check_pool}),
+    'delete': (_RES, {'pool': check_pool, 'create_id': check_create_id}),
     'resize': ({**_RES_POOL, 'size': check_size},
                {'lv': _check_bool, 'drbd': _check_bool,
                 'assume_clean': _check_bool, **_TEXT}),

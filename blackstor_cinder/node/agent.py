@@ -304,28 +304,42 @@ class Agent:
         lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
         need = self._lv_size_for(pool, size, max_peers, lv)
         running = self.drbd.state(resource) is not None
+        uuid = None
+        if lv is not None and not running:
+            uuid = self.drbd.current_uuid(me['minor'], disk, me['node_id'])
+            if uuid is not None and (uuid & ~drbd_mod.UUID_FLAGS
+                                     != drbd_mod.UUID_JUST_CREATED):
+                # A replica that was in use: never write over it.
+                raise AgentError(
+                    protocol.E_CONFLICT,
+                    f'resource: LV {pool.vg}/{resource} holds DRBD metadata '
+                    f'of a replica that was in use (current UUID '
+                    f'{uuid:016X}) and {resource} is not running here; not '
+                    'creating over it', 'resource')
         grow = False
         if lv is not None and lv.size < need:
-            if running or self.drbd.has_metadata(me['minor'], disk,
-                                                 me['node_id']):
+            if running or uuid is not None:
                 raise AgentError(
                     protocol.E_CONFLICT,
                     f'size: LV {pool.vg}/{resource} exists with {lv.size} '
                     f'bytes and DRBD metadata; {need} are needed. Grow it '
                     'with "resize" while the resource is up', 'size')
             grow = True
+        res_created = not self.store.exists(resource)
         undo = _Undo()
         try:
             changed = self._write_res(resource, req, disk, undo)
             if lv is None:
                 undo.push(f'lvremove {pool.vg}/{resource}',
                           lambda: self.lvm.remove(pool, resource))
-                self.lvm.create_thin(pool, resource, need)
+                tags = (lvm_mod.TAG,)
+                if 'create_id' in req:
+                    tags += (lvm_mod.create_tag(req['create_id']),)
+                self.lvm.create_thin(pool, resource, need, tags)
             elif grow:
                 self.lvm.extend(pool, resource, need)
             md_created = False
-            if not running and (lv is None or not self.drbd.has_metadata(
-                    me['minor'], disk, me['node_id'])):
+            if not running and (lv is None or uuid is None):
                 self.drbd.create_md(resource, max_peers)
                 md_created = True
             action = self._up_or_adjust(resource, running, changed, undo)
@@ -338,8 +352,9 @@ class Agent:
         return {'resource': resource, 'lv': f'{pool.vg}/{resource}',
                 'lv_size': lv_size,
                 'usable_size': sizing.usable_size_of(lv_size, max_peers),
-                'lv_created': lv is None, 'res_changed': changed,
-                'md_created': md_created, 'drbd': action}
+                'lv_created': lv is None, 'res_created': res_created,
+                'res_changed': changed, 'md_created': md_created,
+                'brought_up': action == 'up', 'drbd': action}
 
     def _op_create_from_snapshot(self, req: dict) -> dict:
         resource, snapshot = req['resource'], req['snapshot']
@@ -440,6 +455,14 @@ class Agent:
             found = self.lvm.pool_of_device(my_disk)
             if found is not None and found[1] == resource:
                 pool = found[0]
+        if 'create_id' in req:
+            reason, pool = self._rollback_check(resource, req['create_id'],
+                                                pool)
+            if reason:
+                LOG.warning('Not deleting %s: %s', resource, reason)
+                return {'resource': resource, 'down': False,
+                        'lv_removed': False, 'res_removed': False,
+                        'kept': True, 'reason': reason}
         lv = (self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
               if pool is not None else None)
         was_up = self._take_down(resource)
@@ -454,7 +477,33 @@ class Agent:
                       if lv is not None else False)
         res_removed = self.store.remove(resource)
         return {'resource': resource, 'down': was_up,
-                'lv_removed': lv_removed, 'res_removed': res_removed}
+                'lv_removed': lv_removed, 'res_removed': res_removed,
+                'kept': False, 'reason': None}
+
+    def _rollback_check(self, resource: str, create_id: str,
+                        pool: lvm_mod.Pool | None
+                        ) -> tuple[str | None, lvm_mod.Pool | None]:
+        """(why the rollback of create ``create_id`` keeps it, its pool).
+
+        No reason when the delete may go on: the LV was made by that
+        create, or there is no LV of that name in any pool it could be in
+        and the resource is not running here (the create failed before
+        making the LV).
+        """
+        pools = [pool] if pool is not None else list(self.lvm.pools.values())
+        for candidate in pools:
+            lv = self.lvm.find(candidate, resource)
+            if lv is None:
+                continue
+            if (lv.ours and lv.pool_lv == candidate.thin
+                    and not lv.is_snapshot and lv.made_by(create_id)):
+                return None, candidate
+            return (f'LV {candidate.vg}/{resource} was not made by create '
+                    f'{create_id}', pool)
+        if self.drbd.state(resource) is not None:
+            return (f'{resource} is running here without an LV made by '
+                    f'create {create_id}', pool)
+        return None, pool
 
     def _require_lv(self, pool: lvm_mod.Pool,
                     resource: str) -> lvm_mod.LogicalVolume:

@@ -33,6 +33,10 @@ from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
 
+#: The current UUID of metadata no replica has used yet (drbdmeta
+#: create-md); bit 0 of a UUID is a flag, not part of it.
+UUID_JUST_CREATED = 4
+UUID_FLAGS = 1
 #: drbdsetup's exit code for "No such resource" and similar.
 _RC_NO_RESOURCE = 10
 _NO_MODULE_RE = re.compile(
@@ -138,15 +142,31 @@ class Drbd:
 
     def has_metadata(self, minor: int, disk: str, node_id: int) -> bool:
         """Whether ``disk`` holds valid v09 internal metadata."""
+        return self.current_uuid(minor, disk, node_id) is not None
+
+    def current_uuid(self, minor: int, disk: str,
+                     node_id: int) -> int | None:
+        """The current data generation UUID on ``disk``; None: no metadata.
+
+        From ``drbdmeta ... get-gi``, whose line starts with it in hex
+        (``0000000000000004:0000000000000000:...`` after create-md).
+        """
         result = self._run(['drbdmeta', str(minor), 'v09', disk, 'internal',
                             'get-gi', '--node-id', str(node_id)],
                            check=False)
         if result.rc == 0:
-            return True
+            first = result.stdout.strip().split(':', 1)[0]
+            try:
+                return int(first, 16)
+            except ValueError:
+                raise AgentError(
+                    protocol.E_FAILED, f'drbdmeta get-gi of {disk} printed '
+                    f'{_first_line(result.stdout)!r}, not generation '
+                    'UUIDs') from None
         # The real drbdmeta 9.22 exits 255 and prints nothing when the disk
         # has no metadata; other versions say so with rc 1.
         if result.rc in (1, 255) or 'No valid meta data' in result.stderr:
-            return False
+            return None
         raise CommandError(result.argv, result.rc, result.stdout,
                            result.stderr)
 

@@ -40,6 +40,8 @@ from blackstor_cinder import protocol
 
 TAG = 'blackstor'
 SNAPSHOT_TAG = 'blackstor-snapshot'
+#: Prefix of the tag naming the create request that made an LV.
+CREATE_TAG_PREFIX = 'blackstor-create-'
 
 #: lvs/vgs exit code and message when the volume group does not exist.
 _RC_NOT_FOUND = 5
@@ -75,6 +77,10 @@ class LogicalVolume:
     @property
     def is_snapshot(self) -> bool:
         return SNAPSHOT_TAG in self.tags
+
+    def made_by(self, create_id: str) -> bool:
+        """Whether the create request ``create_id`` made this LV."""
+        return create_tag(create_id) in self.tags
 
 
 @dataclasses.dataclass
@@ -329,6 +335,12 @@ class Lvm:
         self._changing(pool.vg)
         self._run(['lvchange', '--deltag', tag,
                    f'{pool.vg}/{_lv_name(name)}'])
+
+
+def create_tag(create_id: str) -> str:
+    """The LV tag of the create request ``create_id`` (32 hex digits)."""
+    protocol.check_create_id('create_id', create_id)
+    return CREATE_TAG_PREFIX + create_id
 
 
 def _lv_name(name: str) -> str:

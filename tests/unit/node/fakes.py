@@ -63,6 +63,8 @@ class FakeNode:
         self.running = {}
         #: devices (/dev/vg/lv) with DRBD metadata -> max_peers
         self.metadata = {}
+        #: devices -> current UUID, when not just created (4)
+        self.uuids = {}
         self.calls = []
         self.envs = []
         self._failures = []
@@ -91,7 +93,8 @@ class FakeNode:
             with open(os.path.join(self.resource_dir, name)) as f:
                 files[name] = f.read()
         return copy.deepcopy({'lvs': self.lvs, 'running': self.running,
-                              'metadata': self.metadata, 'files': files})
+                              'metadata': self.metadata, 'uuids': self.uuids,
+                              'files': files})
 
     def changes(self):
         """The argv of every command that changes something."""
@@ -182,6 +185,8 @@ class FakeNode:
             dev = f'/dev/{vg}/{origin}'
             if dev in self.metadata:
                 self.metadata[f'/dev/{vg}/{name}'] = self.metadata[dev]
+            if dev in self.uuids:
+                self.uuids[f'/dev/{vg}/{name}'] = self.uuids[dev]
             return 0, '', ''
         vg = target
         if (vg, name) in self.lvs:
@@ -197,6 +202,7 @@ class FakeNode:
             return 5, '', (f'  Failed to find logical volume '
                            f'"{vg}/{name}"\n')
         self.metadata.pop(f'/dev/{vg}/{name}', None)
+        self.uuids.pop(f'/dev/{vg}/{name}', None)
         return 0, '', ''
 
     def _lvextend(self, args, kwargs):
@@ -216,6 +222,8 @@ class FakeNode:
         dev = f'/dev/{vg}/{old}'
         if dev in self.metadata:
             self.metadata[f'/dev/{vg}/{new}'] = self.metadata.pop(dev)
+        if dev in self.uuids:
+            self.uuids[f'/dev/{vg}/{new}'] = self.uuids.pop(dev)
         return 0, '', ''
 
     def _lvchange(self, args, kwargs):
@@ -269,12 +277,16 @@ class FakeNode:
         if sub == 'create-md':
             peers = [a for a in args if a.startswith('--max-peers=')]
             self.metadata[disk] = int(peers[0].split('=')[1])
+            self.uuids.pop(disk, None)
             return 0, '', ''
         if sub == 'wipe-md':
             self.metadata.pop(disk, None)
+            self.uuids.pop(disk, None)
             return 0, '', ''
         if resource not in self.running:
             return 10, '', f'{resource}: No such resource'
+        if sub == 'new-current-uuid' and disk:
+            self.uuids[disk] = 0x5EED0000CAFE0000 + len(self.calls) * 2
         if sub == 'suspend-io':
             self.running[resource]['suspended-user'] = True
         elif sub == 'resume-io':
@@ -299,8 +311,11 @@ class FakeNode:
         if 'get-gi' in args:
             assert '--node-id' in args
             if disk in self.metadata:
-                return 0, '0000000000000004:0:0:0:0:0:0:0:1:0\n', ''
-            return 1, '', 'No valid meta data found\n'
+                # drbdmeta 9.22's format: 4 UUIDs, 7 + 5 flags.
+                uuid = self.uuids.get(disk, 4)
+                return 0, (f'{uuid:016X}:0000000000000000:0000000000000000'
+                           ':0000000000000000:0:0:0:0:1:0:0:0:0:0:0:0\n'), ''
+            return 255, '', ''
         return 0, '', ''
 
 

@@ -84,7 +84,11 @@ class StandinNodes(fixtures.Fixture):
         return reply['result']
 
     def status(self, name, resource):
-        return (self.standin.status(name, resource) or [None])[0]
+        """The stand-in's status --json entry; None when it is down."""
+        try:
+            return (self.standin.status(name, resource) or [None])[0]
+        except OSError:
+            return None
 
     def res_text(self, resource='r0', minor=1000, port=7000, size=None,
                  hosts=None):

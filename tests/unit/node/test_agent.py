@@ -104,8 +104,9 @@ class CreateTestCase(AgentTestCase):
         self.assertGreaterEqual(sizing.usable_size_of(need, 7), GiB)
         self.assertEqual({'resource': 'r0', 'lv': 'vg0/r0', 'lv_size': need,
                           'usable_size': sizing.usable_size_of(need, 7),
-                          'lv_created': True, 'res_changed': True,
-                          'md_created': True, 'drbd': 'up'}, result)
+                          'lv_created': True, 'res_created': True,
+                          'res_changed': True, 'md_created': True,
+                          'brought_up': True, 'drbd': 'up'}, result)
         res = (self.res_dir / 'r0.res').read_text()
         self.assertIn(samples.SECRET, res)
         self.assertNotIn(samples.SECRET, self.log.output)
@@ -141,7 +142,49 @@ class CreateTestCase(AgentTestCase):
         self.assertEqual(state, self.fake.snapshot())
         self.assertFalse(result['lv_created'])
         self.assertFalse(result['md_created'])
+        self.assertFalse(result['res_created'])
+        self.assertFalse(result['brought_up'])
         self.assertEqual('unchanged', result['drbd'])
+
+    def test_create_id_tags_the_lv(self):
+        create_id = 'a' * 32
+        self.ok('create', **self.create_req(create_id=create_id))
+        self.assertEqual(['blackstor', f'blackstor-create-{create_id}'],
+                         self.fake.lvs[('vg0', 'r0')]['tags'])
+        self.assertIn('--addtag', self.changes()[0])
+
+    def test_bad_create_id(self):
+        for value in ('A' * 32, 'a' * 31, 'a' * 33, 'g' * 32, 12, None):
+            self.error('create', protocol.E_INVALID, 'create_id',
+                       **self.create_req(create_id=value))
+        self.assertEqual([], self.fake.calls)
+
+    def test_existing_lv_of_a_used_replica_refused(self):
+        self.fake.add_lv('vg0', 'r0', 2 * GiB)
+        self.fake.metadata['/dev/vg0/r0'] = 7
+        self.fake.uuids['/dev/vg0/r0'] = 0x9F3C00A1B2C3D4E4
+        err, before = self.error('create', protocol.E_CONFLICT, 'resource',
+                                 **self.create_req())
+        self.assertIn('vg0/r0', err['message'])
+        self.assertIn('9F3C00A1B2C3D4E4', err['message'])
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual([], self.changes())
+
+    def test_just_created_metadata_reused(self):
+        # The primary bit (bit 0) does not make a UUID "used".
+        self.fake.add_lv('vg0', 'r0', 2 * GiB)
+        self.fake.metadata['/dev/vg0/r0'] = 7
+        self.fake.uuids['/dev/vg0/r0'] = 5
+        self.assertFalse(self.ok('create', **self.create_req())[
+            'md_created'])
+
+    def test_rerun_while_running_after_first_write(self):
+        self.ok('create', **self.create_req())
+        self.ok('new-current-uuid', resource='r0')
+        self.fake.calls.clear()
+        result = self.ok('create', **self.create_req())
+        self.assertEqual('unchanged', result['drbd'])
+        self.assertEqual([], self.changes())
 
     def _converges_after_crash(self, *words, after=False):
         clean = AgentTestCase('run')
@@ -547,6 +590,78 @@ class SnapshotTestCase(AgentTestCase):
                    **self.from_snap_req(size=2 * GiB))
 
 
+class RollbackDeleteTestCase(AgentTestCase):
+    """delete with create_id: only what that create made goes."""
+
+    ID = '0123456789abcdef0123456789abcdef'
+
+    def test_removes_what_the_create_made(self):
+        self.ok('create', **self.create_req(create_id=self.ID))
+        self.fake.calls.clear()
+        result = self.ok('delete', resource='r0', pool='vg0/thin',
+                         create_id=self.ID)
+        self.assertEqual({'resource': 'r0', 'down': True,
+                          'lv_removed': True, 'res_removed': True,
+                          'kept': False, 'reason': None}, result)
+        self.assertNotIn(('vg0', 'r0'), self.fake.lvs)
+        self.assertEqual([], list(self.res_dir.iterdir()))
+
+    def test_finds_the_pool_itself(self):
+        self.ok('create', **self.create_req(create_id=self.ID))
+        self.agent.store.remove('r0')
+        self.fake.running.clear()
+        self.assertTrue(self.ok('delete', resource='r0',
+                                create_id=self.ID)['lv_removed'])
+        self.assertNotIn(('vg0', 'r0'), self.fake.lvs)
+
+    def test_keeps_what_another_create_made(self):
+        # This node's create was refused (the LV was there); the reply
+        # was lost and the controller rolls back: nothing may change.
+        self.ok('create', **self.create_req(create_id='f' * 32))
+        self.fake.calls.clear()
+        before = self.fake.snapshot()
+        result = self.ok('delete', resource='r0', pool='vg0/thin',
+                         create_id=self.ID)
+        self.assertTrue(result['kept'])
+        self.assertIn('vg0/r0', result['reason'])
+        self.assertFalse(result['lv_removed'] or result['res_removed']
+                         or result['down'])
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual([], self.changes())
+
+    def test_keeps_an_untagged_lv(self):
+        self.ok('create', **self.create_req())
+        before = self.fake.snapshot()
+        for pool in ({'pool': 'vg0/thin'}, {}):
+            self.assertTrue(self.ok('delete', resource='r0',
+                                    create_id=self.ID, **pool)['kept'])
+        self.assertEqual(before, self.fake.snapshot())
+
+    def test_keeps_a_foreign_lv_without_error(self):
+        self.fake.add_lv('vg0', 'r0', GiB, tags=())
+        self.assertTrue(self.ok('delete', resource='r0', pool='vg0/thin',
+                                create_id=self.ID)['kept'])
+        self.assertIn(('vg0', 'r0'), self.fake.lvs)
+
+    def test_res_without_lv_goes(self):
+        # The create failed after writing the .res, before lvcreate.
+        self.agent.store.write('r0', samples.res_text(), samples.SECRET,
+                               expect_disk='/dev/vg0/r0')
+        result = self.ok('delete', resource='r0', pool='vg0/thin',
+                         create_id=self.ID)
+        self.assertTrue(result['res_removed'])
+        self.assertFalse(result['kept'])
+
+    def test_running_without_lv_is_kept(self):
+        self.agent.store.write('r0', samples.res_text(), samples.SECRET,
+                               expect_disk='/dev/vg0/r0')
+        self.fake.running['r0'] = {'name': 'r0'}
+        before = self.fake.snapshot()
+        self.assertTrue(self.ok('delete', resource='r0', pool='vg0/thin',
+                                create_id=self.ID)['kept'])
+        self.assertEqual(before, self.fake.snapshot())
+
+
 @ddt.ddt
 class LifecycleTestCase(AgentTestCase):
 
@@ -562,7 +677,8 @@ class LifecycleTestCase(AgentTestCase):
              ['drbdadm', '--', '--force', 'wipe-md', 'r0'],
              ['lvremove', '--force', 'vg0/r0']], self.changes())
         self.assertEqual({'resource': 'r0', 'down': True,
-                          'lv_removed': True, 'res_removed': True}, result)
+                          'lv_removed': True, 'res_removed': True,
+                          'kept': False, 'reason': None}, result)
         self.assertEqual([], list(self.res_dir.iterdir()))
         self.fake.calls.clear()
         result = self.ok('delete', resource='r0', pool='vg0/thin')

@@ -27,6 +27,11 @@ from blackstor_cinder.node import executor
 from blackstor_cinder import protocol
 
 
+# drbdmeta 9.22 get-gi right after create-md (run on a loop device).
+GI_JUST_CREATED = ('0000000000000004:0000000000000000:0000000000000000:'
+                   '0000000000000000:0:0:0:0:1:0:0:0:0:0:0:0\n')
+
+
 def failure(rc, stderr):
     return processutils.ProcessExecutionError(exit_code=rc, stdout='',
                                               stderr=stderr)
@@ -96,6 +101,7 @@ class DrbdTestCase(testtools.TestCase):
             self.assertEqual(protocol.E_FAILED, e.code)
 
     def test_has_metadata(self):
+        self.execute.return_value = (GI_JUST_CREATED, '')
         self.assertTrue(self.drbd.has_metadata(1000, '/dev/vg0/r0', 2))
         self.assertEqual(['drbdmeta', '1000', 'v09', '/dev/vg0/r0',
                           'internal', 'get-gi', '--node-id', '2'],
@@ -105,6 +111,24 @@ class DrbdTestCase(testtools.TestCase):
         self.execute.side_effect = failure(20, 'open(/dev/x) failed')
         self.assertRaises(CommandError, self.drbd.has_metadata, 1000,
                           '/dev/x', 2)
+
+    def test_current_uuid(self):
+        self.execute.return_value = (GI_JUST_CREATED, '')
+        self.assertEqual(drbd.UUID_JUST_CREATED,
+                         self.drbd.current_uuid(1000, '/dev/vg0/r0', 2))
+        self.execute.return_value = (
+            'A1B2C3D4E5F60719:0000000000000000:0000000000000000:'
+            '0000000000000000:1:1:0:0:1:0:0:0:0:0:0:0\n', '')
+        self.assertEqual(0xA1B2C3D4E5F60719,
+                         self.drbd.current_uuid(1000, '/dev/vg0/r0', 2))
+        # drbdmeta 9.22 on a disk without metadata: rc 255, no output.
+        self.execute.side_effect = failure(255, '')
+        self.assertIsNone(self.drbd.current_uuid(1000, '/dev/vg0/r0', 2))
+        self.execute.side_effect = None
+        self.execute.return_value = ('garbage\n', '')
+        e = self.assertRaises(AgentError, self.drbd.current_uuid, 1000,
+                              '/dev/vg0/r0', 2)
+        self.assertEqual(protocol.E_FAILED, e.code)
 
     def test_versions(self):
         self.execute.return_value = ('DRBDADM_API_VERSION=2\n'

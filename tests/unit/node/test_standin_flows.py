@@ -1,0 +1,66 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The agent's data-safety checks against the stand-in's real state."""
+
+import testtools
+
+from blackstor_cinder import protocol
+from tests.unit.node import standin_node
+
+POOL = standin_node.POOL
+SECRET = standin_node.SECRET
+
+
+class StandinTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        why = standin_node.missing()
+        if why:
+            self.skipTest(why)
+        self.nodes = self.useFixture(standin_node.StandinNodes())
+
+    def refused(self, name, op, code, **fields):
+        reply = self.nodes.call(name, op, **fields)
+        self.assertFalse(reply['ok'], reply)
+        self.assertEqual(code, reply['error']['code'], reply)
+        return reply['error']
+
+
+class CreateTestCase(StandinTestCase):
+
+    def test_create_over_a_used_replica_refused(self):
+        results = self.nodes.create()
+        self.assertTrue(all(r['md_created'] and r['brought_up']
+                            and r['res_created']
+                            for r in results.values()))
+        # nodeb goes down (a reboot); its LV holds the data in use.
+        rc, _, err = self.nodes.standin.drbdsetup('nodeb', 'down', 'r0')
+        self.assertEqual(0, rc, err)
+        err = self.refused('nodeb', 'create', protocol.E_CONFLICT,
+                           resource='r0', pool=POOL, size=64 << 20,
+                           res_text=self.nodes.res_text(), secret=SECRET)
+        self.assertIn('vg0/r0', err['message'])
+        self.assertIsNone(self.nodes.status('nodeb', 'r0'))
+
+    def test_rerun_before_first_use_is_fine(self):
+        self.nodes.ok('nodea', 'create', resource='r0', pool=POOL,
+                      size=64 << 20, res_text=self.nodes.res_text(),
+                      secret=SECRET)
+        self.nodes.standin.drbdsetup('nodea', 'down', 'r0')
+        again = self.nodes.ok('nodea', 'create', resource='r0', pool=POOL,
+                              size=64 << 20, res_text=self.nodes.res_text(),
+                              secret=SECRET)
+        self.assertFalse(again['md_created'])
+        self.assertTrue(again['brought_up'])
