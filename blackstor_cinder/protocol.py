@@ -31,7 +31,9 @@ writes the file with mode 0600, so the secret exists in one file only.
 
 ``inventory``
     -> hostname, drbd_utils_version, drbd_kernel_version (None if no
-    module), pools [{name, total_bytes, free_bytes, provisioned_bytes}],
+    module), pools [{name, total_bytes, free_bytes, provisioned_bytes,
+    extent_bytes, vg_free_bytes, zero_new_blocks (the thin pool zeroes
+    newly provisioned blocks: ``lvs -o zero``)}],
     resources {name: {definition, state}}, snapshots
     [{name, pool, size_bytes, origin}], used_minors [int], used_ports [int],
     removed_temp_files [str] (temporary .res files a killed writer left,

@@ -51,8 +51,10 @@ _LV_NOT_FOUND = 'Failed to find logical volume'
 # temporary (a '.' suffix no protocol name can have).
 _LV_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]{0,62}(\.[a-z]+)?$')
 
+# ``zero``: whether a thin pool zeroes newly provisioned blocks (LVM prints
+# "zero" or "", 1 or 0 with --binary); read with the rest, in the one lvs.
 LV_FIELDS = ('lv_name,vg_name,lv_size,lv_attr,pool_lv,origin,data_percent,'
-             'lv_tags')
+             'lv_tags,zero')
 
 
 @dataclasses.dataclass
@@ -65,6 +67,7 @@ class LogicalVolume:
     origin: str
     data_percent: float
     tags: list[str]
+    zero: bool = False
 
     @property
     def is_thin_pool(self) -> bool:
@@ -228,7 +231,8 @@ class Lvm:
             size=_int(row.get('lv_size')), attr=row.get('lv_attr', ''),
             pool_lv=row.get('pool_lv', ''), origin=row.get('origin', ''),
             data_percent=_float(row.get('data_percent')),
-            tags=[t for t in (row.get('lv_tags') or '').split(',') if t])
+            tags=[t for t in (row.get('lv_tags') or '').split(',') if t],
+            zero=str(row.get('zero', '')).strip() in ('zero', '1'))
             for row in rows]
 
     def thin_pool(self, pool: Pool,
@@ -278,7 +282,12 @@ class Lvm:
         return lv
 
     def pool_usage(self, pool: Pool) -> dict:
-        """{name, total_bytes, free_bytes, provisioned_bytes, ...}."""
+        """{name, total_bytes, free_bytes, provisioned_bytes, ...}.
+
+        ``zero_new_blocks``: the thin pool overwrites newly provisioned
+        blocks with zeros (LVM's default), so a thin LV never shows
+        another volume's old data.
+        """
         vg = self.vg(pool.vg)
         lvs = self.lvs(pool.vg)
         thin = self.thin_pool(pool, lvs)
@@ -287,7 +296,8 @@ class Lvm:
         return {'name': pool.name, 'total_bytes': thin.size,
                 'free_bytes': int(thin.size * (100.0 - used) / 100.0),
                 'provisioned_bytes': provisioned,
-                'extent_bytes': vg.extent, 'vg_free_bytes': vg.free}
+                'extent_bytes': vg.extent, 'vg_free_bytes': vg.free,
+                'zero_new_blocks': thin.zero}
 
     # -- changing ----------------------------------------------------------
 

@@ -108,6 +108,16 @@ class Cluster:
                        'pool_size': size, 'lvs': {}}
         os.makedirs(os.path.join(self.root, node, 'vg', vg), exist_ok=True)
 
+    def set_pool_zeroing(self, node, vg, zero):
+        """Turn the thin pool's zeroing of new blocks on or off.
+
+        LVM's default is on (``thin_pool_zero = 1``); ``lvs -o zero``
+        reports it. The stand-in's LV files are sparse, so new blocks read
+        zeros either way: only the report changes.
+        """
+        with state.locked(self.root) as sess:
+            sess.node(node)['vgs'][vg]['pool_zero'] = bool(zero)
+
     def add_loopback_address(self, address):
         """Put ``address`` on ``lo``: real drbdadm checks it is local.
 

@@ -473,6 +473,7 @@ HEADINGS = {
     'vg_attr': 'Attr', 'vg_size': 'VSize', 'vg_free': 'VFree',
     'vg_extent_size': 'Ext', 'vg_tags': 'VG Tags', 'lv_uuid': 'LV UUID',
     'vg_uuid': 'VG UUID', 'segtype': 'Type', 'lv_layout': 'Layout',
+    'zero': 'Zero',
 }
 SIZE_FIELDS = ('lv_size', 'vg_size', 'vg_free', 'vg_extent_size')
 
@@ -512,6 +513,9 @@ def _lv_rows(sess, node_name, vg, vgrec, only=None):
         'lv_tags': '', 'lv_path': '', 'lv_active': 'active',
         'lv_dm_path': '/dev/mapper/%s-%s' % (vg, pool), 'segtype':
             'thin-pool', 'lv_layout': 'thin,pool',
+        # LVM's thin_pool_zero = 1 by default; "zero" or "" as lvs prints
+        # it without --binary.
+        'zero': 'zero' if vgrec.get('pool_zero', True) else '',
     }
     if only in (None, pool):
         rows.append(pool_row)
@@ -537,6 +541,7 @@ def _lv_rows(sess, node_name, vg, vgrec, only=None):
             'lv_active': 'active' if active else '',
             'lv_dm_path': '/dev/mapper/%s-%s' % (vg, name),
             'segtype': 'thin', 'lv_layout': 'thin',
+            'zero': 'zero' if vgrec.get('pool_zero', True) else '',
         })
     return rows
 

@@ -162,7 +162,9 @@ class FakeNode:
                  'lv_attr': lv['attr'], 'pool_lv': lv['pool_lv'],
                  'origin': lv['origin'],
                  'data_percent': f'{lv["percent"]:.2f}',
-                 'lv_tags': ','.join(lv['tags'])}
+                 'lv_tags': ','.join(lv['tags']),
+                 'zero': ('zero' if lv.get('zero', True) else '')
+                 if lv['attr'].startswith('t') else ''}
                 for (v, name), lv in sorted(self.lvs.items()) if v == vg]
         return 0, json.dumps({'report': [{'lv': rows}]}), ''
 

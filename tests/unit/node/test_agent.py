@@ -894,7 +894,8 @@ class InventoryTestCase(AgentTestCase):
                            'free_bytes': int(thin_size * 0.9),
                            'provisioned_bytes': provisioned,
                            'extent_bytes': EXTENT,
-                           'vg_free_bytes': 50 * GiB}], result['pools'])
+                           'vg_free_bytes': 50 * GiB,
+                           'zero_new_blocks': True}], result['pools'])
         self.assertEqual(['other', 'r0', 'r1'], sorted(result['resources']))
         r0 = result['resources']['r0']
         self.assertEqual(1000, r0['definition']['minor'])
@@ -914,6 +915,14 @@ class InventoryTestCase(AgentTestCase):
         self.assertEqual([7, 1000, 1001], result['used_minors'])
         self.assertEqual([7000, 7001, 7789], result['used_ports'])
         self.assertEqual([], result['removed_temp_files'])
+
+    def test_pool_without_zeroing(self):
+        self.fake.lvs[('vg0', 'thin')]['zero'] = False
+        pools = self.ok('inventory')['pools']
+        self.assertIs(False, pools[0]['zero_new_blocks'])
+        lvs = [c for c in self.fake.calls if c[0] == 'lvs']
+        self.assertEqual(1, len(lvs))
+        self.assertIn('zero', lvs[0][lvs[0].index('-o') + 1].split(','))
 
     def test_inventory_removes_stale_temp_files(self):
         self.ok('create', **self.create_req())

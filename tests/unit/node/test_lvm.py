@@ -33,7 +33,7 @@ def report(key, rows):
 LVS = [
     {'lv_name': 'thin', 'vg_name': 'vg0', 'lv_size': '1000',
      'lv_attr': 'twi-aotz--', 'pool_lv': '', 'origin': '',
-     'data_percent': '25.00', 'lv_tags': ''},
+     'data_percent': '25.00', 'lv_tags': '', 'zero': 'zero'},
     {'lv_name': 'r0', 'vg_name': 'vg0', 'lv_size': '300',
      'lv_attr': 'Vwi-a-tz--', 'pool_lv': 'thin', 'origin': '',
      'data_percent': '1.00', 'lv_tags': 'blackstor'},
@@ -95,9 +95,19 @@ class LvmTestCase(testtools.TestCase):
             report('lv', LVS)]
         self.assertEqual({'name': 'vg0/thin', 'total_bytes': 1000,
                           'free_bytes': 750, 'provisioned_bytes': 1100,
-                          'extent_bytes': 4, 'vg_free_bytes': 100},
+                          'extent_bytes': 4, 'vg_free_bytes': 100,
+                          'zero_new_blocks': True},
                          self.lvm.pool_usage(self.pool))
         self.assertEqual(['vgs', 'lvs'], [a[0] for a in self.argv()])
+
+    def test_pool_zeroing(self):
+        # lvs prints "zero"/"" (1/0 with --binary); anything else is off.
+        for shown, zero in (('zero', True), ('1', True), ('', False),
+                            ('0', False), ('-1', False), (None, False)):
+            rows = [dict(LVS[0], zero=shown)] + LVS[1:]
+            self.execute.side_effect = [report('lv', rows)]
+            lvm_ = lvm.Lvm(executor.Executor(self.execute), ['vg0/thin'])
+            self.assertIs(zero, lvm_.thin_pool(self.pool).zero, shown)
 
     def test_thin_pool(self):
         self.execute.return_value = report('lv', LVS)

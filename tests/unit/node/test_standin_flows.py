@@ -64,3 +64,13 @@ class CreateTestCase(StandinTestCase):
                               secret=SECRET)
         self.assertFalse(again['md_created'])
         self.assertTrue(again['brought_up'])
+
+
+class InventoryTestCase(StandinTestCase):
+
+    def test_pool_zeroing(self):
+        pools = self.nodes.ok('nodea', 'inventory')['pools']
+        self.assertIs(True, pools[0]['zero_new_blocks'])
+        self.nodes.standin.set_pool_zeroing('nodea', standin_node.VG, False)
+        pools = self.nodes.ok('nodea', 'inventory')['pools']
+        self.assertIs(False, pools[0]['zero_new_blocks'])
