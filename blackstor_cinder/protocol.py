@@ -34,13 +34,19 @@ writes the file with mode 0600, so the secret exists in one file only.
     module), pools [{name, total_bytes, free_bytes, provisioned_bytes,
     extent_bytes, vg_free_bytes, zero_new_blocks (the thin pool zeroes
     newly provisioned blocks: ``lvs -o zero``)}],
-    resources {name: {definition, state}}, snapshots
+    resources {name: {definition, state, device_size}}, snapshots
     [{name, pool, size_bytes, origin}], used_minors [int], used_ports [int],
     removed_temp_files [str] (temporary .res files a killed writer left,
     older than 10 min, which this inventory removed; usually []).
 ``status`` resource*
-    -> {resource, exists, definition, state}; ``state`` is the parsed
-    ``drbdsetup status --json`` entry (None when the resource is down).
+    -> {resource, exists, definition, state, device_size}; ``state`` is
+    the parsed ``drbdsetup status --json --statistics`` entry (None when
+    the resource is down); ``device_size`` the running DRBD device's size
+    here in bytes (None when down or not reported).
+
+Every .res write (create, create-from-snapshot, adjust, resize) refuses a
+``disk { size }`` below the running device's size on this node: conflict,
+field ``size``, details {size, device_size}, nothing changed.
 ``create`` resource*, pool*, size*, res_text*, secret*, max_peers,
     create_id
     LV sized so the DRBD device exposes >= size, .res, create-md, up.

@@ -107,7 +107,8 @@ class Agent:
                                      conf.command_timeout)
         self.store = resfiles.ResFileStore(
             conf.resource_dir, conf.drbd_config, conf.node_name,
-            execute=self.run.execute, root_helper=conf.root_helper or None)
+            execute=self.run.execute, root_helper=conf.root_helper or None,
+            no_shrink=True)
         self.lvm = lvm_mod.Lvm(self.run, conf.pools)
         self.drbd = drbd_mod.Drbd(self.run, conf.drbd_config,
                                   conf.node_name)
@@ -736,9 +737,10 @@ class Agent:
         resource = req['resource']
         exists = self.store.exists(resource)
         definition = self.store.read_definition(resource) if exists else None
+        state = self.drbd.state(resource)
         return {'resource': resource, 'exists': exists,
-                'definition': definition,
-                'state': self.drbd.state(resource)}
+                'definition': definition, 'state': state,
+                'device_size': drbd_mod.device_size(state)}
 
     def _op_inventory(self, req: dict) -> dict:
         # The controller asks regularly: a good time to remove what a
@@ -785,12 +787,16 @@ class Agent:
                 definition = self.store.read_definition(name)
             except AgentError as e:
                 resources[name] = {'definition': None, 'error': e.message,
-                                   'state': running.get(name)}
+                                   'state': running.get(name),
+                                   'device_size': drbd_mod.device_size(
+                                       running.get(name))}
                 continue
             if definition is not None:
                 definition.pop('secret', None)
             resources[name] = {'definition': definition,
-                               'state': running.get(name)}
+                               'state': running.get(name),
+                               'device_size': drbd_mod.device_size(
+                                   running.get(name))}
         minors, ports = self._used_minors_ports(states)
         return {
             'hostname': self.conf.node_name,

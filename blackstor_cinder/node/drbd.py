@@ -102,8 +102,13 @@ class Drbd:
     # -- drbdsetup ---------------------------------------------------------
 
     def status(self, resource: str | None = None) -> list[dict]:
-        """``drbdsetup status --json`` entries ([] when not running)."""
-        argv = ['drbdsetup', 'status', '--json']
+        """``drbdsetup status --json`` entries ([] when not running).
+
+        With ``--statistics``, so every device reports its ``size``
+        (drbd-utils prints the kernel's statistics only when asked or when
+        the kernel sent them).
+        """
+        argv = ['drbdsetup', 'status', '--json', '--statistics']
         if resource:
             argv.append(resource)
         result = self._run(argv, check=False)
@@ -198,6 +203,34 @@ class Drbd:
         if result.rc == 0 and match and match.group(1) != '0':
             return match.group(1)
         return None
+
+
+_SIZE_UNITS = {'': 512, 's': 512, 'k': 1 << 10, 'm': 1 << 20,
+               'g': 1 << 30, 't': 1 << 40}
+_SIZE_RE = re.compile(r'^(\d+)([sSkKmMgGtT]?)\Z')
+
+
+def size_bytes(text: str) -> int:
+    """Bytes of a DRBD size (``disk { size }``): sectors unless a unit."""
+    match = _SIZE_RE.match(str(text).strip())
+    if not match:
+        raise ValueError(f'{text!r} is not a DRBD size')
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
+def device_size(state: dict | None) -> int | None:
+    """Bytes of the running device (volume 0) from a status entry.
+
+    drbdsetup prints ``size`` in KiB; None when the resource is down here
+    or this DRBD reports no size.
+    """
+    for device in (state or {}).get('devices') or ():
+        if device.get('volume', 0) != protocol.VOLUME_NUMBER:
+            continue
+        size = device.get('size')
+        if isinstance(size, int) and not isinstance(size, bool):
+            return size * 1024
+    return None
 
 
 def _first_line(text: str) -> str:

@@ -44,6 +44,7 @@ import stat
 import time
 from typing import Callable, Iterator
 
+from blackstor_cinder.node import drbd as drbd_mod
 from blackstor_cinder.node import drbdconf
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import executor
@@ -74,12 +75,15 @@ class ResFileStore:
 
     def __init__(self, resource_dir: str, drbd_config: str, node_name: str,
                  execute: Callable = executor.default_execute,
-                 root_helper: str | None = None) -> None:
+                 root_helper: str | None = None,
+                 no_shrink: bool = False) -> None:
         self.resource_dir = pathlib.Path(resource_dir)
         self.drbd_config = str(drbd_config)
         self.node_name = node_name
         self._execute = execute
         self._root_helper = root_helper or None
+        #: Refuse a ``disk { size }`` below the running device's size.
+        self.no_shrink = no_shrink
 
     # -- paths -------------------------------------------------------------
 
@@ -289,6 +293,8 @@ class ResFileStore:
                              'section', 'res_text')
         for host in definition['hosts']:
             check_node_id(host)
+        if self.no_shrink:
+            self._check_no_shrink(resource, definition)
         # 2. The backing disk of this node is the one we expect.
         ll_dev = self._drbdadm(
             ['sh-ll-dev', f'{resource}/{protocol.VOLUME_NUMBER}'],
@@ -325,6 +331,38 @@ class ResFileStore:
                 code, f'res_text for {resource} clashes with the resources '
                 f'of node {self.node_name}: {_tail(stderr, tmp, secret)}',
                 field)
+
+    def running_size(self, resource: str) -> int | None:
+        """Bytes of the resource's running device here; None if down."""
+        drbd = drbd_mod.Drbd(executor.Executor(self._execute,
+                                               self._root_helper),
+                             self.drbd_config, self.node_name)
+        try:
+            return drbd_mod.device_size(drbd.state(resource))
+        except AgentError as e:
+            if e.code == protocol.E_MISSING:
+                return None     # no module: nothing runs
+            raise
+
+    def _check_no_shrink(self, resource: str, definition: dict) -> None:
+        # Every .res write passes here: a smaller disk { size } would make
+        # the next adjust (or attach) cut the device, and the data beyond.
+        text = (definition.get('disk') or {}).get('size')
+        if text is None:
+            return
+        try:
+            new = drbd_mod.size_bytes(text)
+        except ValueError as e:
+            raise AgentError(protocol.E_INVALID, f'res_text: disk size: {e}',
+                             'res_text') from None
+        current = self.running_size(resource)
+        if current is not None and new < current:
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'res_text: disk {{ size {text}; }} is {new} bytes, less '
+                f'than the {current} bytes of {resource} running on node '
+                f'{self.node_name}; a volume never shrinks', 'size',
+                size=new, device_size=current)
 
     @contextlib.contextmanager
     def _lock(self, blocking: bool = True) -> Iterator[int]:

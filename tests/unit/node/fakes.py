@@ -31,8 +31,10 @@ import os
 
 from oslo_concurrency import processutils
 
+from blackstor_cinder.node import drbd
 from blackstor_cinder.node import drbdconf
 from blackstor_cinder.node import executor
+from blackstor_cinder.node import sizing
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -249,6 +251,17 @@ class FakeNode:
         me = [h for h in d['hosts'] if h['name'] == self.node_name][0]
         return dict(d, me=me)
 
+    def _device_kib(self, d):
+        """The device's size in KiB as drbdsetup status reports it."""
+        if d['disk'].get('size'):
+            return drbd.size_bytes(d['disk']['size']) // 1024
+        disk = d['me']['disk']
+        vg, _, name = (disk or '').rpartition('/')
+        lv = self.lvs.get((vg.rpartition('/')[2], name))
+        if lv is None or disk not in self.metadata:
+            return 0
+        return sizing.usable_size_of(lv['size'], self.metadata[disk]) // 1024
+
     def _drbdadm(self, args, kwargs):
         words = [a for a in args[2:] if a != '--' and not a.startswith('--')
                  or a in ('--config-to-test', '--version')]
@@ -270,7 +283,8 @@ class FakeNode:
                     'suspended-user': False,
                     'devices': [{'volume': 0, 'minor': d['minor'],
                                  'disk-state': 'Inconsistent' if disk
-                                 else 'Diskless'}],
+                                 else 'Diskless',
+                                 'size': self._device_kib(d)}],
                     'connections': []}
             return 0, '', ''
         if sub == 'down':
@@ -287,6 +301,9 @@ class FakeNode:
             return 0, '', ''
         if resource not in self.running:
             return 10, '', f'{resource}: No such resource'
+        if sub == 'resize':
+            self.running[resource]['devices'][0]['size'] = \
+                self._device_kib(d)
         if sub == 'new-current-uuid' and disk:
             self.uuids[disk] = 0x5EED0000CAFE0000 + len(self.calls) * 2
         if sub == 'suspend-io':

@@ -113,13 +113,19 @@ class StandinNodes(fixtures.Fixture):
         lines.append('}')
         return '\n'.join(lines) + '\n'
 
-    def create(self, resource='r0', size=64 << 20, nodes=None, **extra):
+    def res_file(self, name, resource):
+        return pathlib.Path(self.agents[name].store.path(resource)
+                            ).read_text()
+
+    def create(self, resource='r0', size=64 << 20, nodes=None,
+               size_text=None, **extra):
         """create on ``nodes`` (default all), then the initial UUID."""
         nodes = nodes or self.names
         results = {}
         for name in nodes:
             results[name] = self.ok(
                 name, 'create', resource=resource, pool=POOL, size=size,
-                res_text=self.res_text(resource, **extra), secret=SECRET)
+                res_text=self.res_text(resource, size=size_text, **extra),
+                secret=SECRET)
         self.ok(nodes[0], 'new-current-uuid', resource=resource)
         return results

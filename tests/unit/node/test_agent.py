@@ -867,9 +867,50 @@ class LifecycleTestCase(AgentTestCase):
         self.assertEqual(1000, result['definition']['minor'])
         self.assertEqual(samples.SECRET, result['definition']['secret'])
         self.assertEqual('r0', result['state']['name'])
+        self.assertEqual(sizing.usable_size_of(self.need(), 7),
+                         result['device_size'])
         result = self.ok('status', resource='r9')
         self.assertEqual({'resource': 'r9', 'exists': False,
-                          'definition': None, 'state': None}, result)
+                          'definition': None, 'state': None,
+                          'device_size': None}, result)
+
+    def test_no_shrink_on_adjust(self):
+        # The device runs with 2 GiB; a .res saying 1 GiB must not land.
+        self.ok('resize', **self.resize_req())
+        old = (self.res_dir / 'r0.res').read_text()
+        req = self.create_req()
+        del req['pool'], req['size']
+        req['res_text'] = samples.res_text(size='1048576k')
+        err, before = self.error('adjust', protocol.E_CONFLICT, 'size',
+                                 **req)
+        self.assertIn(str(GiB), err['message'])
+        self.assertIn(str(2 * GiB), err['message'])
+        self.assertEqual({'size': GiB, 'device_size': 2 * GiB},
+                         err['details'])
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual(old, (self.res_dir / 'r0.res').read_text())
+        # The same size, or a larger one, is fine.
+        req['res_text'] = samples.res_text(size='2097152k')
+        self.ok('adjust', **req)
+
+    def test_no_shrink_on_create_and_resize(self):
+        self.ok('resize', **self.resize_req())
+        req = self.create_req()
+        req['res_text'] = samples.res_text(size='1G')
+        err, _ = self.error('create', protocol.E_CONFLICT, 'size', **req)
+        self.assertIn('never shrinks', err['message'])
+        self.fake.calls.clear()
+        self.error('resize', protocol.E_CONFLICT, 'size',
+                   **self.resize_req(size=GiB, text_size='2097151k'))
+        self.assertEqual([], self.changes())
+
+    def test_no_shrink_check_needs_a_running_device(self):
+        self.ok('resize', **self.resize_req())
+        self.fake.running.clear()
+        req = self.create_req()
+        del req['pool'], req['size']
+        req['res_text'] = samples.res_text(size='1048576k')
+        self.ok('adjust', **req)
 
 
 class InventoryTestCase(AgentTestCase):

@@ -78,9 +78,26 @@ class DrbdTestCase(testtools.TestCase):
         entry = {'name': 'r0', 'devices': [{'minor': 1000}]}
         self.execute.return_value = (json.dumps([entry]), '')
         self.assertEqual(entry, self.drbd.state('r0'))
-        self.assertEqual(['drbdsetup', 'status', '--json', 'r0'],
-                         self.argv()[0])
+        self.assertEqual(['drbdsetup', 'status', '--json', '--statistics',
+                          'r0'], self.argv()[0])
         self.assertEqual([entry], self.drbd.status())
+
+    def test_device_size(self):
+        entry = {'devices': [{'volume': 0, 'minor': 1000,
+                              'size': 1048576}]}
+        self.assertEqual(1 << 30, drbd.device_size(entry))
+        for state in (None, {}, {'devices': [{'volume': 0}]},
+                      {'devices': [{'volume': 1, 'size': 4}]},
+                      {'devices': [{'volume': 0, 'size': True}]}):
+            self.assertIsNone(drbd.device_size(state), state)
+
+    def test_size_bytes(self):
+        for text, size in (('1048576k', 1 << 30), ('2097152s', 1 << 30),
+                           ('2097152', 1 << 30), ('1G', 1 << 30),
+                           ('1024M', 1 << 30), ('1T', 1 << 40)):
+            self.assertEqual(size, drbd.size_bytes(text), text)
+        for text in ('', 'k', '1.5G', '-1k', '1kb', '1 k'):
+            self.assertRaises(ValueError, drbd.size_bytes, text)
 
     def test_status_not_running(self):
         self.execute.side_effect = failure(10, 'r0: No such resource\n')

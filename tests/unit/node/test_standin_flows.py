@@ -74,3 +74,22 @@ class InventoryTestCase(StandinTestCase):
         self.nodes.standin.set_pool_zeroing('nodea', standin_node.VG, False)
         pools = self.nodes.ok('nodea', 'inventory')['pools']
         self.assertIs(False, pools[0]['zero_new_blocks'])
+
+
+class NoShrinkTestCase(StandinTestCase):
+
+    def test_adjust_below_the_running_size_refused(self):
+        self.nodes.create(size=64 << 20, size_text='65536k')
+        status = self.nodes.ok('nodea', 'status', resource='r0')
+        self.assertEqual(64 << 20, status['device_size'])
+        inventory = self.nodes.ok('nodea', 'inventory')
+        self.assertEqual(64 << 20,
+                         inventory['resources']['r0']['device_size'])
+        err = self.refused('nodea', 'adjust', protocol.E_CONFLICT,
+                           resource='r0', secret=SECRET,
+                           res_text=self.nodes.res_text(size='32768k'))
+        self.assertIn(str(32 << 20), err['message'])
+        self.assertIn(str(64 << 20), err['message'])
+        self.assertIn('size 65536k;', self.nodes.res_file('nodea', 'r0'))
+        self.assertEqual(64 << 20, self.nodes.ok(
+            'nodea', 'status', resource='r0')['device_size'])
