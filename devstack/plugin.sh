@@ -130,18 +130,30 @@ function _blackstor_resources {
 # Node side
 # ---------
 
-# blackstor_check_drbd9 - die unless the DRBD 9 kernel module is there
+# blackstor_check_drbd9 - die unless the DRBD kernel module is 9.2.14 or
+# later (from 9.2.14 on suspend-io lets writes in flight drain, which
+# crash-consistent snapshots rely on; the driver refuses older nodes too)
 function blackstor_check_drbd9 {
-    local version
+    local version major minor patch
     if [[ "$BLACKSTOR_CHECK_DRBD9" != "True" ]]; then
         return 0
     fi
     sudo modprobe drbd || true
     version=$(_blackstor_drbd_version)
-    if [[ ! "$version" =~ ^([0-9]+)\. ]] || (( BASH_REMATCH[1] < 9 )); then
-        die $LINENO "BlackStor needs the DRBD 9 kernel module; found" \
-            "'${version:-none}'. Set BLACKSTOR_DRBD9_PPA=True (Ubuntu)" \
-            "or install drbd-dkms 9 yourself."
+    if [[ "$version" =~ ^([0-9]+)\.([0-9]+)\.([0-9]+) ]]; then
+        major=${BASH_REMATCH[1]}
+        minor=${BASH_REMATCH[2]}
+        patch=${BASH_REMATCH[3]}
+    else
+        major=0
+        minor=0
+        patch=0
+    fi
+    if (( major < 9 || (major == 9 && (minor < 2 ||
+            (minor == 2 && patch < 14))) )); then
+        die $LINENO "BlackStor needs the DRBD 9 kernel module, 9.2.14 or" \
+            "later; found '${version:-none}'. Set BLACKSTOR_DRBD9_PPA=True" \
+            "(Ubuntu) or install drbd-dkms 9.2.14+ yourself."
     fi
 }
 

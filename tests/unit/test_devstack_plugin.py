@@ -412,7 +412,7 @@ class TestDevstackPlugin(testtools.TestCase):
 
     def test_init_creates_thin_pool_once(self):
         self.proc_drbd.write_text(
-            'version: 9.2.8 (api:2/proto:86-122)\nGIT-hash: 0\n')
+            'version: 9.2.18 (api:2/proto:86-122)\nGIT-hash: 0\n')
         self.run_plugin('source "$DEVSTACK/plugin.sh"\n'
                         'init_cinder_backend_blackstor bs-a\n'
                         'init_cinder_backend_blackstor bs-b')
@@ -426,7 +426,7 @@ class TestDevstackPlugin(testtools.TestCase):
         self.assertEqual(1024 * 1024, backing.stat().st_size)
 
     def test_init_on_backing_device(self):
-        self.proc_drbd.write_text('version: 9.1.16 (api:2/proto:86-121)\n')
+        self.proc_drbd.write_text('version: 9.2.18 (api:2/proto:86-122)\n')
         self.run_plugin('source "$DEVSTACK/plugin.sh"\n'
                         'init_cinder_backend_blackstor bs',
                         BLACKSTOR_BACKING_DEVICE='/dev/vdb')
@@ -435,7 +435,7 @@ class TestDevstackPlugin(testtools.TestCase):
         self.assertFalse([c for c in calls if 'losetup' in c])
 
     def test_init_existing_pool_left_alone(self):
-        self.proc_drbd.write_text('version: 9.2.8 (api:2/proto:86-122)\n')
+        self.proc_drbd.write_text('version: 9.2.18 (api:2/proto:86-122)\n')
         self.run_plugin('source "$DEVSTACK/plugin.sh"\n'
                         'init_cinder_backend_blackstor bs', STUB_LVM_RC='0')
         self.assertFalse([c for c in self.calls()
@@ -443,6 +443,8 @@ class TestDevstackPlugin(testtools.TestCase):
 
     @ddt.data(('version: 8.4.11 (api:1/proto:86-101)\n', ''),
               (None, '8.4.11'),
+              ('version: 9.2.13 (api:2/proto:86-122)\n', ''),
+              (None, '9.1.22'),
               (None, ''))
     @ddt.unpack
     def test_init_refuses_without_drbd9(self, proc_text, modinfo):
@@ -457,7 +459,7 @@ class TestDevstackPlugin(testtools.TestCase):
     def test_init_drbd9_from_modinfo_or_check_off(self):
         self.run_plugin('source "$DEVSTACK/plugin.sh"\n'
                         'init_cinder_backend_blackstor bs',
-                        STUB_MODINFO='9.2.12')
+                        STUB_MODINFO='9.2.14')
         self.run_plugin('source "$DEVSTACK/plugin.sh"\n'
                         'init_cinder_backend_blackstor bs',
                         BLACKSTOR_CHECK_DRBD9='False')
@@ -467,7 +469,7 @@ class TestDevstackPlugin(testtools.TestCase):
     @ddt.data((1, True), (0, False))
     @ddt.unpack
     def test_extra_phase_volume_types(self, show_rc, created):
-        self.proc_drbd.write_text('version: 9.2.8 (api:2/proto:86-122)\n')
+        self.proc_drbd.write_text('version: 9.2.18 (api:2/proto:86-122)\n')
         self.run_plugin('source "$DEVSTACK/plugin.sh" stack extra',
                         STUB_TYPE_SHOW_RC=str(show_rc))
         calls = [c for c in self.calls() if c.startswith('openstack')]
