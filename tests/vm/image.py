@@ -11,13 +11,17 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Storage-node VM image: Debian bookworm minbase + the cloud kernel.
+"""Node VM image: Debian bookworm minbase, the cloud kernel, DRBD 9.2.18.
 
-Built from Debian packages only (``debootstrap`` and ``apt-get`` in the
-chroot), cached under ``<repo>/.cache/vm/<recipe hash>/`` (git-ignored):
+Built from Debian packages (``debootstrap`` and ``apt-get`` in the
+chroot) plus the prebuilt DRBD 9.2.18 kernel module of
+``../shared/drbd/ko/<kernel release>/`` (installed under
+``/lib/modules/<release>/updates/``; the kernel's own DRBD 8.4 module is
+deleted), cached under ``<repo>/.cache/vm/<recipe hash>/`` (git-ignored):
 ``root.img`` (ext4, made with ``mkfs.ext4 -d``, no loop mount),
-``vmlinuz`` and ``initrd.img``. The hash covers the package list and this
-file's source, so changing either builds a new image; the project itself
+``vmlinuz`` and ``initrd.img``. The hash covers the package list, the
+.ko files and this file's source, so changing any builds a new image;
+storage nodes and hypervisors boot the same image. The project itself
 is not in the image: the runner hands the source tree in at boot as a tar
 file through qemu's fw_cfg (Debian's cloud kernel has no 9p), so code
 changes need no rebuild.
@@ -40,7 +44,17 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 CACHE = REPO / '.cache' / 'vm'
 SUITE = 'bookworm'
 MIRROR = os.environ.get('BLACKSTOR_VM_MIRROR', 'http://deb.debian.org/debian')
-ROOT_SIZE = '1500M'
+SECURITY_MIRROR = os.environ.get('BLACKSTOR_VM_SECURITY_MIRROR',
+                                 'http://deb.debian.org/debian-security')
+ROOT_SIZE = '2000M'
+#: the kernel release the prebuilt DRBD module was built for; its exact
+#: package is pinned (bookworm-security). A module loads only into the
+#: release it was built for (modinfo -F vermagic).
+KERNEL_RELEASE = '6.1.0-57-cloud-amd64'
+DRBD_DIR = REPO.parent / 'shared' / 'drbd'
+DRBD_VERSION = '9.2.18'
+#: the module's files, in load order after libcrc32c and lru_cache.
+DRBD_MODULES = ('handshake.ko', 'drbd.ko', 'drbd_transport_tcp.ko')
 
 #: debootstrap --include (what FACTS.md found to work).
 BASE_PACKAGES = (
@@ -49,11 +63,16 @@ BASE_PACKAGES = (
 )
 #: installed in the chroot afterwards: the kernel and the agent's
 #: Python dependencies as Debian packages (bookworm has all of them).
+#: python3-os-brick: the connector a hypervisor's agent attaches with.
 CHROOT_PACKAGES = (
-    'linux-image-cloud-amd64', 'initramfs-tools',
+    'linux-image-' + KERNEL_RELEASE, 'initramfs-tools',
     'python3-oslo.config', 'python3-oslo.concurrency', 'python3-oslo.utils',
-    'python3-oslo.log', 'python3-oslo.i18n',
+    'python3-oslo.log', 'python3-oslo.i18n', 'python3-os-brick',
 )
+#: when the pinned kernel package is gone from the mirror: the current
+#: cloud kernel, and the module built for it with build-module.sh.
+FALLBACK_KERNEL = 'linux-image-cloud-amd64'
+
 
 #: the guest's init: minimal and stable; what a node does at boot is
 #: tests/vm/guest/boot.sh, handed in with the source tree through fw_cfg
@@ -87,10 +106,10 @@ MaxSessions 100
 Subsystem sftp internal-sftp
 '''
 
-#: the agent, run from the 9p share; drbdsetup is the bridge (vm/guest).
+#: the agent, run from the source tree handed in at boot; it uses the
+#: image's real drbdadm/drbdsetup/drbdmeta.
 AGENT = '''#!/bin/sh
 export PYTHONPATH=/opt/blackstor PYTHONDONTWRITEBYTECODE=1
-export PATH=/opt/blackstor/tests/vm/guest/bin:$PATH
 export BLACKSTOR_NODE_CONFIG=${BLACKSTOR_NODE_CONFIG:-/run/blackstor/node.conf}
 exec python3 -c 'import sys; from blackstor_cinder.node.cli import main; \
 sys.exit(main())' "$@"
@@ -102,7 +121,19 @@ def recipe() -> str:
     h = hashlib.sha256()
     h.update(repr((SUITE, BASE_PACKAGES, CHROOT_PACKAGES)).encode())
     h.update(pathlib.Path(__file__).read_bytes())
+    for ko in module_files(prebuilt_modules()):
+        h.update(ko.name.encode() + b'\0' + ko.read_bytes())
     return h.hexdigest()[:16]
+
+
+def prebuilt_modules(release: str = KERNEL_RELEASE) -> pathlib.Path:
+    return DRBD_DIR / 'ko' / release
+
+
+def module_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    """The DRBD .ko files of ``folder`` (all of DRBD_MODULES, or none)."""
+    files = [folder / name for name in DRBD_MODULES]
+    return files if all(f.is_file() for f in files) else []
 
 
 def image_dir() -> pathlib.Path:
@@ -118,6 +149,9 @@ def missing_tools() -> str | None:
                     f'qemu-system-x86 qemu-utils e2fsprogs)')
     if os.geteuid() != 0:
         return 'building the VM image needs root (debootstrap)'
+    if not module_files(prebuilt_modules()):
+        return (f'no DRBD {DRBD_VERSION} module for {KERNEL_RELEASE} in '
+                f'{prebuilt_modules()} (the shared/ folder beside the repo)')
     return None
 
 
@@ -147,25 +181,39 @@ def build(target: pathlib.Path) -> None:
         mounted.append(root / 'dev')
         (root / 'usr/sbin/policy-rc.d').write_text('#!/bin/sh\nexit 101\n')
         (root / 'usr/sbin/policy-rc.d').chmod(0o755)
+        (root / 'etc/apt/sources.list').write_text(
+            f'deb {MIRROR} {SUITE} main\n'
+            f'deb {MIRROR} {SUITE}-updates main\n'
+            f'deb {SECURITY_MIRROR} {SUITE}-security main\n')
+        _chroot(root, 'apt-get', 'update', '-q')
+        packages = list(CHROOT_PACKAGES)
+        pinned = _chroot_ok(root, 'apt-cache', 'show', packages[0])
+        if not pinned:
+            print(f'{packages[0]} is gone from the mirror: falling back to '
+                  f'{FALLBACK_KERNEL} and a module built for it',
+                  file=sys.stderr)
+            packages[0] = FALLBACK_KERNEL
         _chroot(root, 'apt-get', 'install', '-y', '-q',
-                '--no-install-recommends', *CHROOT_PACKAGES)
+                '--no-install-recommends', *packages)
         _chroot(root, 'apt-get', 'clean')
         (root / 'usr/sbin/policy-rc.d').unlink()
-        _customize(root)
+        release = _kernel_release(root)
+        modules = (prebuilt_modules(release) if pinned
+                   else _built_modules(release))
+        _customize(root, release, modules)
         for path in reversed(mounted):
             _run(['umount', str(path)])
         mounted.clear()
         boot = root / 'boot'
-        kernel = sorted(boot.glob('vmlinuz-*'))[-1]
-        initrd = sorted(boot.glob('initrd.img-*'))[-1]
-        shutil.copy(kernel, work / 'vmlinuz')
-        shutil.copy(initrd, work / 'initrd.img')
+        shutil.copy(boot / f'vmlinuz-{release}', work / 'vmlinuz')
+        shutil.copy(boot / f'initrd.img-{release}', work / 'initrd.img')
         _run(['mkfs.ext4', '-q', '-F', '-L', 'root', '-d', str(root),
               str(work / 'root.img'), ROOT_SIZE])
         shutil.rmtree(root)
         (work / 'RECIPE').write_text(
             f'{SUITE}\n{" ".join(BASE_PACKAGES)}\n'
-            f'{" ".join(CHROOT_PACKAGES)}\n')
+            f'{" ".join(packages)}\nkernel {release}, DRBD modules from '
+            f'{modules}\n')
         work.rename(target)
     finally:
         for path in reversed(mounted):
@@ -174,19 +222,58 @@ def build(target: pathlib.Path) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _customize(root: pathlib.Path) -> None:
-    # LVM without udevd: lvcreate would wait for udev forever.
+def _chroot_ok(root, *argv) -> bool:
+    return subprocess.run(['chroot', str(root), *argv],
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def _kernel_release(root: pathlib.Path) -> str:
+    return sorted(p.name[len('vmlinuz-'):]
+                  for p in (root / 'boot').glob('vmlinuz-*'))[-1]
+
+
+def _built_modules(release: str) -> pathlib.Path:
+    """The fallback: DRBD built on the host for ``release``, cached.
+
+    Needs linux-headers-<release>, build-essential and coccinelle on the
+    host (shared/drbd/README.md).
+    """
+    cached = CACHE / 'drbd-ko' / release
+    if module_files(cached):
+        return cached
+    out = subprocess.run(
+        ['bash', str(DRBD_DIR / 'build-module.sh'), release,
+         str(CACHE / 'drbd-build')], check=True, capture_output=True,
+        text=True).stdout.strip().splitlines()[-1]
+    cached.mkdir(parents=True, exist_ok=True)
+    for name in DRBD_MODULES:
+        shutil.copy(pathlib.Path(out) / name, cached / name)
+    return cached
+
+
+def _customize(root: pathlib.Path, release: str,
+               modules: pathlib.Path) -> None:
+    # LVM without udev sync: lvcreate would wait for udev forever (udevd
+    # runs, for DRBD's by-res links, but LVM's rules are not wired up).
+    # And LVM never scans DRBD devices (etc/NODE-SETUP.md): a scan reads
+    # /dev/drbdN, which blocks while a snapshot has its I/O suspended.
     lvm_conf = root / 'etc/lvm/lvm.conf'
     text = lvm_conf.read_text()
-    lvm_conf.write_text(text.replace(
+    text = text.replace(
         'activation {',
-        'activation {\n\tudev_sync = 0\n\tudev_rules = 0\n', 1))
-    # The kernel's DRBD is 8.4: never load it (drbdadm would switch to
-    # 8.4 mode). DRBD 9 is the stand-in reached through vm/guest/bin.
+        'activation {\n\tudev_sync = 0\n\tudev_rules = 0\n', 1)
+    lvm_conf.write_text(text.replace(
+        'devices {',
+        'devices {\n\tglobal_filter = [ "r|^/dev/drbd|", "a|.*|" ]\n', 1))
+    # The kernel's own DRBD is 8.4: delete it, so that modprobe drbd
+    # takes the 9.2.18 module from updates/.
     for ko in root.glob('lib/modules/*/kernel/drivers/block/drbd/drbd.ko*'):
         ko.unlink()
-    (root / 'etc/modprobe.d/blackstor-no-drbd.conf').write_text(
-        'install drbd /bin/false\n')
+    updates = root / 'lib/modules' / release / 'updates'
+    updates.mkdir(parents=True, exist_ok=True)
+    for ko in module_files(modules):
+        shutil.copy(ko, updates / ko.name)
     for ssh_key in (root / 'etc/ssh').glob('ssh_host_*'):
         ssh_key.unlink()
     (root / 'etc/ssh/sshd_config').write_text(SSHD_CONFIG)
@@ -200,8 +287,7 @@ def _customize(root: pathlib.Path) -> None:
     (root / 'etc/drbd.d').mkdir(exist_ok=True)
     (root / 'etc/drbd.conf').write_text(
         'global { usage-count no; }\ninclude "/etc/drbd.d/*.res";\n')
-    kver = sorted(p.name for p in (root / 'lib/modules').iterdir())[-1]
-    _chroot(root, 'depmod', kver)
+    _chroot(root, 'depmod', release)
 
 
 def ensure() -> pathlib.Path:
