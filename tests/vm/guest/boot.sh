@@ -16,7 +16,7 @@
 # Boot of a BlackStor test VM, run by the image's /sbin/blackstor-init
 # after it unpacked the source tree (fw_cfg opt/blackstor/src) into
 # /opt/blackstor. This node's settings come as fw_cfg opt/blackstor/conf
-# (a tar: host key, authorized_keys, node.conf, net, bridge).
+# (a tar: host key, authorized_keys, node.conf, net).
 # Kernel command line: blackstor.name=<node>.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /dev/pts /run/lock /run/sshd /run/blackstor /tmp /var/lib/drbd
@@ -26,6 +26,14 @@ tar -x -C /run/blackstor \
 for m in virtio_net dm_thin_pool dm_snapshot; do
     modprobe "$m" || echo "blackstor-boot: modprobe $m failed"
 done
+# The real DRBD 9.2.18 module (the image's /lib/modules/*/updates/).
+for m in libcrc32c lru_cache handshake drbd drbd_transport_tcp; do
+    if [ "$m" = handshake ] && ! modinfo -n handshake >/dev/null 2>&1; then
+        continue
+    fi
+    modprobe "$m" || echo "blackstor-boot: modprobe $m failed"
+done
+echo "BLACKSTOR-DRBD $(head -n 1 /proc/drbd 2>/dev/null || echo none)"
 NAME=$(sed -n 's/.*blackstor\.name=\([^ ]*\).*/\1/p' /proc/cmdline)
 hostname "$NAME"
 echo "$NAME" > /etc/hostname
@@ -60,6 +68,13 @@ for link in $LINKS; do
     ip route add "$peer/32" dev "$dev" src "$ADDR"
 done
 ip -br addr
+
+# udevd, for the devices made from now on: drbd-utils' rules make
+# /dev/drbd/by-res/<res>/<vol>, which the connector waits for. Started
+# after the NICs are set up and without a trigger of what exists (that
+# costs a minute under TCG and would rename the NICs under our feet).
+# LVM still runs without udev sync (image.py).
+/lib/systemd/systemd-udevd --daemon
 
 install -m 600 /run/blackstor/ssh_host_ed25519_key /etc/ssh/
 install -m 644 /run/blackstor/ssh_host_ed25519_key.pub /etc/ssh/
