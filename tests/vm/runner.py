@@ -11,11 +11,12 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Boot storage-node VMs (qemu, TCG) from the cached image.
+"""Boot storage-node and hypervisor VMs (qemu, TCG) from the cached image.
 
 Each VM: the cloud kernel + initrd of the image, the root disk as a qcow2
-overlay (the cached image stays clean), a sparse second virtio disk for
-the VG, user-mode networking with SSH forwarded to 127.0.0.1:<port>, and
+overlay (the cached image stays clean), on a storage node a sparse second
+virtio disk for the VG (hypervisors have none), user-mode networking with
+SSH forwarded to 127.0.0.1:<port>, and
 one point-to-point UDP socket link per pair of VMs (``-netdev socket,
 udp=...,localaddr=...``, loopback only) carrying the private L2 on which
 the node's static replication address lives. Host keys and the
@@ -102,6 +103,7 @@ class VM:
     proc: subprocess.Popen | None = None
     host_key: str = ''
     links: list = dataclasses.field(default_factory=list)
+    storage: bool = True            # False: a hypervisor (diskless client)
 
     @property
     def umac(self) -> str:
@@ -113,16 +115,26 @@ class VM:
 
 
 class VMCluster(fixtures.Fixture):
-    """``names`` storage VMs, booted and reachable over SSH as root."""
+    """Storage VMs and hypervisor VMs, booted in parallel.
 
-    def __init__(self, names=('vm-a', 'vm-b', 'vm-c'),
-                 data_disk=8 << 30, memory=768, bridge_port=None,
-                 boot_timeout=300.0) -> None:
+    Reachable over SSH as root, all on one private L2 (one link per pair).
+
+    ``storage`` get a data disk of ``data_disk`` bytes (``/dev/vdb``) and
+    ``memory`` MiB; ``hypervisors`` no data disk and ``hv_memory`` MiB.
+    ``boot_seconds``: from the first qemu start to the last VM answering
+    SSH.
+    """
+
+    def __init__(self, storage=('vm-a', 'vm-b', 'vm-c'), hypervisors=(),
+                 data_disk=8 << 30, memory=768, hv_memory=512,
+                 boot_timeout=420.0) -> None:
         super().__init__()
-        self.names = tuple(names)
+        self.storage = tuple(storage)
+        self.hypervisors = tuple(hypervisors)
+        self.names = self.storage + self.hypervisors
         self.data_disk = data_disk
         self.memory = memory
-        self.bridge_port = bridge_port
+        self.hv_memory = hv_memory
         self.boot_timeout = boot_timeout
 
     def _setUp(self) -> None:
@@ -140,7 +152,8 @@ class VMCluster(fixtures.Fixture):
             vm_dir.mkdir()
             self.vms[name] = VM(name=name, index=index,
                                 address=f'{PRIVATE_NET}{index}',
-                                ssh_port=free_port(), dir=vm_dir)
+                                ssh_port=free_port(), dir=vm_dir,
+                                storage=name in self.storage)
         links = self._links()
         _source_tar(self.dir / 'src.tar')
         lines = []
@@ -150,11 +163,13 @@ class VMCluster(fixtures.Fixture):
             lines.append(f'[127.0.0.1]:{vm.ssh_port} {vm.host_key}\n')
         self.known_hosts.write_text(''.join(lines))
         self.addCleanup(self._stop_all)
+        t0 = time.monotonic()
         for vm in self.vms.values():
             self._start(vm)
-        deadline = time.monotonic() + self.boot_timeout
+        deadline = t0 + self.boot_timeout
         for vm in self.vms.values():
             self._wait_ready(vm, deadline)
+        self.boot_seconds = time.monotonic() - t0
 
     def _links(self) -> dict[str, list[tuple[str, int, int, str]]]:
         """Per VM: (mac, local udp port, peer udp port, peer address)."""
@@ -180,14 +195,13 @@ class VMCluster(fixtures.Fixture):
         vm.host_key = ' '.join(
             pathlib.Path(str(host_key) + '.pub').read_text().split()[:2])
         shutil.copy(str(self.key) + '.pub', conf / 'authorized_keys')
-        (conf / 'bridge').write_text(f'10.0.2.2:{self.bridge_port}\n')
         links = ' '.join(f'{mac},{peer}' for mac, _, _, peer in vm.links)
         (conf / 'net').write_text(f'UMAC={vm.umac}\nADDR={vm.address}\n'
                                   f'LINKS="{links}"\n')
         node = configparser.ConfigParser()
         node['node'] = {
             'node_name': vm.name,
-            'pools': f'{VG}/{THINPOOL}',
+            'pools': f'{VG}/{THINPOOL}' if vm.storage else '',
             'resource_dir': '/etc/drbd.d',
             'drbd_config': '/etc/drbd.conf',
             'device_root': '/dev',
@@ -202,15 +216,17 @@ class VMCluster(fixtures.Fixture):
         subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F',
                         'raw', '-b', str(self.image / 'root.img'),
                         str(vm.dir / 'root.qcow2')], check=True)
-        with open(vm.dir / 'data.img', 'wb') as f:
-            f.truncate(self.data_disk)
+        if vm.storage:
+            with open(vm.dir / 'data.img', 'wb') as f:
+                f.truncate(self.data_disk)
 
     def _start(self, vm: VM) -> None:
         append = ('root=/dev/vda rw console=ttyS0 init=/sbin/blackstor-init '
                   f'quiet blackstor.name={vm.name}')
+        memory = self.memory if vm.storage else self.hv_memory
         argv = [
             QEMU, '-accel', 'tcg,thread=multi', '-cpu', 'max',
-            '-m', str(self.memory), '-smp', '1',
+            '-m', str(memory), '-smp', '1',
             '-display', 'none', '-monitor', 'none', '-no-reboot',
             '-serial', f'file:{vm.console}',
             '-kernel', str(self.image / 'vmlinuz'),
@@ -218,13 +234,14 @@ class VMCluster(fixtures.Fixture):
             '-append', append,
             '-drive', f'file={vm.dir / "root.qcow2"},if=virtio,'
                       'format=qcow2',
-            '-drive', f'file={vm.dir / "data.img"},if=virtio,format=raw,'
-                      'cache=unsafe',
             '-netdev', f'user,id=u0,hostfwd=tcp:127.0.0.1:{vm.ssh_port}-:22',
             '-device', f'virtio-net-pci,netdev=u0,mac={vm.umac}',
             '-fw_cfg', f'name=opt/blackstor/src,file={self.dir / "src.tar"}',
             '-fw_cfg', f'name=opt/blackstor/conf,file={vm.dir / "conf.tar"}',
         ]
+        if vm.storage:
+            argv += ['-drive', f'file={vm.dir / "data.img"},if=virtio,'
+                               'format=raw,cache=unsafe']
         for n, (mac, local, peer, _) in enumerate(vm.links):
             argv += ['-netdev', f'socket,id=p{n},udp=127.0.0.1:{peer},'
                                 f'localaddr=127.0.0.1:{local}',
@@ -279,6 +296,21 @@ class VMCluster(fixtures.Fixture):
             raise AssertionError(f'{name}: {command!r}: rc {proc.returncode}'
                                  f': {proc.stderr.strip()}')
         return proc
+
+    def ssh_bytes(self, name: str, command: str, data: bytes = b'',
+                  timeout: float = 300) -> bytes:
+        """Run a command line in a VM with ``data`` on its stdin; stdout."""
+        proc = subprocess.run(self.ssh_argv(name) + [command], input=data,
+                              capture_output=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise AssertionError(
+                f'{name}: {command!r}: rc {proc.returncode}: '
+                f'{proc.stderr.decode(errors="replace").strip()}')
+        return proc.stdout
+
+    def console(self, name: str, size: int = 4000) -> str:
+        """The end of a VM's serial console (kernel messages, boot)."""
+        return _tail(self.vms[name].console, size)
 
 
 def _source_tar(path: pathlib.Path) -> None:
