@@ -11,184 +11,60 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The driver's flows on 3 storage VMs with real LVM thin and drbd-utils.
+"""The driver's flows on real DRBD 9.2.18: 3 storage VMs, 2 hypervisors.
 
 ``tox -e vm``. The controller reaches every VM through the real SSH
-transport; after each step the test reads the REAL ``lvs --reportformat
-json`` and the REAL DRBD meta data (``drbdmeta ... dump-md``) in the VMs.
-DRBD's kernel part is emulated on the host (tests/vm/bridge.py). Then it
-measures create/snapshot/delete latency against the command sequence of
-Cinder's LVM driver object (its commands run in one VM) and prints the
-ratios.
+transport; the VMs run the real DRBD 9.2.18 kernel module, real LVM thin
+and drbd-utils. Data is written through the client device on a
+hypervisor; after each flow every resource is verified (``drbdadm
+verify``, 0 out-of-sync on every peer device) and its bytes compared on
+every replica and with what was written (tests/vm/checks.py). Then it
+measures create/snapshot/attach/delete latency against the command
+sequence of Cinder's LVM driver object (its commands run in one VM).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import os
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-import unittest
 
-import testtools
-
-from blackstor_cinder import backend
-from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.node import sizing
-from blackstor_cinder import options
-from tests.vm import bridge as bridge_mod
+from tests.vm import base
+from tests.vm import checks
 from tests.vm import image
 from tests.vm import lvm_reference
-from tests.vm import runner
 
-MiB = 1 << 20
+MiB = checks.MiB
 EXTENT = 4 * MiB
-MAX_PEERS = 7
-VG, POOL = runner.VG, runner.THINPOOL
+MAX_PEERS = base.MAX_PEERS
+VG, POOL = base.VG, base.POOL
 ROUNDS = int(os.environ.get('BLACKSTOR_VM_ROUNDS', '3'))
 
 
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return 'the VM tier needs root (debootstrap, qemu)'
-    if not shutil.which('qemu-system-x86_64'):
-        return 'qemu-system-x86_64 not found (apt install qemu-system-x86)'
-    return image.missing_tools()
-
-
-class VMFlowsTest(testtools.TestCase):
-
-    vms: runner.VMCluster
-    bridge: bridge_mod.DrbdBridge
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        why = _why_not()
-        if why:
-            raise unittest.SkipTest(why)
-        t0 = time.monotonic()
-        image.ensure()
-        cls.build_seconds = time.monotonic() - t0
-        # Every agent request and its duration, for latency work:
-        # .cache/vm/last-controller.log (kept after the run).
-        cls.log_handler = logging.FileHandler(
-            image.CACHE / 'last-controller.log', mode='w')
-        cls.log_handler.setFormatter(logging.Formatter(
-            '%(asctime)s %(threadName)s %(name)s %(message)s'))
-        cls.log_handler.setLevel(logging.DEBUG)
-        logger = logging.getLogger('blackstor_cinder')
-        logger.addHandler(cls.log_handler)
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False  # not into the test's own output
-        runs = image.CACHE / 'runs'
-        runs.mkdir(parents=True, exist_ok=True)
-        cls.bridge_dir = tempfile.mkdtemp(prefix='bridge-', dir=runs)
-        names = ['vm-a', 'vm-b', 'vm-c']
-        cls.vms = None
-        cls.bridge = bridge_mod.DrbdBridge(
-            cls.bridge_dir, names, VG, POOL, cls._peer_lv_size)
-        try:
-            t0 = time.monotonic()
-            cls.vms = runner.VMCluster(names, bridge_port=cls.bridge.port)
-            cls.vms.setUp()
-            cls.boot_seconds = time.monotonic() - t0
-            cls._each(lambda n: cls.vms.ssh(
-                n, f'pvcreate -q /dev/vdb && vgcreate -q {VG} /dev/vdb && '
-                   f'lvcreate -q --type thin-pool -L 6g -n {POOL} {VG}'))
-            cls.ctl = ctl.Controller(
-                backend.cluster_config(cls._conf(), 20.0),
-                backend.transport_factory(cls._conf()), poll_interval=0.5)
-        except BaseException:
-            cls._teardown()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._teardown()
-        super().tearDownClass()
-
-    @classmethod
-    def _teardown(cls):
-        if getattr(cls, 'log_handler', None):
-            logger = logging.getLogger('blackstor_cinder')
-            logger.removeHandler(cls.log_handler)
-            logger.propagate = True
-            cls.log_handler.close()
-        if getattr(cls, 'ctl', None):
-            cls.ctl.close()
-        try:
-            if cls.vms is not None:
-                cls.vms.cleanUp()
-        finally:
-            cls.bridge.close()
-        shutil.rmtree(cls.bridge_dir, ignore_errors=True)
-
-    @classmethod
-    def _peer_lv_size(cls, node: str, lv: str) -> int | None:
-        proc = cls.vms.ssh(node, f'blockdev --getsize64 /dev/{VG}/{lv}',
-                           check=False)
-        return int(proc.stdout) if proc.returncode == 0 else None
-
-    @classmethod
-    def _each(cls, fn):
-        with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            return dict(zip(cls.vms.names,
-                            pool.map(fn, cls.vms.names)))
-
-    @classmethod
-    def _conf(cls):
-        from oslo_config import cfg
-        conf = cfg.ConfigOpts()
-        conf.register_opts(options.blackstor_opts)
-        conf([])
-        vms = cls.vms.vms.values()
-        values = {
-            'blackstor_storage_nodes': [v.name for v in vms],
-            'blackstor_replication_addresses': {v.name: v.address
-                                                for v in vms},
-            'blackstor_ssh_addresses': {v.name: f'127.0.0.1:{v.ssh_port}'
-                                        for v in vms},
-            'blackstor_ssh_private_key': str(cls.vms.key),
-            'blackstor_ssh_known_hosts': str(cls.vms.known_hosts),
-            'blackstor_ssh_user': 'root',
-            'blackstor_node_command': '/usr/local/bin/blackstor-node',
-            'blackstor_pool': f'{VG}/{POOL}',
-            'blackstor_replicas': 3,
-            'blackstor_max_peers': MAX_PEERS,
-            'blackstor_minor_range': '1000-1999',
-            'blackstor_port_range': '7000-7999',
-            'blackstor_node_timeout': 600.0,
-            'blackstor_ssh_connect_timeout': 60.0,
-        }
-        for key, value in values.items():
-            conf.set_override(key, value)
-        return conf
+class VMFlowsTest(base.VMClusterTestCase):
 
     # -- reading the VMs ----------------------------------------------------
 
     def lvs(self) -> dict[str, dict[str, dict]]:
-        """Per VM: LV name -> the real ``lvs --reportformat json`` row."""
+        """Per storage VM: LV name -> the real ``lvs --reportformat json``."""
         def one(name):
             out = self.vms.ssh(
                 name, f'lvs --reportformat json --units b --nosuffix -o '
                       f'lv_name,lv_size,origin,lv_attr,pool_lv {VG}').stdout
             rows = json.loads(out)['report'][0]['lv']
             return {r['lv_name']: r for r in rows}
-        return self._each(one)
+        return checks.each(self.STORAGE, one)
 
-    def md(self, lv: str, minor: int) -> dict[str, dict]:
-        """Per VM: the real ``drbdmeta dump-md`` of /dev/<vg>/<lv>.
+    def md(self, lv: str, minor: int) -> dict[str, dict | None]:
+        """Per storage VM: the real ``drbdmeta dump-md`` of an LV.
 
-        ``--force``: while attached the activity log is not clean (as
-        with the real kernel) and dump-md would refuse; it still reads
-        the meta data as it is on disk.
+        Only of an LV DRBD does not hold (a snapshot); None where drbdmeta
+        refuses.
         """
         def one(name):
             proc = self.vms.ssh(
@@ -207,121 +83,290 @@ class VMFlowsTest(testtools.TestCase):
                                            re.M)[1]),
                 'md_offset': int(re.search(r'# md_offset (\d+)', text)[1]),
             }
-        return self._each(one)
+        return checks.each(self.STORAGE, one)
 
-    def touch_all(self, name: str) -> None:
-        """One agent status call per VM (delivers pending meta data)."""
-        self.ctl.each_or_raise('status', self.ctl.config.storage_nodes,
-                               {'op': 'status', 'resource': name})
-
-    def check_volume(self, name: str, size: int, origin: str | None = None
-                     ) -> dict:
-        spec = self.ctl.find(name).spec
-        self.assertIsNotNone(spec, name)
-        self.touch_all(name)
+    def check_lvs(self, name: str, size: int,
+                  origin: str | None = None) -> None:
+        """The replicas' real LVs: thin, in the pool, big enough."""
         need = sizing.lv_size_for(size, MAX_PEERS, EXTENT)
-        all_lvs = self.lvs()
-        for vm, lvs in all_lvs.items():
-            self.assertIn(name, lvs, f'{name} missing on {vm}')
-            row = lvs[name]
+        for vm in self.replicas(name):
+            row = self.lvs()[vm].get(name)
+            self.assertIsNotNone(row, f'{name} missing on {vm}')
             self.assertGreaterEqual(int(row['lv_size']), need,
                                     f'{name} on {vm}: {row}')
             self.assertEqual(POOL, row['pool_lv'])
             self.assertEqual('V', row['lv_attr'][0], row)
             if origin is not None:
                 self.assertEqual(origin, row['origin'], f'{vm}: {row}')
-        mds = self.md(name, spec.minor)
-        for vm, md in mds.items():
-            self.assertIsNotNone(md, f'no DRBD meta data on {vm}/{name}')
-            self.assertEqual(MAX_PEERS, md['max_peers'])
-            # Not the just-created UUID: new-current-uuid reached the disk.
-            self.assertNotEqual(4, md['current'], f'{vm}: {md}')
-            self.assertTrue(md['flags'] & 1, f'{vm}: not consistent {md}')
-        self.assertEqual(1, len({md['current'] for md in mds.values()}),
-                         f'replicas disagree: {mds}')
-        lv_size = int(all_lvs['vm-a'][name]['lv_size'])
-        self.assertEqual(lv_size - 4096, mds['vm-a']['md_offset'],
-                         'meta data not at the end of the LV')
-        return mds['vm-a']
+
+    def check_up_to_date(self, name: str) -> None:
+        """Every replica UpToDate with quorum, as the kernel reports it.
+
+        Every peer disk UpToDate too (diskless clients: Diskless).
+        """
+        spec = self.spec(name)
+        diskful = {h.name for h in spec.diskful_hosts}
+        states = checks.states(self.vms, name, [h.name for h in spec.hosts])
+        for node, state in states.items():
+            self.assertIsNotNone(state, f'{name} not up on {node}')
+            dev = (state.get('devices') or [{}])[0]
+            self.assertEqual('UpToDate' if node in diskful else 'Diskless',
+                             dev.get('disk-state'),
+                             f'{name} on {node}: {checks.brief(state)}')
+            self.assertTrue(dev.get('quorum'),
+                            f'{name} on {node}: {checks.brief(state)}')
+            for peer, pdev in checks.peer_devices(state):
+                self.assertEqual(
+                    'UpToDate' if peer in diskful else 'Diskless',
+                    pdev.get('peer-disk-state'),
+                    f'{name} on {node}, peer {peer}: '
+                    f'{checks.brief(state)}')
 
     def check_gone(self, *names: str) -> None:
         for vm, lvs in self.lvs().items():
             for name in names:
                 self.assertNotIn(name, lvs, f'{name} left on {vm}')
 
+    def random(self, size: int) -> bytes:
+        return os.urandom(size)
+
     # -- the flows ----------------------------------------------------------
 
     def test_1_flows(self):
         steps = []
+        failures = []
+        expected: dict[str, checks.Expected] = {}
+        clients: dict[str, dict[str, str]] = {}
+        log = logging.getLogger('blackstor_cinder')
 
-        def step(what, fn):
-            logging.getLogger('blackstor_cinder').info('== step: %s', what)
+        def step(what, fn, check=None):
+            """Run a flow, its checks, the data checks of every resource.
+
+            A failure is recorded (with the kernel's messages) and the
+            next flows still run; the test fails at the end.
+            """
+            log.info('== step: %s', what)
             t = time.monotonic()
-            fn()
-            steps.append((what, time.monotonic() - t))
+            try:
+                fn()
+                took = time.monotonic() - t
+                if check:
+                    check()
+                self.check_all(expected, clients)
+            except Exception as exc:
+                took = time.monotonic() - t
+                kernel = '\n'.join(
+                    f'--- {n} dmesg:\n{self.dmesg(n, 15)}'
+                    for n in self.vms.names)
+                failures.append(f'{what}: {type(exc).__name__}: {exc}\n'
+                                f'{kernel}')
+                log.error('== step failed: %s: %s', what, exc)
+                steps.append((what + ' FAILED', took,
+                              time.monotonic() - t - took))
+                return False
+            steps.append((what, took, time.monotonic() - t - took))
+            return True
 
         size = 64 * MiB
-        step('create 3 replicas',
-             lambda: self.ctl.create_volume('volume-vma', size, 3))
-        md_a = self.check_volume('volume-vma', size)
+        vol, snap = 'volume-vma', 'snap-vma'
 
-        step('snapshot',
-             lambda: self.ctl.create_snapshot('volume-vma', 'snap-vma'))
-        for vm, lvs in self.lvs().items():
-            self.assertEqual('volume-vma', lvs['snap-vma']['origin'], vm)
-            # A thin snapshot, active (the agent activates snapshots).
-            self.assertEqual('V', lvs['snap-vma']['lv_attr'][0], vm)
-            self.assertEqual('a', lvs['snap-vma']['lv_attr'][4], vm)
-        minor = self.ctl.find('volume-vma').spec.minor
-        for vm, md in self.md('snap-vma', minor).items():
-            self.assertIsNotNone(md, f'no meta data in the snapshot on {vm}')
-            self.assertEqual(md_a['current'], md['current'],
-                             f'snapshot on {vm} carries other meta data')
+        def create():
+            self.ctl.create_volume(vol, size, 3)
+            expected[vol] = checks.Expected(size)
 
-        step('clone', lambda: self.ctl.clone_volume('volume-vmb',
-                                                    'volume-vma', size,
-                                                    size))
-        md_b = self.check_volume('volume-vmb', size)
-        self.assertEqual(md_a['current'], md_b['current'],
-                         'a clone keeps the source generation')
-        self.check_gone('clone-volume-vmb')
+        def check_create():
+            self.assertEqual(3, len(self.replicas(vol)))
+            self.check_lvs(vol, size)
+            self.check_up_to_date(vol)
+        if not step('create 3 replicas', create, check_create):
+            self.fail('create failed; nothing else can run:\n' +
+                      '\n'.join(failures))
 
-        step('volume from snapshot (2x)',
-             lambda: self.ctl.create_volume_from_snapshot(
-                 'volume-vmc', 'snap-vma', 'volume-vma', size, 2 * size))
-        self.check_volume('volume-vmc', 2 * size, origin='snap-vma')
+        dev = {}
+        saved: dict[str, checks.Expected] = {}     # snapshot -> its bytes
 
-        step('extend', lambda: self.ctl.extend_volume('volume-vma',
-                                                      3 * size))
-        self.check_volume('volume-vma', 3 * size)
+        def attach():
+            dev['hv-1'] = self.ctl.attach(vol, 'hv-1')
+            clients[vol] = {'hv-1': dev['hv-1']}
 
-        step('revert', lambda: self.ctl.revert_to_snapshot(
-            'volume-vma', 'snap-vma', size, 3 * size))
-        self.check_volume('volume-vma', 3 * size)
+        def check_attach():
+            self.assertTrue(dev['hv-1'].startswith('/dev/'), dev)
+            self.assertEqual(size, checks.device_size(self.vms, 'hv-1',
+                                                      dev['hv-1']))
+            self.check_up_to_date(vol)
+            for offset in (0, 20 * MiB, 56 * MiB):
+                data = self.random(8 * MiB)
+                checks.write(self.vms, 'hv-1', dev['hv-1'], offset, data)
+                expected[vol].write(offset, data)
+        attached = step('attach hv-1, write 3 x 8 MiB', attach,
+                        check_attach)
 
-        step('delete snapshot',
-             lambda: self.ctl.delete_snapshot('snap-vma'))
-        self.check_gone('snap-vma')
-        for name in ('volume-vmc', 'volume-vmb', 'volume-vma'):
-            step(f'delete {name}', lambda: self.ctl.delete_volume(name))
-            self.check_gone(name)
-        for vm, lvs in self.lvs().items():
-            self.assertEqual([POOL], sorted(lvs), f'LVs left on {vm}')
-        for vm in self.vms.names:
-            res = [f for f in self.vms.ssh(vm, 'ls /etc/drbd.d').stdout.split()
-                   if f.endswith('.res')]
-            self.assertEqual([], res, f'.res files left on {vm}')
-        lines = [f'  {what:<28} {sec:7.1f} s' for what, sec in steps]
-        print('\nVM flows (3 replicas, real LVM thin, seconds):\n' +
-              '\n'.join(lines), file=sys.stderr)
+        def snapshot():
+            self.ctl.create_snapshot(vol, snap)
+            saved[snap] = expected[vol].copy()
+
+        def check_snapshot():
+            minor = self.spec(vol).minor
+            for vm, lvs in self.lvs().items():
+                self.assertEqual(vol, lvs[snap]['origin'], vm)
+                self.assertEqual('V', lvs[snap]['lv_attr'][0], vm)
+                self.assertEqual('a', lvs[snap]['lv_attr'][4], vm)
+            mds = self.md(snap, minor)
+            for vm, md in mds.items():
+                self.assertIsNotNone(md, f'no meta data in {snap} on {vm}')
+                self.assertEqual(MAX_PEERS, md['max_peers'])
+                self.assertTrue(md['flags'] & 1, f'{vm}: {md}')
+            self.assertEqual(1, len({md['current'] for md in mds.values()}),
+                             f'snapshots carry different UUIDs: {mds}')
+            sums = checks.lv_checksums(self.vms, self.lv_path(snap), size,
+                                       self.STORAGE)
+            self.assertEqual({saved[snap].sha256()}, set(sums.values()),
+                             f'{snap} does not hold the volume: {sums}')
+            if attached:
+                # Written after the snapshot: the revert must undo it.
+                data = self.random(8 * MiB)
+                checks.write(self.vms, 'hv-1', dev['hv-1'], 8 * MiB, data)
+                expected[vol].write(8 * MiB, data)
+        snapped = step('snapshot (attached), write 8 MiB', snapshot,
+                       check_snapshot)
+
+        def from_snapshot():
+            self.ctl.create_volume_from_snapshot('volume-vmc', snap, vol,
+                                                 size, 2 * size)
+            expected['volume-vmc'] = saved[snap].copy(2 * size)
+        if snapped:
+            step('volume from snapshot (2x)', from_snapshot,
+                 lambda: self.check_lvs('volume-vmc', 2 * size,
+                                        origin=snap))
+
+        def clone():
+            self.ctl.clone_volume('volume-vmb', vol, size, size)
+            expected['volume-vmb'] = expected[vol].copy()
+
+        def check_clone():
+            self.check_lvs('volume-vmb', size)
+            self.check_gone('clone-volume-vmb')
+        step('clone (source attached)', clone, check_clone)
+
+        def extend():
+            self.ctl.extend_volume(vol, 2 * size)
+            expected[vol].grow(2 * size)
+
+        def check_extend():
+            self.check_lvs(vol, 2 * size)
+            if attached:
+                self.assertEqual(2 * size, checks.device_size(
+                    self.vms, 'hv-1', dev['hv-1']),
+                    'the client did not get the new size')
+                data = self.random(8 * MiB)
+                checks.write(self.vms, 'hv-1', dev['hv-1'], 72 * MiB, data)
+                expected[vol].write(72 * MiB, data)
+        step('extend to 2x (attached), write past the old end', extend,
+             check_extend)
+
+        holder = {}
+
+        def migrate():
+            # The guest on hv-1 keeps the device open (Primary) while
+            # the destination attaches and writes: a live migration.
+            holder['pid'] = self.hold_open('hv-1', dev['hv-1'])
+            checks.wait('hv-1 Primary',
+                        lambda: self.role('hv-1', vol) == 'Primary', 30)
+            dev['hv-2'] = self.ctl.attach(vol, 'hv-2')
+            nodes = self.replicas(vol) + ['hv-1', 'hv-2']
+            on = self.two_primaries(vol, nodes)
+            self.assertTrue(all(on.values()),
+                            f'allow-two-primaries not running: {on}')
+            data = self.random(8 * MiB)
+            checks.write(self.vms, 'hv-2', dev['hv-2'], 100 * MiB, data)
+            expected[vol].write(100 * MiB, data)
+            clients[vol] = {'hv-1': dev['hv-1'], 'hv-2': dev['hv-2']}
+            self.release('hv-1', holder.pop('pid'))
+            self.ctl.detach(vol, 'hv-1')
+            clients[vol] = {'hv-2': dev['hv-2']}
+
+        def check_migrate():
+            nodes = self.replicas(vol) + ['hv-2']
+            self.assertEqual({n: False for n in nodes},
+                             self.two_primaries(vol, nodes),
+                             'allow-two-primaries still on (drbdsetup '
+                             'show)')
+            self.assertEqual({n: False for n in nodes},
+                             self.res_two_primaries(vol, nodes),
+                             'allow-two-primaries still in the .res')
+            self.assertIsNone(checks.status(self.vms, 'hv-1', vol),
+                              'still up on hv-1')
+            self.assertEqual(['hv-2'],
+                             [h.name for h in self.spec(vol).client_hosts])
+        if attached:
+            try:
+                step('live migration hv-1 -> hv-2', migrate, check_migrate)
+            finally:
+                if 'pid' in holder:
+                    self.release('hv-1', holder['pid'])
+
+        def detach():
+            self.ctl.detach(vol, 'hv-2')
+            clients.pop(vol, None)
+
+        def check_detach():
+            self.assertEqual((), self.spec(vol).client_hosts)
+            self.assertIsNone(checks.status(self.vms, 'hv-2', vol))
+            self.check_up_to_date(vol)
+        if attached:
+            step('detach hv-2', detach, check_detach)
+
+        def revert():
+            self.ctl.revert_to_snapshot(vol, snap, size, 2 * size)
+            expected[vol] = saved[snap].copy(2 * size)
+        if snapped:
+            step('revert (detached)', revert,
+                 lambda: (self.check_lvs(vol, 2 * size),
+                          self.check_up_to_date(vol)))
+
+        def delete_snapshot():
+            self.ctl.delete_snapshot(snap)
+        step('delete snapshot', delete_snapshot,
+             lambda: self.check_gone(snap))
+
+        def delete_all():
+            for name in ('volume-vmc', 'volume-vmb', vol):
+                self.ctl.delete_volume(name)
+                expected.pop(name, None)
+                clients.pop(name, None)
+
+        def check_empty():
+            for vm, lvs in self.lvs().items():
+                self.assertEqual([POOL], sorted(lvs), f'LVs left on {vm}')
+            for vm in self.vms.names:
+                res = [f for f in self.vms.ssh(
+                    vm, 'ls /etc/drbd.d').stdout.split()
+                    if f.endswith('.res')]
+                self.assertEqual([], res, f'.res files left on {vm}')
+                self.assertEqual('', self.vms.ssh(
+                    vm, 'drbdsetup status').stdout.strip(),
+                    f'DRBD resources left on {vm}')
+        step('delete the 3 volumes', delete_all, check_empty)
+        lines = [f'  {what:<40} {sec:7.1f} s   (checks {chk:5.1f} s)'
+                 for what, sec, chk in steps]
+        report = (f'\nVM flows on DRBD {image.DRBD_VERSION} (3 replicas + 2 '
+                  f'hypervisors, boot {self.boot_seconds:.0f} s, seconds):\n'
+                  + '\n'.join(lines))
+        print(report, file=sys.stderr)
+        with open(image.CACHE / 'last-flows.txt', 'w') as f:
+            f.write(report + '\n\n' + '\n\n'.join(failures) + '\n')
+        if failures:
+            self.fail(f'{len(failures)} flow(s) failed on real DRBD:\n\n'
+                      + '\n\n'.join(failures))
 
     # -- latency ------------------------------------------------------------
 
     def test_2_latency(self):
-        """Median create/snapshot/delete: this driver vs Cinder's LVM."""
-        ours = {'create': [], 'snapshot': [], 'delete': []}
-        ref = {'create': [], 'snapshot': [], 'delete': []}
-        commands = {'create': [], 'snapshot': [], 'delete': []}
+        """Median create/snapshot/attach/delete vs Cinder's LVM driver."""
+        ops = ('create', 'snapshot', 'attach', 'delete')
+        ours = {op: [] for op in ops}
+        ref = {op: [] for op in ops}
+        commands = {op: [] for op in ops}
         vm_a = self.vms.vms['vm-a']
         lvm = lvm_reference.LVMReference(lvm_reference.SSHExecute(
             '127.0.0.1', vm_a.ssh_port, str(self.vms.key),
@@ -339,6 +384,10 @@ class VMFlowsTest(testtools.TestCase):
             if into is ref:
                 commands[op].append(len(lvm.execute.commands) - before)
 
+        def attach_detach(vol):
+            self.ctl.attach(vol, 'hv-1')
+            self.ctl.detach(vol, 'hv-1')
+
         for i in range(ROUNDS):
             vol, snap = f'volume-perf{i}', f'snap-perf{i}'
             timed(ours, 'create', lambda: self.ctl.create_volume(vol, size,
@@ -346,6 +395,7 @@ class VMFlowsTest(testtools.TestCase):
             timed(ours, 'snapshot',
                   lambda: self.ctl.create_snapshot(vol, snap))
             self.ctl.delete_snapshot(snap)
+            timed(ours, 'attach', lambda: attach_detach(vol))
             timed(ours, 'delete', lambda: self.ctl.delete_volume(vol))
 
             # Cinder's LVMVolumeDriver (lvm_type=thin) on vm-a, same pool.
@@ -359,23 +409,26 @@ class VMFlowsTest(testtools.TestCase):
                         *[f'volume-ref{i}' for i in range(ROUNDS)],
                         *[f'_snapshot-ref{i}' for i in range(ROUNDS)])
         lines = [
-            f'Latency, median of {ROUNDS} (TCG VMs, 1 GiB thin volumes):',
+            f'Latency, median of {ROUNDS} (TCG VMs, DRBD '
+            f'{image.DRBD_VERSION}, 1 GiB thin volumes):',
             '  op        this driver (3 replicas)   Cinder LVM driver (1 VM)'
             '   ratio']
-        for op in ('create', 'snapshot', 'delete'):
-            a, b = statistics.median(ours[op]), statistics.median(ref[op])
+        for op in ops:
+            a = statistics.median(ours[op])
+            self.assertGreater(a, 0)
+            if not ref[op]:
+                lines.append(f'  {op:<9} {a:10.2f} s {"":15} '
+                             f'{"(attach + detach on hv-1; none)":>26}')
+                continue
+            b = statistics.median(ref[op])
             lines.append(f'  {op:<9} {a:10.2f} s {"":15} {b:10.2f} s '
                          f'({statistics.median(commands[op]):.0f} commands)'
                          f'{"":2} {a / b:5.1f}x')
-            self.assertGreater(a, 0)
             self.assertGreater(b, 0)
         lines.append(
             '  (reference = cinder.volume.drivers.lvm.LVMVolumeDriver, '
             'lvm_type=thin, run on the host with its commands executed in '
             'vm-a over one kept SSH connection, no rootwrap)')
         print('\n' + '\n'.join(lines), file=sys.stderr)
-        with open(self.vms_dir_report(), 'w') as f:
+        with open(image.CACHE / 'last-latency.txt', 'w') as f:
             f.write('\n'.join(lines) + '\n')
-
-    def vms_dir_report(self) -> str:
-        return str(image.CACHE / 'last-latency.txt')
