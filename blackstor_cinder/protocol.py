@@ -34,8 +34,11 @@ writes the file with mode 0600, so the secret exists in one file only.
     module), pools [{name, total_bytes, free_bytes, provisioned_bytes,
     extent_bytes, vg_free_bytes, zero_new_blocks (the thin pool zeroes
     newly provisioned blocks: ``lvs -o zero``)}],
-    resources {name: {definition, state, device_size}}, snapshots
-    [{name, pool, size_bytes, origin}], used_minors [int], used_ports [int],
+    resources {name: {definition, state, device_size}}, volumes and
+    snapshots [{name, pool, size_bytes, origin}], revert_lvs [{name, pool,
+    size_bytes, origin, resource, role ("rollback" | "previous")}] (LVs of
+    a revert in progress, never listed as volumes), used_minors [int],
+    used_ports [int],
     removed_temp_files [str] (temporary .res files a killed writer left,
     older than 10 min, which this inventory removed; usually []).
 ``status`` resource*
@@ -75,6 +78,15 @@ field ``size``, details {size, device_size}, nothing changed.
     ``drbdadm resize`` (with ``--assume-clean`` when asked). With
     ``res_text`` (and ``secret``; only with ``drbd``) the .res is replaced
     first: drbdadm passes its ``disk { size }`` to ``drbdsetup resize``.
+    With ``assume_clean``, ``zero_from`` (the device size before the grow)
+    and ``zero_to`` (the largest LV size before the grow: where the old
+    internal metadata ended) the agent opens the DRBD device for writing
+    first (auto-promote), resizes while holding it and writes zeros over
+    [zero_from, zero_to) through DRBD, so every replica gets the same
+    bytes where the old metadata was; when it cannot open it (another node
+    is Primary) it resizes without --assume-clean and DRBD resyncs the
+    grown range. -> {lv_size, lv_size_before, lv_grown, drbd_resized,
+    res_changed, zeroed [start, end] or None, resynced}
 ``suspend-io`` resource*, lease
     suspends I/O here. With ``lease`` (seconds, 1..600) I/O resumes by
     itself once the lease is over unless a ``resume-io`` came first, even
@@ -89,10 +101,22 @@ field ``size``, details {size, device_size}, nothing changed.
 ``new-current-uuid`` resource*, clear_bitmap (default true)
 ``snapshot-create`` resource*, pool*, snapshot*
 ``snapshot-delete`` pool*, snapshot*
-``snapshot-rollback`` resource*, pool*, snapshot*, size
-    takes the resource down on this node and makes its LV a thin snapshot
-    of ``snapshot`` again (grown to ``size`` when given); the caller brings
-    it up with ``adjust`` once every replica is rolled back.
+``snapshot-rollback`` resource*, pool*, snapshot*, size, phase
+    Without ``phase`` (one shot): takes the resource down on this node and
+    makes its LV a thin snapshot of ``snapshot`` again; the caller brings
+    it up with ``adjust`` once every replica is rolled back. Two-phase,
+    each phase idempotent (a rerun after a crash finishes it):
+    ``prepare`` makes ``<resource>.rollback``, a thin snapshot of
+    ``snapshot`` (``size``: must fit in it), and touches nothing else;
+    ``swap`` takes the resource down here and renames ``<resource>`` to
+    ``<resource>.previous`` and ``<resource>.rollback`` to ``<resource>``;
+    ``undo`` reverses whatever prepare and swap did here (down, the old
+    LV back as ``<resource>``, the ``.rollback`` LV removed);
+    ``commit`` removes ``<resource>.previous``. ``snapshot`` is used by
+    prepare only. -> {resource, phase, lv, rollback_lv, previous_lv
+    (which of the three LVs exist now), ...: created, swapped (prepare);
+    down, swapped (swap); down, restored, rollback_removed (undo);
+    previous_removed (commit)}
 ``attach`` resource*, res_text*, secret*, device_path, timeout
     (hypervisor side, through the os-brick connector) -> {device_path}
 ``detach`` resource*, force
@@ -241,6 +265,18 @@ LEASE_MIN, LEASE_MAX = 1, 600
 check_lease = _check_seconds(LEASE_MIN, LEASE_MAX, open_low=False)
 
 
+def _check_choice(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(field: str, value: Any) -> str:
+        if value not in choices:
+            raise ProtocolError(f'{field}: {value!r} is not one of '
+                                f'{", ".join(choices)}', field)
+        return value
+    return check
+
+
+#: Phases of a two-phase snapshot-rollback (revert).
+REVERT_PHASES = ('prepare', 'swap', 'undo', 'commit')
+
 _check_name_pattern = _check_re(NAME_RE, 'name')
 #: LVM refuses LV names with these prefixes (lvcreate: "... is invalid").
 LVM_RESERVED_PREFIXES = ('snapshot', 'pvmove')
@@ -294,14 +330,16 @@ OPS: dict[str, tuple[dict, dict]] = {
     'delete': (_RES, {'pool': check_pool, 'create_id': check_create_id}),
     'resize': ({**_RES_POOL, 'size': check_size},
                {'lv': _check_bool, 'drbd': _check_bool,
-                'assume_clean': _check_bool, **_TEXT}),
+                'assume_clean': _check_bool, 'zero_from': check_size,
+                'zero_to': check_size, **_TEXT}),
     'suspend-io': (_RES, {'lease': check_lease}),
     'resume-io': (_RES, {}),
     'new-current-uuid': (_RES, {'clear_bitmap': _check_bool}),
     'snapshot-create': ({**_RES_POOL, 'snapshot': check_name}, {}),
     'snapshot-delete': ({'pool': check_pool, 'snapshot': check_name}, {}),
     'snapshot-rollback': ({**_RES_POOL, 'snapshot': check_name},
-                          {'size': check_size}),
+                          {'size': check_size,
+                           'phase': _check_choice(REVERT_PHASES)}),
     'attach': ({**_RES, **_TEXT},
                {'device_path': _check_device_path,
                 'timeout': _check_timeout}),

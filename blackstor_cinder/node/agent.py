@@ -70,7 +70,13 @@ OP_HELP = {
     'detach': 'take a diskless client down (hypervisor side)',
 }
 
+#: LVs of a revert in progress: ``<res>.rollback``, the thin snapshot of
+#: the snapshot that becomes ``<res>``, and ``<res>.previous``, the old
+#: ``<res>`` kept until the revert is committed. No protocol name has a
+#: '.', so they never clash with a resource or snapshot.
 ROLLBACK_SUFFIX = '.rollback'
+PREVIOUS_SUFFIX = '.previous'
+REVERT_SUFFIXES = {ROLLBACK_SUFFIX: 'rollback', PREVIOUS_SUFFIX: 'previous'}
 
 
 class _Undo:
@@ -536,6 +542,7 @@ class Agent:
             self._check_disk(self._me(resource, req['res_text']), disk)
         lv = self._require_lv(pool, resource)
         lv_size, grown = lv.size, False
+        lv_size_before = lv.size
         if req.get('lv', True):
             # The metadata was made with an unknown --max-peers: size for
             # the most, so the device can always expose ``size``.
@@ -550,21 +557,70 @@ class Agent:
                         'resize")', 'resource')
                 self.lvm.extend(pool, resource, need)
                 lv_size, grown = need, True
-        changed = False
+        changed, zeroed, resynced = False, None, False
         if resize_drbd:
             undo = _Undo()
             try:
                 if 'res_text' in req:
                     changed = self._write_res(resource, req, disk, undo)
-                self.drbd.resize(resource, req.get('assume_clean', False))
+                zeroed, resynced = self._resize_drbd(resource, req)
             except BaseException as e:
                 failed = undo.run()
                 if failed and isinstance(e, AgentError):
                     e.details['undo_failed'] = failed
                 raise
         return {'resource': resource, 'lv_size': lv_size,
+                'lv_size_before': lv_size_before,
                 'lv_grown': grown, 'drbd_resized': resize_drbd,
-                'res_changed': changed}
+                'res_changed': changed, 'zeroed': zeroed,
+                'resynced': resynced}
+
+    def _resize_drbd(self, resource: str, req: dict
+                     ) -> tuple[list[int] | None, bool]:
+        """drbdadm resize; (zeroed range, resynced) as the reply says.
+
+        With --assume-clean the grown range is taken as identical on every
+        replica, but where the old internal metadata was (zero_from ..
+        zero_to) each replica holds its own bytes (node-id, bitmaps):
+        those are overwritten with zeros through the DRBD device, which
+        this node holds open (Primary, by auto-promote) from before the
+        resize on, so no other node can write there first. When it cannot
+        be opened (another node is Primary), DRBD resyncs the grown range
+        instead (no --assume-clean).
+        """
+        assume_clean = req.get('assume_clean', False)
+        start, end = req.get('zero_from'), req.get('zero_to')
+        if not (assume_clean and start is not None and end is not None
+                and end > start):
+            self.drbd.resize(resource, assume_clean)
+            return None, False
+        state = self.drbd.state(resource) or {}
+        minors = [d.get('minor') for d in state.get('devices') or ()
+                  if d.get('volume', 0) == protocol.VOLUME_NUMBER]
+        if not minors or not isinstance(minors[0], int):
+            raise AgentError(protocol.E_NOT_FOUND, f'resource: {resource} '
+                             'is not up on this node', 'resource')
+        device = os.path.join(self.conf.device_root, f'drbd{minors[0]}')
+        try:
+            fd = os.open(device, os.O_WRONLY)
+        except OSError as e:
+            LOG.warning('Cannot open %(dev)s for writing (%(err)s); '
+                        'resizing %(res)s without --assume-clean: DRBD '
+                        'resyncs the grown range',
+                        {'dev': device, 'err': e.strerror, 'res': resource})
+            self.drbd.resize(resource, False)
+            return None, True
+        try:
+            self.drbd.resize(resource, True)
+            end = min(end, os.lseek(fd, 0, os.SEEK_END))
+            zero_range(fd, start, end)
+        except OSError as e:
+            raise AgentError(protocol.E_FAILED,
+                             f'zeroing {device} from {start} to {end} '
+                             f'failed: {e.strerror}') from None
+        finally:
+            os.close(fd)
+        return [start, max(start, end)], False
 
     def _op_suspend_io(self, req: dict) -> dict:
         resource = req['resource']
@@ -666,6 +722,10 @@ class Agent:
         return {'snapshot': snapshot, 'pool': pool.name, 'removed': removed}
 
     def _op_snapshot_rollback(self, req: dict) -> dict:
+        phase = req.get('phase')
+        if phase is not None:
+            return getattr(self, '_revert_' + phase)(
+                req['resource'], self.lvm.pool(req['pool']), req)
         resource, snapshot = req['resource'], req['snapshot']
         pool = self.lvm.pool(req['pool'])
         snap = self._require_snapshot(pool, snapshot)
@@ -690,6 +750,115 @@ class Agent:
         self.lvm.rename(pool, temp, resource)
         return {'resource': resource, 'snapshot': snapshot,
                 'lv_size': snap.size, 'down': was_up}
+
+    # -- two-phase revert: prepare, swap, then commit or undo -------------
+
+    def _revert_lvs(self, pool: lvm_mod.Pool, resource: str) -> tuple:
+        find = self.lvm.find_ours
+        return (find(pool, resource, 'resource', snapshot=False),
+                find(pool, resource + ROLLBACK_SUFFIX, 'resource',
+                     snapshot=False),
+                find(pool, resource + PREVIOUS_SUFFIX, 'resource',
+                     snapshot=False))
+
+    def _revert_reply(self, phase: str, resource: str, pool: lvm_mod.Pool,
+                      **extra: Any) -> dict:
+        lv, rollback, previous = self._revert_lvs(pool, resource)
+        return {'resource': resource, 'phase': phase,
+                'lv': lv is not None, 'rollback_lv': rollback is not None,
+                'previous_lv': previous is not None, **extra}
+
+    def _revert_prepare(self, resource: str, pool: lvm_mod.Pool,
+                        req: dict) -> dict:
+        """``<res>.rollback`` = the snapshot; nothing else is touched."""
+        snapshot = req['snapshot']
+        lv, rollback, previous = self._revert_lvs(pool, resource)
+        temp = resource + ROLLBACK_SUFFIX
+        if previous is not None and rollback is None and lv is not None:
+            # Swapped already: a late rerun of prepare changes nothing.
+            return self._revert_reply('prepare', resource, pool,
+                                      created=False, swapped=True)
+        if lv is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: LV {pool.vg}/{resource} not found',
+                             'resource')
+        snap = self._require_snapshot(pool, snapshot)
+        self._check_fits(snap.size, req.get('size'))
+        created = False
+        if rollback is not None and rollback.origin != snapshot:
+            self.lvm.remove(pool, temp)     # ours, of another revert
+            rollback = None
+        if rollback is None:
+            self._clone(pool, snapshot, temp)
+            created = True
+        return self._revert_reply('prepare', resource, pool,
+                                  created=created, swapped=False,
+                                  lv_size=snap.size)
+
+    def _revert_swap(self, resource: str, pool: lvm_mod.Pool,
+                     req: dict) -> dict:
+        """Down here; ``<res>`` -> ``.previous``, ``.rollback`` -> ``<res>``.
+
+        Each rename is done only when still needed, so a rerun after a
+        crash between them finishes the swap.
+        """
+        lv, rollback, previous = self._revert_lvs(pool, resource)
+        if rollback is None and previous is not None and lv is not None:
+            return self._revert_reply('swap', resource, pool, down=False,
+                                      swapped=False)
+        if rollback is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: LV {pool.vg}/{resource}'
+                             f'{ROLLBACK_SUFFIX} not found (prepare first)',
+                             'resource')
+        if lv is not None and previous is not None:
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'resource: {pool.vg}/{resource}, its {ROLLBACK_SUFFIX} and '
+                f'its {PREVIOUS_SUFFIX} LV all exist; undo or commit the '
+                'earlier revert first', 'resource')
+        was_up = self._take_down(resource)
+        if lv is not None:
+            self.lvm.rename(pool, resource, resource + PREVIOUS_SUFFIX)
+        self.lvm.rename(pool, resource + ROLLBACK_SUFFIX, resource)
+        return self._revert_reply('swap', resource, pool, down=was_up,
+                                  swapped=True)
+
+    def _revert_undo(self, resource: str, pool: lvm_mod.Pool,
+                     req: dict) -> dict:
+        """The old ``<res>`` back, whatever prepare and swap did here."""
+        lv, rollback, previous = self._revert_lvs(pool, resource)
+        was_up = restored = False
+        if previous is not None:
+            was_up = self._take_down(resource)
+            if lv is not None:
+                if rollback is not None:
+                    # The swapped-in LV goes first: only one can be kept
+                    # under the temporary name.
+                    self.lvm.remove(pool, resource + ROLLBACK_SUFFIX)
+                self.lvm.rename(pool, resource, resource + ROLLBACK_SUFFIX)
+                rollback = True
+            self.lvm.rename(pool, resource + PREVIOUS_SUFFIX, resource)
+            restored = True
+        removed = (self.lvm.remove(pool, resource + ROLLBACK_SUFFIX)
+                   if rollback is not None else False)
+        return self._revert_reply('undo', resource, pool, down=was_up,
+                                  restored=restored, rollback_removed=removed)
+
+    def _revert_commit(self, resource: str, pool: lvm_mod.Pool,
+                       req: dict) -> dict:
+        """Remove ``<res>.previous``: the revert is final here."""
+        lv, rollback, previous = self._revert_lvs(pool, resource)
+        if rollback is not None and previous is None:
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'resource: {pool.vg}/{resource} was not swapped here yet '
+                f'({resource}{ROLLBACK_SUFFIX} is still there); swap or '
+                'undo, not commit', 'resource')
+        removed = (self.lvm.remove(pool, resource + PREVIOUS_SUFFIX)
+                   if previous is not None else False)
+        return self._revert_reply('commit', resource, pool,
+                                  previous_removed=removed)
 
     def _op_attach(self, req: dict) -> dict:
         resource = req['resource']
@@ -762,7 +931,7 @@ class Agent:
         problem = self.store.config_problem()
         if problem:
             missing.append(problem)
-        pools, volumes, snapshots = [], [], []
+        pools, volumes, snapshots, revert_lvs = [], [], [], []
         for name in sorted(self.lvm.pools):
             pool = self.lvm.pools[name]
             usage = gather(lambda: self.lvm.pool_usage(pool))
@@ -774,6 +943,13 @@ class Agent:
                     continue
                 entry = {'name': lv.name, 'pool': name,
                          'size_bytes': lv.size, 'origin': lv.origin or None}
+                base, dot, suffix = lv.name.rpartition('.')
+                if dot and '.' + suffix in REVERT_SUFFIXES:
+                    # Not a volume: a revert in progress (or left behind).
+                    revert_lvs.append(dict(
+                        entry, resource=base,
+                        role=REVERT_SUFFIXES['.' + suffix]))
+                    continue
                 (snapshots if lv.is_snapshot else volumes).append(entry)
         states = gather(self.drbd.status, [])
         if missing:
@@ -804,6 +980,7 @@ class Agent:
             'drbd_kernel_version': self.drbd.kernel_version(),
             'pools': pools, 'resources': resources,
             'volumes': volumes, 'snapshots': snapshots,
+            'revert_lvs': revert_lvs,
             'used_minors': sorted(minors), 'used_ports': sorted(ports),
             'removed_temp_files': removed,
         }
@@ -830,6 +1007,16 @@ class Agent:
                 if isinstance(device.get('minor'), int):
                     minors.add(device['minor'])
         return minors, ports
+
+
+def zero_range(fd: int, start: int, end: int,
+               chunk: int = 1 << 20) -> None:
+    """Write zeros over [start, end) of ``fd`` and flush them."""
+    zeros = bytes(chunk)
+    offset = start
+    while offset < end:
+        offset += os.pwrite(fd, zeros[:min(chunk, end - offset)], offset)
+    os.fsync(fd)
 
 
 def _attached(state: dict | None) -> bool:

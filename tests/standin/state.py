@@ -30,7 +30,7 @@ STATE_FILE = 'standin.json'
 LOCK_FILE = 'standin.lock'
 ENV_DIR = 'BLACKSTOR_STANDIN_DIR'
 ENV_NODE = 'BLACKSTOR_STANDIN_NODE'
-DEFAULT_KERNEL_VERSION = '9.2.8'
+DEFAULT_KERNEL_VERSION = '9.2.18'
 
 
 class StandinError(Exception):

@@ -13,6 +13,7 @@
 # under the License.
 """The agent's operations against a fake node at the argv boundary."""
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -507,6 +508,65 @@ class SnapshotTestCase(AgentTestCase):
         self.assertTrue(result['down'])
         self.assertIn('/dev/vg0/r0', self.fake.metadata)
 
+    def phase(self, phase):
+        return self.ok('snapshot-rollback', phase=phase, **self.snap_req())
+
+    def names(self):
+        return sorted(n for (v, n) in self.fake.lvs if v == 'vg0'
+                      and n.startswith('r0'))
+
+    def test_two_phase_revert_keeps_the_old_lv_until_commit(self):
+        self.ok('snapshot-create', **self.snap_req())
+        old = dict(self.fake.lvs[('vg0', 'r0')])
+        self.phase('prepare')
+        # prepare touches nothing live
+        self.assertIn('r0', self.fake.running)
+        self.assertEqual(['r0', 'r0.rollback'], self.names())
+        self.assertEqual(old, self.fake.lvs[('vg0', 'r0')])
+        self.phase('prepare')                   # idempotent
+        self.assertEqual(['r0', 'r0.rollback'], self.names())
+        self.assertTrue(self.phase('swap')['swapped'])
+        self.assertNotIn('r0', self.fake.running)
+        self.assertEqual(['r0', 'r0.previous'], self.names())
+        self.assertEqual('s1', self.fake.lvs[('vg0', 'r0')]['origin'])
+        self.assertEqual(old, self.fake.lvs[('vg0', 'r0.previous')])
+        self.phase('swap')                      # a rerun changes nothing
+        self.assertEqual(['r0', 'r0.previous'], self.names())
+        self.assertTrue(self.phase('commit')['previous_removed'])
+        self.assertEqual(['r0'], self.names())
+        self.phase('commit')
+        self.assertEqual(['r0'], self.names())
+
+    def test_undo_after_swap_brings_the_old_lv_back(self):
+        self.ok('snapshot-create', **self.snap_req())
+        old = dict(self.fake.lvs[('vg0', 'r0')])
+        self.phase('prepare')
+        self.phase('swap')
+        self.assertTrue(self.phase('undo')['restored'])
+        self.assertEqual(['r0'], self.names())
+        self.assertEqual(old, self.fake.lvs[('vg0', 'r0')])
+        self.phase('undo')                      # idempotent
+        self.assertEqual(old, self.fake.lvs[('vg0', 'r0')])
+
+    def test_undo_after_prepare_only_removes_the_rollback_lv(self):
+        self.ok('snapshot-create', **self.snap_req())
+        self.phase('prepare')
+        self.fake.calls.clear()
+        self.assertFalse(self.phase('undo')['restored'])
+        self.assertEqual(['r0'], self.names())
+        self.assertIn('r0', self.fake.running)
+        self.assertNotIn(['drbdadm', 'down', 'r0'], self.changes())
+
+    def test_commit_refused_before_swap(self):
+        self.ok('snapshot-create', **self.snap_req())
+        self.phase('prepare')
+        self.error('snapshot-rollback', protocol.E_CONFLICT, 'resource',
+                   phase='commit', **self.snap_req())
+
+    def test_unknown_phase_refused(self):
+        self.error('snapshot-rollback', protocol.E_INVALID, 'phase',
+                   phase='later', **self.snap_req())
+
     def _crash_rollback(self, *words, after=False):
         self.ok('snapshot-create', **self.snap_req())
         self.fake.crash(*words, after=after)
@@ -771,8 +831,11 @@ class LifecycleTestCase(AgentTestCase):
         self.assertEqual([['lvextend', '--size', f'{need}b', 'vg0/r0']],
                          self.changes())
         self.assertEqual({'resource': 'r0', 'lv_size': need,
+                          'lv_size_before': result['lv_size_before'],
                           'lv_grown': True, 'drbd_resized': False,
-                          'res_changed': False}, result)
+                          'res_changed': False, 'zeroed': None,
+                          'resynced': False}, result)
+        self.assertLess(result['lv_size_before'], need)
         self.fake.calls.clear()
         self.ok('resize', resource='r0', pool='vg0/thin', size=size,
                 lv=False, drbd=True, assume_clean=True)
@@ -782,6 +845,51 @@ class LifecycleTestCase(AgentTestCase):
         self.ok('resize', resource='r0', pool='vg0/thin', size=size,
                 drbd=True)
         self.assertEqual([['drbdadm', 'resize', 'r0/0']], self.changes())
+
+    def device_agent(self, with_device=True):
+        """An agent whose device_root holds r0's device as a file."""
+        root = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
+        minor = self.agent.drbd.state('r0')['devices'][0]['minor']
+        device = root / f'drbd{minor}'
+        if with_device:
+            device.write_bytes(b'\xff' * (4 * MiB))
+        self.agent = agent.Agent(
+            dataclasses.replace(self.conf, device_root=str(root)),
+            execute=self.fake)
+        return device
+
+    def test_grow_zeroes_the_old_metadata_through_the_device(self):
+        device = self.device_agent()
+        result = self.ok('resize', resource='r0', pool='vg0/thin',
+                         size=2 * GiB, lv=False, drbd=True,
+                         assume_clean=True, zero_from=1 * MiB,
+                         zero_to=3 * MiB)
+        self.assertEqual([['drbdadm', '--', '--assume-clean', 'resize',
+                           'r0/0']], self.changes())
+        self.assertEqual([MiB, 3 * MiB], result['zeroed'])
+        self.assertFalse(result['resynced'])
+        data = device.read_bytes()
+        self.assertEqual(b'\xff' * MiB, data[:MiB])
+        self.assertEqual(bytes(2 * MiB), data[MiB:3 * MiB])
+        self.assertEqual(b'\xff' * MiB, data[3 * MiB:])
+
+    def test_grow_zeroing_stops_at_the_device_end(self):
+        device = self.device_agent()
+        result = self.ok('resize', resource='r0', pool='vg0/thin',
+                         size=2 * GiB, lv=False, drbd=True,
+                         assume_clean=True, zero_from=3 * MiB,
+                         zero_to=9 * MiB)
+        self.assertEqual([3 * MiB, 4 * MiB], result['zeroed'])
+        self.assertEqual(4 * MiB, len(device.read_bytes()))
+
+    def test_grow_resyncs_when_the_device_cannot_be_opened(self):
+        self.device_agent(with_device=False)
+        result = self.ok('resize', resource='r0', pool='vg0/thin',
+                         size=2 * GiB, lv=False, drbd=True,
+                         assume_clean=True, zero_from=MiB, zero_to=3 * MiB)
+        self.assertEqual([['drbdadm', 'resize', 'r0/0']], self.changes())
+        self.assertTrue(result['resynced'])
+        self.assertIsNone(result['zeroed'])
 
     def resize_req(self, size=2 * GiB, text_size='2097152k', **extra):
         fields = dict(resource='r0', pool='vg0/thin', size=size, lv=False,
