@@ -79,6 +79,7 @@ def cluster_config(conf: Any, over_subscription: float
         net_options=dict(conf.blackstor_net_options),
         disk_options=dict(conf.blackstor_disk_options),
         attach_timeout=conf.blackstor_attach_timeout,
+        io_suspend_timeout=conf.blackstor_io_suspend_timeout,
         allow_unlisted_clients=conf.blackstor_allow_unlisted_clients,
         over_subscription=over_subscription)
 

@@ -291,6 +291,9 @@ class BlackStorDriver(driver.VolumeDriver):
         if stats.nodes_down:
             LOG.warning('BlackStor nodes unreachable: %s',
                         ', '.join(sorted(stats.nodes_down)))
+        for node, why in sorted(stats.nodes_refused.items()):
+            LOG.warning('BlackStor node %(node)s is not used: %(why)s',
+                        {'node': node, 'why': why})
         if stats.divergent_volumes:
             self._repair(stats.divergent_volumes)
         self._stats = {
@@ -314,6 +317,7 @@ class BlackStorDriver(driver.VolumeDriver):
             'blackstor_largest_volume_gb': _gib(stats.largest_volume_bytes),
             'blackstor_degraded_volumes': len(stats.degraded_volumes),
             'blackstor_nodes_down': sorted(stats.nodes_down),
+            'blackstor_nodes_refused': sorted(stats.nodes_refused),
             'blackstor_divergent_volumes': len(stats.divergent_volumes),
         }
 

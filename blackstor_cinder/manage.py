@@ -261,6 +261,10 @@ def _differences(mine: dict, majority: dict) -> str:
             said.append(f'{label}: {", ".join(map(str, names))}')
     if divergence.key(mine)[2] != divergence.key(majority)[2]:
         said.append('allow-two-primaries differs')
+    my_size, their_size = (inv.definition_size(mine),
+                           inv.definition_size(majority))
+    if my_size != their_size:
+        said.append(f'size {my_size} (repaired to {their_size})')
     return '; '.join(said) or 'differs'
 
 

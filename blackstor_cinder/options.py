@@ -128,6 +128,14 @@ drbd_opts = [
     cfg.FloatOpt('blackstor_attach_timeout', default=60.0, min=1,
                  help='Seconds an attach waits for the client device to '
                       'exist and reach an UpToDate peer with quorum.'),
+    cfg.FloatOpt('blackstor_io_suspend_timeout', default=15.0, min=1,
+                 max=150,
+                 help='Seconds each step of a snapshot may take while I/O '
+                      'of the volume is suspended (suspend-io, the thin '
+                      'snapshots, resume-io). Every node resumes I/O by '
+                      'itself 4 times this long after it suspended it, '
+                      'even when cinder-volume is gone; a snapshot whose '
+                      'steps took longer than that is discarded.'),
 ]
 
 blackstor_opts = node_opts + ssh_opts + storage_opts + drbd_opts

@@ -38,6 +38,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import secrets
 import threading
 import time
 from typing import Any, Callable, Iterable, Protocol, TypeVar, cast
@@ -112,6 +113,8 @@ class ClusterStats:
     nodes_up: tuple[str, ...]
     nodes_down: dict[str, str]
     divergent_volumes: tuple[str, ...] = ()     # replicas' .res differ
+    nodes_refused: dict[str, str] = dataclasses.field(
+        default_factory=dict)       # answering, but unfit (see refused())
 
 
 @dataclasses.dataclass
@@ -123,6 +126,8 @@ class _Create:
     hosts: list[tuple[str, int]]        # (node, node-id) of the replicas
     reservation: allocation.Reservation
     sent: bool = False                  # it may exist on the replicas
+    # tags what a 'create' makes, so its rollback removes only that
+    create_id: str | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -169,6 +174,9 @@ class Controller:
         self._queue: list[_Decision] = []       # creates to decide
         self._decisions = threading.Condition()  # guards the queue
         self._leading = False                   # a thread decides them
+        # node -> DRBD kernel version of its last inventory (snapshots
+        # refuse nodes known to run one too old for them)
+        self._kernel_versions: dict[str, str | None] = {}
 
     # -- plumbing ---------------------------------------------------------
 
@@ -254,8 +262,11 @@ class Controller:
                                    dict[str, tp.NodeError]]:
         results, failures = self.each(self.config.storage_nodes,
                                       {'op': 'inventory'})
-        return ({name: inv.NodeInventory.from_reply(name, reply)
-                 for name, reply in results.items()}, failures)
+        reports = {name: inv.NodeInventory.from_reply(name, reply)
+                   for name, reply in results.items()}
+        for name, report in reports.items():
+            self._kernel_versions[name] = report.drbd_kernel_version
+        return reports, failures
 
     def find(self, name: str) -> Found:
         """Ask every storage node about a resource (one round trip each)."""
@@ -301,12 +312,14 @@ class Controller:
 
     def _candidates(self, inventories: dict[str, inv.NodeInventory]
                     ) -> list[placement.Candidate]:
+        """The nodes that may hold new replicas (see ``refused``)."""
         cands = []
+        refused = self.refused(inventories)
         for node in self.config.storage_nodes:
             report = inventories.get(node.name)
-            pool = report and report.pools.get(self.config.pool)
-            if not pool:
+            if report is None or node.name in refused:
                 continue
+            pool = report.pools[self.config.pool]
             cands.append(self._in_flight.apply(placement.Candidate(
                 name=node.name, zone=node.zone,
                 total_bytes=pool.total_bytes, free_bytes=pool.free_bytes,
@@ -315,17 +328,22 @@ class Controller:
                 report.volumes, report.resources))
         return cands
 
+    def refused(self, inventories: dict[str, inv.NodeInventory]
+                ) -> dict[str, str]:
+        """Answering nodes that must not serve, and why.
+
+        A DRBD kernel older than :data:`inventory.MIN_DRBD_KERNEL`, a
+        missing pool, a pool that does not zero new blocks, a host name
+        that is not the configured one.
+        """
+        return {name: why for name, report in inventories.items()
+                if (why := report.problem(self.config.pool))}
+
     def check_setup(self) -> dict[str, str]:
         """Problems per node (empty when every node is usable)."""
         inventories, failures = self.inventories()
         problems = {name: exc.message for name, exc in failures.items()}
-        for name, report in inventories.items():
-            if self.config.pool not in report.pools:
-                problems[name] = (f'thin pool {self.config.pool} not '
-                                  f'configured or not found on the node')
-            elif report.hostname != name:
-                problems[name] = (f'the agent says its DRBD host name is '
-                                  f'{report.hostname}, not {name}')
+        problems.update(self.refused(inventories))
         return problems
 
     def stats(self) -> ClusterStats:
@@ -369,6 +387,7 @@ class Controller:
             nodes_up=tuple(sorted(inventories)),
             nodes_down={name: exc.message
                         for name, exc in failures.items()},
+            nodes_refused=self.refused(inventories),
             divergent_volumes=divergence.divergent_names(
                 {name: report.resources
                  for name, report in inventories.items()}))
@@ -517,12 +536,15 @@ class Controller:
             spec = self._new_spec(job.name, reservation.minor,
                                   reservation.port, job.hosts, job.size)
             request = make_request(spec)
+            if request['op'] == 'create':
+                job.create_id = secrets.token_hex(16)
+                request['create_id'] = job.create_id
             nodes = self._nodes(spec.diskful_hosts)
             job.sent = True
             _, failures = self.each(nodes, request)
             if not failures:
                 return spec
-            self._remove(spec.name, nodes)
+            self._remove(spec.name, nodes, job.create_id)
             job.sent = False
             exc = errors.NodeOperationFailed(request['op'], failures)
             if not exc.conflict or attempt == 2:
@@ -550,7 +572,7 @@ class Controller:
         """Roll a failed create back; give its reservation back."""
         try:
             if job.sent:
-                self._remove(job.name, self._nodes_of(job))
+                self._remove(job.name, self._nodes_of(job), job.create_id)
                 job.sent = False
         finally:
             self._in_flight.discard(job.name)
@@ -579,10 +601,19 @@ class Controller:
             return None
         return lock.release
 
-    def _remove(self, name: str, nodes: list[model.Node]) -> None:
-        """Best-effort rollback of a create: delete it everywhere."""
-        _, failures = self.each(nodes, {'op': 'delete', 'resource': name,
-                                        'pool': self.config.pool})
+    def _remove(self, name: str, nodes: list[model.Node],
+                create_id: str | None = None) -> None:
+        """Best-effort rollback of a create: delete it everywhere.
+
+        With ``create_id`` a node removes the LV only if that create made
+        it (a node whose create was refused keeps what it had, even when
+        its refusal never reached us).
+        """
+        request = {'op': 'delete', 'resource': name,
+                   'pool': self.config.pool}
+        if create_id:
+            request['create_id'] = create_id
+        _, failures = self.each(nodes, request)
         for node_name, exc in failures.items():
             LOG.error('Rollback of %(res)s on %(node)s failed, it may be '
                       'left behind: %(err)s',
@@ -631,23 +662,70 @@ class Controller:
     def _finish_create(self, spec: model.ResourceSpec, fresh: bool) -> None:
         """Wait for the replicas to connect; skip the initial sync.
 
-        A fresh thin volume reads zeros on every replica, so one
+        A fresh thin volume reads zeros on every replica (the pools zero
+        new blocks: see ``NodeInventory.problem``), so one
         ``new-current-uuid --clear-bitmap`` makes them all UpToDate without
-        copying anything. Volumes made from snapshots already share their
-        generation identifiers and need nothing. The caller rolls back.
+        copying anything. It is given only once every replica sees every
+        other one Established and Inconsistent (else a replica not yet
+        connected would miss the new UUID and resync in full, or worse,
+        keep stale bits); afterwards every replica must be UpToDate
+        towards every other with no resync. Volumes made from snapshots
+        already share their generation identifiers and need nothing. The
+        caller rolls back.
         """
         nodes = self._nodes(spec.diskful_hosts)
         first = nodes[0]
         try:
+            if not fresh:
+                if len(nodes) > 1:
+                    self._wait_connected(spec, first)
+                return
             if len(nodes) > 1:
-                self._wait_connected(spec, first)
-            if fresh:
-                self.call(first, {'op': 'new-current-uuid',
-                                  'resource': spec.name,
-                                  'clear_bitmap': True})
+                self._wait_replicas(
+                    spec, nodes, _ready_to_skip_sync,
+                    'connected to each other and Inconsistent')
+            self.call(first, {'op': 'new-current-uuid',
+                              'resource': spec.name, 'clear_bitmap': True})
+            if len(nodes) > 1:
+                self._wait_replicas(
+                    spec, nodes, _in_sync,
+                    'UpToDate on every replica with no resync')
         except tp.NodeError as exc:
             raise errors.NodeOperationFailed(
                 'initial sync', {exc.node: exc}) from exc
+
+    def _wait_replicas(self, spec: model.ResourceSpec,
+                       nodes: list[model.Node],
+                       check: Callable[[model.ResourceSpec, str,
+                                        dict | None], bool | None],
+                       what: str) -> None:
+        """Poll every replica until ``check`` holds on all of them.
+
+        ``check`` returns True (holds), False (not yet) or None (can no
+        longer hold: fail now).
+        """
+        deadline = time.monotonic() + self.config.connect_timeout
+        while True:
+            results = self.each_or_raise(
+                'status', nodes, {'op': 'status', 'resource': spec.name})
+            states = {name: reply.get('state')
+                      for name, reply in results.items()}
+            verdicts = {name: check(spec, name, state)
+                        for name, state in states.items()}
+            if all(verdicts.values()):
+                return
+            broken = [name for name, v in verdicts.items() if v is None]
+            if broken or time.monotonic() > deadline:
+                brief = '; '.join(f'{name}: {_brief(states[name])}'
+                                  for name in sorted(states))
+                why = ('went wrong on ' + ', '.join(sorted(broken))
+                       if broken else
+                       f'not reached within '
+                       f'{self.config.connect_timeout:.0f}s')
+                raise errors.ClusterError(
+                    f'replicas of {spec.name} not {what}: {why}; DRBD '
+                    f'state: {brief}')
+            time.sleep(self._poll)
 
     def _wait_connected(self, spec: model.ResourceSpec,
                         node: model.Node) -> dict:
@@ -701,6 +779,15 @@ class Controller:
         I/O is suspended on every node of the resource (clients included)
         while the replicas are snapshotted; refused when a replica is
         unreachable, since a snapshot must exist wherever the volume does.
+        A client that cannot be suspended (unreachable over SSH) may still
+        write over DRBD: the snapshot goes on only while no replica is
+        connected to it, checked before and after the thin snapshots.
+
+        Each step has ``io_suspend_timeout``; every node was asked to
+        resume by itself after ``4 * io_suspend_timeout`` (a lease), and
+        the snapshot is discarded when its steps ended later than that.
+        Every node a suspend was sent to is resumed, a timed-out one too
+        (its suspend may have taken effect), retried until the lease ends.
         """
         found = self._require(volume)
         spec = found.spec
@@ -708,37 +795,134 @@ class Controller:
         diskful = self._nodes(spec.diskful_hosts)
         replicas = {n.name for n in diskful}
         everyone = self._nodes(spec.hosts)
-        suspended: list[model.Node] = []
+        self._require_draining_suspend(volume, everyone)
+        step = self.config.io_suspend_timeout
+        lease = 4 * step
+        started = time.monotonic()
+        not_sent: set[str] = set()
         try:
-            results, failures = self.each(
-                everyone, {'op': 'suspend-io', 'resource': volume})
-            suspended = [n for n in everyone if n.name in results]
-            for node_name, exc in list(failures.items()):
-                if (isinstance(exc, tp.NodeUnreachable)
-                        and node_name not in replicas):
-                    LOG.warning('Client %(node)s of %(res)s unreachable; '
-                                'snapshotting without suspending it',
-                                {'node': node_name, 'res': volume})
-                    del failures[node_name]
-            if failures:
-                raise errors.NodeOperationFailed('suspend-io', failures)
+            _, unsuspended = self.each(
+                everyone, {'op': 'suspend-io', 'resource': volume,
+                           'lease': lease}, timeout=step)
+            not_sent = {name for name, exc in unsuspended.items()
+                        if _never_reached(exc)}
+            on_replicas = {name: exc for name, exc in unsuspended.items()
+                           if name in replicas}
+            if on_replicas:
+                raise errors.NodeOperationFailed('suspend-io', on_replicas)
+            if unsuspended:
+                self._require_cut_off(volume, diskful, unsuspended, step)
             _, failures = self.each(diskful, {
                 'op': 'snapshot-create', 'resource': volume,
-                'pool': self.config.pool, 'snapshot': snapshot})
+                'pool': self.config.pool, 'snapshot': snapshot},
+                timeout=step)
             if failures:
                 self._delete_snapshot_on(diskful, snapshot, quiet=True)
                 raise errors.NodeOperationFailed('snapshot-create',
                                                  failures)
+            try:
+                if unsuspended:
+                    self._require_cut_off(volume, diskful, unsuspended,
+                                          step)
+                if time.monotonic() >= started + lease:
+                    raise errors.ClusterError(
+                        f'snapshot {snapshot} of {volume} took longer than '
+                        f'the {lease:.0f}s lease of the suspended I/O: a '
+                        f'node may have resumed I/O before every replica '
+                        f'was snapshotted; discarded')
+            except errors.ClusterError:
+                self._delete_snapshot_on(diskful, snapshot, quiet=True)
+                raise
         finally:
             # Never leave I/O suspended, whatever happened above.
-            _, resume_failures = self.each(
-                suspended, {'op': 'resume-io', 'resource': volume})
-            for node_name, exc in resume_failures.items():
-                LOG.error('resume-io of %(res)s on %(node)s failed: '
-                          '%(err)s', {'res': volume, 'node': node_name,
-                                      'err': exc})
+            resume_failures = self._resume(volume, everyone, not_sent,
+                                           started + lease)
         if resume_failures:
             raise errors.NodeOperationFailed('resume-io', resume_failures)
+        LOG.info('Snapshot %(snap)s of %(res)s taken on %(nodes)s',
+                 {'snap': snapshot, 'res': volume,
+                  'nodes': ', '.join(sorted(replicas))})
+
+    def _require_draining_suspend(self, volume: str,
+                                  nodes: Iterable[model.Node]) -> None:
+        """Refuse a snapshot when a node's suspend-io would not drain.
+
+        Known from the nodes' last inventory (stats, creates, attaches).
+        """
+        old = {node.name: why for node in nodes
+               if node.name in self._kernel_versions
+               and (why := inv.kernel_too_old(
+                   self._kernel_versions[node.name]))}
+        if old:
+            raise errors.ClusterError(
+                f'snapshot of {volume} refused: ' + '; '.join(
+                    f'{name}: {why}' for name, why in sorted(old.items())))
+
+    def _require_cut_off(self, volume: str, replicas: list[model.Node],
+                         why: dict[str, tp.NodeError], timeout: float
+                         ) -> None:
+        """Refuse unless no replica is connected to a client of ``why``.
+
+        ``why``: the clients whose suspend-io failed, and how.
+
+        A client whose I/O could not be suspended writes through DRBD as
+        long as it is connected: its writes would reach the replicas
+        around their snapshots at different instants.
+        """
+        clients = sorted(why)
+        results, failures = self.each(
+            replicas, {'op': 'status', 'resource': volume}, timeout=timeout)
+        if failures:
+            raise errors.NodeOperationFailed(
+                f'snapshot of {volume}: checking that the clients '
+                f'{", ".join(clients)} which could not be suspended are '
+                f'cut off', failures)
+        connected = sorted(
+            {client for reply in results.values()
+             for conn in ((reply.get('state') or {}).get('connections')
+                          or ())
+             for client in clients
+             if conn.get('name') == client
+             and conn.get('connection-state') == 'Connected'})
+        if connected:
+            raise errors.ClusterError(
+                f'snapshot of {volume} refused: I/O of client(s) '
+                f'{", ".join(connected)} could not be suspended ('
+                + '; '.join(f'{name}: {getattr(why.get(name), "message", "")}'
+                            for name in connected)
+                + ') and the replicas are still connected to them, so '
+                  'they may be writing; retry when the client answers or '
+                  'is detached')
+        for client in clients:
+            LOG.warning('Client %(node)s of %(res)s could not be suspended '
+                        'but no replica is connected to it; snapshotting '
+                        'without it', {'node': client, 'res': volume})
+
+    def _resume(self, volume: str, nodes: list[model.Node],
+                not_sent: set[str], deadline: float
+                ) -> dict[str, tp.NodeError]:
+        """resume-io on every node, retried until ``deadline``.
+
+        A node the suspend never reached (connection refused) gets one
+        try; the others are retried while they fail, since their suspend
+        may have taken effect; past the deadline their lease resumes them.
+        """
+        pending = list(nodes)
+        request = {'op': 'resume-io', 'resource': volume}
+        while True:
+            _, failures = self.each(pending, request,
+                                    timeout=self.config.io_suspend_timeout)
+            pending = [n for n in pending if n.name in failures
+                       and n.name not in not_sent]
+            if not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(self._poll)
+        for node_name, exc in failures.items():
+            LOG.error('resume-io of %(res)s on %(node)s failed: %(err)s; '
+                      'its lease resumes I/O by itself',
+                      {'res': volume, 'node': node_name, 'err': exc})
+        return {name: exc for name, exc in failures.items()
+                if name not in not_sent}
 
     def _delete_snapshot_on(self, nodes: list[model.Node], snapshot: str,
                             quiet: bool = False) -> None:
@@ -796,31 +980,67 @@ class Controller:
     @_one_resource
     def revert_to_snapshot(self, volume: str, snapshot: str,
                            snapshot_size: int, size: int) -> None:
-        """Every replica becomes the snapshot again, then comes back up.
+        """Every replica becomes the snapshot again, or none does.
+
+        Two phases, so that replicas never end with different data under
+        the same generation identifiers: every replica first makes its
+        rolled-back LV beside the live one (``prepare``), then swaps them
+        while down (``swap``, the old LV kept as ``<res>.previous``). If
+        either phase fails anywhere, every replica undoes both (``undo``)
+        and comes back up with its old data. Only once every replica runs
+        the snapshot's data again is the old LV removed (``commit``).
 
         It comes up at the snapshot's size (what its LV holds) and is
         grown online to ``size`` when the volume was extended since.
         """
         _check_fits(snapshot_size, size)
         found = self._require(volume)
-        spec = found.spec
+        old = found.spec
         self._require_replicas(found, 'revert of ' + volume)
-        if spec.client_hosts:
+        if old.client_hosts:
             raise errors.InvalidRequest(
                 f'{volume} is attached to '
-                f'{", ".join(h.name for h in spec.client_hosts)}; detach '
+                f'{", ".join(h.name for h in old.client_hosts)}; detach '
                 f'it before reverting')
-        nodes = self._nodes(spec.diskful_hosts)
-        spec = dataclasses.replace(spec, size=snapshot_size)
-        self.each_or_raise('snapshot-rollback', nodes,
-                           {'op': 'snapshot-rollback', 'resource': volume,
-                            'pool': self.config.pool, 'snapshot': snapshot})
+        nodes = self._nodes(old.diskful_hosts)
+        spec = dataclasses.replace(old, size=snapshot_size)
+        rollback = {'op': 'snapshot-rollback', 'resource': volume,
+                    'pool': self.config.pool, 'snapshot': snapshot}
+        try:
+            for phase in ('prepare', 'swap'):
+                self.each_or_raise(f'revert ({phase})', nodes,
+                                   dict(rollback, phase=phase))
+        except errors.ClusterError:
+            self._undo_revert(old, nodes, rollback)
+            raise
         self.each_or_raise('adjust', nodes,
                            self.res_request('adjust', spec))
         if len(nodes) > 1:
             self._wait_connected(spec, nodes[0])
+        _, failures = self.each(nodes, dict(rollback, phase='commit'))
+        for node_name, exc in failures.items():
+            LOG.error('Revert of %(res)s: the old LV %(res)s.previous is '
+                      'left on %(node)s (the next revert or the delete '
+                      'removes it): %(err)s',
+                      {'res': volume, 'node': node_name, 'err': exc})
         if size > snapshot_size:
             self._grow(spec, size)
+        LOG.info('Reverted %(res)s to %(snap)s on %(nodes)s',
+                 {'res': volume, 'snap': snapshot,
+                  'nodes': ', '.join(n.name for n in nodes)})
+
+    def _undo_revert(self, old: model.ResourceSpec, nodes: list[model.Node],
+                     rollback: dict) -> None:
+        """Every replica back to its old LV and up; loud when it cannot."""
+        _, failures = self.each(nodes, dict(rollback, phase='undo'))
+        if not failures:
+            _, failures = self.each(nodes, self.res_request('adjust', old))
+        for node_name, exc in failures.items():
+            LOG.error('Revert of %(res)s failed and could not be undone on '
+                      '%(node)s: %(err)s. Do not use the volume until '
+                      'every replica has its old LV back (retry the revert '
+                      'or blackstor-manage check)',
+                      {'res': old.name, 'node': node_name, 'err': exc})
 
     # -- resize -------------------------------------------------------------
 
@@ -844,23 +1064,38 @@ class Controller:
         resize``, which hands the size to ``drbdsetup resize --size=``;
         DRBD passes it to the connected peers, which take it as their own
         (the kernel's "Peer sets u_size"). Then the other replicas get the
-        new .res (their ``adjust`` finds the size already in place). The
-        new area of a thin LV reads zeros on every replica, so the resize
-        skips resyncing it (--assume-clean). Returns the grown spec.
+        new .res (their ``adjust`` finds the size already in place).
+
+        The grown range is marked in sync (--assume-clean): new thin
+        blocks read zeros on every replica, except where the old internal
+        metadata was (it moves to the LV's new end, and what it leaves
+        behind differs per node: node-id, bitmaps). That replica zeroes
+        the range from the old size through the device, so every replica
+        gets the same zeros (``zero_from``); when it cannot (another node
+        is Primary) it lets DRBD resync the grown range instead. Returns
+        the grown spec.
         """
         grown = dataclasses.replace(spec, size=size)
         nodes = self._nodes(spec.diskful_hosts)
-        self.each_or_raise('resize', nodes, {
+        grown_lvs = self.each_or_raise('resize', nodes, {
             'op': 'resize', 'resource': spec.name, 'pool': self.config.pool,
             'size': size, 'lv': True, 'drbd': False})
-        self.each_or_raise('resize', nodes[:1], self.res_request(
+        fields: dict[str, Any] = {}
+        before = [r.get('lv_size_before') for r in grown_lvs.values()]
+        if spec.size is not None and before and all(
+                isinstance(b, int) for b in before):
+            # the old metadata ended at the end of each old LV
+            fields.update(zero_from=spec.size, zero_to=max(before))
+        reply = self.each_or_raise('resize', nodes[:1], self.res_request(
             'resize', grown, pool=self.config.pool, size=size, lv=False,
-            drbd=True, assume_clean=True))
+            drbd=True, assume_clean=True, **fields))[nodes[0].name]
         if len(nodes) > 1:
             self.each_or_raise('adjust', nodes[1:],
                                self.res_request('adjust', grown))
-        LOG.info('Grew %(res)s to %(size)s bytes',
-                 {'res': spec.name, 'size': size})
+        LOG.info('Grew %(res)s to %(size)s bytes%(how)s',
+                 {'res': spec.name, 'size': size,
+                  'how': ' (DRBD resyncs the grown range)'
+                  if reply.get('resynced') else ''})
         return grown
 
     # -- attach -------------------------------------------------------------
@@ -881,7 +1116,9 @@ class Controller:
         """
         client = self.node(host, address)
         try:
-            self.call(client, {'op': 'inventory'})
+            report = self.call(client, {'op': 'inventory'})
+            # a snapshot suspends the client too (see create_snapshot)
+            self._kernel_versions[host] = report.get('drbd_kernel_version')
         except tp.NodeError as exc:
             raise errors.NodeOperationFailed(
                 f'attach of {volume}: host {host} cannot be used',
@@ -1035,6 +1272,69 @@ class Controller:
         for node_name, exc in failures.items():
             LOG.error('Adjust of %(res)s on %(node)s failed: %(err)s',
                       {'res': spec.name, 'node': node_name, 'err': exc})
+
+
+#: replication states of a peer device that is resynchronising
+_RESYNC = ('SyncSource', 'SyncTarget', 'PausedSyncS', 'PausedSyncT',
+           'StartingSyncS', 'StartingSyncT', 'WFBitMapS', 'WFBitMapT',
+           'WFSyncUUID')
+
+
+def _peer_devices(spec: model.ResourceSpec, node: str,
+                  state: dict | None) -> dict[str, dict] | None:
+    """Volume 0 peer device per other replica of ``node``, if connected.
+
+    None while a replica peer has no connection in ``state`` or it is not
+    Connected.
+    """
+    found = {}
+    conns = {c.get('name'): c for c in (state or {}).get('connections')
+             or ()}
+    for host in spec.diskful_hosts:
+        if host.name == node:
+            continue
+        conn = conns.get(host.name)
+        if not conn or conn.get('connection-state') != 'Connected':
+            return None
+        found[host.name] = next(
+            (pd for pd in conn.get('peer_devices') or ()
+             if pd.get('volume', 0) == 0), {})
+    return found
+
+
+def _ready_to_skip_sync(spec: model.ResourceSpec, node: str,
+                        state: dict | None) -> bool | None:
+    """Connected to every replica, all Established and Inconsistent."""
+    if inv.disk_states(state).get('local') != 'Inconsistent':
+        # anything else on a just-created disk: not ours to skip
+        return False if inv.disk_states(state).get('local') in (
+            None, 'Attaching', 'Negotiating', 'DUnknown') else None
+    peers = _peer_devices(spec, node, state)
+    if peers is None:
+        return False
+    return all(pd.get('replication-state', 'Established') == 'Established'
+               and pd.get('peer-disk-state') == 'Inconsistent'
+               for pd in peers.values())
+
+
+def _in_sync(spec: model.ResourceSpec, node: str,
+             state: dict | None) -> bool | None:
+    """UpToDate here and towards every replica, no resync, none to do."""
+    peers = _peer_devices(spec, node, state)
+    if any(pd.get('replication-state') in _RESYNC
+           for pd in (peers or {}).values()):
+        return None
+    if inv.disk_states(state).get('local') != 'UpToDate' or peers is None:
+        return False
+    return all(pd.get('peer-disk-state') == 'UpToDate'
+               and not pd.get('out-of-sync')
+               for pd in peers.values())
+
+
+def _never_reached(exc: tp.NodeError) -> bool:
+    """The request surely did not reach the agent (not a timeout)."""
+    return (isinstance(exc, tp.NodeUnreachable)
+            and not isinstance(exc, tp.NodeTimeout))
 
 
 def _used(inventories: dict[str, inv.NodeInventory]

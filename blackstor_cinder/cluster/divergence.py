@@ -26,9 +26,22 @@ import collections
 import dataclasses
 from typing import Any, Iterable, Mapping
 
+from blackstor_cinder.cluster import inventory as inv
+
 
 def key(definition: dict) -> tuple:
-    """What replicas of one resource must agree on."""
+    """What replicas of one resource must agree on, the size included."""
+    return shape(definition) + (inv.definition_size(definition),)
+
+
+def shape(definition: dict) -> tuple:
+    """:func:`key` without the device size.
+
+    The majority is decided on the shape; the size to repair to is the
+    largest any replica holds: a grow grows every LV first, so a replica
+    left at the old size (unreachable or failed half-way) can take it,
+    while pushing the old size back would shrink the others.
+    """
     hosts = sorted(((h.get('name'), h.get('node_id'), h.get('address'),
                      h.get('port'), bool(h.get('diskful')), h.get('disk'))
                     for h in definition.get('hosts') or ()), key=repr)
@@ -75,11 +88,11 @@ class Resource:
 
     @property
     def sources(self) -> list[str]:
-        """The replicas that hold the majority's .res."""
+        """The replicas whose .res has the majority's shape."""
         if self.majority is None:
             return []
-        want = key(self.majority)
-        return sorted(n for n, d in self.copies.items() if key(d) == want)
+        want = shape(self.majority)
+        return sorted(n for n, d in self.copies.items() if shape(d) == want)
 
 
 def collect(replies: Mapping[str, dict]) -> dict[str, Resource]:
@@ -100,13 +113,26 @@ def collect(replies: Mapping[str, dict]) -> dict[str, Resource]:
                                   for h in definition.get('hosts') or ()):
                 res.copies[node] = definition
     for res in found.values():
-        counts = collections.Counter(key(d) for d in res.copies.values())
+        counts = collections.Counter(shape(d) for d in res.copies.values())
         if counts:
             top, count = counts.most_common(1)[0]
             if count * 2 > len(res.copies):
-                res.majority = next(d for d in res.copies.values()
-                                    if key(d) == top)
+                res.majority = _largest(
+                    [d for d in res.copies.values() if shape(d) == top],
+                    res.copies.values())
     return found
+
+
+def _largest(candidates: list[dict], every: Iterable[dict]) -> dict:
+    """The candidate with the largest size, at the largest of ``every``."""
+    def size(definition: dict) -> int:
+        return inv.definition_size(definition) or 0
+    best = max(candidates, key=size)
+    top = max(every, key=size)
+    if size(top) > size(best):
+        best = dict(best, disk=dict(best.get('disk') or {},
+                                    size=top['disk']['size']))
+    return best
 
 
 def from_status(name: str, replies: Mapping[str, dict]) -> Resource:

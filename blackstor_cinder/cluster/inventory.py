@@ -28,6 +28,13 @@ LOG = logging.getLogger(__name__)
 # unit; the ``size`` option's default unit is the 512-byte sector.
 _SIZE_RE = re.compile(r'^(\d+)([sSkKmMgG]?)\Z')
 _SIZE_UNITS = {'': 512, 's': 512, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
+_VERSION_RE = re.compile(r'^(\d+)\.(\d+)\.(\d+)')
+
+#: The oldest DRBD kernel module a storage node may run: from 9.2.14 on
+#: ``suspend-io`` lets the writes in flight drain before it returns (DRBD
+#: commit e9d4b48d1); before, a snapshot taken while I/O is "suspended"
+#: can miss a write one replica has and another has not.
+MIN_DRBD_KERNEL = (9, 2, 14)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +43,8 @@ class PoolInfo:
     total_bytes: int
     free_bytes: int
     provisioned_bytes: int
+    # LVM zeroes a thin block on first use (lvs -o zero); None: not told
+    zero_new_blocks: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +69,8 @@ class NodeInventory:
             pools[pool['name']] = PoolInfo(
                 pool['name'], int(pool.get('total_bytes') or 0),
                 int(pool.get('free_bytes') or 0),
-                int(pool.get('provisioned_bytes') or 0))
+                int(pool.get('provisioned_bytes') or 0),
+                _flag(pool.get('zero_new_blocks')))
         return cls(
             node=node,
             hostname=reply.get('hostname') or node,
@@ -72,6 +82,25 @@ class NodeInventory:
             snapshots=_sizes(reply.get('snapshots')),
             used_minors=frozenset(reply.get('used_minors') or ()),
             used_ports=frozenset(reply.get('used_ports') or ()))
+
+    def problem(self, pool: str) -> str | None:
+        """Why this node cannot hold replicas of ``pool``, or None."""
+        if self.hostname != self.node:
+            return (f'the agent says its DRBD host name is {self.hostname}, '
+                    f'not {self.node}')
+        old = kernel_too_old(self.drbd_kernel_version)
+        if old:
+            return old
+        info = self.pools.get(pool)
+        if info is None:
+            return (f'thin pool {pool} not configured or not found on the '
+                    f'node')
+        if info.zero_new_blocks is False:
+            return (f'thin pool {pool} does not zero new blocks (lvs -o '
+                    f'zero); volumes skip their initial sync on the '
+                    f'promise that unwritten blocks read as zeros on every '
+                    f'replica: run lvchange --zero y {pool}')
+        return None
 
     def device_sizes(self) -> dict[str, int]:
         """Resource name -> the device size its .res sets, in bytes.
@@ -85,6 +114,37 @@ class NodeInventory:
             if size is not None:
                 sizes[name] = size
         return sizes
+
+
+def parse_version(text: str | None) -> tuple[int, int, int] | None:
+    """(9, 2, 18) of '9.2.18' (or '9.2.18-rc.1'); None if not a version."""
+    match = _VERSION_RE.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
+def kernel_too_old(version: str | None) -> str | None:
+    """Why a node's DRBD kernel version cannot serve, or None."""
+    parsed = parse_version(version)
+    if parsed is None:
+        return ('the DRBD kernel module version is unknown '
+                f'({version!r}); BlackStor needs DRBD '
+                f'{_dotted(MIN_DRBD_KERNEL)} or later')
+    if parsed < MIN_DRBD_KERNEL:
+        return (f'DRBD kernel module {version} is older than '
+                f'{_dotted(MIN_DRBD_KERNEL)}: its suspend-io does not let '
+                f'writes in flight drain, so snapshots could differ between '
+                f'replicas; upgrade the module')
+    return None
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return '.'.join(str(part) for part in version)
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _sizes(items: Any) -> dict[str, int]:

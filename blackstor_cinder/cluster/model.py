@@ -110,6 +110,7 @@ class ClusterConfig:
         default_factory=dict)
     attach_timeout: float = 60.0
     connect_timeout: float = 30.0            # peers connecting after create
+    io_suspend_timeout: float = 15.0         # each step while I/O is held
     allow_unlisted_clients: bool = True
     over_subscription: float = 20.0
 

@@ -194,6 +194,13 @@ class SetupTest(DriverTestCase):
                                 self.drv.check_for_setup_error)
         self.assertIn('n2', str(exc))
 
+    def test_check_for_setup_error_names_an_old_drbd(self):
+        self.cluster.agents['n3'].kernel_version = '9.2.13'
+        exc = self.assertRaises(driver.BlackStorDriverError,
+                                self.drv.check_for_setup_error)
+        self.assertIn('n3: DRBD kernel module 9.2.13 is older than 9.2.14',
+                      str(exc))
+
 
 @ddt.ddt
 class VolumeTest(DriverTestCase):
@@ -361,6 +368,16 @@ class StatsTest(DriverTestCase):
         stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(30.0, stats['provisioned_capacity_gb'])
         self.assertEqual(3, stats['total_volumes'])
+
+    def test_stats_with_a_node_on_an_old_drbd(self):
+        self.cluster.agents['n2'].kernel_version = '9.2.12'
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(['n2'], stats['blackstor_nodes_refused'])
+        self.assertEqual([], stats['blackstor_nodes_down'])
+        self.assertEqual(0, stats['free_capacity_gb'])
+        self.assertIn('n2', logs.output[0])
+        self.assertIn('9.2.12', logs.output[0])
 
     def test_stats_with_node_down(self):
         self.cluster.down.add('n1')

@@ -228,7 +228,7 @@ class NodesListTest(ManageTestCase):
                          (n2['Role'], n2['Zone'], n2['State']))
         self.assertEqual((75.0, 100.0, 3.0), (
             n2['Free GiB'], n2['Total GiB'], n2['Provisioned GiB']))
-        self.assertEqual(('9.22.0', '9.2.12'),
+        self.assertEqual(('9.22.0', '9.2.18'),
                          (n2['DRBD Utils'], n2['DRBD Kernel']))
         self.assertEqual(2, n2['Resources'])
         self.assertIsNone(n2['Problem'])

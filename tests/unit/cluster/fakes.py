@@ -77,6 +77,14 @@ class FakeAgent:
         self.uptodate: set[str] = set()
         self.resized: list[tuple[str, int]] = []
         self.written_bytes = 0          # physical use of the pool
+        # what each LV holds, as a label a test can follow (a write is a
+        # new label); LVs made by a rollback phase live here too
+        self.data: dict[str, str] = {}
+        self.zeroed: list[tuple[str, int | None]] = []
+        self.created_by: dict[str, str | None] = {}   # LV -> create_id
+        self.leases: dict[str, float] = {}            # resource -> lease
+        self.kernel_version = '9.2.18'
+        self.zero_new_blocks: bool | None = True
 
     # -- helpers --
     def _definition(self, name: str, secret: bool) -> dict:
@@ -103,10 +111,14 @@ class FakeAgent:
             conns.append({
                 'name': host['name'], 'peer-node-id': host['node_id'],
                 'connection-state': 'Connected' if ok else 'Connecting',
-                'peer_devices': [{'volume': 0, 'peer-disk-state': (
-                    ('UpToDate' if name in peer.uptodate else 'Inconsistent')
-                    if ok and host['diskful'] else
-                    'Diskless' if ok else 'DUnknown')}]})
+                'peer_devices': [{
+                    'volume': 0,
+                    'replication-state': 'Established' if ok else 'Off',
+                    'peer-disk-state': (
+                        ('UpToDate' if name in peer.uptodate
+                         else 'Inconsistent')
+                        if ok and host['diskful'] else
+                        'Diskless' if ok else 'DUnknown')}]})
         disk = ('Diskless' if not me['diskful'] else
                 'UpToDate' if name in self.uptodate else 'Inconsistent')
         return {'name': name, 'node-id': me['node_id'],
@@ -156,10 +168,11 @@ class FakeAgent:
         used_minors, used_ports = self._used(skip='')
         return {
             'hostname': self.name, 'drbd_utils_version': '9.22.0',
-            'drbd_kernel_version': '9.2.12',
+            'drbd_kernel_version': self.kernel_version,
             'pools': [{'name': self.pool, 'total_bytes': self.pool_bytes,
                        'free_bytes': self.pool_bytes - self.written_bytes,
-                       'provisioned_bytes': provisioned}]
+                       'provisioned_bytes': provisioned,
+                       'zero_new_blocks': self.zero_new_blocks}]
             if self.pool else [],
             'resources': {n: {'definition': self._definition(n, False),
                               'state': self._state(n)} for n in self.res},
@@ -181,10 +194,16 @@ class FakeAgent:
 
     def op_create(self, req: dict) -> dict:
         name = req['resource']
+        lv_created = name not in self.lvs
+        res_created = name not in self.res
         self._store_res(req)
-        self.lvs.setdefault(name, req['size'])
+        if lv_created:
+            self.lvs[name] = req['size']
+            self.data[name] = 'zeros'
+            self.created_by[name] = req.get('create_id')
         self.up.add(name)
-        return {}
+        return {'lv_created': lv_created, 'md_created': lv_created,
+                'res_created': res_created, 'brought_up': True}
 
     def op_create_from_snapshot(self, req: dict) -> dict:
         if req['snapshot'] not in self.snapshots:
@@ -192,6 +211,7 @@ class FakeAgent:
                                'no such snapshot', 'snapshot')
         self._store_res(req)
         self.lvs[req['resource']] = self.snapshots[req['snapshot']]
+        self.data[req['resource']] = self.data.get(req['snapshot'], '')
         self.up.add(req['resource'])
         self.uptodate.add(req['resource'])
         return {}
@@ -203,7 +223,10 @@ class FakeAgent:
 
     def op_delete(self, req: dict) -> dict:
         name = req['resource']
-        for store in (self.res, self.lvs):
+        if ('create_id' in req and name in self.lvs
+                and self.created_by.get(name) != req['create_id']):
+            return {'resource': name, 'kept': True}
+        for store in (self.res, self.lvs, self.data, self.created_by):
             store.pop(name, None)
         self.up.discard(name)
         self.uptodate.discard(name)
@@ -215,14 +238,19 @@ class FakeAgent:
                 raise tp.NodeError(self.name, protocol.E_INVALID,
                                    'res_text only with drbd', 'res_text')
             self._store_res(req)
+        before = self.lvs.get(req['resource'])
         if req.get('lv', True):
-            self.lvs[req['resource']] = req['size']
+            self.lvs[req['resource']] = max(req['size'], before or 0)
         if req.get('drbd'):
             self.resized.append((req['resource'], req['size']))
-        return {}
+            self.zeroed.append((req['resource'], req.get('zero_from'),
+                                req.get('zero_to')))
+        return {'lv_size_before': before}
 
     def op_suspend_io(self, req: dict) -> dict:
         self.suspended.add(req['resource'])
+        if 'lease' in req:
+            self.leases[req['resource']] = req['lease']
         self.cluster.log.append((self.name, 'suspend-io'))
         return {}
 
@@ -242,6 +270,7 @@ class FakeAgent:
             raise tp.NodeError(self.name, protocol.E_NOT_FOUND, 'no LV',
                                'resource')
         self.snapshots[req['snapshot']] = self.lvs[req['resource']]
+        self.data[req['snapshot']] = self.data.get(req['resource'], '')
         self.cluster.log.append((self.name, 'snapshot-create'))
         return {}
 
@@ -250,8 +279,33 @@ class FakeAgent:
         return {}
 
     def op_snapshot_rollback(self, req: dict) -> dict:
-        self.up.discard(req['resource'])
-        self.lvs[req['resource']] = self.snapshots[req['snapshot']]
+        name, snap = req['resource'], req['snapshot']
+        temp, previous = name + '.rollback', name + '.previous'
+        phase = req.get('phase')
+        if phase is None:
+            self.up.discard(name)
+            self.lvs[name] = self.snapshots[snap]
+            self.data[name] = self.data.get(snap, '')
+        elif phase == 'prepare':
+            self.lvs[temp] = self.snapshots[snap]
+            self.data[temp] = self.data.get(snap, '')
+        elif phase == 'swap':
+            self.up.discard(name)
+            if temp in self.lvs:
+                self.lvs[previous] = self.lvs.pop(name)
+                self.data[previous] = self.data.pop(name, '')
+                self.lvs[name] = self.lvs.pop(temp)
+                self.data[name] = self.data.pop(temp, '')
+        elif phase == 'undo':
+            if previous in self.lvs:
+                self.up.discard(name)
+                self.lvs[name] = self.lvs.pop(previous)
+                self.data[name] = self.data.pop(previous, '')
+            self.lvs.pop(temp, None)
+            self.data.pop(temp, None)
+        elif phase == 'commit':
+            self.lvs.pop(previous, None)
+            self.data.pop(previous, None)
         return {}
 
     def op_attach(self, req: dict) -> dict:
@@ -313,6 +367,9 @@ class FakeCluster:
     def __init__(self) -> None:
         self.agents: dict[str, FakeAgent] = {}
         self.down: set[str] = set()
+        # unreachable over SSH but still up for DRBD (a client whose
+        # agent cannot be asked while its guest keeps writing)
+        self.ssh_down: set[str] = set()
         # (node, op) -> exception raised instead of running the op, or a
         # list of exceptions raised once each
         self.faults: dict[tuple[str, str], Exception] = {}
@@ -337,7 +394,8 @@ class FakeCluster:
             hook(node, request)
         with self._lock:
             self.requests.append((node, request))
-            if node in self.down or node not in self.agents:
+            if (node in self.down or node in self.ssh_down
+                    or node not in self.agents):
                 raise tp.NodeUnreachable(node, f'{node}: connection '
                                                'refused')
             fault = self.faults.get((node, request['op']))

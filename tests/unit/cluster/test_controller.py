@@ -840,14 +840,15 @@ class SnapshotTest(ControllerTestCase):
         self.ctl.detach(VOL, 'hv1')
         self.ctl.revert_to_snapshot(VOL, 'snap-1', 2 * G, 4 * G)
         self.assertEqual(['n1', 'n2', 'n3'],
-                         sorted(self.cluster.ops('snapshot-rollback')))
+                         sorted(set(self.cluster.ops('snapshot-rollback'))))
         for name in ('n1', 'n2', 'n3'):
             agent = self.cluster.agents[name]
             self.assertIn(VOL, agent.up)
             self.assertEqual(4 * G, agent.lvs[VOL])
         # Up again at the snapshot's size (what its LVs hold), then grown.
         rollback = [i for i, (_, r) in enumerate(self.cluster.requests)
-                    if r['op'] == 'snapshot-rollback']
+                    if r['op'] == 'snapshot-rollback'
+                    and r['phase'] == 'swap']
         adjusts = [(i, r) for i, (_, r) in enumerate(self.cluster.requests)
                    if r['op'] == 'adjust' and i > max(rollback)]
         self.assertEqual('2097152k', self.text_size(adjusts[0][1]))
@@ -1253,3 +1254,317 @@ class StatsTest(testtools.TestCase):
         problems = controller.check_setup()
         self.assertEqual({'n2', 'n3'}, set(problems))
         self.assertIn('vg/pool', problems['n3'])
+
+
+class DrbdVersionTest(ControllerTestCase):
+    """Nodes whose suspend-io does not drain writes are not used."""
+
+    def test_old_kernel_refused_at_setup_and_in_stats(self):
+        self.cluster.agents['n2'].kernel_version = '9.2.13'
+        problems = self.ctl.check_setup()
+        self.assertEqual(['n2'], sorted(problems))
+        self.assertIn('9.2.13', problems['n2'])
+        self.assertIn('9.2.14', problems['n2'])
+        stats = self.ctl.stats()
+        self.assertEqual(['n2'], sorted(stats.nodes_refused))
+        self.assertEqual({}, stats.nodes_down)
+        # two nodes left: no room for 3 replicas
+        self.assertEqual(0, stats.free_bytes)
+        self.assertRaises(errors.PlacementError, self.ctl.create_volume,
+                          VOL, G)
+        self.assertEqual([], self.cluster.ops('create'))
+
+    def test_new_enough_kernels_pass(self):
+        for name, version in (('n1', '9.2.14'), ('n2', '9.3.0'),
+                              ('n3', '10.0.1-rc1')):
+            self.cluster.agents[name].kernel_version = version
+        self.assertEqual({}, self.ctl.check_setup())
+
+    def test_unknown_kernel_version_refused(self):
+        self.cluster.agents['n3'].kernel_version = None
+        self.assertIn('unknown', self.ctl.check_setup()['n3'])
+
+    def test_snapshot_refused_on_a_node_known_old(self):
+        self.ctl.create_volume(VOL, G)
+        self.cluster.agents['n3'].kernel_version = '9.1.22'
+        self.ctl.stats()
+        exc = self.assertRaises(errors.ClusterError,
+                                self.ctl.create_snapshot, VOL, 'snap-1')
+        self.assertIn('n3', str(exc))
+        self.assertIn('9.1.22', str(exc))
+        self.assertEqual([], self.cluster.ops('suspend-io'))
+
+    def test_pool_without_zeroing_refused(self):
+        self.cluster.agents['n1'].zero_new_blocks = False
+        problems = self.ctl.check_setup()
+        self.assertEqual(['n1'], sorted(problems))
+        self.assertIn('zero', problems['n1'])
+        self.assertEqual(['n1'], sorted(self.ctl.stats().nodes_refused))
+
+
+class SuspendTest(ControllerTestCase):
+    """Snapshots never leave I/O suspended and never miss a writer."""
+
+    def setUp(self):
+        super().setUp()
+        self.ctl.create_volume(VOL, 2 * G)
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.log.clear()
+
+    def suspended(self):
+        return {n for n, a in self.cluster.agents.items() if VOL in
+                a.suspended}
+
+    def test_suspend_carries_a_lease_and_a_short_timeout(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        leases = {n: a.leases.get(VOL)
+                  for n, a in self.cluster.agents.items() if a.leases}
+        step = self.ctl.config.io_suspend_timeout
+        self.assertEqual(dict.fromkeys(('hv1', 'n1', 'n2', 'n3'), 4 * step),
+                         leases)
+
+    def test_a_suspend_whose_reply_is_lost_is_resumed(self):
+        def lost_reply(node, request):
+            if node == 'n2' and request['op'] == 'suspend-io':
+                self.cluster.agents[node].op_suspend_io(request)
+                raise tp.NodeTimeout(node, 'no reply in 15s')
+        self.cluster.hooks.append(lost_reply)
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.create_snapshot, VOL, 'snap-1')
+        self.assertEqual(set(), self.suspended())
+        self.assertIn('n2', self.cluster.ops('resume-io'))
+        for agent in self.cluster.agents.values():
+            self.assertNotIn('snap-1', agent.snapshots)
+
+    def test_resume_is_retried_until_it_works(self):
+        self.cluster.faults[('n3', 'resume-io')] = [
+            tp.NodeTimeout('n3', 'no reply'),
+            tp.NodeUnreachable('n3', 'connection reset')]
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.assertEqual(set(), self.suspended())
+        self.assertEqual(3, self.cluster.ops('resume-io').count('n3'))
+
+    def test_resume_given_up_at_the_lease_is_reported(self):
+        cluster, controller = make(io_suspend_timeout=0.25)
+        self.addCleanup(controller.close)
+        controller.create_volume(VOL, G)
+        cluster.faults[('n3', 'resume-io')] = tp.NodeTimeout('n3', 'gone')
+        exc = self.assertRaises(errors.NodeOperationFailed,
+                                controller.create_snapshot, VOL, 'snap-1')
+        self.assertEqual('resume-io', exc.step)
+        self.assertGreater(cluster.ops('resume-io').count('n3'), 1)
+
+    def test_unreachable_client_still_connected_refuses_the_snapshot(self):
+        # Its agent does not answer, but DRBD still connects it: it may
+        # be writing while the replicas are snapshotted.
+        self.cluster.ssh_down.add('hv1')
+        exc = self.assertRaises(errors.ClusterError,
+                                self.ctl.create_snapshot, VOL, 'snap-1')
+        self.assertIn('hv1', str(exc))
+        self.assertIn('connected', str(exc))
+        self.assertEqual([], self.cluster.ops('snapshot-create'))
+        self.assertEqual(set(), self.suspended())
+
+    def test_unreachable_client_cut_off_does_not_block(self):
+        self.cluster.down.add('hv1')    # gone for DRBD too
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        for name in ('n1', 'n2', 'n3'):
+            self.assertIn('snap-1', self.cluster.agents[name].snapshots)
+        self.assertEqual(set(), self.suspended() - {'hv1'})
+
+    def test_client_reconnecting_during_the_snapshot_discards_it(self):
+        self.cluster.down.add('hv1')
+
+        def comes_back(node, request):
+            if request['op'] == 'snapshot-create':
+                self.cluster.down.discard('hv1')
+                self.cluster.ssh_down.add('hv1')
+        self.cluster.hooks.append(comes_back)
+        self.assertRaises(errors.ClusterError, self.ctl.create_snapshot,
+                          VOL, 'snap-1')
+        for agent in self.cluster.agents.values():
+            self.assertNotIn('snap-1', agent.snapshots)
+
+    def test_snapshot_longer_than_the_lease_is_discarded(self):
+        cluster, controller = make(io_suspend_timeout=0.25)
+        self.addCleanup(controller.close)
+        controller.create_volume(VOL, G)
+
+        def slow(node, request):
+            if request['op'] == 'snapshot-create':
+                time.sleep(1.1)
+        cluster.hooks.append(slow)
+        exc = self.assertRaises(errors.ClusterError,
+                                controller.create_snapshot, VOL, 'snap-1')
+        self.assertIn('lease', str(exc))
+        for agent in cluster.agents.values():
+            self.assertNotIn('snap-1', agent.snapshots)
+            self.assertEqual(set(), agent.suspended)
+
+
+class InitialSyncTest(ControllerTestCase):
+    """new-current-uuid only once every replica sees every other."""
+
+    def test_skip_waits_for_every_replica_established_inconsistent(self):
+        seen = []
+        late = {'left': 3}
+
+        def slow_peer(node, request):
+            # n3 reports its connection to n1 as still connecting for its
+            # first three status replies.
+            if request['op'] == 'new-current-uuid':
+                seen.append(list(self.cluster.ops('status')))
+        original = self.cluster.agents['n3']._state
+
+        def state(name):
+            result = original(name)
+            if result and late['left'] > 0:
+                late['left'] -= 1
+                for conn in result['connections']:
+                    if conn['name'] == 'n1':
+                        conn['connection-state'] = 'Connecting'
+            return result
+        self.cluster.agents['n3']._state = state
+        self.cluster.hooks.append(slow_peer)
+        self.ctl.create_volume(VOL, G)
+        self.assertEqual(0, late['left'])
+        # every replica was read before the UUID was made, n3 4 times
+        self.assertEqual(4, seen[0].count('n3'))
+        self.assertEqual({'n1', 'n2'}, set(seen[0]) - {'n3'})
+        for name in ('n1', 'n2', 'n3'):
+            self.assertIn(VOL, self.cluster.agents[name].uptodate)
+
+    def test_a_resync_after_the_skip_fails_the_create(self):
+        original = self.cluster.agents['n2']._state
+
+        def state(name):
+            result = original(name)
+            if result and name in self.cluster.agents['n2'].uptodate:
+                result['connections'][0]['peer_devices'][0][
+                    'replication-state'] = 'SyncTarget'
+            return result
+        self.cluster.agents['n2']._state = state
+        exc = self.assertRaises(errors.ClusterError,
+                                self.ctl.create_volume, VOL, G)
+        self.assertIn('no resync', str(exc))
+        self.assertEqual({}, self.cluster.clean())
+
+    def test_a_replica_not_inconsistent_is_not_skipped(self):
+        self.cluster.agents['n2'].uptodate.add(VOL)    # stale UpToDate
+        self.assertRaises(errors.ClusterError,
+                          self.ctl.create_volume, VOL, G)
+        self.assertEqual([], self.cluster.ops('new-current-uuid'))
+        self.assertEqual({}, self.cluster.clean())
+
+
+class CreateRollbackTest(ControllerTestCase):
+    """A failed create removes only what it made."""
+
+    def test_rollback_keeps_an_lv_the_create_did_not_make(self):
+        # n3 holds an LV of that name which this create did not make
+        # (its refusal was lost on the way back).
+        self.cluster.agents['n3'].lvs[VOL] = G
+        self.cluster.agents['n3'].created_by[VOL] = None
+        self.cluster.faults[('n3', 'create')] = tp.NodeTimeout(
+            'n3', 'no reply')
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.create_volume, VOL, G)
+        self.assertEqual({'n3': [VOL]}, self.cluster.clean())
+        [create_id] = {r['create_id'] for _, r in self.requests('create')}
+        deletes = self.requests('delete')
+        self.assertEqual({'n1', 'n2', 'n3'}, {n for n, _ in deletes})
+        self.assertEqual({create_id}, {r['create_id'] for _, r in deletes})
+
+    def test_each_attempt_has_its_own_create_id(self):
+        self.cluster.faults[('n2', 'create')] = [tp.NodeError(
+            'n2', protocol.E_CONFLICT, 'minor or port clash')]
+        self.ctl.create_volume(VOL, G)
+        ids = [r['create_id'] for _, r in self.requests('create')]
+        self.assertEqual(6, len(ids))
+        self.assertEqual(2, len(set(ids)))
+
+
+@ddt.ddt
+class TwoPhaseRevertTest(ControllerTestCase):
+    """Either every replica has the old data or every one the snapshot's."""
+
+    def setUp(self):
+        super().setUp()
+        self.ctl.create_volume(VOL, 2 * G)
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        for agent in self.cluster.agents.values():
+            if VOL in agent.data:
+                agent.data[VOL] = 'written after the snapshot'
+
+    def data(self):
+        return {n: a.data.get(VOL) for n, a in self.cluster.agents.items()
+                if a.pool}
+
+    def phases(self):
+        return [(n, r['phase']) for n, r in self.requests(
+            'snapshot-rollback')]
+
+    def test_revert_prepares_everywhere_before_swapping(self):
+        self.ctl.revert_to_snapshot(VOL, 'snap-1', 2 * G, 2 * G)
+        phases = [p for _, p in self.phases()]
+        self.assertEqual(['prepare'] * 3 + ['swap'] * 3 + ['commit'] * 3,
+                         phases)
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), 'zeros'),
+                         self.data())
+        for agent in self.cluster.agents.values():
+            self.assertEqual([], [lv for lv in agent.lvs if '.' in lv])
+            if agent.pool:
+                self.assertIn(VOL, agent.up)
+
+    @ddt.data('prepare', 'swap')
+    def test_a_replica_failing_leaves_every_one_with_the_old_data(self,
+                                                                  phase):
+        fault = tp.NodeError('n2', protocol.E_FAILED, 'lvrename failed')
+
+        def fail(node, request):
+            if (node == 'n2' and request['op'] == 'snapshot-rollback'
+                    and request.get('phase') == phase):
+                raise fault
+        self.cluster.hooks.append(fail)
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.revert_to_snapshot, VOL, 'snap-1',
+                          2 * G, 2 * G)
+        self.assertEqual(
+            dict.fromkeys(('n1', 'n2', 'n3'), 'written after the snapshot'),
+            self.data())
+        self.assertEqual({'n1', 'n2', 'n3'},
+                         {n for n, p in self.phases() if p == 'undo'})
+        for agent in self.cluster.agents.values():
+            self.assertEqual([], [lv for lv in agent.lvs if '.' in lv])
+            if agent.pool:
+                self.assertIn(VOL, agent.up)
+
+    def test_a_failed_commit_still_reverts(self):
+        self.cluster.faults[('n3', 'snapshot-rollback')] = [
+            None, None, tp.NodeError('n3', protocol.E_FAILED, 'busy')]
+        self.ctl.revert_to_snapshot(VOL, 'snap-1', 2 * G, 2 * G)
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), 'zeros'),
+                         self.data())
+
+
+class GrowZeroesTheOldMetadataTest(ControllerTestCase):
+
+    def test_drbd_resize_zeroes_from_the_old_size(self):
+        self.ctl.create_volume(VOL, G)
+        self.ctl.extend_volume(VOL, 3 * G)
+        zeroed = [z for a in self.cluster.agents.values() for z in a.zeroed]
+        # from the old device size to the old end of the LVs (where the
+        # old internal metadata was)
+        self.assertEqual([(VOL, G, G)], zeroed)
+
+
+class ClientDrbdVersionTest(ControllerTestCase):
+
+    def test_snapshot_refused_with_a_client_known_old(self):
+        self.ctl.create_volume(VOL, G)
+        self.cluster.agents['hv1'].kernel_version = '9.2.10'
+        self.ctl.attach(VOL, 'hv1')
+        exc = self.assertRaises(errors.ClusterError,
+                                self.ctl.create_snapshot, VOL, 'snap-1')
+        self.assertIn('hv1: DRBD kernel module 9.2.10', str(exc))
+        self.assertEqual([], self.cluster.ops('suspend-io'))

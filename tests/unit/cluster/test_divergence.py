@@ -134,3 +134,48 @@ class CollectTest(testtools.TestCase):
         empty = divergence.from_status(NAME, {'n1': replies['n3']})
         self.assertEqual((NAME, {}, None), (empty.name, empty.copies,
                                             empty.majority))
+
+
+def sized(size, **kw):
+    d = definition(**kw)
+    d['disk'] = {'size': size}
+    return d
+
+
+class SizeTest(testtools.TestCase):
+    """A replica left at an old size is divergent; repair to the largest."""
+
+    def test_size_is_part_of_the_key(self):
+        self.assertNotEqual(divergence.key(sized('1048576k')),
+                            divergence.key(sized('2097152k')))
+        self.assertEqual(divergence.key(sized('1048576k')),
+                         divergence.key(sized('1024m')))
+
+    def test_a_replica_behind_is_repaired_to_the_largest(self):
+        res = divergence.collect(inventories(
+            n1=sized('2097152k'), n2=sized('2097152k'),
+            n3=sized('1048576k')))[NAME]
+        self.assertEqual(['n3'], list(res.divergent))
+        self.assertEqual('2097152k', res.majority['disk']['size'])
+        self.assertTrue(divergence.confirmed(res))
+
+    def test_the_largest_wins_even_held_by_a_minority(self):
+        # An extend that grew every LV, resized on n1, then stopped: the
+        # others' old size must not be pushed back onto n1.
+        res = divergence.collect(inventories(
+            n1=sized('3145728k'), n2=sized('1048576k'),
+            n3=sized('1048576k')))[NAME]
+        self.assertEqual('3145728k', res.majority['disk']['size'])
+        self.assertEqual(['n2', 'n3'], sorted(res.divergent))
+        self.assertEqual(['n1', 'n2', 'n3'], res.sources)
+        self.assertTrue(divergence.confirmed(res))
+
+    def test_the_size_comes_with_the_majority_shape_only(self):
+        new = sized('1048576k', clients=('hv1',))
+        res = divergence.collect(inventories(
+            n1=new, n2=copy.deepcopy(new),
+            n3=sized('2097152k')))[NAME]
+        self.assertEqual(divergence.shape(new),
+                         divergence.shape(res.majority))
+        self.assertEqual('2097152k', res.majority['disk']['size'])
+        self.assertEqual(['n1', 'n2', 'n3'], sorted(res.divergent))

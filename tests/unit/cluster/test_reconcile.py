@@ -20,6 +20,7 @@ import fixtures
 import testtools
 
 from blackstor_cinder.cluster import controller as ctl
+from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import reconcile
 from blackstor_cinder.cluster import transport as tp
@@ -194,3 +195,20 @@ class ReconcileTest(testtools.TestCase):
                          outcome.nodes)
         self.assertEqual(['n2'], self.adjusted(mark))
         self.assertEqual(self.definition('n1'), self.definition('n2'))
+
+
+class SizeRepairTest(ReconcileTest):
+
+    def test_a_replica_left_at_the_old_size_gets_the_largest(self):
+        self.ctl.create_volume(VOL, G)
+        old = self.agent('n3').res[VOL]
+        self.cluster.faults[('n3', 'adjust')] = [tp.NodeError(
+            'n3', protocol.E_FAILED, 'drbdadm adjust failed')]
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.extend_volume, VOL, 3 * G)
+        self.assertEqual(old, self.agent('n3').res[VOL])
+        outcomes = reconcile.reconcile(self.ctl)
+        self.assertIn('adjusted', outcomes[VOL])
+        for node in STORAGE:
+            self.assertEqual('3145728k',
+                             self.definition(node)['disk']['size'])
