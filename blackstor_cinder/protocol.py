@@ -71,7 +71,9 @@ field ``size``, details {size, device_size}, nothing changed.
     With ``create_id`` (the rollback of a failed create) the LV goes only
     if that create made it (its tag), the .res only if the LV went or
     there is none and the resource is not running; otherwise nothing
-    changes. -> {resource, down, lv_removed, res_removed, kept, reason}
+    changes. Without it, the ``<res>.rollback`` / ``<res>.previous`` LVs
+    an interrupted revert left go too. -> {resource, down, lv_removed,
+    res_removed, revert_lvs_removed [str], kept, reason}
 ``resize`` resource*, pool*, size*, lv, drbd, assume_clean, res_text,
     secret
     ``lv`` (default true) grows the LV, ``drbd`` (default false) runs

@@ -469,6 +469,7 @@ class Agent:
                 LOG.warning('Not deleting %s: %s', resource, reason)
                 return {'resource': resource, 'down': False,
                         'lv_removed': False, 'res_removed': False,
+                        'revert_lvs_removed': [],
                         'kept': True, 'reason': reason}
         lv = (self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
               if pool is not None else None)
@@ -480,11 +481,20 @@ class Agent:
             except AgentError as e:
                 # The LV goes next; a thin LV's blocks go with it.
                 LOG.warning('wipe-md of %s failed: %s', resource, e.message)
+        # A revert interrupted before its commit or undo leaves these; the
+        # volume is going, so they go with it rather than leak.
+        revert_lvs = [resource + suffix for suffix in REVERT_SUFFIXES
+                      if pool is not None and self.lvm.find_ours(
+                          pool, resource + suffix, 'resource',
+                          snapshot=False) is not None]
         lv_removed = (self.lvm.remove(pool, resource)
                       if lv is not None else False)
+        revert_removed = [name for name in revert_lvs
+                          if self.lvm.remove(pool, name)]
         res_removed = self.store.remove(resource)
         return {'resource': resource, 'down': was_up,
                 'lv_removed': lv_removed, 'res_removed': res_removed,
+                'revert_lvs_removed': revert_removed,
                 'kept': False, 'reason': None}
 
     def _rollback_check(self, resource: str, create_id: str,

@@ -408,6 +408,19 @@ class CheckTest(ManageTestCase):
         n1.lvs.pop(VOL_B)                               # .res without LV
         return port
 
+    def test_names_what_an_interrupted_revert_left(self):
+        self.two_volumes()
+        self.agent('n2').lvs[VOL_A + '.previous'] = G
+        found = self.check(expect=1)
+        problem = found[('leftover-lv', 'n2', VOL_A + '.previous')]
+        self.assertIn(f'previous LV of an interrupted revert of {VOL_A}',
+                      problem['Detail'])
+        # not an orphan volume, not a volume Cinder lacks, nothing removed
+        self.assertEqual([('leftover-lv', 'n2', VOL_A + '.previous')],
+                         list(found))
+        self.check('--fix', '--fix-orphan-lvs', expect=1)
+        self.assertIn(VOL_A + '.previous', self.agent('n2').lvs)
+
     def test_finds_planted_problems(self):
         self.plant()
         found = self.check(expect=1)

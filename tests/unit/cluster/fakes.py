@@ -35,6 +35,8 @@ _ON = re.compile(r'on (\S+) \{\s*node-id (\d+);\s*address ipv[46] '
                  r'\[?([0-9a-fA-F:.]+?)\]?:(\d+);\s*volume 0 \{\s*device '
                  r'minor (\d+);\s*disk (none|"[^"]+");', re.S)
 # the resource's disk section, as cluster.resfile renders it
+#: the agent's LVs of a revert in progress
+REVERT_SUFFIXES = ('.rollback', '.previous')
 _SIZE = re.compile(r'^    disk \{[^}]*?^        size (\S+);', re.M)
 
 
@@ -176,8 +178,15 @@ class FakeAgent:
             if self.pool else [],
             'resources': {n: {'definition': self._definition(n, False),
                               'state': self._state(n)} for n in self.res},
+            # as the agent: a revert's LVs are not volumes
             'volumes': [{'name': n, 'pool': self.pool, 'size_bytes': s}
-                        for n, s in self.lvs.items()],
+                        for n, s in self.lvs.items()
+                        if not n.endswith(REVERT_SUFFIXES)],
+            'revert_lvs': [{'name': n, 'pool': self.pool, 'size_bytes': s,
+                            'resource': n.rpartition('.')[0],
+                            'role': n.rpartition('.')[2]}
+                           for n, s in self.lvs.items()
+                           if n.endswith(REVERT_SUFFIXES)],
             'snapshots': [{'name': n, 'pool': self.pool, 'size_bytes': s}
                           for n, s in self.snapshots.items()],
             'used_minors': sorted(used_minors),
@@ -228,6 +237,10 @@ class FakeAgent:
             return {'resource': name, 'kept': True}
         for store in (self.res, self.lvs, self.data, self.created_by):
             store.pop(name, None)
+        if 'create_id' not in req:
+            for suffix in REVERT_SUFFIXES:
+                self.lvs.pop(name + suffix, None)
+                self.data.pop(name + suffix, None)
         self.up.discard(name)
         self.uptodate.discard(name)
         return {}

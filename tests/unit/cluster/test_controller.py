@@ -1546,6 +1546,16 @@ class TwoPhaseRevertTest(ControllerTestCase):
         self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), 'zeros'),
                          self.data())
 
+    def test_delete_removes_what_a_failed_commit_left(self):
+        self.cluster.faults[('n3', 'snapshot-rollback')] = [
+            None, None, tp.NodeError('n3', protocol.E_FAILED, 'busy')]
+        self.ctl.revert_to_snapshot(VOL, 'snap-1', 2 * G, 2 * G)
+        self.assertIn(VOL + '.previous', self.cluster.agents['n3'].lvs)
+        self.ctl.delete_snapshot('snap-1')
+        self.ctl.delete_volume(VOL)
+        for agent in self.cluster.agents.values():
+            self.assertEqual({}, agent.lvs)
+
 
 class GrowZeroesTheOldMetadataTest(ControllerTestCase):
 

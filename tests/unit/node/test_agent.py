@@ -557,6 +557,22 @@ class SnapshotTestCase(AgentTestCase):
         self.assertIn('r0', self.fake.running)
         self.assertNotIn(['drbdadm', 'down', 'r0'], self.changes())
 
+    def test_delete_removes_what_an_interrupted_revert_left(self):
+        self.ok('snapshot-create', **self.snap_req())
+        self.phase('prepare')
+        self.phase('swap')
+        result = self.ok('delete', resource='r0', pool='vg0/thin')
+        self.assertEqual(['r0.previous'], result['revert_lvs_removed'])
+        self.assertEqual([], self.names())
+
+    def test_delete_after_prepare_removes_the_rollback_lv(self):
+        self.ok('snapshot-create', **self.snap_req())
+        self.phase('prepare')
+        result = self.ok('delete', resource='r0', pool='vg0/thin')
+        self.assertEqual(['r0.rollback'], result['revert_lvs_removed'])
+        self.assertEqual([], self.names())
+        self.assertIn(('vg0', 's1'), self.fake.lvs)   # the snapshot stays
+
     def test_commit_refused_before_swap(self):
         self.ok('snapshot-create', **self.snap_req())
         self.phase('prepare')
@@ -662,6 +678,7 @@ class RollbackDeleteTestCase(AgentTestCase):
                          create_id=self.ID)
         self.assertEqual({'resource': 'r0', 'down': True,
                           'lv_removed': True, 'res_removed': True,
+                          'revert_lvs_removed': [],
                           'kept': False, 'reason': None}, result)
         self.assertNotIn(('vg0', 'r0'), self.fake.lvs)
         self.assertEqual([], list(self.res_dir.iterdir()))
@@ -738,6 +755,7 @@ class LifecycleTestCase(AgentTestCase):
              ['lvremove', '--force', 'vg0/r0']], self.changes())
         self.assertEqual({'resource': 'r0', 'down': True,
                           'lv_removed': True, 'res_removed': True,
+                          'revert_lvs_removed': [],
                           'kept': False, 'reason': None}, result)
         self.assertEqual([], list(self.res_dir.iterdir()))
         self.fake.calls.clear()
