@@ -31,6 +31,10 @@ from blackstor_cinder.cluster import transport
 from blackstor_cinder import protocol
 
 LOCAL = 'local'
+#: Rendered unless ``blackstor_net_options`` sets them: without a
+#: verify-alg, ``drbdadm verify`` (the online check that replicas hold the
+#: same bytes) is refused. crc32c: cheap, and only compares blocks.
+DEFAULT_NET_OPTIONS = {'verify-alg': 'crc32c'}
 
 
 def cluster_config(conf: Any, over_subscription: float
@@ -76,7 +80,7 @@ def cluster_config(conf: Any, over_subscription: float
         max_peers=conf.blackstor_max_peers,
         quorum=conf.blackstor_quorum,
         on_no_quorum=conf.blackstor_on_no_quorum,
-        net_options=dict(conf.blackstor_net_options),
+        net_options={**DEFAULT_NET_OPTIONS, **conf.blackstor_net_options},
         disk_options=dict(conf.blackstor_disk_options),
         attach_timeout=conf.blackstor_attach_timeout,
         io_suspend_timeout=conf.blackstor_io_suspend_timeout,

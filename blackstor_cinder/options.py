@@ -121,7 +121,8 @@ drbd_opts = [
                help='What DRBD does to I/O when a node loses quorum.'),
     cfg.DictOpt('blackstor_net_options', default={},
                 help='Extra DRBD net options, option:value (for example '
-                     'max-buffers:8000,sndbuf-size:0).'),
+                     'max-buffers:8000,sndbuf-size:0). verify-alg is '
+                     'crc32c unless set here (drbdadm verify needs one).'),
     cfg.DictOpt('blackstor_disk_options', default={},
                 help='Extra DRBD disk options, option:value (for example '
                      'c-max-rate:750M,al-extents:6007).'),

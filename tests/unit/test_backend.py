@@ -66,6 +66,11 @@ class ClusterConfigTest(testtools.TestCase):
             blackstor_net_options={'max-buffers': '8000'},
             blackstor_disk_options={'al-extents': '6007'}), 20.0)
         self.assertEqual({'al-extents': '6007'}, config.disk_options)
+        self.assertEqual({'max-buffers': '8000', 'verify-alg': 'crc32c'},
+                         config.net_options)
+        config = backend.cluster_config(self.conf(
+            blackstor_net_options={'verify-alg': 'sha256'}), 20.0)
+        self.assertEqual({'verify-alg': 'sha256'}, config.net_options)
         for key, value, why in (
                 ('blackstor_disk_options', {'size': '10G'}, 'set by the '
                  'driver'),
