@@ -821,9 +821,9 @@ class Controller:
                 raise errors.NodeOperationFailed('snapshot-create',
                                                  failures)
             try:
-                if unsuspended:
+                if unsuspended:         # still cut off after the snapshots
                     self._require_cut_off(volume, diskful, unsuspended,
-                                          step)
+                                          step, warn=False)
                 if time.monotonic() >= started + lease:
                     raise errors.ClusterError(
                         f'snapshot {snapshot} of {volume} took longer than '
@@ -859,8 +859,8 @@ class Controller:
                     f'{name}: {why}' for name, why in sorted(old.items())))
 
     def _require_cut_off(self, volume: str, replicas: list[model.Node],
-                         why: dict[str, tp.NodeError], timeout: float
-                         ) -> None:
+                         why: dict[str, tp.NodeError], timeout: float,
+                         warn: bool = True) -> None:
         """Refuse unless no replica is connected to a client of ``why``.
 
         ``why``: the clients whose suspend-io failed, and how.
@@ -893,7 +893,7 @@ class Controller:
                 + ') and the replicas are still connected to them, so '
                   'they may be writing; retry when the client answers or '
                   'is detached')
-        for client in clients:
+        for client in clients if warn else ():
             LOG.warning('Client %(node)s of %(res)s could not be suspended '
                         'but no replica is connected to it; snapshotting '
                         'without it', {'node': client, 'res': volume})

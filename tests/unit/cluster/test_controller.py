@@ -18,6 +18,7 @@ import threading
 import time
 
 import ddt
+import fixtures
 import testtools
 
 from blackstor_cinder.cluster import controller as ctl
@@ -755,8 +756,12 @@ class SnapshotTest(ControllerTestCase):
 
     def test_unreachable_client_does_not_block(self):
         self.cluster.down.add('hv1')
+        logger = self.useFixture(fixtures.FakeLogger())
         self.ctl.create_snapshot(VOL, 'snap-1')
         self.assertIn('snap-1', self.cluster.agents['n1'].snapshots)
+        # checked before and after the thin snapshots, said once
+        self.assertEqual(1, logger.output.count(
+            'Client hv1 of %s could not be suspended' % VOL))
 
     def test_delete_snapshot(self):
         self.ctl.create_snapshot(VOL, 'snap-1')
