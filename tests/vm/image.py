@@ -258,6 +258,10 @@ def _customize(root: pathlib.Path, release: str,
     # runs, for DRBD's by-res links, but LVM's rules are not wired up).
     # And LVM never scans DRBD devices (etc/NODE-SETUP.md): a scan reads
     # /dev/drbdN, which blocks while a snapshot has its I/O suspended.
+    # Only the PV is accepted: rejecting ^/dev/drbd is not enough, LVM
+    # accepts a device when any of its names is accepted, and udev gives
+    # every DRBD device a /dev/block/147:N link too (seen: lvs stuck in
+    # drbd_make_request under suspend-io).
     lvm_conf = root / 'etc/lvm/lvm.conf'
     text = lvm_conf.read_text()
     text = text.replace(
@@ -265,7 +269,7 @@ def _customize(root: pathlib.Path, release: str,
         'activation {\n\tudev_sync = 0\n\tudev_rules = 0\n', 1)
     lvm_conf.write_text(text.replace(
         'devices {',
-        'devices {\n\tglobal_filter = [ "r|^/dev/drbd|", "a|.*|" ]\n', 1))
+        'devices {\n\tglobal_filter = [ "a|^/dev/vdb$|", "r|.*|" ]\n', 1))
     # The kernel's own DRBD is 8.4: delete it, so that modprobe drbd
     # takes the 9.2.18 module from updates/.
     for ko in root.glob('lib/modules/*/kernel/drivers/block/drbd/drbd.ko*'):

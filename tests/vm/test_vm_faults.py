@@ -84,6 +84,12 @@ class VMFaultsTest(base.VMClusterTestCase):
         vm = self.vms.vms[name]
         runner._killpg(vm.proc.pid)
         vm.proc.wait(timeout=30)
+        # a failed test must not leave the next one a node short
+        self.addCleanup(self.start_if_stopped, name)
+
+    def start_if_stopped(self, name: str) -> None:
+        if self.vms.vms[name].proc.poll() is not None:
+            self.start(name)
 
     def start(self, name: str) -> None:
         """Boot it again; DRBD brings up what its .res files say."""
