@@ -387,6 +387,10 @@ class Controller:
     def stats(self) -> ClusterStats:
         """Capacity as placement sees it: one round trip per node.
 
+        The configured clients are asked too, for the minors and ports
+        they use: ``minors_free`` and ``ports_free`` are the values of the
+        ranges no node uses and no create of this process holds.
+
         ``provisioned_bytes`` counts each volume once, at the size its .res
         gives the DRBD device (the size Cinder asked for); a resource whose
         .res has no size (made before sizes were written) counts at its
