@@ -19,9 +19,10 @@ can read cinder.conf on a host without Cinder's services.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from blackstor_cinder.cluster import allocation
 from blackstor_cinder.cluster import errors
@@ -35,6 +36,10 @@ LOCAL = 'local'
 #: verify-alg, ``drbdadm verify`` (the online check that replicas hold the
 #: same bytes) is refused. crc32c: cheap, and only compares blocks.
 DEFAULT_NET_OPTIONS = {'verify-alg': 'crc32c'}
+
+#: The lowest port a backend may use: DRBD accepts any TCP port, but the
+#: privileged ones belong to the host's services.
+PORT_LOW = 1024
 
 
 def cluster_config(conf: Any, over_subscription: float
@@ -69,12 +74,7 @@ def cluster_config(conf: Any, over_subscription: float
         raise errors.InvalidRequest(str(exc)) from None
     return model.ClusterConfig(
         storage_nodes=storage, client_nodes=clients, pool=pool,
-        minors=allocation.parse_range(
-            conf.blackstor_minor_range, protocol.MINOR_MIN,
-            protocol.MINOR_MAX, 'blackstor_minor_range'),
-        ports=allocation.parse_range(
-            conf.blackstor_port_range, 1024, protocol.PORT_MAX,
-            'blackstor_port_range'),
+        minors=minor_range(conf), ports=port_range(conf),
         replicas=conf.blackstor_replicas,
         zone_policy=conf.blackstor_zone_policy,
         max_peers=conf.blackstor_max_peers,
@@ -86,6 +86,92 @@ def cluster_config(conf: Any, over_subscription: float
         io_suspend_timeout=conf.blackstor_io_suspend_timeout,
         allow_unlisted_clients=conf.blackstor_allow_unlisted_clients,
         over_subscription=over_subscription)
+
+
+def minor_range(conf: Any) -> range:
+    """``blackstor_minor_range``, checked against DRBD's minors."""
+    return allocation.parse_range(
+        conf.blackstor_minor_range, protocol.MINOR_MIN, protocol.MINOR_MAX,
+        allocation.RANGE_OPTIONS['minor'])
+
+
+def port_range(conf: Any) -> range:
+    """``blackstor_port_range``, unprivileged TCP ports only."""
+    return allocation.parse_range(
+        conf.blackstor_port_range, PORT_LOW, protocol.PORT_MAX,
+        allocation.RANGE_OPTIONS['port'])
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendRanges:
+    """A backend's DRBD minor and port ranges, and where they are used."""
+
+    backend: str                    # its section in cinder.conf
+    minors: range
+    ports: range
+    hosts: frozenset[str]           # storage and client nodes listed
+    unlisted_clients: bool          # any host may attach its volumes
+
+    @classmethod
+    def of(cls, backend: str, conf: Any) -> BackendRanges:
+        """Raises InvalidRequest when a range is not valid."""
+        return cls(backend=backend, minors=minor_range(conf),
+                   ports=port_range(conf),
+                   hosts=frozenset(conf.blackstor_storage_nodes)
+                   | frozenset(conf.blackstor_client_nodes),
+                   unlisted_clients=conf.blackstor_allow_unlisted_clients)
+
+    def shared_hosts(self, other: BackendRanges) -> str | None:
+        """Why the two backends may run volumes on one host, or None."""
+        common = self.hosts & other.hosts
+        if common:
+            return f'both list {", ".join(sorted(common))}'
+        loose = [b.backend for b in (self, other) if b.unlisted_clients]
+        if loose:
+            return (' and '.join(f'[{name}]' for name in loose)
+                    + ' accept' + ('s' if len(loose) == 1 else '')
+                    + ' unlisted clients (blackstor_allow_unlisted_clients)'
+                    ', so one hypervisor may attach volumes of both')
+        return None
+
+
+def check_disjoint(own: BackendRanges,
+                   others: Iterable[BackendRanges]) -> None:
+    """Refuse ranges that overlap another backend's on shared hosts.
+
+    DRBD minors and ports are per host: two backends whose volumes may
+    meet on one hypervisor (or storage node) would hand out the same
+    values, and the second attach there would clash. Raises
+    InvalidRequest naming both backends and the options to change.
+    """
+    problems = []
+    for other in others:
+        why = own.shared_hosts(other)
+        if why is None:
+            continue
+        for kind, mine, theirs in (('minor', own.minors, other.minors),
+                                   ('port', own.ports, other.ports)):
+            shared = allocation.overlap(mine, theirs)
+            if not shared:
+                continue
+            option = allocation.RANGE_OPTIONS[kind]
+            problems.append(
+                f'[{own.backend}] {option} {_span(mine)} and '
+                f'[{other.backend}] {option} {_span(theirs)} share '
+                f'{_span(shared)} ({why})')
+    if problems:
+        raise errors.InvalidRequest(
+            'BlackStor backends that may serve the same hosts need '
+            'disjoint DRBD minor and port ranges: ' + '; '.join(problems)
+            + '. Give each backend its own blackstor_minor_range and '
+              'blackstor_port_range (existing volumes keep their values), '
+              'or list each backend\'s hosts in blackstor_storage_nodes '
+              'and blackstor_client_nodes with '
+              'blackstor_allow_unlisted_clients = false')
+
+
+def _span(values: range) -> str:
+    return f'{values.start}-{values.stop - 1}'
 
 
 def transport_factory(conf: Any) -> Callable[[model.Node],

@@ -28,6 +28,7 @@ from cinder import exception
 from cinder import interface
 from cinder.volume import configuration
 from cinder.volume import driver
+from cinder.volume import manager
 from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -47,6 +48,8 @@ CONF.register_opts(options.blackstor_opts,
                    group=configuration.SHARED_CONF_GROUP)
 
 GiB = 1 << 30
+#: stats warn when fewer volumes than this still fit in the ranges
+_ROOM_WARNING = 50
 SPEC_REPLICAS = 'blackstor:replicas'
 SPEC_ZONES = 'blackstor:zones'
 
@@ -111,6 +114,7 @@ class BlackStorDriver(driver.VolumeDriver):
             lock=_coordination_lock)
 
     def check_for_setup_error(self) -> None:
+        self._check_other_backends()
         problems = self.controller.check_setup()
         for node, problem in sorted(problems.items()):
             LOG.warning('BlackStor node %(node)s is not usable: %(err)s',
@@ -125,6 +129,29 @@ class BlackStorDriver(driver.VolumeDriver):
                     'replicas': self.controller.config.replicas,
                     'problems': '; '.join(f'{n}: {p}' for n, p in
                                           sorted(problems.items()))})
+
+    def _check_other_backends(self) -> None:
+        """Refuse ranges overlapping another BlackStor backend's.
+
+        Only the backends of this cinder.conf can be seen; backends of
+        other cinder-volume hosts are caught at create (the clients'
+        inventories) and at attach.
+        """
+        own = self.configuration.config_group
+        if not own:
+            return
+        with _translated(_('Configuration')):
+            mine = backend.BackendRanges.of(own, self.configuration)
+        others = []
+        for name, conf in _blackstor_backends(exclude=own).items():
+            try:
+                others.append(backend.BackendRanges.of(name, conf))
+            except errors.InvalidRequest as exc:
+                LOG.warning('BlackStor backend %(name)s is not compared '
+                            'with %(own)s: %(err)s',
+                            {'name': name, 'own': own, 'err': exc})
+        with _translated(_('Configuration')):
+            backend.check_disjoint(mine, others)
 
     # -- volumes ------------------------------------------------------------
 
@@ -319,7 +346,18 @@ class BlackStorDriver(driver.VolumeDriver):
             'blackstor_nodes_down': sorted(stats.nodes_down),
             'blackstor_nodes_refused': sorted(stats.nodes_refused),
             'blackstor_divergent_volumes': len(stats.divergent_volumes),
+            'blackstor_minors_free': stats.minors_free,
+            'blackstor_ports_free': stats.ports_free,
         }
+        if min(stats.minors_free, stats.ports_free) < _ROOM_WARNING:
+            LOG.warning('BlackStor backend %(backend)s has room for '
+                        '%(left)d more volume(s): %(minors)d minor(s) left '
+                        'in blackstor_minor_range, %(ports)d port(s) in '
+                        'blackstor_port_range',
+                        {'backend': backend,
+                         'left': min(stats.minors_free, stats.ports_free),
+                         'minors': stats.minors_free,
+                         'ports': stats.ports_free})
 
     def _repair(self, names: tuple[str, ...]) -> None:
         """Push the majority's .res to replicas that missed a change."""
@@ -352,6 +390,27 @@ class BlackStorDriver(driver.VolumeDriver):
               'zones.'), 'string', enum=list(placement.ZONE_POLICIES),
             default='any')
         return properties, 'blackstor'
+
+
+def _blackstor_backends(exclude: str) -> dict[str, Any]:
+    """The other BlackStor backends of enabled_backends, by section.
+
+    cinder-volume builds every backend's manager (and driver) before it
+    forks, so their options are registered; registering them again here
+    only covers a process that did not.
+    """
+    found = {}
+    for name in filter(None, CONF.enabled_backends or ()):
+        if name == exclude:
+            continue
+        conf = configuration.Configuration(
+            [opt for opt in manager.volume_backend_opts
+             if opt.name == 'volume_driver'], config_group=name)
+        if 'blackstor' not in (conf.safe_get('volume_driver') or '').lower():
+            continue
+        conf.append_config_values(options.blackstor_opts)
+        found[name] = conf
+    return found
 
 
 def _snapshot_name(snapshot: Any) -> str:

@@ -92,13 +92,26 @@ storage_opts = [
                     'blackstor:zones overrides it).'),
     cfg.Opt('blackstor_minor_range', default='1000-19999',
             type=types.String(regex=r'^\d+-\d+$'),
-            help='DRBD minor numbers the driver may use, low-high. A '
-                 'volume has the same minor on every node.'),
+            help='DRBD minor numbers the driver may use, low-high, within '
+                 '0-1048575. A volume has the same minor on every node, '
+                 'its clients included. BlackStor backends whose volumes '
+                 'may meet on one host (a shared hypervisor, or both '
+                 'accepting unlisted clients) need disjoint ranges: '
+                 'start-up refuses ranges that overlap another BlackStor '
+                 'backend of the same cinder.conf. A minor used on a '
+                 'configured client is not handed out.'),
     cfg.Opt('blackstor_port_range', default='7000-7999',
             type=types.String(regex=r'^\d+-\d+$'),
-            help='TCP ports DRBD may listen on, low-high. A volume has '
-                 'the same port on every node; open this range between '
-                 'nodes.'),
+            help='TCP ports DRBD may listen on, low-high, within '
+                 '1024-65535. A volume has the same port on every node, '
+                 'its clients included; open this range between nodes. '
+                 'Each volume takes one port, so the range caps the '
+                 'number of volumes (the default: 1000); stats report '
+                 'what is left (blackstor_ports_free, '
+                 'blackstor_minors_free) and a create is refused once '
+                 'either range is used up. Backends that may meet on one '
+                 'host need disjoint ranges, as for '
+                 'blackstor_minor_range.'),
     cfg.IntOpt('blackstor_max_peers', default=7, min=1, max=31,
                help='Bitmap slots created in DRBD metadata (create-md '
                     '--max-peers): the most peers (replicas plus clients '

@@ -47,6 +47,41 @@ function _blackstor_backend_names {
     done
 }
 
+# _blackstor_range_slice - this backend's share of a low-high range
+# _blackstor_range_slice $range $be_name
+# The blackstor backends of one DevStack serve the same nodes, and the
+# driver refuses backends on shared hosts with overlapping minor or port
+# ranges: each backend gets its own slice, in CINDER_ENABLED_BACKENDS order.
+function _blackstor_range_slice {
+    local range=$1
+    local be_name=$2
+    local low=${range%-*}
+    local high=${range#*-}
+    local count=0
+    local index=0
+    local be
+    for be in $(_blackstor_backend_names); do
+        if [[ "$be" == "$be_name" ]]; then
+            index=$count
+        fi
+        count=$((count + 1))
+    done
+    if (( count <= 1 )); then
+        echo "$range"
+        return
+    fi
+    local size
+    local start
+    local end
+    size=$(( (high - low + 1) / count ))
+    start=$(( low + index * size ))
+    end=$(( start + size - 1 ))
+    if (( index == count - 1 )); then
+        end=$high
+    fi
+    echo "$start-$end"
+}
+
 # _blackstor_node_bin - absolute path of the blackstor-node command
 function _blackstor_node_bin {
     if [[ -n "$BLACKSTOR_NODE_BIN" ]]; then
@@ -382,8 +417,10 @@ function configure_cinder_backend_blackstor {
         "$BLACKSTOR_VG/$BLACKSTOR_THINPOOL"
     iniset "$conf" "$be_name" blackstor_replicas "$BLACKSTOR_REPLICAS"
     iniset "$conf" "$be_name" blackstor_zone_policy "$BLACKSTOR_ZONE_POLICY"
-    iniset "$conf" "$be_name" blackstor_port_range "$BLACKSTOR_PORT_RANGE"
-    iniset "$conf" "$be_name" blackstor_minor_range "$BLACKSTOR_MINOR_RANGE"
+    iniset "$conf" "$be_name" blackstor_port_range \
+        "$(_blackstor_range_slice "$BLACKSTOR_PORT_RANGE" "$be_name")"
+    iniset "$conf" "$be_name" blackstor_minor_range \
+        "$(_blackstor_range_slice "$BLACKSTOR_MINOR_RANGE" "$be_name")"
 }
 
 # init_cinder_backend_blackstor - ready the local node before c-vol starts

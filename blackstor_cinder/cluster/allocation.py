@@ -14,9 +14,11 @@
 """Allocation of the identities of a DRBD resource.
 
 Minor and port are the same on every node of a resource and unique across
-the cluster (any hypervisor may attach any volume later). The nodes' .res
-files are the truth; a value on no node yet is held by a
-:class:`Reservation` from the moment a create picks it until the create
+the cluster (any hypervisor may attach any volume later): a value is free
+when no storage node and no configured client uses it, since a client may
+also run the resources of another backend, which share its DRBD minors and
+ports. The nodes' .res files are the truth; a value on no node yet is held
+by a :class:`Reservation` from the moment a create picks it until the create
 has either written its .res files (they hold it from then on) or been
 rolled back. In this process the :class:`Allocator` remembers what it
 handed out; for other processes (Active/Active) each value is also held as
@@ -46,6 +48,11 @@ LOG = logging.getLogger(__name__)
 #: gives it back, or None when it is held elsewhere.
 Claim = Callable[[str, int], Callable[[], None] | None]
 
+#: The backend options each range comes from (named in errors: they are
+#: what an operator widens or moves).
+RANGE_OPTIONS = {'minor': 'blackstor_minor_range',
+                 'port': 'blackstor_port_range'}
+
 
 def parse_range(text: str, low: int, high: int, what: str) -> range:
     """'1000-1999' -> range(1000, 2000), checked against [low, high]."""
@@ -58,6 +65,17 @@ def parse_range(text: str, low: int, high: int, what: str) -> range:
         raise errors.InvalidRequest(
             f'{what} range {text!r} must lie within {low}-{high}')
     return range(first, last + 1)
+
+
+def overlap(first: range, second: range) -> range:
+    """The values two ranges share (an empty range when none)."""
+    return range(max(first.start, second.start),
+                 min(first.stop, second.stop))
+
+
+def room(values: range, used: Iterable[int]) -> int:
+    """How many values of ``values`` are not in ``used``."""
+    return len(values) - sum(1 for value in set(used) if value in values)
 
 
 def lowest_free(candidates: Iterable[int], used: set) -> int | None:
@@ -162,9 +180,22 @@ class Allocator:
                 return value
             LOG.debug('%(kind)s %(value)s is claimed by another '
                       'controller', {'kind': kind, 'value': value})
-        what = 'DRBD minor' if kind == 'minor' else kind
+        what = 'DRBD minor' if kind == 'minor' else 'DRBD port'
         raise errors.AllocationError(
-            f'no free {what} left in {values.start}-{values.stop - 1}')
+            f'no free {what} left in {values.start}-{values.stop - 1} '
+            f'(every one is used on a storage node or a client, or held '
+            f'by a create in flight): widen {RANGE_OPTIONS[kind]}, or '
+            f'delete volumes; nothing was created')
+
+    def room(self, used_minors: Iterable[int],
+             used_ports: Iterable[int]) -> tuple[int, int]:
+        """(minors, ports) still free: not used and not reserved here.
+
+        The smaller of the two is how many more volumes fit.
+        """
+        with self._lock:
+            return (room(self._minors, set(used_minors) | self._minors_out),
+                    room(self._ports, set(used_ports) | self._ports_out))
 
     def outstanding(self) -> tuple[frozenset[int], frozenset[int]]:
         """(minors, ports) reserved and not released."""

@@ -115,6 +115,10 @@ class ClusterStats:
     divergent_volumes: tuple[str, ...] = ()     # replicas' .res differ
     nodes_refused: dict[str, str] = dataclasses.field(
         default_factory=dict)       # answering, but unfit (see refused())
+    # values of the minor/port ranges no node uses and no create holds:
+    # the smaller is how many more volumes the backend can take
+    minors_free: int = 0
+    ports_free: int = 0
 
 
 @dataclasses.dataclass
@@ -177,6 +181,9 @@ class Controller:
         # node -> DRBD kernel version of its last inventory (snapshots
         # refuse nodes known to run one too old for them)
         self._kernel_versions: dict[str, str | None] = {}
+        # configured client -> its last inventory (minors and ports it
+        # uses, other backends' included; see _survey)
+        self._client_reports: dict[str, inv.NodeInventory] = {}
 
     # -- plumbing ---------------------------------------------------------
 
@@ -260,13 +267,44 @@ class Controller:
 
     def inventories(self) -> tuple[dict[str, inv.NodeInventory],
                                    dict[str, tp.NodeError]]:
-        results, failures = self.each(self.config.storage_nodes,
-                                      {'op': 'inventory'})
+        """The storage nodes' inventories, and the nodes that failed."""
+        return self._inventories(self.config.storage_nodes)
+
+    def _inventories(self, nodes: Iterable[model.Node]
+                     ) -> tuple[dict[str, inv.NodeInventory],
+                                dict[str, tp.NodeError]]:
+        results, failures = self.each(nodes, {'op': 'inventory'})
         reports = {name: inv.NodeInventory.from_reply(name, reply)
                    for name, reply in results.items()}
         for name, report in reports.items():
             self._kernel_versions[name] = report.drbd_kernel_version
         return reports, failures
+
+    def _survey(self) -> tuple[dict[str, inv.NodeInventory],
+                               dict[str, tp.NodeError],
+                               tuple[set[int], set[int]]]:
+        """:meth:`inventories`, and the (minors, ports) used anywhere.
+
+        The configured clients are asked in the same parallel round: a
+        hypervisor may run resources of another backend, whose minors and
+        ports a new volume must not take, or its attach there would clash.
+        A client that does not answer counts with its last report (the
+        attach check catches what changed since).
+        """
+        clients = self.config.client_nodes
+        reports, failures = self._inventories(
+            self.config.storage_nodes + clients)
+        for node in clients:
+            if node.name in reports:
+                self._client_reports[node.name] = reports.pop(node.name)
+            elif node.name in failures:
+                LOG.warning('Client %(node)s did not report the DRBD '
+                            'minors and ports it uses%(last)s: %(err)s',
+                            {'node': node.name,
+                             'last': ' (its last report counts)'
+                             if node.name in self._client_reports else '',
+                             'err': failures.pop(node.name)})
+        return reports, failures, _used({**self._client_reports, **reports})
 
     def find(self, name: str) -> Found:
         """Ask every storage node about a resource (one round trip each)."""
@@ -349,14 +387,19 @@ class Controller:
     def stats(self) -> ClusterStats:
         """Capacity as placement sees it: one round trip per node.
 
+        The configured clients are asked too, for the minors and ports
+        they use: ``minors_free`` and ``ports_free`` are the values of the
+        ranges no node uses and no create of this process holds.
+
         ``provisioned_bytes`` counts each volume once, at the size its .res
         gives the DRBD device (the size Cinder asked for); a resource whose
         .res has no size (made before sizes were written) counts at its
         LV's size, which is a little more (metadata, extent rounding).
         """
-        inventories, failures = self.inventories()
+        inventories, failures, used = self._survey()
         cands = self._candidates(inventories)
         cfg = self.config
+        minors_free, ports_free = self.allocator.room(*used)
         sizes: dict[str, int] = {}          # volume LV -> largest LV size
         requested: dict[str, int] = {}      # resource -> its .res size
         for report in inventories.values():
@@ -388,6 +431,7 @@ class Controller:
             nodes_down={name: exc.message
                         for name, exc in failures.items()},
             nodes_refused=self.refused(inventories),
+            minors_free=minors_free, ports_free=ports_free,
             divergent_volumes=divergence.divergent_names(
                 {name: report.resources
                  for name, report in inventories.items()}))
@@ -485,7 +529,7 @@ class Controller:
         with self._lock(ALLOCATION_LOCK):
             failed: BaseException | None = None
             try:
-                inventories, down = self.inventories()
+                inventories, down, used = self._survey()
             except BaseException as exc:
                 failed = exc
             with self._decisions:
@@ -497,7 +541,7 @@ class Controller:
                     hosts = decision.decide(inventories, down)
                     decision.job = self._start(
                         decision.name, decision.size, decision.final_size,
-                        hosts, inventories)
+                        hosts, used)
                 except BaseException as exc:
                     decision.error = exc
                 finally:
@@ -507,9 +551,12 @@ class Controller:
 
     def _start(self, name: str, size: int, final_size: int,
                hosts: list[tuple[str, int]],
-               inventories: dict[str, inv.NodeInventory]) -> _Create:
-        """Reserve minor/port and count the volume in flight (locked)."""
-        reservation = self.allocator.reserve(*_used(inventories))
+               used: tuple[set[int], set[int]]) -> _Create:
+        """Reserve minor/port and count the volume in flight (locked).
+
+        ``used``: the (minors, ports) used on the nodes (see _survey).
+        """
+        reservation = self.allocator.reserve(*used)
         try:
             self._in_flight.add(name, (node for node, _ in hosts),
                                 final_size)
@@ -562,7 +609,7 @@ class Controller:
                     avoid_ports: set[int]) -> None:
         """New values for a create whose values clashed."""
         with self._lock(ALLOCATION_LOCK):
-            used_minors, used_ports = _used(self.inventories()[0])
+            used_minors, used_ports = self._survey()[2]
             fresh = self.allocator.reserve(used_minors | avoid_minors,
                                            used_ports | avoid_ports)
             old, job.reservation = job.reservation, fresh
@@ -1126,6 +1173,7 @@ class Controller:
         with self._lock(_resource_lock(volume)):
             found = self._require(volume)
             old = found.spec
+            _require_free_on(host, report, old)
             hosts = old.hosts
             if old.host(host) is None:
                 node_id = allocation.next_node_id(h.node_id
@@ -1342,6 +1390,28 @@ def _used(inventories: dict[str, inv.NodeInventory]
     """(minors, ports) used on any of the nodes."""
     return (set().union(*(i.used_minors for i in inventories.values())),
             set().union(*(i.used_ports for i in inventories.values())))
+
+
+def _require_free_on(host: str, report: dict[str, Any],
+                     spec: model.ResourceSpec) -> None:
+    """Refuse an attach whose minor or port ``host`` uses elsewhere.
+
+    Another resource there (of another backend sharing the host) holds
+    them; checked before anything changes.
+    """
+    taken = inv.NodeInventory.from_reply(host, report).taken_by_others(
+        spec.name, spec.minor, spec.port)
+    if not taken:
+        return
+    raise errors.AllocationError(
+        f'attach of {spec.name} on {host} refused, nothing was changed: '
+        + ' and '.join(f'DRBD {kind} {value}' for kind, value in taken)
+        + f' of {spec.name} is already used on {host} by another DRBD '
+          f'resource (another backend sharing this host?). Backends that '
+          f'share hosts need disjoint '
+        + ' and '.join(allocation.RANGE_OPTIONS[kind] for kind, _ in taken)
+        + f'; {spec.name} can attach on {host} once the other resource '
+          f'is gone there')
 
 
 def _check_fits(snapshot_size: int, size: int) -> None:

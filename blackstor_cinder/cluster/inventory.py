@@ -102,6 +102,20 @@ class NodeInventory:
                     f'replica: run lvchange --zero y {pool}')
         return None
 
+    def taken_by_others(self, resource: str, minor: int, port: int
+                        ) -> list[tuple[str, int]]:
+        """The values of ``resource`` another resource uses here.
+
+        [('minor', n), ('port', p)] or fewer: what the node reports used
+        (another backend's resource, say). Nothing when the node already
+        has ``resource``: its values are then that resource's own.
+        """
+        if resource in self.resources:
+            return []
+        return [(kind, value) for kind, value, used in (
+            ('minor', minor, self.used_minors),
+            ('port', port, self.used_ports)) if value in used]
+
     def device_sizes(self) -> dict[str, int]:
         """Resource name -> the device size its .res sets, in bytes.
 

@@ -35,19 +35,23 @@ class HostPortTest(testtools.TestCase):
         self.assertEqual(expected, backend.host_port(text, 22))
 
 
+def make_conf(**overrides):
+    """A backend's options: two storage nodes, defaults, ``overrides``."""
+    conf = cfg.ConfigOpts()
+    conf.register_opts(options.blackstor_opts)
+    conf([])
+    defaults = {'blackstor_storage_nodes': ['a', 'b'],
+                'blackstor_ssh_addresses': {'a': '192.0.2.1',
+                                            'b': 'local'},
+                'blackstor_replication_addresses': {'b': '192.0.2.2'}}
+    for key, value in {**defaults, **overrides}.items():
+        conf.set_override(key, value)
+    return conf
+
+
 class ClusterConfigTest(testtools.TestCase):
 
-    def conf(self, **overrides):
-        conf = cfg.ConfigOpts()
-        conf.register_opts(options.blackstor_opts)
-        conf([])
-        defaults = {'blackstor_storage_nodes': ['a', 'b'],
-                    'blackstor_ssh_addresses': {'a': '192.0.2.1',
-                                                'b': 'local'},
-                    'blackstor_replication_addresses': {'b': '192.0.2.2'}}
-        for key, value in {**defaults, **overrides}.items():
-            conf.set_override(key, value)
-        return conf
+    conf = staticmethod(make_conf)
 
     def test_nodes_and_transports(self):
         conf = self.conf(blackstor_local_node_command='env X=1 agent')
@@ -87,3 +91,90 @@ class ClusterConfigTest(testtools.TestCase):
     def test_bad_pool(self):
         self.assertRaises(errors.InvalidRequest, backend.cluster_config,
                           self.conf(blackstor_pool='vg/../x'), 20.0)
+
+
+@ddt.ddt
+class RangesTest(testtools.TestCase):
+    """The minor and port ranges, alone and beside other backends."""
+
+    conf = staticmethod(make_conf)
+
+    @ddt.data(('blackstor_minor_range', '0-1048575',
+               range(0, 1048576)),
+              ('blackstor_minor_range', '1000-1000', range(1000, 1001)),
+              ('blackstor_port_range', '1024-65535', range(1024, 65536)))
+    @ddt.unpack
+    def test_ranges_at_the_limits(self, option, text, expected):
+        config = backend.cluster_config(self.conf(**{option: text}), 20.0)
+        got = config.minors if 'minor' in option else config.ports
+        self.assertEqual(expected, got)
+
+    @ddt.data(('blackstor_minor_range', '2000-1000'),
+              ('blackstor_minor_range', '1000-1048576'),
+              ('blackstor_port_range', '8000-7000'),
+              ('blackstor_port_range', '7000-65536'),
+              ('blackstor_port_range', '1-1023'))
+    @ddt.unpack
+    def test_ranges_refused(self, option, text):
+        exc = self.assertRaises(errors.InvalidRequest,
+                                backend.cluster_config,
+                                self.conf(**{option: text}), 20.0)
+        self.assertIn(option, str(exc))
+        self.assertIn(text, str(exc))
+
+    def ranges(self, name, minors='1000-1999', ports='7000-7999',
+               nodes=('a', 'b'), clients=(), unlisted=True):
+        return backend.BackendRanges.of(name, self.conf(
+            blackstor_minor_range=minors, blackstor_port_range=ports,
+            blackstor_storage_nodes=list(nodes),
+            blackstor_client_nodes=list(clients),
+            blackstor_allow_unlisted_clients=unlisted))
+
+    def test_default_ranges_on_the_same_hypervisors_refused(self):
+        one = self.ranges('one', nodes=('a',), clients=('hv1',),
+                          unlisted=False)
+        two = self.ranges('two', nodes=('b',), clients=('hv1', 'hv2'),
+                          unlisted=False)
+        exc = self.assertRaises(errors.InvalidRequest,
+                                backend.check_disjoint, one, [two])
+        message = str(exc)
+        for part in ('[one] blackstor_minor_range 1000-1999',
+                     '[two] blackstor_minor_range 1000-1999',
+                     '[one] blackstor_port_range 7000-7999',
+                     'both list hv1'):
+            self.assertIn(part, message)
+
+    def test_unlisted_clients_may_meet_anywhere(self):
+        one = self.ranges('one', nodes=('a',), unlisted=False)
+        two = self.ranges('two', nodes=('b',), minors='1500-2999',
+                          ports='9000-9999')
+        exc = self.assertRaises(errors.InvalidRequest,
+                                backend.check_disjoint, one, [two])
+        self.assertIn('share 1500-1999', str(exc))
+        self.assertIn('[two] accepts unlisted clients', str(exc))
+        self.assertNotIn('port_range 7000', str(exc))
+
+    @ddt.data(
+        # disjoint ranges on the same hosts
+        (dict(), dict(minors='2000-2999', ports='8000-8999')),
+        # the same ranges on hosts that never meet
+        (dict(nodes=('a',), clients=('hv1',), unlisted=False),
+         dict(nodes=('b',), clients=('hv2',), unlisted=False)),
+        # adjacent ranges
+        (dict(minors='1000-1999', ports='7000-7499'),
+         dict(minors='2000-2999', ports='7500-7999')))
+    @ddt.unpack
+    def test_accepted(self, one, two):
+        backend.check_disjoint(self.ranges('one', **one),
+                               [self.ranges('two', **two)])
+
+    def test_every_other_backend_is_named(self):
+        own = self.ranges('one')
+        exc = self.assertRaises(
+            errors.InvalidRequest, backend.check_disjoint, own,
+            [self.ranges('two', minors='5000-5999', ports='7990-8100'),
+             self.ranges('three', ports='9000-9100')])
+        self.assertIn('[two] blackstor_port_range 7990-8100 share '
+                      '7990-7999', str(exc))
+        self.assertIn('[three] blackstor_minor_range 1000-1999', str(exc))
+        self.assertNotIn('[two] blackstor_minor_range', str(exc))

@@ -34,6 +34,7 @@ import fixtures
 from oslo_config import cfg
 import testtools
 
+from blackstor_cinder import backend as backend_conf
 from blackstor_cinder.node import config as node_config
 from blackstor_cinder import options
 
@@ -314,6 +315,28 @@ class TestDevstackPlugin(testtools.TestCase):
         parser = self.read_ini(self.cinder_conf)
         self.assertEqual(['bs-a', 'bs-b'], parser.sections())
         self.assertEqual('bs-b', parser['bs-b']['volume_backend_name'])
+        # the same nodes: each backend gets its own slice of the ranges
+        self.assertEqual(
+            [('1000-10499', '7000-7499'), ('10500-19999', '7500-7999')],
+            [(parser[be]['blackstor_minor_range'],
+              parser[be]['blackstor_port_range'])
+             for be in ('bs-a', 'bs-b')])
+        ranges = [backend_conf.BackendRanges.of(be, self.load_backend(be))
+                  for be in ('bs-a', 'bs-b')]
+        backend_conf.check_disjoint(ranges[0], ranges[1:])
+
+    def test_three_backends_share_an_odd_range(self):
+        self.run_plugin(
+            'source "$DEVSTACK/plugin.sh"\n'
+            'for be in $(_blackstor_backend_names); do\n'
+            '    configure_cinder_backend_blackstor "$be"\n'
+            'done',
+            CINDER_ENABLED_BACKENDS='blackstor:x,blackstor:y,blackstor:z',
+            BLACKSTOR_PORT_RANGE='7000-7100')
+        parser = self.read_ini(self.cinder_conf)
+        self.assertEqual(['7000-7032', '7033-7065', '7066-7100'],
+                         [parser[be]['blackstor_port_range']
+                          for be in ('x', 'y', 'z')])
 
     # phases
 

@@ -23,6 +23,7 @@ from cinder import objects
 from cinder.tests.unit import fake_snapshot
 from cinder.tests.unit import fake_volume
 from cinder.volume import configuration
+from cinder.volume import manager
 import ddt
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
@@ -203,6 +204,73 @@ class SetupTest(DriverTestCase):
 
 
 @ddt.ddt
+class OtherBackendsTest(DriverTestCase):
+    """Start-up compares the ranges with the other BlackStor backends."""
+
+    OTHER = 'blackstor-other'
+
+    def other(self, driver_path='blackstor_cinder.driver.BlackStorDriver',
+              **options_):
+        conf = configuration.Configuration(manager.volume_backend_opts,
+                                           config_group=self.OTHER)
+        conf.append_config_values(options.blackstor_opts)
+        self.conf_fixture.config(enabled_backends=[BACKEND, self.OTHER])
+        values = {'volume_driver': driver_path,
+                  'blackstor_storage_nodes': ['m1', 'm2', 'm3'],
+                  **options_}
+        for key, value in values.items():
+            self.conf_fixture.config(group=self.OTHER, **{key: value})
+
+    def test_default_ranges_of_two_backends_refused(self):
+        self.other()
+        self.cluster.requests.clear()
+        exc = self.assertRaises(exception.InvalidInput,
+                                self.drv.check_for_setup_error)
+        message = str(exc)
+        for part in (f'[{BACKEND}] blackstor_minor_range 1000-19999',
+                     f'[{self.OTHER}] blackstor_minor_range 1000-19999',
+                     f'[{BACKEND}] blackstor_port_range 7000-7999',
+                     f'[{self.OTHER}] blackstor_port_range 7000-7999',
+                     'accept unlisted clients'):
+            self.assertIn(part, message)
+        self.assertEqual([], self.cluster.requests)
+
+    def test_a_shared_listed_hypervisor_is_named(self):
+        self.config(blackstor_allow_unlisted_clients=False)
+        self.other(blackstor_client_nodes=['hv1'],
+                   blackstor_allow_unlisted_clients=False,
+                   blackstor_minor_range='20000-29999')
+        exc = self.assertRaises(exception.InvalidInput,
+                                self.drv.check_for_setup_error)
+        self.assertIn('both list hv1', str(exc))
+        self.assertIn('blackstor_port_range', str(exc))
+        self.assertNotIn('blackstor_minor_range 20000', str(exc))
+
+    @ddt.data(
+        # disjoint ranges
+        dict(blackstor_minor_range='20000-29999',
+             blackstor_port_range='8000-8999'),
+        # hosts that never meet
+        dict(blackstor_client_nodes=['hv2'],
+             blackstor_allow_unlisted_clients=False))
+    def test_accepted(self, options_):
+        self.config(blackstor_allow_unlisted_clients=False)
+        self.other(**options_)
+        self.drv.check_for_setup_error()
+
+    def test_other_drivers_are_not_compared(self):
+        self.other(driver_path='cinder.volume.drivers.lvm.LVMVolumeDriver')
+        self.drv.check_for_setup_error()
+
+    def test_an_invalid_other_backend_is_left_to_its_own_start(self):
+        self.other(blackstor_minor_range='9-1')
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            self.drv.check_for_setup_error()
+        self.assertIn(self.OTHER, logs.output[0])
+        self.assertIn('blackstor_minor_range', logs.output[0])
+
+
+@ddt.ddt
 class VolumeTest(DriverTestCase):
 
     def test_create_delete_uses_name_id(self):
@@ -358,6 +426,22 @@ class StatsTest(DriverTestCase):
         self.assertEqual(20.0, stats['max_over_subscription_ratio'])
         self.assertIn('vg/pool', stats['location_info'])
         self.assertEqual([], stats['blackstor_nodes_down'])
+
+    def test_room_left_in_the_ranges(self):
+        self.drv.create_volume(self.volume(size=1))
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(18999, stats['blackstor_minors_free'])
+        self.assertEqual(999, stats['blackstor_ports_free'])
+
+    def test_little_room_left_is_logged(self):
+        self.config(blackstor_port_range='7000-7009')
+        self.drv = self.make_driver()
+        self.drv.create_volume(self.volume(size=1))
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(9, stats['blackstor_ports_free'])
+        self.assertIn('room for 9 more volume(s)', logs.output[0])
+        self.assertIn('blackstor_port_range', logs.output[0])
 
     def test_provisioned_is_what_volumes_were_asked_for(self):
         for _ in range(3):

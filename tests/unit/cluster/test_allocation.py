@@ -59,6 +59,24 @@ class HelpersTest(testtools.TestCase):
         self.assertRaises(errors.InvalidRequest, allocation.parse_range,
                           text, 1, 65535, 'port')
 
+    @ddt.data(((1000, 2000), (1500, 2500), (1500, 2000)),
+              ((1000, 2000), (2000, 3000), None),
+              ((1000, 2000), (0, 1001), (1000, 1001)),
+              ((7000, 8000), (7000, 8000), (7000, 8000)),
+              ((1000, 1100), (1010, 1020), (1010, 1020)))
+    @ddt.unpack
+    def test_overlap(self, first, second, shared):
+        got = allocation.overlap(range(*first), range(*second))
+        self.assertEqual(range(*shared) if shared else 0,
+                         got if shared else len(got))
+        self.assertEqual(got, allocation.overlap(range(*second),
+                                                 range(*first)))
+
+    def test_room(self):
+        self.assertEqual(10, allocation.room(range(10), ()))
+        self.assertEqual(8, allocation.room(range(10), [0, 9, 10, -1, 9]))
+        self.assertEqual(0, allocation.room(range(3), range(5)))
+
     def test_next_node_id(self):
         self.assertEqual(0, allocation.next_node_id([]))
         self.assertEqual(2, allocation.next_node_id([0, 1, 3]))
@@ -100,12 +118,24 @@ class AllocatorTest(testtools.TestCase):
         exc = self.assertRaises(errors.AllocationError, self.alloc.reserve,
                                 set(range(1000, 1004)), set())
         self.assertIn('minor left in 1000-1003', str(exc))
+        self.assertIn('widen blackstor_minor_range', str(exc))
         exc = self.assertRaises(errors.AllocationError, self.alloc.reserve,
                                 set(), set(range(7000, 7004)))
         self.assertIn('port left in 7000-7003', str(exc))
+        self.assertIn('widen blackstor_port_range', str(exc))
         # a failed reservation keeps nothing
         self.assertEqual((frozenset(), frozenset()),
                          self.alloc.outstanding())
+
+    def test_room_counts_used_and_reserved_values(self):
+        self.assertEqual((4, 4), self.alloc.room((), ()))
+        reservation = self.alloc.reserve({1001}, ())
+        self.assertEqual((1000, 7000),
+                         (reservation.minor, reservation.port))
+        # used, reserved, and outside the range (ignored)
+        self.assertEqual((2, 3), self.alloc.room({1001, 5}, {9000}))
+        reservation.release()
+        self.assertEqual((3, 4), self.alloc.room({1001}, ()))
 
     def test_concurrent_reservations_are_distinct(self):
         alloc = allocation.Allocator(range(1000, 1100), range(7000, 7100))

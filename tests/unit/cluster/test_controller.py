@@ -33,22 +33,32 @@ VOL = 'volume-0001'
 
 
 def make(nodes=('n1', 'n2', 'n3'), zones=None, sizes=None, replicas=3,
-         clients=('hv1', 'hv2'), lock=None, **config):
-    cluster = fakes.FakeCluster()
+         clients=('hv1', 'hv2'), lock=None, cluster=None, subnet=0,
+         **config):
+    """A controller on a fake cluster (``cluster``: add to that one).
+
+    Clients already in ``cluster`` are shared, not made anew: another
+    backend's hypervisors. ``subnet`` keeps a second backend's storage
+    addresses apart.
+    """
+    cluster = cluster or fakes.FakeCluster()
     storage = []
     for i, name in enumerate(nodes):
         cluster.add(name, pool_bytes=(sizes[i] if sizes else 100) * G)
-        storage.append(model.Node(name, f'10.0.0.{i + 1}', ssh_host=name,
+        storage.append(model.Node(name, f'10.{subnet}.0.{i + 1}',
+                                  ssh_host=name,
                                   zone=(zones or {}).get(name)))
     client_nodes = []
     for i, name in enumerate(clients):
-        cluster.add(name, pool=None)
+        if name not in cluster.agents:
+            cluster.add(name, pool=None)
         client_nodes.append(model.Node(name, f'10.0.1.{i + 1}',
                                        ssh_host=name, storage=False))
+    config.setdefault('minors', range(1000, 1100))
+    config.setdefault('ports', range(7000, 7100))
     cfg = model.ClusterConfig(
         storage_nodes=tuple(storage), client_nodes=tuple(client_nodes),
-        pool='vg/pool', minors=range(1000, 1100), ports=range(7000, 7100),
-        replicas=replicas, connect_timeout=1.0, **config)
+        pool='vg/pool', replicas=replicas, connect_timeout=1.0, **config)
     controller = ctl.Controller(cfg, cluster.transport_for, lock=lock,
                                 poll_interval=0.01)
     return cluster, controller
@@ -415,12 +425,13 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
         self.assertEqual((1001, 7001), (spec.minor, spec.port))
         self.assertEqual([True] * 6, free)
         # What the first attempt made on n1 and n3 was removed before the
-        # second; the new values come from a fresh inventory.
+        # second; the new values come from a fresh inventory (of the
+        # storage nodes and the two clients).
         ops = [(node, req['op']) for node, req in self.cluster.requests
                if req['op'] in ('create', 'delete', 'inventory')]
         self.assertEqual(
-            ['inventory'] * 3 + ['create'] * 3 + ['delete'] * 3 +
-            ['inventory'] * 3 + ['create'] * 3, [op for _, op in ops])
+            ['inventory'] * 5 + ['create'] * 3 + ['delete'] * 3 +
+            ['inventory'] * 5 + ['create'] * 3, [op for _, op in ops])
         for agent in ('n1', 'n2', 'n3'):
             self.assertEqual([1001],
                              self.minors(self.cluster.agents[agent]))
@@ -546,7 +557,7 @@ class BatchedDecisionTest(ConcurrencyTestCase):
         gate.open()
         specs = [first.result(timeout=self.WAIT)] + [
             f.result(timeout=self.WAIT) for f in others]
-        self.assertEqual(['n1', 'n2', 'n3', 'n4'],
+        self.assertEqual(['hv1', 'hv2', 'n1', 'n2', 'n3', 'n4'],
                          sorted(self.cluster.ops('inventory')))
         self.assertEqual(4, len({s.minor for s in specs}))
         self.assertEqual(4, len({s.port for s in specs}))
@@ -1583,3 +1594,141 @@ class ClientDrbdVersionTest(ControllerTestCase):
                                 self.ctl.create_snapshot, VOL, 'snap-1')
         self.assertIn('hv1: DRBD kernel module 9.2.10', str(exc))
         self.assertEqual([], self.cluster.ops('suspend-io'))
+
+
+class SharedClientsTest(testtools.TestCase):
+    """Two backends whose volumes attach on the same hypervisors."""
+
+    def setUp(self):
+        super().setUp()
+        self.cluster, self.a = make()
+        _, self.b = make(nodes=('m1', 'm2', 'm3'), cluster=self.cluster,
+                         subnet=2)
+        self.addCleanup(self.a.close)
+        self.addCleanup(self.b.close)
+
+    def res(self):
+        return {name: dict(agent.res)
+                for name, agent in self.cluster.agents.items()}
+
+    def test_create_skips_the_values_a_client_uses(self):
+        a = self.a.create_volume('volume-a', G)
+        self.a.attach('volume-a', 'hv1')
+        b = self.b.create_volume('volume-b', G)
+        self.assertEqual((1000, 7000), (a.minor, a.port))
+        self.assertEqual((1001, 7001), (b.minor, b.port))
+        self.b.attach('volume-b', 'hv1')
+        self.assertEqual({'volume-a', 'volume-b'},
+                         set(self.cluster.agents['hv1'].res))
+
+    def test_attach_refused_when_the_client_uses_the_values(self):
+        # b took 1000/7000 while no client used them; then a attached
+        # its own 1000/7000 on hv1
+        self.b.create_volume('volume-b', G)
+        self.a.create_volume('volume-a', G)
+        self.a.attach('volume-a', 'hv1')
+        before = self.res()
+        self.cluster.requests.clear()
+        exc = self.assertRaises(errors.AllocationError, self.b.attach,
+                                'volume-b', 'hv1')
+        message = str(exc)
+        for part in ('hv1', 'volume-b', 'DRBD minor 1000',
+                     'DRBD port 7000', 'blackstor_minor_range',
+                     'blackstor_port_range', 'nothing was changed'):
+            self.assertIn(part, message)
+        self.assertEqual(before, self.res())
+        self.assertEqual({'inventory', 'status'},
+                         {req['op'] for _, req in self.cluster.requests})
+        # on the other hypervisor it attaches
+        self.b.attach('volume-b', 'hv2')
+
+    def test_attach_refused_names_only_the_value_taken(self):
+        self.b.create_volume('volume-b', G)
+        hv1 = self.cluster.agents['hv1']
+        self.a.create_volume('volume-a', G)
+        self.a.attach('volume-a', 'hv1')
+        text, secret = hv1.res['volume-a']
+        hv1.res['volume-a'] = (text.replace(':7000;', ':7050;'), secret)
+        exc = self.assertRaises(errors.AllocationError, self.b.attach,
+                                'volume-b', 'hv1')
+        self.assertIn('DRBD minor 1000', str(exc))
+        self.assertNotIn('port', str(exc).replace('blackstor_port', ''))
+
+    def test_a_client_that_does_not_answer_counts_with_its_last_report(self):
+        self.a.create_volume('volume-a', G)
+        self.a.attach('volume-a', 'hv1')
+        self.b.stats()                      # b hears hv1 once
+        self.cluster.down.add('hv1')
+        b = self.b.create_volume('volume-b', G)
+        self.assertEqual((1001, 7001), (b.minor, b.port))
+
+    def test_a_client_never_heard_of_does_not_stop_creates(self):
+        self.cluster.down.add('hv2')
+        spec = self.b.create_volume('volume-b', G)
+        self.assertEqual(3, len(spec.diskful_hosts))
+        stats = self.b.stats()
+        self.assertEqual({}, stats.nodes_down)
+        self.assertEqual({}, stats.nodes_refused)
+
+    def test_stats_report_the_room_left(self):
+        stats = self.b.stats()
+        self.assertEqual((100, 100), (stats.minors_free, stats.ports_free))
+        self.b.create_volume('volume-b', G)
+        self.a.create_volume('volume-a', G)
+        self.a.create_volume('volume-a2', G)
+        self.a.attach('volume-a2', 'hv1')       # 1001/7001 on hv1
+        stats = self.b.stats()
+        # b's own 1000/7000 and a's 1001/7001 on the shared client
+        self.assertEqual((98, 98), (stats.minors_free, stats.ports_free))
+
+    def test_values_outside_the_range_do_not_count(self):
+        cluster, ctl_ = make(minors=range(1000, 1010),
+                             ports=range(7000, 7010))
+        self.addCleanup(ctl_.close)
+        _, other = make(nodes=('m1',), replicas=1, cluster=cluster,
+                        subnet=2, minors=range(2000, 2010),
+                        ports=range(8000, 8010))
+        self.addCleanup(other.close)
+        other.create_volume('volume-o', G)
+        other.attach('volume-o', 'hv1')
+        stats = ctl_.stats()
+        self.assertEqual((10, 10), (stats.minors_free, stats.ports_free))
+
+
+class RangeExhaustedTest(testtools.TestCase):
+
+    def test_create_refused_naming_the_option_to_widen(self):
+        cluster, controller = make(ports=range(7000, 7002))
+        self.addCleanup(controller.close)
+        controller.create_volume('volume-1', G)
+        controller.create_volume('volume-2', G)
+        self.assertEqual(0, controller.stats().ports_free)
+        before = {n: dict(a.res) for n, a in cluster.agents.items()}
+        lvs = {n: dict(a.lvs) for n, a in cluster.agents.items()}
+        cluster.requests.clear()
+        exc = self.assertRaises(errors.AllocationError,
+                                controller.create_volume, 'volume-3', G)
+        self.assertIn('no free DRBD port left in 7000-7001', str(exc))
+        self.assertIn('widen blackstor_port_range', str(exc))
+        self.assertEqual(['inventory'],
+                         sorted({r['op'] for _, r in cluster.requests}))
+        self.assertEqual(before, {n: dict(a.res)
+                                  for n, a in cluster.agents.items()})
+        self.assertEqual(lvs, {n: dict(a.lvs)
+                               for n, a in cluster.agents.items()})
+        self.assertEqual((frozenset(), frozenset()),
+                         controller.allocator.outstanding())
+
+    def test_minors_a_client_uses_count_against_the_range(self):
+        cluster, controller = make(minors=range(1000, 1002))
+        self.addCleanup(controller.close)
+        _, other = make(nodes=('m1',), replicas=1, cluster=cluster,
+                        subnet=2, ports=range(8000, 8100))
+        self.addCleanup(other.close)
+        other.create_volume('volume-o', G)
+        other.attach('volume-o', 'hv2')         # minor 1000 on hv2
+        controller.create_volume('volume-1', G)
+        exc = self.assertRaises(errors.AllocationError,
+                                controller.create_volume, 'volume-2', G)
+        self.assertIn('widen blackstor_minor_range', str(exc))
+        self.assertEqual(['volume-1'], sorted(cluster.agents['n1'].res))

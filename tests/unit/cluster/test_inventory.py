@@ -109,3 +109,18 @@ class NodeInventoryTest(testtools.TestCase):
         self.assertEqual({'volume-1': 2 * G}, report.device_sizes())
         self.assertEqual({'volume-1': lv_size, 'volume-2': G},
                          report.volumes)
+
+    def test_values_taken_by_other_resources(self):
+        report = inv.NodeInventory.from_reply('hv1', {
+            'hostname': 'hv1',
+            'resources': {'volume-other': {'definition': None,
+                                           'state': None}},
+            'used_minors': [1000, 1001], 'used_ports': [7001]})
+        self.assertEqual([('minor', 1000)],
+                         report.taken_by_others('volume-1', 1000, 7000))
+        self.assertEqual([('minor', 1001), ('port', 7001)],
+                         report.taken_by_others('volume-1', 1001, 7001))
+        self.assertEqual([], report.taken_by_others('volume-1', 1002, 7002))
+        # a resource the node already has uses its own values
+        self.assertEqual([], report.taken_by_others('volume-other', 1001,
+                                                    7001))
