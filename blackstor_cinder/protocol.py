@@ -25,12 +25,37 @@ the exit code of :data:`EXIT_CODES`.
 
 Operations and their fields (``*`` = required). Sizes are bytes (int).
 ``pool`` is ``"<vg>/<thinpool>"`` and must be configured on the node.
-``res_text`` is a rendered .res file that carries :data:`SECRET_PLACEHOLDER`
-where the shared secret goes; the agent substitutes ``secret`` for it and
-writes the file with mode 0600, so the secret exists in one file only.
+
+Protocol version :data:`PROTOCOL_VERSION` (2). A resource travels as
+fields, ``spec`` (:func:`check_spec`, schema :data:`SPEC_VERSION`), never
+as .res text: the agent renders the .res itself
+(``blackstor_cinder.node.resrender``), puts ``secret`` in and writes it with
+mode 0600, so the secret exists in that file only. A field outside the
+schema is refused (invalid-input) with ``field`` naming it, e.g.
+``spec.handlers`` or ``spec.net.no-such-option``; ``res_text`` (version 1)
+is refused by name. ``spec``::
+
+    {version*: 1, minor*, port*, size (bytes, whole sectors; none: the
+     device is all the LV below the metadata), protocol* (A | B | C),
+     quorum* (off | majority | all | 1..32), on_no_quorum* (io-error |
+     suspend-io), allow_two_primaries* (bool),
+     hosts* [{name*, node_id* (0..31), address* (IP literal),
+              role* (diskful | diskless), vg (diskful only: the disk is
+              /dev/<vg>/<resource>)}] (1..32, names, node-ids and
+              addresses unique, one diskful at least),
+     connections* [[host, host]] (pairs of hosts, one diskful at least,
+              same IP version),
+     net {option: value} (NET_OPTIONS), disk {option: value}
+     (DISK_OPTIONS)}
+
+Option values are typed (JSON integers in DRBD's unit, booleans, names
+from a list) and range-checked with DRBD's limits (drbd_limits.h). What
+cannot be said: handlers, startup, proxy, include, a second volume, an
+external meta-disk, a second resource, another disk than the resource's
+own LV.
 
 ``inventory``
-    -> hostname, drbd_utils_version, drbd_kernel_version (None if no
+    -> hostname, protocol_version, drbd_utils_version, drbd_kernel_version (None if no
     module), pools [{name, total_bytes, free_bytes, provisioned_bytes,
     extent_bytes, vg_free_bytes, zero_new_blocks (the thin pool zeroes
     newly provisioned blocks: ``lvs -o zero``)}],
@@ -47,10 +72,14 @@ writes the file with mode 0600, so the secret exists in one file only.
     the resource is down); ``device_size`` the running DRBD device's size
     here in bytes (None when down or not reported).
 
-Every .res write (create, create-from-snapshot, adjust, resize) refuses a
-``disk { size }`` below the running device's size on this node: conflict,
-field ``size``, details {size, device_size}, nothing changed.
-``create`` resource*, pool*, size*, res_text*, secret*, max_peers,
+Every .res write (create, create-from-snapshot, adjust, resize, attach)
+keeps these invariants, else conflict and nothing changed: a size never
+below the running device's size here (field ``size``, details {size,
+device_size}); a node that holds a replica (its LV, a disk in its .res,
+an attached device) is never made diskless (field ``spec.hosts[i]`` or
+``spec.hosts``); while the resource runs here its ``minor``, ``port``
+and the ``node_id`` of every host stay.
+``create`` resource*, pool*, size*, spec*, secret*, max_peers,
     create_id
     LV sized so the DRBD device exposes >= size, .res, create-md, up.
     An LV it makes is tagged ``blackstor-create-<create_id>`` (32
@@ -60,11 +89,11 @@ field ``size``, details {size, device_size}, nothing changed.
     use. -> {resource, lv, lv_size, usable_size, lv_created, md_created,
     res_created (there was no .res before), res_changed, brought_up
     (``drbdadm up`` ran), drbd (up | adjusted | unchanged)}
-``create-from-snapshot`` resource*, pool*, snapshot*, size*, res_text*,
+``create-from-snapshot`` resource*, pool*, snapshot*, size*, spec*,
     secret*
     thin snapshot of the snapshot LV as the resource's LV (grown when size
     is larger), .res, up; no create-md (metadata comes with the snapshot).
-``adjust`` resource*, res_text*, secret*
+``adjust`` resource*, spec*, secret*
     validate and write the .res, ``drbdadm adjust``.
 ``delete`` resource*, pool, create_id
     down, wipe-md, lvremove, remove .res; what is already gone is success.
@@ -72,11 +101,11 @@ field ``size``, details {size, device_size}, nothing changed.
     if that create made it (its tag), the .res only if the LV went or
     there is none and the resource is not running; otherwise nothing
     changes. -> {resource, down, lv_removed, res_removed, kept, reason}
-``resize`` resource*, pool*, size*, lv, drbd, assume_clean, res_text,
+``resize`` resource*, pool*, size*, lv, drbd, assume_clean, spec,
     secret
     ``lv`` (default true) grows the LV, ``drbd`` (default false) runs
     ``drbdadm resize`` (with ``--assume-clean`` when asked). With
-    ``res_text`` (and ``secret``; only with ``drbd``) the .res is replaced
+    ``spec`` (and ``secret``; only with ``drbd``) the .res is replaced
     first: drbdadm passes its ``disk { size }`` to ``drbdsetup resize``.
     With ``assume_clean``, ``zero_from`` (the device size before the grow)
     and ``zero_to`` (the largest LV size before the grow: where the old
@@ -117,7 +146,7 @@ field ``size``, details {size, device_size}, nothing changed.
     (which of the three LVs exist now), ...: created, swapped (prepare);
     down, swapped (swap); down, restored, rollback_removed (undo);
     previous_removed (commit)}
-``attach`` resource*, res_text*, secret*, device_path, timeout
+``attach`` resource*, spec*, secret*, device_path, timeout
     (hypervisor side, through the os-brick connector) -> {device_path}
 ``detach`` resource*, force
     (hypervisor side, through the os-brick connector).
