@@ -55,10 +55,11 @@ external meta-disk, a second resource, another disk than the resource's
 own LV.
 
 ``inventory``
-    -> hostname, protocol_version, drbd_utils_version, drbd_kernel_version (None if no
-    module), pools [{name, total_bytes, free_bytes, provisioned_bytes,
-    extent_bytes, vg_free_bytes, zero_new_blocks (the thin pool zeroes
-    newly provisioned blocks: ``lvs -o zero``)}],
+    -> hostname, protocol_version, drbd_utils_version,
+    drbd_kernel_version (None if no module), pools [{name, total_bytes,
+    free_bytes, provisioned_bytes, extent_bytes, vg_free_bytes,
+    zero_new_blocks (the thin pool zeroes newly provisioned blocks:
+    ``lvs -o zero``)}],
     resources {name: {definition, state, device_size}}, volumes and
     snapshots [{name, pool, size_bytes, origin}], revert_lvs [{name, pool,
     size_bytes, origin, resource, role ("rollback" | "previous")}] (LVs of
