@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 from blackstor_cinder.cluster import allocation
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import model
-from blackstor_cinder.cluster import resfile
+from blackstor_cinder.cluster import resspec
 from blackstor_cinder.cluster import transport
 from blackstor_cinder import protocol
 
@@ -68,7 +68,7 @@ def cluster_config(conf: Any, over_subscription: float
                     for name in conf.blackstor_client_nodes
                     if name not in conf.blackstor_storage_nodes)
     try:
-        resfile.validate_configured_options(conf.blackstor_net_options,
+        resspec.validate_configured_options(conf.blackstor_net_options,
                                             conf.blackstor_disk_options)
     except ValueError as exc:
         raise errors.InvalidRequest(str(exc)) from None

@@ -19,8 +19,12 @@ in 4.0.0:
 ``name``
     the DRBD resource name.
 ``config``
-    the resource's .res text. Ours carries
-    :data:`protocol.SECRET_PLACEHOLDER` where the shared secret goes.
+    the resource's .res text, as :mod:`blackstor_cinder.node.resrender`
+    writes it (``blackstor-node``'s ``attach`` renders it from the request's
+    ``spec``): one resource, one volume with internal metadata, no
+    ``include``, ``handlers``, ``startup`` or ``proxy``; anything else is
+    refused. It carries :data:`protocol.SECRET_PLACEHOLDER` where the
+    shared secret goes.
 ``provider_auth``
     the shared secret. It is put into the .res file on disk (mode 0600) and
     nowhere else: not into a log line, not into the returned device info.
@@ -418,7 +422,8 @@ class DRBDConnector(base.BaseLinuxConnector):
                     'DRBD shared secret') from None
         try:
             return self._store.write(resource, config, secret,
-                                     expect_disk=self._own_disk(resource))
+                                     expect_disk=self._own_disk(resource),
+                                     field='config')
         except node_errors.AgentError as exc:
             raise DRBDConnectorError(
                 f'the .res of {resource} was refused: {exc}') from exc

@@ -49,8 +49,9 @@ from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
-from blackstor_cinder.cluster import resfile
+from blackstor_cinder.cluster import resspec
 from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
 
@@ -254,13 +255,13 @@ class Controller:
 
     def res_request(self, op: str, spec: model.ResourceSpec,
                     **fields: Any) -> dict:
-        """An agent request carrying the rendered .res of ``spec``."""
+        """An agent request carrying ``spec`` as fields (the agent renders)."""
         try:
-            text = resfile.render(spec)
+            wire = resspec.to_wire(spec)
         except ValueError as exc:
             # e.g. a client whose address family differs from the replicas'
             raise errors.InvalidRequest(f'{spec.name}: {exc}') from exc
-        return {'op': op, 'resource': spec.name, 'res_text': text,
+        return {'op': op, 'resource': spec.name, 'spec': wire,
                 'secret': spec.secret, **fields}
 
     # -- reading the truth ------------------------------------------------
@@ -1429,9 +1430,9 @@ def _check_size(size: int, what: str) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise errors.InvalidRequest(f'{what} must be a positive number of '
                                     f'bytes, not {size!r}')
-    if size % resfile.SECTOR:
+    if size % protocol.SECTOR:
         raise errors.InvalidRequest(f'{what} {size} is not a multiple of '
-                                    f'{resfile.SECTOR} bytes')
+                                    f'{protocol.SECTOR} bytes')
 
 
 def _brief(state: dict | None) -> str:

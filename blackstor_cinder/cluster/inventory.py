@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from blackstor_cinder.cluster import model
+from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class NodeInventory:
     snapshots: dict[str, int]        # snapshot LV name -> bytes
     used_minors: frozenset[int]
     used_ports: frozenset[int]
+    protocol_version: int | None = None  # None: an agent before 2
 
     @classmethod
     def from_reply(cls, node: str, reply: dict[str, Any]) -> NodeInventory:
@@ -81,13 +83,20 @@ class NodeInventory:
             volumes=_sizes(reply.get('volumes')),
             snapshots=_sizes(reply.get('snapshots')),
             used_minors=frozenset(reply.get('used_minors') or ()),
-            used_ports=frozenset(reply.get('used_ports') or ()))
+            used_ports=frozenset(reply.get('used_ports') or ()),
+            protocol_version=reply.get('protocol_version'))
 
     def problem(self, pool: str) -> str | None:
         """Why this node cannot hold replicas of ``pool``, or None."""
         if self.hostname != self.node:
             return (f'the agent says its DRBD host name is {self.hostname}, '
                     f'not {self.node}')
+        if self.protocol_version != protocol.PROTOCOL_VERSION:
+            # An older agent would refuse every resource request.
+            return (f'the agent speaks protocol version '
+                    f'{self.protocol_version or 1}, this driver '
+                    f'{protocol.PROTOCOL_VERSION}: install the same '
+                    'blackstor-cinder version on the node')
         old = kernel_too_old(self.drbd_kernel_version)
         if old:
             return old

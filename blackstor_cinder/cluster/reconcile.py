@@ -150,7 +150,7 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
             request = controller.res_request('adjust', spec)
         except (KeyError, TypeError, ValueError,
                 errors.InvalidRequest) as exc:
-            text = 'failed: the majority\'s .res cannot be rendered: ' + (
+            text = 'failed: the majority\'s .res does not fit the spec: ' + (
                 _clean(exc))
             LOG.warning('Repair of the .res of %(res)s: %(err)s',
                         {'res': name, 'err': text})

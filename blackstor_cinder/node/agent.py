@@ -39,6 +39,7 @@ from blackstor_cinder.node import executor
 from blackstor_cinder.node import lease as lease_mod
 from blackstor_cinder.node import lvm as lvm_mod
 from blackstor_cinder.node import resfiles
+from blackstor_cinder.node import resrender
 from blackstor_cinder.node import sizing
 from blackstor_cinder import protocol
 
@@ -55,7 +56,7 @@ OP_HELP = {
     'adjust': 'validate and write a new .res, drbdadm adjust',
     'delete': 'down, wipe-md, lvremove, remove the .res',
     'resize': 'grow the LV (lv) and/or DRBD (drbd, assume_clean; '
-              'res_text: the .res with the new size first)',
+              'spec: the .res with the new size first)',
     'suspend-io': 'suspend I/O of a resource (for a consistent snapshot; '
                   'lease: seconds after which it resumes by itself)',
     'resume-io': 'resume I/O of a resource (and cancel its lease)',
@@ -113,8 +114,7 @@ class Agent:
                                      conf.command_timeout)
         self.store = resfiles.ResFileStore(
             conf.resource_dir, conf.drbd_config, conf.node_name,
-            execute=self.run.execute, root_helper=conf.root_helper or None,
-            no_shrink=True)
+            execute=self.run.execute, root_helper=conf.root_helper or None)
         self.lvm = lvm_mod.Lvm(self.run, conf.pools)
         self.drbd = drbd_mod.Drbd(self.run, conf.drbd_config,
                                   conf.node_name)
@@ -181,41 +181,49 @@ class Agent:
 
     # -- helpers -----------------------------------------------------------
 
-    def _me(self, resource: str, text: str) -> dict:
-        """This node's host entry (node_id, disk, ...) in a .res text."""
-        try:
-            statements = drbdconf.parse(text)
-        except drbdconf.ParseError as e:
-            raise AgentError(protocol.E_INVALID, f'res_text: {e}',
-                             'res_text') from None
-        for statement in statements:
-            if statement.keyword == 'resource' and statement.args == [
-                    resource]:
-                definition = drbdconf.definition(statement)
-                break
-        else:
-            raise AgentError(protocol.E_INVALID, 'res_text does not define '
-                             f'resource {resource}', 'res_text')
-        for host in definition['hosts']:
+    def _me(self, resource: str, spec: dict) -> dict:
+        """This node's host entry in ``spec``, with its disk and minor."""
+        for i, host in enumerate(spec['hosts']):
             if host['name'] == self.conf.node_name:
-                resfiles.check_node_id(host)
-                if definition['minor'] is None:
-                    raise AgentError(protocol.E_INVALID, 'res_text: no '
-                                     'device minor', 'minor')
-                return dict(host, minor=definition['minor'])
-        raise AgentError(protocol.E_INVALID, f'res_text has no "on '
-                         f'{self.conf.node_name}" section', 'res_text')
+                return dict(host, field=f'spec.hosts[{i}]',
+                            minor=spec['minor'],
+                            disk=resrender.disk_path(resource, host,
+                                                     self.lvm.device_root))
+        raise AgentError(protocol.E_INVALID, f'spec.hosts: no host '
+                         f'{self.conf.node_name} (this node)', 'spec.hosts')
 
     def _check_disk(self, me: dict, expected: str | None) -> None:
         if me['disk'] != expected:
             want = expected or 'none (diskless)'
             raise AgentError(
                 protocol.E_INVALID,
-                f'res_text gives node {self.conf.node_name} the disk '
-                f'{me["disk"] or "none"}; expected {want}', 'res_text')
+                f'{me["field"]}: gives node {self.conf.node_name} the disk '
+                f'{me["disk"] or "none"}; expected {want}', me['field'])
+
+    def _check_replica_kept(self, resource: str, me: dict) -> None:
+        """A node with the resource's LV is never written as diskless."""
+        if me['disk'] is not None:
+            return
+        for pool in self.lvm.pools.values():
+            if self.lvm.find_ours(pool, resource, 'resource',
+                                  snapshot=False) is not None:
+                raise AgentError(
+                    protocol.E_CONFLICT,
+                    f'{me["field"]}: node {self.conf.node_name} holds a '
+                    f'replica of {resource} (LV {pool.vg}/{resource}); it '
+                    'is never made diskless', me['field'])
+
+    def _render(self, resource: str, spec: dict) -> str:
+        try:
+            return resrender.render(resource, spec, self.lvm.device_root)
+        except protocol.ProtocolError as e:
+            raise AgentError(protocol.E_INVALID, str(e), e.field) from None
 
     def _write_res(self, resource: str, request: dict,
                    expect_disk: str | None, undo: _Undo) -> bool:
+        self._check_replica_kept(resource,
+                                 self._me(resource, request['spec']))
+        text = self._render(resource, request['spec'])
         path = self.store.path(resource)
         try:
             old = path.read_bytes()
@@ -224,8 +232,7 @@ class Agent:
         except OSError as e:
             raise AgentError(protocol.E_FAILED,
                              f'cannot read {path}: {e.strerror}') from None
-        changed = self.store.write(resource, request['res_text'],
-                                   request['secret'],
+        changed = self.store.write(resource, text, request['secret'],
                                    expect_disk=expect_disk)
         if changed:
             if old is None:
@@ -305,8 +312,13 @@ class Agent:
         pool = self.lvm.pool(req['pool'])
         max_peers = req.get('max_peers', self.conf.max_peers)
         disk = self.lvm.device_path(pool.vg, resource)
-        me = self._me(resource, req['res_text'])
+        me = self._me(resource, req['spec'])
         self._check_disk(me, disk)
+        if len(req['spec']['hosts']) > max_peers + 1:
+            raise AgentError(
+                protocol.E_INVALID,
+                f'spec.hosts: {len(req["spec"]["hosts"])} hosts, but the '
+                f'metadata is made for max_peers {max_peers}', 'spec.hosts')
         self.lvm.thin_pool(pool)
         lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
         need = self._lv_size_for(pool, size, max_peers, lv)
@@ -367,8 +379,7 @@ class Agent:
         resource, snapshot = req['resource'], req['snapshot']
         pool = self.lvm.pool(req['pool'])
         disk = self.lvm.device_path(pool.vg, resource)
-        me = self._me(resource, req['res_text'])
-        self._check_disk(me, disk)
+        self._check_disk(self._me(resource, req['spec']), disk)
         self.lvm.thin_pool(pool)
         snap = self._require_snapshot(pool, snapshot)
         lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
@@ -401,33 +412,21 @@ class Agent:
 
     def _op_adjust(self, req: dict) -> dict:
         resource = req['resource']
-        me = self._me(resource, req['res_text'])
+        me = self._me(resource, req['spec'])
         disk = me['disk']
         if disk is not None:
             found = self.lvm.pool_of_device(disk)
             if found is None or found[1] != resource:
                 raise AgentError(
                     protocol.E_INVALID,
-                    f'res_text: disk {disk} of node {self.conf.node_name} '
-                    f'is not {self.lvm.device_root}/<vg>/{resource} with '
-                    '<vg> the volume group of a configured pool',
-                    'res_text')
+                    f'{me["field"]}.vg: {me["vg"]} is not the volume group '
+                    f'of a pool configured on node {self.conf.node_name}',
+                    f'{me["field"]}.vg')
             if self.lvm.find_ours(found[0], resource, 'resource',
                                   snapshot=False) is None:
                 raise AgentError(protocol.E_NOT_FOUND,
                                  f'resource: LV {found[0].vg}/{resource} '
                                  'not found', 'resource')
-        current = (self.store.read_definition(resource)
-                   if self.store.exists(resource) else None)
-        if current is not None:
-            mine = [h for h in current['hosts']
-                    if h['name'] == self.conf.node_name]
-            if mine and mine[0]['disk'] != disk:
-                raise AgentError(
-                    protocol.E_CONFLICT,
-                    f'res_text: changes the disk of node '
-                    f'{self.conf.node_name} from {mine[0]["disk"] or "none"}'
-                    f' to {disk or "none"}', 'res_text')
         running = self.drbd.state(resource) is not None
         undo = _Undo()
         try:
@@ -537,19 +536,19 @@ class Agent:
         pool = self.lvm.pool(req['pool'])
         resize_drbd = req.get('drbd', False)
         disk = self.lvm.device_path(pool.vg, resource)
-        if 'res_text' in req or 'secret' in req:
+        if 'spec' in req or 'secret' in req:
             # The new .res carries the device's new size (disk { size }),
             # which drbdadm resize hands to drbdsetup resize --size.
-            for field in ('res_text', 'secret'):
+            for field in ('spec', 'secret'):
                 if field not in req:
                     raise AgentError(protocol.E_INVALID, f'{field}: '
-                                     'missing (res_text and secret go '
+                                     'missing (spec and secret go '
                                      'together)', field)
             if not resize_drbd:
-                raise AgentError(protocol.E_INVALID, 'res_text: only with '
+                raise AgentError(protocol.E_INVALID, 'spec: only with '
                                  'drbd (a new .res for drbdadm resize)',
-                                 'res_text')
-            self._check_disk(self._me(resource, req['res_text']), disk)
+                                 'spec')
+            self._check_disk(self._me(resource, req['spec']), disk)
         lv = self._require_lv(pool, resource)
         lv_size, grown = lv.size, False
         lv_size_before = lv.size
@@ -558,7 +557,7 @@ class Agent:
             # the most, so the device can always expose ``size``.
             need = self._lv_size_for(pool, size, protocol.MAX_PEERS_MAX, lv)
             if lv.size < need:
-                if not _attached(self.drbd.state(resource)):
+                if not drbd_mod.attached(self.drbd.state(resource)):
                     raise AgentError(
                         protocol.E_CONFLICT,
                         f'resource: {resource} is not attached on this node;'
@@ -571,7 +570,7 @@ class Agent:
         if resize_drbd:
             undo = _Undo()
             try:
-                if 'res_text' in req:
+                if 'spec' in req:
                     changed = self._write_res(resource, req, disk, undo)
                 zeroed, resynced = self._resize_drbd(resource, req)
             except BaseException as e:
@@ -872,8 +871,10 @@ class Agent:
 
     def _op_attach(self, req: dict) -> dict:
         resource = req['resource']
+        self._check_replica_kept(resource, self._me(resource, req['spec']))
         conn = self._connector(req.get('timeout'))
-        props = {'name': resource, 'config': req['res_text'],
+        props = {'name': resource,
+                 'config': self._render(resource, req['spec']),
                  'provider_auth': req['secret']}
         if 'device_path' in req:
             props['device'] = req['device_path']
@@ -986,6 +987,7 @@ class Agent:
         minors, ports = self._used_minors_ports(states)
         return {
             'hostname': self.conf.node_name,
+            'protocol_version': protocol.PROTOCOL_VERSION,
             'drbd_utils_version': utils_version,
             'drbd_kernel_version': self.drbd.kernel_version(),
             'pools': pools, 'resources': resources,
@@ -1027,16 +1029,6 @@ def zero_range(fd: int, start: int, end: int,
     while offset < end:
         offset += os.pwrite(fd, zeros[:min(chunk, end - offset)], offset)
     os.fsync(fd)
-
-
-def _attached(state: dict | None) -> bool:
-    if not state:
-        return False
-    for device in state.get('devices') or ():
-        if device.get('volume', 0) == protocol.VOLUME_NUMBER:
-            return device.get('disk-state') not in (None, 'Diskless',
-                                                    'Detaching')
-    return False
 
 
 def _user_suspended(state: dict) -> bool:

@@ -233,6 +233,15 @@ def device_size(state: dict | None) -> int | None:
     return None
 
 
+def attached(state: dict | None) -> bool:
+    """The running resource has its local disk here (not diskless)."""
+    for device in (state or {}).get('devices') or ():
+        if device.get('volume', 0) == protocol.VOLUME_NUMBER:
+            return device.get('disk-state') not in (None, 'Diskless',
+                                                    'Detaching')
+    return False
+
+
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines()
              if line.strip() and 'modprobe: not found' not in line]

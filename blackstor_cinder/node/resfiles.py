@@ -15,11 +15,20 @@
 
 :class:`ResFileStore` is shared by the agent and the os-brick connector. A
 new file is checked with the real ``drbdadm`` before it replaces the old
-one: it must parse, name the resource, have an ``on`` section for this
-node with the expected backing disk, and clash with no other resource of
-the node (minor, port). Only then is it renamed into place (mode 0600; the
-shared secret lives in this file only). A failed check leaves the old file
+one: it must hold one resource of the shape the renderer writes
+(:mod:`.resrender`: no ``include``, ``handlers``, ``startup``, ``proxy``,
+second volume or external meta-disk, checked before drbdadm reads it, as
+drbdadm follows includes), parse, have an ``on`` section for this node with
+the expected backing disk, and clash with no other resource of the node
+(minor, port). Only then is it renamed into place (mode 0600; the shared
+secret lives in this file only). A failed check leaves the old file
 untouched and no temporary file behind.
+
+Every write, whoever asks (agent op or connector), keeps these invariants
+(conflict, nothing changed): the ``disk { size }`` never goes below the
+running device's size; a node whose .res or running device has a disk
+keeps that disk (a replica never becomes diskless); while the resource
+runs here its minor, its port and the node-ids of its hosts stay.
 
 A writer killed between writing the temporary file and renaming it
 (SIGKILL, a node crash) leaves ``.<resource>.<random>.tmp`` behind, which
@@ -75,15 +84,12 @@ class ResFileStore:
 
     def __init__(self, resource_dir: str, drbd_config: str, node_name: str,
                  execute: Callable = executor.default_execute,
-                 root_helper: str | None = None,
-                 no_shrink: bool = False) -> None:
+                 root_helper: str | None = None) -> None:
         self.resource_dir = pathlib.Path(resource_dir)
         self.drbd_config = str(drbd_config)
         self.node_name = node_name
         self._execute = execute
         self._root_helper = root_helper or None
-        #: Refuse a ``disk { size }`` below the running device's size.
-        self.no_shrink = no_shrink
 
     # -- paths -------------------------------------------------------------
 
@@ -183,18 +189,20 @@ class ResFileStore:
     # -- writing -----------------------------------------------------------
 
     def write(self, resource: str, text: str, secret: str, *,
-              expect_disk: str | None) -> bool:
+              expect_disk: str | None, field: str = 'spec') -> bool:
         """Validate and install ``text`` as the resource's .res file.
 
-        Returns False, changing nothing, when the file already holds
-        exactly this content; True when it was written.
+        ``field`` names what the text came from in errors. Returns False,
+        changing nothing, when the file already holds exactly this
+        content; True when it was written.
         """
         path = self.path(resource)
         _check(protocol.check_secret, 'secret', secret)
         if protocol.SECRET_PLACEHOLDER not in text:
             raise AgentError(protocol.E_INVALID,
-                             f'res_text: no {protocol.SECRET_PLACEHOLDER} '
-                             'where the shared secret goes', 'res_text')
+                             f'{field}: no {protocol.SECRET_PLACEHOLDER} '
+                             'where the shared secret goes', field)
+        check_shape(resource, text, field)
         content = text.replace(protocol.SECRET_PLACEHOLDER, secret)
         try:
             if path.read_text() == content:
@@ -211,7 +219,7 @@ class ResFileStore:
             raise AgentError(protocol.E_FAILED, f'cannot create '
                              f'{self.resource_dir}: {e.strerror}') from None
         self._install(resource, content, lambda tmp: self._validate(
-            resource, tmp, path, expect_disk, secret))
+            resource, tmp, path, expect_disk, secret, field))
         LOG.info('Wrote %s', path)
         return True
 
@@ -276,25 +284,24 @@ class ResFileStore:
         LOG.info('Restored %s', self.path(resource))
 
     def _validate(self, resource: str, tmp: str, path: pathlib.Path,
-                  expect_disk: str | None, secret: str) -> None:
+                  expect_disk: str | None, secret: str, field: str) -> None:
         # 1. It parses, defines the resource and has an "on" section for
         #    this node (drbdadm dump fails otherwise).
         result = self._drbdadm(['dump', resource], config=tmp, check=False)
         if result.rc != 0:
             raise AgentError(
                 protocol.E_INVALID,
-                f'res_text is refused by drbdadm for resource {resource} on '
-                f'node {self.node_name}: '
-                f'{_tail(result.stderr, tmp, secret)}', 'res_text')
-        definition = self._definition_of(result.stdout, resource, 'res_text')
+                f'{field}: the .res is refused by drbdadm for resource '
+                f'{resource} on node {self.node_name}: '
+                f'{_tail(result.stderr, tmp, secret)}', field)
+        definition = self._definition_of(result.stdout, resource, field)
         if not any(h['name'] == self.node_name for h in definition['hosts']):
             raise AgentError(protocol.E_INVALID,
-                             f'res_text has no "on {self.node_name}" '
-                             'section', 'res_text')
+                             f'{field}: no host {self.node_name} (this '
+                             'node)', field)
         for host in definition['hosts']:
             check_node_id(host)
-        if self.no_shrink:
-            self._check_no_shrink(resource, definition)
+        self._check_invariants(resource, definition, path)
         # 2. The backing disk of this node is the one we expect.
         ll_dev = self._drbdadm(
             ['sh-ll-dev', f'{resource}/{protocol.VOLUME_NUMBER}'],
@@ -304,9 +311,9 @@ class ResFileStore:
         if ll_dev.rc != 0 or disk != want:
             raise AgentError(
                 protocol.E_INVALID,
-                f'res_text gives node {self.node_name} the disk '
+                f'{field}: gives node {self.node_name} the disk '
                 f'{disk or _tail(ll_dev.stderr, tmp, secret)!r}, expected '
-                f'{want!r}', 'res_text')
+                f'{want!r}', field)
         # 3. No clash with the node's other resources.
         problem = self.config_problem()
         if problem:
@@ -318,50 +325,113 @@ class ResFileStore:
         if clash.rc != 0:
             stderr = clash.stderr
             if 'device-minor' in stderr or 'minor' in stderr.lower():
-                field = 'minor'
+                culprit = 'minor'
             elif 'is also used' in stderr:
-                field = 'port'
+                culprit = 'port'
             elif 'resource section' in stderr:
-                field = 'resource'
+                culprit = 'resource'
             else:
-                field = 'res_text'
+                culprit = field
             code = (protocol.E_CONFLICT if clash.rc == _RC_CONFIG
                     else protocol.E_FAILED)
             raise AgentError(
-                code, f'res_text for {resource} clashes with the resources '
-                f'of node {self.node_name}: {_tail(stderr, tmp, secret)}',
-                field)
+                code, f'{resource} clashes with the resources of node '
+                f'{self.node_name}: {_tail(stderr, tmp, secret)}', culprit)
 
-    def running_size(self, resource: str) -> int | None:
-        """Bytes of the resource's running device here; None if down."""
+    def running_state(self, resource: str) -> dict | None:
+        """The resource's ``drbdsetup status`` entry here; None if down."""
         drbd = drbd_mod.Drbd(executor.Executor(self._execute,
                                                self._root_helper),
                              self.drbd_config, self.node_name)
         try:
-            return drbd_mod.device_size(drbd.state(resource))
+            return drbd.state(resource)
         except AgentError as e:
             if e.code == protocol.E_MISSING:
                 return None     # no module: nothing runs
             raise
 
-    def _check_no_shrink(self, resource: str, definition: dict) -> None:
-        # Every .res write passes here: a smaller disk { size } would make
-        # the next adjust (or attach) cut the device, and the data beyond.
+    def running_size(self, resource: str) -> int | None:
+        """Bytes of the resource's running device here; None if down."""
+        return drbd_mod.device_size(self.running_state(resource))
+
+    def _current(self, path: pathlib.Path, resource: str) -> dict | None:
+        """The definition in the .res in place, as written; None if none."""
+        try:
+            return drbdconf.resources(path.read_text()).get(resource)
+        except FileNotFoundError:
+            return None
+        except (OSError, drbdconf.ParseError) as e:
+            LOG.warning('Cannot read %s for its invariants: %s', path, e)
+            return None
+
+    def _check_invariants(self, resource: str, new: dict,
+                          path: pathlib.Path) -> None:
+        state = self.running_state(resource)
+        old = self._current(path, resource)
+        me = _host(new, self.node_name)
+        mine = _host(old, self.node_name) if old else None
+        # A replica stays a replica, on the same disk: a .res without its
+        # disk would make the next adjust detach it.
+        if mine is not None and mine['disk'] and mine['disk'] != me['disk']:
+            self._refuse('spec.hosts', f'the .res of {resource} gives node '
+                         f'{self.node_name} the disk {me["disk"] or "none"}'
+                         f', but it holds a replica on {mine["disk"]}')
+        if drbd_mod.attached(state) and not me['disk']:
+            self._refuse('spec.hosts', f'{resource} runs with a local disk '
+                         f'on node {self.node_name}; the .res makes it '
+                         'diskless')
+        if state is not None:
+            self._check_identity(resource, new, me, old, state)
+        self._check_no_shrink(resource, new, state)
+
+    def _check_identity(self, resource: str, new: dict, me: dict,
+                        old: dict | None, state: dict) -> None:
+        """Minor, port and node-ids of a running resource stay."""
+        running = f'{resource} runs on node {self.node_name} with'
+        minors = {d.get('minor') for d in state.get('devices') or ()
+                  if d.get('volume', 0) == protocol.VOLUME_NUMBER}
+        minors |= {old['minor']} if old else set()
+        minors -= {None}
+        if minors and new['minor'] not in minors:
+            self._refuse('minor', f'{running} minor '
+                         f'{min(minors)}, not {new["minor"]}')
+        node_ids = {self.node_name: state.get('node-id')}
+        for conn in state.get('connections') or ():
+            node_ids[conn.get('name')] = conn.get('peer-node-id')
+        for host in (old or {}).get('hosts') or ():
+            node_ids.setdefault(host['name'], host['node_id'])
+        for host in new['hosts']:
+            was = node_ids.get(host['name'])
+            if isinstance(was, int) and host['node_id'] != was:
+                self._refuse('node_id', f'{running} node-id {was} for '
+                             f'{host["name"]}, not {host["node_id"]}')
+        mine = _host(old, self.node_name) if old else None
+        if mine is not None and mine['port'] not in (None, me['port']):
+            self._refuse('port', f'{running} port {mine["port"]}, not '
+                         f'{me["port"]}')
+
+    def _refuse(self, field: str, message: str, **details) -> None:
+        raise AgentError(protocol.E_CONFLICT, f'{field}: {message}', field,
+                         **details)
+
+    def _check_no_shrink(self, resource: str, definition: dict,
+                         state: dict | None) -> None:
+        # A smaller disk { size } would make the next adjust (or attach)
+        # cut the device, and the data beyond.
         text = (definition.get('disk') or {}).get('size')
         if text is None:
             return
         try:
             new = drbd_mod.size_bytes(text)
         except ValueError as e:
-            raise AgentError(protocol.E_INVALID, f'res_text: disk size: {e}',
-                             'res_text') from None
-        current = self.running_size(resource)
+            raise AgentError(protocol.E_INVALID, f'size: {e}',
+                             'size') from None
+        current = drbd_mod.device_size(state)
         if current is not None and new < current:
-            raise AgentError(
-                protocol.E_CONFLICT,
-                f'res_text: disk {{ size {text}; }} is {new} bytes, less '
+            self._refuse(
+                'size', f'disk {{ size {text}; }} is {new} bytes, less '
                 f'than the {current} bytes of {resource} running on node '
-                f'{self.node_name}; a volume never shrinks', 'size',
+                f'{self.node_name}; a volume never shrinks',
                 size=new, device_size=current)
 
     @contextlib.contextmanager
@@ -468,6 +538,67 @@ class ResFileStore:
         return removed
 
 
+#: What may appear in a .res, section by section: the shape
+#: :mod:`.resrender` writes and nothing else. Each kind of section maps
+#: its statements to the kind of section they open (None: a plain
+#: ``name values;`` statement); an ``options`` section takes plain
+#: statements only.
+_SHAPE: dict[str, dict[str, str | None]] = {
+    'resource': {'options': 'options', 'net': 'options', 'disk': 'options',
+                 'on': 'on', 'connection': 'connection'},
+    'on': {'node-id': None, 'address': None, 'volume': 'volume'},
+    'volume': {'device': None, 'disk': None, 'meta-disk': None},
+    'connection': {'host': None},
+}
+
+
+def check_shape(resource: str, text: str, field: str = 'spec') -> None:
+    """Refuse a .res that is not one resource of the renderer's shape.
+
+    Checked on the text before drbdadm reads it: drbdadm follows
+    ``include`` as root, runs ``handlers`` through a shell, and
+    ``create-md`` works on every volume's disk.
+    """
+    try:
+        statements = drbdconf.parse(text)
+    except drbdconf.ParseError as e:
+        raise AgentError(protocol.E_INVALID, f'{field}: {e}',
+                         field) from None
+    if ([s.words for s in statements] != [['resource', resource]]
+            or statements[0].body is None):
+        raise AgentError(protocol.E_INVALID, f'{field}: a .res holds '
+                         f'exactly one resource, {resource}', field)
+    _check_body(statements[0], 'resource', field)
+
+
+def _check_body(section: drbdconf.Statement, kind: str, field: str) -> None:
+    allowed = _SHAPE.get(kind)
+    for statement in section.body or ():
+        word = statement.keyword
+        opens = allowed.get(word) if allowed is not None else None
+        if allowed is not None and word not in allowed:
+            raise AgentError(protocol.E_INVALID, f'{field}: "{word}" is not '
+                             f'allowed in a {kind} section', field)
+        if (opens is None) != (statement.body is None):
+            raise AgentError(protocol.E_INVALID, f'{field}: "{word}" in a '
+                             f'{kind} section is not of the shape the '
+                             'agent writes', field)
+        if opens is not None:
+            _check_body(statement, opens, field)
+    if kind == 'volume':
+        meta = section.first('meta-disk')
+        if (section.args != [str(protocol.VOLUME_NUMBER)] or meta is None
+                or meta.args != ['internal']):
+            raise AgentError(protocol.E_INVALID, f'{field}: one volume, '
+                             f'{protocol.VOLUME_NUMBER}, with internal '
+                             'metadata', field)
+
+
+def _host(definition: dict, name: str) -> dict | None:
+    return next((h for h in definition.get('hosts') or ()
+                 if h['name'] == name), None)
+
+
 def check_node_id(host: dict) -> None:
     """A host of a parsed .res has a node-id DRBD can use (0..31).
 
@@ -478,7 +609,7 @@ def check_node_id(host: dict) -> None:
                                <= protocol.NODE_ID_MAX):
         raise AgentError(
             protocol.E_INVALID,
-            f'res_text: node-id of {host["name"]} must be '
+            f'node_id: node-id of {host["name"]} must be '
             f'{protocol.NODE_ID_MIN}..{protocol.NODE_ID_MAX}, '
             f'not {node_id}', 'node_id')
 

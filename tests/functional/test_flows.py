@@ -25,6 +25,7 @@ must be empty after every test and at the end.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import errno
 import json
 import logging
@@ -38,6 +39,7 @@ from oslotest import base
 
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory
+from blackstor_cinder.cluster import transport
 from blackstor_cinder.node import drbdconf
 from tests.functional import cluster_box
 
@@ -429,6 +431,50 @@ class TestFlows(BoxTestCase):
         self.ctl.delete_snapshot(snap)
         self.assert_clean()
         self.ran('delete volumes and snapshot')
+
+    def test_agent_takes_only_the_schema_and_keeps_invariants(self):
+        # issue 13: the real agent over SSH, its real drbdadm
+        vol = self.name('flows-schema')
+        spec = self.ctl.create_volume(vol, 64 * MiB, replicas=2)
+        node = self.ctl.config.node(spec.diskful_hosts[0].name)
+        before = {n: self.res_text(n, vol) for n in
+                  (h.name for h in spec.diskful_hosts)}
+        good = self.ctl.res_request('adjust', spec)
+        refused = [
+            (dict(good, res_text='resource "x" { handlers { } }'),
+             'invalid-input', 'res_text'),
+            (dict(good, spec=dict(good['spec'], handlers={
+                'before-resync-target': '/bin/sh -c id'})),
+             'invalid-input', 'spec.handlers'),
+            (dict(good, spec=dict(good['spec'], net={'no-such': 1})),
+             'invalid-input', 'spec.net.no-such'),
+            (dict(good, spec=dict(good['spec'], volumes=[{'disk': '/x'}])),
+             'invalid-input', 'spec.volumes'),
+            (self.ctl.res_request('adjust', spec.with_hosts(tuple(
+                dataclasses.replace(h, node_id=h.node_id + 5)
+                for h in spec.hosts))), 'conflict', 'node_id'),
+            (self.ctl.res_request('adjust', dataclasses.replace(
+                spec, minor=spec.minor + 1)), 'conflict', 'minor'),
+            (self.ctl.res_request('adjust', dataclasses.replace(
+                spec, port=spec.port + 1)), 'conflict', 'port'),
+            (self.ctl.res_request('adjust', dataclasses.replace(
+                spec, size=32 * MiB)), 'conflict', 'size'),
+            (self.ctl.res_request('adjust', spec.with_hosts(tuple(
+                dataclasses.replace(h, diskful=False, disk=None)
+                if h.name == node.name else h for h in spec.hosts))),
+             'conflict', 'spec.hosts[0]'),
+        ]
+        for request, code, field in refused:
+            with self.assertRaises(transport.NodeError) as ctx:
+                self.ctl.call(node, request)
+            self.assertEqual((code, field),
+                             (ctx.exception.code, ctx.exception.field),
+                             ctx.exception.message)
+        self.assertEqual(before, {n: self.res_text(n, vol) for n in before})
+        self.assertEqual('unchanged', self.ctl.call(node, good)['drbd'])
+        self.ctl.delete_volume(vol)
+        self.assert_clean()
+        self.ran('fields outside the schema and invariant breaks refused')
 
     def test_live_migration(self):
         vol = self.name('flows-migrate')

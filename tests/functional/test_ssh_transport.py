@@ -144,7 +144,8 @@ class SSHTransportTestCase(testtools.TestCase):
     def test_call_reaches_the_agent(self):
         t = self._transport()
         request = {'op': 'adjust', 'resource': 'volume-1',
-                   'res_text': 'resource "volume-1" {}\n', 'secret': SECRET}
+                   'spec': {'minor': 1000, 'hosts': [{'name': 'node-a'}]},
+                   'secret': SECRET}
         result = t.call(request)
         self.assertEqual(request, result['request'])
         self.assertEqual(['arg1'], result['argv'])

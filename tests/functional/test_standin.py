@@ -45,7 +45,7 @@ def _host(name, node_id, address, diskful):
 
 def res_text(hosts, two_primaries=False, quorum='majority',
              on_no_quorum='io-error'):
-    """A .res like cluster/resfile.py renders; hosts: (name, id, addr, disk).
+    """A .res like node/resrender.py renders; hosts: (name, id, addr, disk).
 
     ``disable-ip-verification`` lets every emulated host use its own
     127.0.0.x address without adding it to ``lo``.

@@ -76,12 +76,18 @@ class ClusterConfigTest(testtools.TestCase):
             blackstor_net_options={'verify-alg': 'sha256'}), 20.0)
         self.assertEqual({'verify-alg': 'sha256'}, config.net_options)
         for key, value, why in (
-                ('blackstor_disk_options', {'size': '10G'}, 'set by the '
-                 'driver'),
-                ('blackstor_net_options', {'shared-secret': 'x'}, 'set by '
-                 'the driver'),
+                ('blackstor_disk_options', {'size': '10G'}, 'not a disk '
+                 'option BlackStor sets'),
+                ('blackstor_net_options', {'shared-secret': 'x'}, 'not a '
+                 'net option BlackStor sets'),
+                ('blackstor_disk_options', {'handlers': 'x'}, 'not a '
+                 'disk option'),
                 ('blackstor_net_options', {'max-buffers': '1; x'},
-                 'not a safe option value')):
+                 'not a number'),
+                ('blackstor_net_options', {'max-buffers': '31'},
+                 'out of range 32..131072'),
+                ('blackstor_disk_options', {'c-max-rate': '5G'},
+                 'out of range 0..4194304')):
             exc = self.assertRaises(errors.InvalidRequest,
                                     backend.cluster_config,
                                     self.conf(**{key: value}), 20.0)

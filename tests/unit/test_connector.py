@@ -37,15 +37,21 @@ from oslo_concurrency import processutils
 import testtools
 
 from blackstor_cinder.cluster import model
-from blackstor_cinder.cluster import resfile
+from blackstor_cinder.cluster import resspec
 from blackstor_cinder import connector
 from blackstor_cinder import protocol
+from blackstor_cinder.node import resrender
 
 RES = 'volume-0b7c8f0e-3d1a-4a57-9d5e-2f3c4b5a6d7e'
 NODE = 'hv1'
 MINOR = 1000
 SECRET = 'Zq3xV9kLm2Np8Rt5Wy7Bc4Df6Gh1Jk0s'
 ROOT_HELPER = 'sudo'
+
+
+def _render(spec):
+    """The .res the agent renders for ``spec`` as the controller sends it."""
+    return resrender.render(spec.name, resspec.to_wire(spec))
 
 
 def res_text(name=RES, minor=MINOR, port=7000, client=NODE):
@@ -56,7 +62,7 @@ def res_text(name=RES, minor=MINOR, port=7000, client=NODE):
         model.ResourceHost('store2', 1, '10.0.0.2', True,
                            f'/dev/vg0/{name}'),
         model.ResourceHost(client, 2, '10.0.0.3', False)))
-    return resfile.render(spec)
+    return _render(spec)
 
 
 def props(name=RES, **extra):
@@ -378,7 +384,7 @@ class ConnectVolumeTestCase(ConnectorTestCase):
             model.ResourceHost(f'store{i + 1}', i, f'10.0.0.{i + 1}', True,
                                f'/dev/vg0/{RES}')
             for i in range(replicas))
-        text = resfile.render(model.ResourceSpec(
+        text = _render(model.ResourceSpec(
             name=RES, minor=MINOR, port=7000, hosts=hosts))
         self.res_path.write_text(
             text.replace(protocol.SECRET_PLACEHOLDER, SECRET))
@@ -424,7 +430,7 @@ class ConnectVolumeTestCase(ConnectorTestCase):
     def test_replica_node_refuses_a_diskless_res_and_keeps_its_own(self):
         conn, properties = self.replica_connector()
         before = self.res_path.read_text()
-        text = resfile.render(model.ResourceSpec(
+        text = _render(model.ResourceSpec(
             name=RES, minor=MINOR, port=7000, hosts=(
                 model.ResourceHost('store1', 0, '10.0.0.1', False),
                 model.ResourceHost('store2', 1, '10.0.0.2', True,

@@ -27,6 +27,7 @@ import threading
 
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder.node import resrender
 from blackstor_cinder import protocol
 
 GiB = 1 << 30
@@ -34,14 +35,14 @@ GiB = 1 << 30
 _ON = re.compile(r'on (\S+) \{\s*node-id (\d+);\s*address ipv[46] '
                  r'\[?([0-9a-fA-F:.]+?)\]?:(\d+);\s*volume 0 \{\s*device '
                  r'minor (\d+);\s*disk (none|"[^"]+");', re.S)
-# the resource's disk section, as cluster.resfile renders it
 #: the agent's LVs of a revert in progress
 REVERT_SUFFIXES = ('.rollback', '.previous')
+# the resource's disk section, as node.resrender renders it
 _SIZE = re.compile(r'^    disk \{[^}]*?^        size (\S+);', re.M)
 
 
 def parse_res(text: str) -> dict:
-    """The agent's ``definition`` of a .res rendered by cluster.resfile."""
+    """The agent's ``definition`` of a .res rendered by node.resrender."""
     name = re.search(r'resource "([^"]+)"', text).group(1)
     hosts = []
     minor = None
@@ -86,6 +87,7 @@ class FakeAgent:
         self.created_by: dict[str, str | None] = {}   # LV -> create_id
         self.leases: dict[str, float] = {}            # resource -> lease
         self.kernel_version = '9.2.18'
+        self.protocol_version = protocol.PROTOCOL_VERSION
         self.zero_new_blocks: bool | None = True
 
     # -- helpers --
@@ -140,19 +142,19 @@ class FakeAgent:
         return minors, ports
 
     def _store_res(self, req: dict) -> None:
-        if protocol.SECRET_PLACEHOLDER not in req['res_text']:
-            raise AssertionError('res_text must carry the placeholder')
-        definition = parse_res(req['res_text'])
+        # The agent's own renderer, from the request's spec.
+        text = resrender.render(req['resource'], req['spec'])
+        definition = parse_res(text)
         if not any(h['name'] == self.name for h in definition['hosts']):
             raise tp.NodeError(self.name, protocol.E_INVALID,
                                f'{self.name} is not a host of the resource',
-                               'res_text')
+                               'spec.hosts')
         minors, ports = self._used(req['resource'])
         port = definition['hosts'][0]['port']
         if definition['minor'] in minors or port in ports:
             raise tp.NodeError(self.name, protocol.E_CONFLICT,
-                               'minor or port clash', 'res_text')
-        self.res[req['resource']] = (req['res_text'], req['secret'])
+                               'minor or port clash', 'minor')
+        self.res[req['resource']] = (text, req['secret'])
 
     def _check_pool(self, req: dict) -> None:
         if 'pool' in req and req['pool'] != self.pool:
@@ -170,6 +172,7 @@ class FakeAgent:
         used_minors, used_ports = self._used(skip='')
         return {
             'hostname': self.name, 'drbd_utils_version': '9.22.0',
+            'protocol_version': self.protocol_version,
             'drbd_kernel_version': self.kernel_version,
             'pools': [{'name': self.pool, 'total_bytes': self.pool_bytes,
                        'free_bytes': self.pool_bytes - self.written_bytes,
@@ -246,10 +249,10 @@ class FakeAgent:
         return {}
 
     def op_resize(self, req: dict) -> dict:
-        if 'res_text' in req:
+        if 'spec' in req:
             if not req.get('drbd'):
                 raise tp.NodeError(self.name, protocol.E_INVALID,
-                                   'res_text only with drbd', 'res_text')
+                                   'spec only with drbd', 'spec')
             self._store_res(req)
         before = self.lvs.get(req['resource'])
         if req.get('lv', True):

@@ -13,6 +13,7 @@
 # under the License.
 
 import concurrent.futures
+import json
 import re
 import threading
 import time
@@ -25,6 +26,7 @@ from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder.node import resrender
 from blackstor_cinder import protocol
 from tests.unit.cluster import fakes
 
@@ -85,7 +87,8 @@ class ControllerTestCase(testtools.TestCase):
 
     @staticmethod
     def text_size(req):
-        return fakes.parse_res(req['res_text'])['disk'].get('size')
+        text = resrender.render(req['resource'], req['spec'])
+        return fakes.parse_res(text)['disk'].get('size')
 
 
 @ddt.ddt
@@ -129,11 +132,14 @@ class CreateTest(ControllerTestCase):
         self.assertEqual([], self.cluster.ops('create'))
         self.assertEqual([], self.cluster.ops('inventory'))
 
-    def test_secret_not_in_res_text(self):
+    def test_secret_only_in_its_field(self):
         spec = self.ctl.create_volume(VOL, G)
-        for node, req in self.cluster.requests:
-            if 'res_text' in req:
-                self.assertNotIn(spec.secret, req['res_text'])
+        sent = [req for node, req in self.cluster.requests if 'spec' in req]
+        self.assertNotEqual([], sent)
+        for req in sent:
+            self.assertEqual(spec.secret, req['secret'])
+            self.assertNotIn(spec.secret, json.dumps(
+                {k: v for k, v in req.items() if k != 'secret'}))
 
     def test_distinct_identities_per_volume(self):
         a = self.ctl.create_volume('volume-a', G)
@@ -178,7 +184,7 @@ class CreateTest(ControllerTestCase):
 
     def test_conflict_from_agent_reallocates(self):
         self.cluster.faults[('n2', 'create')] = [tp.NodeError(
-            'n2', protocol.E_CONFLICT, 'minor 1000 clashes', 'res_text')]
+            'n2', protocol.E_CONFLICT, 'minor 1000 clashes', 'minor')]
         spec = self.ctl.create_volume(VOL, G)
         self.assertEqual(1001, spec.minor)
         self.assertEqual(1001, self.definition('n2')['minor'])
@@ -905,7 +911,7 @@ class ExtendTest(ControllerTestCase):
         self.cluster.requests.clear()
         self.ctl.extend_volume(VOL, 3 * G)
         steps = [(node, r['op'], r.get('lv'), r.get('drbd'),
-                  self.text_size(r) if 'res_text' in r else None)
+                  self.text_size(r) if 'spec' in r else None)
                  for node, r in self.cluster.requests
                  if r['op'] in ('resize', 'adjust')]
         lvs = sorted(steps[:3])

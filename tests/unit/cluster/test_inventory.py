@@ -21,9 +21,15 @@ import testtools
 
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
-from blackstor_cinder.cluster import resfile
+from blackstor_cinder.cluster import resspec
+from blackstor_cinder.node import resrender
 
 G = 1 << 30
+
+
+def _render(spec):
+    """The .res the agent renders for ``spec`` as the controller sends it."""
+    return resrender.render(spec.name, resspec.to_wire(spec))
 
 
 def definition(disk=None, name='volume-1'):
@@ -59,7 +65,7 @@ class SizeTest(testtools.TestCase):
 
     @ddt.data(1536, 4096, G, 3 * G, (2 << 40) * 512)
     def test_what_resfile_renders_reads_back(self, size):
-        self.assertEqual(size, inv.parse_size(resfile.size_option(size)))
+        self.assertEqual(size, inv.parse_size(resrender.size_option(size)))
 
     def test_definition_size(self):
         self.assertEqual(2 * G, inv.definition_size(
@@ -83,12 +89,12 @@ class SpecFromDefinitionTest(testtools.TestCase):
             definition({'size': '1048576k', 'c-max-rate': '1M'}), CONFIG)
         self.assertEqual(G, spec.size)
         self.assertEqual({'al-extents': '6007'}, spec.disk_options)
-        self.assertIn('size 1048576k;', resfile.render(spec))
+        self.assertIn('size 1048576k;', _render(spec))
 
     def test_old_res_without_size_stays_uncapped(self):
         spec = inv.spec_from_definition(definition(), CONFIG)
         self.assertIsNone(spec.size)
-        self.assertNotIn('size', resfile.render(spec))
+        self.assertNotIn('size', _render(spec))
 
 
 class NodeInventoryTest(testtools.TestCase):

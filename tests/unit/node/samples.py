@@ -53,3 +53,31 @@ def res_text(name='r0', minor=1000, port=7000, hosts=None,
                           f'        host {b[0]};', '    }']
     lines.append('}')
     return '\n'.join(line for line in lines if line) + '\n'
+
+
+def spec(minor=1000, port=7000, hosts=None, size=None, **changes):
+    """The ``spec`` field of a request, as the controller sends it.
+
+    ``hosts``: [(name, node_id, address, volume group or None)]; default:
+    nodea diskful in vg0, nodeb diskless. ``size`` in bytes (none if None).
+    """
+    if hosts is None:
+        hosts = [('nodea', 0, '10.0.0.1', 'vg0'),
+                 ('nodeb', 1, '10.0.0.2', None)]
+    entries = []
+    for host, node_id, address, vg in hosts:
+        entry = {'name': host, 'node_id': node_id, 'address': address,
+                 'role': 'diskful' if vg else 'diskless'}
+        if vg:
+            entry['vg'] = vg
+        entries.append(entry)
+    value = {
+        'version': protocol.SPEC_VERSION, 'minor': minor, 'port': port,
+        'protocol': 'C', 'quorum': 'majority', 'on_no_quorum': 'io-error',
+        'allow_two_primaries': False, 'hosts': entries,
+        'connections': [[a[0], b[0]] for i, a in enumerate(hosts)
+                        for b in hosts[i + 1:] if a[3] or b[3]]}
+    if size is not None:
+        value['size'] = size
+    value.update(changes)
+    return value

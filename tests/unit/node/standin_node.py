@@ -28,6 +28,7 @@ from blackstor_cinder.node import agent
 from blackstor_cinder.node import config
 from tests.standin import cluster
 from tests.standin import state
+from tests.unit.node import samples
 
 VG, THIN = 'vg0', 'thin'
 POOL = f'{VG}/{THIN}'
@@ -90,42 +91,29 @@ class StandinNodes(fixtures.Fixture):
         except OSError:
             return None
 
-    def res_text(self, resource='r0', minor=1000, port=7000, size=None,
-                 hosts=None):
-        """A .res over the nodes (all diskful unless ``hosts`` says)."""
-        hosts = hosts or [(n, i, f'127.0.0.{i + 1}', f'/dev/{VG}/{resource}')
+    def spec(self, minor=1000, port=7000, size=None, hosts=None,
+             **changes):
+        """A ``spec`` over the nodes (all diskful unless ``hosts`` says).
+
+        ``hosts``: [(name, node_id, address, volume group or None)].
+        """
+        hosts = hosts or [(n, i, f'127.0.0.{i + 1}', VG)
                           for i, n in enumerate(self.names)]
-        lines = [f'resource "{resource}" {{',
-                 '    net { protocol C; cram-hmac-alg sha256;',
-                 '          shared-secret "@BLACKSTOR_SHARED_SECRET@"; }']
-        if size:
-            lines.append(f'    disk {{ size {size}; }}')
-        for host, node_id, address, disk in hosts:
-            disk_line = f'disk "{disk}";' if disk else 'disk none;'
-            lines += [f'    on {host} {{ node-id {node_id}; '
-                      f'address ipv4 {address}:{port};',
-                      f'        volume 0 {{ device minor {minor}; '
-                      f'{disk_line} meta-disk internal; }} }}']
-        for i, a in enumerate(hosts):
-            for b in hosts[i + 1:]:
-                lines.append(f'    connection {{ host {a[0]}; '
-                             f'host {b[0]}; }}')
-        lines.append('}')
-        return '\n'.join(lines) + '\n'
+        return samples.spec(minor, port, hosts, size, **changes)
 
     def res_file(self, name, resource):
         return pathlib.Path(self.agents[name].store.path(resource)
                             ).read_text()
 
     def create(self, resource='r0', size=64 << 20, nodes=None,
-               size_text=None, **extra):
+               spec_size=None, **extra):
         """create on ``nodes`` (default all), then the initial UUID."""
         nodes = nodes or self.names
         results = {}
         for name in nodes:
             results[name] = self.ok(
                 name, 'create', resource=resource, pool=POOL, size=size,
-                res_text=self.res_text(resource, size=size_text, **extra),
+                spec=self.spec(size=spec_size, **extra),
                 secret=SECRET)
         self.ok(nodes[0], 'new-current-uuid', resource=resource)
         return results

@@ -28,6 +28,7 @@ import testtools
 from blackstor_cinder.node import agent
 from blackstor_cinder.node import config
 from blackstor_cinder.node import resfiles
+from blackstor_cinder.node import resrender
 from blackstor_cinder.node import sizing
 from blackstor_cinder import protocol
 from tests.unit.node import fakes
@@ -79,7 +80,7 @@ class AgentTestCase(testtools.TestCase):
     def create_req(self, name='r0', minor=1000, port=7000, size=GiB,
                    **extra):
         return dict(resource=name, pool='vg0/thin', size=size,
-                    res_text=samples.res_text(name, minor, port),
+                    spec=samples.spec(minor, port),
                     secret=samples.SECRET, **extra)
 
     def changes(self):
@@ -121,7 +122,7 @@ class CreateTestCase(AgentTestCase):
 
     def test_create_with_device_size(self):
         req = self.create_req()
-        req['res_text'] = samples.res_text(size='1048576k')
+        req['spec'] = samples.spec(size=GiB)
         self.ok('create', **req)
         self.assertIn('size 1048576k;',
                       (self.res_dir / 'r0.res').read_text())
@@ -249,8 +250,7 @@ class CreateTestCase(AgentTestCase):
         old = (self.res_dir / 'r0.res').read_text()
         self.fake.fail('drbdadm', 'up')
         req = self.create_req()
-        req['res_text'] = req['res_text'].replace('protocol C;',
-                                                  'protocol C; timeout 90;')
+        req['spec'] = samples.spec(net={'timeout': 90})
         self.assertFalse(self.call('create', **req)['ok'])
         self.assertEqual(old, (self.res_dir / 'r0.res').read_text())
         self.assertEqual(0o600, (self.res_dir / 'r0.res').stat().st_mode
@@ -262,8 +262,7 @@ class CreateTestCase(AgentTestCase):
         self.ok('create', **self.create_req())
         self.fake.calls.clear()
         req = self.create_req()
-        req['res_text'] = req['res_text'].replace('protocol C;',
-                                                  'protocol C; timeout 90;')
+        req['spec'] = samples.spec(net={'timeout': 90})
         self.assertEqual('adjusted', self.ok('create', **req)['drbd'])
         self.assertEqual([['drbdadm', 'adjust', 'r0']], self.changes())
 
@@ -317,18 +316,31 @@ class CreateTestCase(AgentTestCase):
                             **self.create_req())
         self.assertIn('vg0/thin', err['message'])
 
-    def test_diskless_text_refused(self):
+    def test_diskless_spec_refused(self):
         req = self.create_req()
-        req['res_text'] = samples.res_text(
-            hosts=[('nodeb', 0, '10.0.0.1', '/dev/vg0/r0'),
+        req['spec'] = samples.spec(
+            hosts=[('nodeb', 0, '10.0.0.1', 'vg0'),
                    ('nodea', 1, '10.0.0.2', None)])
-        self.error('create', protocol.E_INVALID, 'res_text', **req)
+        self.error('create', protocol.E_INVALID, 'spec.hosts[1]', **req)
 
-    def test_other_disk_refused(self):
+    def test_other_volume_group_refused(self):
         req = self.create_req()
-        req['res_text'] = req['res_text'].replace('/dev/vg0/r0',
-                                                  '/dev/sda')
-        self.error('create', protocol.E_INVALID, 'res_text', **req)
+        req['spec'] = samples.spec(hosts=[('nodea', 0, '10.0.0.1', 'vg1')])
+        self.error('create', protocol.E_INVALID, 'spec.hosts[0]', **req)
+        self.assertEqual([], self.fake.calls)
+
+    def test_no_host_for_this_node_refused(self):
+        req = self.create_req()
+        req['spec'] = samples.spec(hosts=[('nodeb', 0, '10.0.0.1', 'vg0')])
+        self.error('create', protocol.E_INVALID, 'spec.hosts', **req)
+        self.assertEqual([], self.fake.calls)
+
+    def test_more_hosts_than_max_peers_refused(self):
+        req = self.create_req(max_peers=1)
+        req['spec'] = samples.spec(hosts=[
+            ('nodea', 0, '10.0.0.1', 'vg0'), ('nodeb', 1, '10.0.0.2', 'vg0'),
+            ('nodec', 2, '10.0.0.3', None)])
+        self.error('create', protocol.E_INVALID, 'spec.hosts', **req)
         self.assertEqual([], self.fake.calls)
 
 
@@ -344,7 +356,8 @@ class BadInputTestCase(AgentTestCase):
         ('pool', 'vg0'), ('pool', 'vg0/thin/x'), ('pool', 'vg0/../x'),
         ('max_peers', 0), ('max_peers', 32),
         ('secret', 'short'), ('secret', 'has space in it 12345'),
-        ('res_text', ''), ('res_text', 'x\0y'))
+        ('spec', ''), ('spec', None), ('spec', []),
+        ('res_text', samples.res_text()), ('res_text', ''))
     @ddt.unpack
     def test_bad_field(self, field, value):
         req = self.create_req()
@@ -354,6 +367,52 @@ class BadInputTestCase(AgentTestCase):
         self.assertEqual(before, self.fake.snapshot())
         if field == 'secret':
             self.assertNotIn(value, err['message'])
+
+    @ddt.data(
+        # issue 13: what res_text let through, and none a spec can say
+        ({'handlers': {'before-resync-target': '/bin/sh -c id'}},
+         'spec.handlers'),
+        ({'startup': {'wfc-timeout': 1}}, 'spec.startup'),
+        ({'proxy': {}}, 'spec.proxy'),
+        ({'include': '/etc/shadow'}, 'spec.include'),
+        ({'volumes': [{'volume': 1, 'disk': '/dev/vg0/other'}]},
+         'spec.volumes'),
+        ({'net': {'no-such-option': 1}}, 'spec.net.no-such-option'),
+        ({'net': {'max-buffers': 8000, 'shared-secret': 'x'}},
+         'spec.net.shared-secret'),
+        ({'disk': {'on-io-error': 'call-local-io-error'}},
+         'spec.disk.on-io-error'),
+        ({'net': {'verify-alg': 'crc32c; } handlers { x "id"; '}},
+         'spec.net.verify-alg'),
+        ({'net': {'max-buffers': 31}}, 'spec.net.max-buffers'),
+        ({'net': {'max-buffers': '8000'}}, 'spec.net.max-buffers'))
+    @ddt.unpack
+    def test_spec_outside_the_schema_changes_nothing(self, changes, field):
+        req = self.create_req()
+        req['spec'].update(changes)
+        _, before = self.error('create', protocol.E_INVALID, field, **req)
+        self.assertEqual([], self.fake.calls)
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual([], list(self.res_dir.iterdir()))
+
+    @ddt.data(('volume', {'number': 1, 'disk': '/dev/vg0/other'}),
+              ('meta_disk', '/dev/vg0/md'), ('disk', '/dev/sda'))
+    @ddt.unpack
+    def test_no_second_volume_or_other_disk_in_a_host(self, key, value):
+        req = self.create_req()
+        req['spec']['hosts'][0][key] = value
+        self.error('create', protocol.E_INVALID, f'spec.hosts[0].{key}',
+                   **req)
+        self.assertEqual([], self.fake.calls)
+
+    def test_written_file_is_what_the_renderer_makes(self):
+        self.ok('create', **self.create_req())
+        text = (self.res_dir / 'r0.res').read_text()
+        self.assertEqual(resrender.render('r0', samples.spec()).replace(
+            protocol.SECRET_PLACEHOLDER, samples.SECRET), text)
+        for word in ('handlers', 'include', 'startup', 'volume 1',
+                     'meta-disk /', 'proxy'):
+            self.assertNotIn(word, text)
 
     def test_unconfigured_pool(self):
         req = self.create_req()
@@ -377,34 +436,25 @@ class BadInputTestCase(AgentTestCase):
 
     def test_node_id_32(self):
         req = self.create_req()
-        req['res_text'] = samples.res_text(
-            hosts=[('nodea', 0, '10.0.0.1', '/dev/vg0/r0'),
+        req['spec'] = samples.spec(
+            hosts=[('nodea', 0, '10.0.0.1', 'vg0'),
                    ('nodeb', 32, '10.0.0.2', None)])
-        # nodeb's node-id is refused by the .res check before anything
+        # nodeb's node-id is refused by the schema before anything
         # exists.
-        err, before = self.error('create', protocol.E_INVALID, 'node_id',
-                                 **req)
+        err, before = self.error('create', protocol.E_INVALID,
+                                 'spec.hosts[1].node_id', **req)
         self.assertIn('32', err['message'])
         self.assertEqual(before, self.fake.snapshot())
         self.assertEqual([], self.fake.changes())
 
     def test_my_node_id_32(self):
         req = self.create_req()
-        req['res_text'] = samples.res_text(
-            hosts=[('nodea', 32, '10.0.0.1', '/dev/vg0/r0'),
+        req['spec'] = samples.spec(
+            hosts=[('nodea', 32, '10.0.0.1', 'vg0'),
                    ('nodeb', 1, '10.0.0.2', None)])
-        self.error('create', protocol.E_INVALID, 'node_id', **req)
+        self.error('create', protocol.E_INVALID, 'spec.hosts[0].node_id',
+                   **req)
         self.assertEqual([], self.fake.calls)
-
-    def test_res_text_for_other_resource(self):
-        req = self.create_req()
-        req['res_text'] = samples.res_text('r9')
-        self.error('create', protocol.E_INVALID, 'res_text', **req)
-
-    def test_unparsable_res_text(self):
-        req = self.create_req()
-        req['res_text'] = 'resource r0 { ' + protocol.SECRET_PLACEHOLDER
-        self.error('create', protocol.E_INVALID, 'res_text', **req)
 
     def test_command_failure_is_reported(self):
         self.fake.fail('lvs', rc=3, stderr='  Device mapper is gone')
@@ -615,7 +665,7 @@ class SnapshotTestCase(AgentTestCase):
 
     def from_snap_req(self, name='r1', size=GiB):
         return dict(resource=name, pool='vg0/thin', snapshot='s1',
-                    size=size, res_text=samples.res_text(name, 1001, 7001),
+                    size=size, spec=samples.spec(1001, 7001),
                     secret=samples.SECRET)
 
     def test_create_from_snapshot(self):
@@ -809,8 +859,7 @@ class LifecycleTestCase(AgentTestCase):
         del req['pool'], req['size']
         self.assertEqual('unchanged', self.ok('adjust', **req)['drbd'])
         self.assertEqual([], self.changes())
-        req['res_text'] = req['res_text'].replace(
-            'protocol C;', 'protocol C; allow-two-primaries yes;')
+        req['spec'] = samples.spec(allow_two_primaries=True)
         self.assertEqual('adjusted', self.ok('adjust', **req)['drbd'])
         self.assertEqual([['drbdadm', 'adjust', 'r0']], self.changes())
         self.assertIn('allow-two-primaries',
@@ -826,20 +875,22 @@ class LifecycleTestCase(AgentTestCase):
     def test_adjust_refuses_disk_outside_pools(self):
         req = self.create_req()
         del req['pool'], req['size']
-        req['res_text'] = req['res_text'].replace('/dev/vg0/r0',
-                                                  '/dev/vg1/r0')
-        self.error('adjust', protocol.E_INVALID, 'res_text', **req)
-        req['res_text'] = req['res_text'].replace('/dev/vg1/r0',
-                                                  '/dev/vg0/other')
-        self.error('adjust', protocol.E_INVALID, 'res_text', **req)
+        req['spec'] = samples.spec(hosts=[('nodea', 0, '10.0.0.1', 'vg1')])
+        self.error('adjust', protocol.E_INVALID, 'spec.hosts[0].vg', **req)
+        # Another LV than the resource's own cannot even be named.
+        req['spec']['hosts'][0]['disk'] = '/dev/vg0/other'
+        self.error('adjust', protocol.E_INVALID, 'spec.hosts[0].disk',
+                   **req)
 
     def test_adjust_refuses_disk_change(self):
         req = self.create_req()
         del req['pool'], req['size']
-        req['res_text'] = samples.res_text(hosts=[
+        req['spec'] = samples.spec(hosts=[
             ('nodea', 0, '10.0.0.1', None),
-            ('nodeb', 1, '10.0.0.2', '/dev/vg0/r0')])
-        self.error('adjust', protocol.E_CONFLICT, 'res_text', **req)
+            ('nodeb', 1, '10.0.0.2', 'vg0')])
+        _, before = self.error('adjust', protocol.E_CONFLICT,
+                               'spec.hosts[0]', **req)
+        self.assertEqual(before, self.fake.snapshot())
 
     def test_resize(self):
         size = 2 * GiB
@@ -909,10 +960,10 @@ class LifecycleTestCase(AgentTestCase):
         self.assertTrue(result['resynced'])
         self.assertIsNone(result['zeroed'])
 
-    def resize_req(self, size=2 * GiB, text_size='2097152k', **extra):
+    def resize_req(self, size=2 * GiB, spec_size=2 * GiB, **extra):
         fields = dict(resource='r0', pool='vg0/thin', size=size, lv=False,
                       drbd=True, assume_clean=True, secret=samples.SECRET,
-                      res_text=samples.res_text(size=text_size))
+                      spec=samples.spec(size=spec_size))
         fields.update(extra)
         return fields
 
@@ -943,12 +994,13 @@ class LifecycleTestCase(AgentTestCase):
         self.error('resize', protocol.E_FAILED, **self.resize_req())
         self.assertEqual(old, (self.res_dir / 'r0.res').read_text())
 
-    @ddt.data(({'drbd': False}, 'res_text'),
+    @ddt.data(({'drbd': False}, 'spec'),
               ({'secret': None}, 'secret'),
-              ({'res_text': samples.res_text(hosts=[
+              ({'spec': samples.spec(hosts=[
                   ('nodea', 0, '10.0.0.1', None),
-                  ('nodeb', 1, '10.0.0.2', '/dev/vg0/r0')])}, 'res_text'),
-              ({'res_text': samples.res_text('r1')}, 'res_text'))
+                  ('nodeb', 1, '10.0.0.2', 'vg0')])}, 'spec.hosts[0]'),
+              ({'spec': samples.spec(hosts=[
+                  ('nodea', 0, '10.0.0.1', 'vg1')])}, 'spec.hosts[0]'))
     @ddt.unpack
     def test_resize_bad_res_changes_nothing(self, changes, field):
         req = self.resize_req(lv=True, size=5 * GiB, **changes)
@@ -1006,7 +1058,7 @@ class LifecycleTestCase(AgentTestCase):
         old = (self.res_dir / 'r0.res').read_text()
         req = self.create_req()
         del req['pool'], req['size']
-        req['res_text'] = samples.res_text(size='1048576k')
+        req['spec'] = samples.spec(size=GiB)
         err, before = self.error('adjust', protocol.E_CONFLICT, 'size',
                                  **req)
         self.assertIn(str(GiB), err['message'])
@@ -1016,18 +1068,18 @@ class LifecycleTestCase(AgentTestCase):
         self.assertEqual(before, self.fake.snapshot())
         self.assertEqual(old, (self.res_dir / 'r0.res').read_text())
         # The same size, or a larger one, is fine.
-        req['res_text'] = samples.res_text(size='2097152k')
+        req['spec'] = samples.spec(size=2 * GiB)
         self.ok('adjust', **req)
 
     def test_no_shrink_on_create_and_resize(self):
         self.ok('resize', **self.resize_req())
         req = self.create_req()
-        req['res_text'] = samples.res_text(size='1G')
+        req['spec'] = samples.spec(size=GiB)
         err, _ = self.error('create', protocol.E_CONFLICT, 'size', **req)
         self.assertIn('never shrinks', err['message'])
         self.fake.calls.clear()
         self.error('resize', protocol.E_CONFLICT, 'size',
-                   **self.resize_req(size=GiB, text_size='2097151k'))
+                   **self.resize_req(size=GiB, spec_size=2 * GiB - 1024))
         self.assertEqual([], self.changes())
 
     def test_no_shrink_check_needs_a_running_device(self):
@@ -1035,7 +1087,7 @@ class LifecycleTestCase(AgentTestCase):
         self.fake.running.clear()
         req = self.create_req()
         del req['pool'], req['size']
-        req['res_text'] = samples.res_text(size='1048576k')
+        req['spec'] = samples.spec(size=GiB)
         self.ok('adjust', **req)
 
 
@@ -1255,7 +1307,7 @@ class AttachTestCase(AgentTestCase):
         self.conn = self.connector_cls.return_value
 
     def attach_req(self, **extra):
-        return dict(resource='r0', res_text=samples.res_text(),
+        return dict(resource='r0', spec=samples.spec(),
                     secret=samples.SECRET, **extra)
 
     def test_attach(self):
@@ -1271,7 +1323,7 @@ class AttachTestCase(AgentTestCase):
         self.assertEqual(str(self.res_dir), kwargs['resource_dir'])
         self.assertEqual(str(self.conf_file), kwargs['drbd_config'])
         self.conn.connect_volume.assert_called_once_with({
-            'name': 'r0', 'config': samples.res_text(),
+            'name': 'r0', 'config': resrender.render('r0', samples.spec()),
             'provider_auth': samples.SECRET,
             'device': '/dev/drbd/by-res/r0/0'})
 

@@ -66,7 +66,7 @@ class CliTestCase(testtools.TestCase):
     def test_create_and_inventory(self):
         code, reply = self.run_cli(dict(
             op='create', resource='r0', pool='vg0/thin', size=1 << 30,
-            res_text=samples.res_text(), secret=samples.SECRET))
+            spec=samples.spec(), secret=samples.SECRET))
         self.assertEqual(0, code)
         self.assertTrue(reply['ok'])
         self.assertEqual('up', reply['result']['drbd'])
@@ -182,7 +182,7 @@ class SessionTestCase(CliTestCase):
     def test_requests_one_per_line(self):
         create = json.dumps(dict(
             op='create', resource='r0', pool='vg0/thin', size=1 << 30,
-            res_text=samples.res_text(), secret=samples.SECRET))
+            spec=samples.spec(), secret=samples.SECRET))
         code, answers = self.session(io.StringIO(
             session.opening().decode() + create + '\n\n'
             + '{"op": "inventory"}\n' + '{bad\n'

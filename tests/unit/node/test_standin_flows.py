@@ -50,17 +50,17 @@ class CreateTestCase(StandinTestCase):
         self.assertEqual(0, rc, err)
         err = self.refused('nodeb', 'create', protocol.E_CONFLICT,
                            resource='r0', pool=POOL, size=64 << 20,
-                           res_text=self.nodes.res_text(), secret=SECRET)
+                           spec=self.nodes.spec(), secret=SECRET)
         self.assertIn('vg0/r0', err['message'])
         self.assertIsNone(self.nodes.status('nodeb', 'r0'))
 
     def test_rerun_before_first_use_is_fine(self):
         self.nodes.ok('nodea', 'create', resource='r0', pool=POOL,
-                      size=64 << 20, res_text=self.nodes.res_text(),
+                      size=64 << 20, spec=self.nodes.spec(),
                       secret=SECRET)
         self.nodes.standin.drbdsetup('nodea', 'down', 'r0')
         again = self.nodes.ok('nodea', 'create', resource='r0', pool=POOL,
-                              size=64 << 20, res_text=self.nodes.res_text(),
+                              size=64 << 20, spec=self.nodes.spec(),
                               secret=SECRET)
         self.assertFalse(again['md_created'])
         self.assertTrue(again['brought_up'])
@@ -79,7 +79,7 @@ class InventoryTestCase(StandinTestCase):
 class NoShrinkTestCase(StandinTestCase):
 
     def test_adjust_below_the_running_size_refused(self):
-        self.nodes.create(size=64 << 20, size_text='65536k')
+        self.nodes.create(size=64 << 20, spec_size=64 << 20)
         status = self.nodes.ok('nodea', 'status', resource='r0')
         self.assertEqual(64 << 20, status['device_size'])
         inventory = self.nodes.ok('nodea', 'inventory')
@@ -87,7 +87,7 @@ class NoShrinkTestCase(StandinTestCase):
                          inventory['resources']['r0']['device_size'])
         err = self.refused('nodea', 'adjust', protocol.E_CONFLICT,
                            resource='r0', secret=SECRET,
-                           res_text=self.nodes.res_text(size='32768k'))
+                           spec=self.nodes.spec(size=32 << 20))
         self.assertIn(str(32 << 20), err['message'])
         self.assertIn(str(64 << 20), err['message'])
         self.assertIn('size 65536k;', self.nodes.res_file('nodea', 'r0'))

@@ -11,7 +11,8 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Tests of the .res renderer; every rendered file goes through drbdadm."""
+"""Tests of a ResourceSpec as a ``spec`` field, rendered by the agent's
+renderer; every rendered file goes through drbdadm."""
 
 import itertools
 import os
@@ -25,7 +26,8 @@ import ddt
 import testtools
 
 from blackstor_cinder.cluster import model
-from blackstor_cinder.cluster import resfile
+from blackstor_cinder.cluster import resspec
+from blackstor_cinder.node import resrender
 from blackstor_cinder import protocol
 
 DRBDADM = shutil.which('drbdadm', path=os.pathsep.join(
@@ -42,16 +44,20 @@ NEEDS_DRBDADM = testtools.skipUnless(
 _REFUSE = '#!/bin/sh\necho "test stand-in: refusing $0 $*" >&2\nexit 99\n'
 
 
-def _host(i, diskful, ipv6=False, name=None):
+def _host(i, diskful, ipv6=False, name=None, resource='volume-r'):
     name = name or f'node{i}'
     address = f'fd00::{i + 1}' if ipv6 else f'10.0.0.{i + 1}'
-    disk = f'/dev/blackstor/volume-r_{i}' if diskful else None
+    disk = f'/dev/blackstor/{resource}' if diskful else None
     return model.ResourceHost(name, i, address, diskful, disk)
+
+
+def _render(spec):
+    return resrender.render(spec.name, resspec.to_wire(spec))
 
 
 def _spec(replicas=2, clients=0, ipv6=False, name='volume-r', minor=1000,
           port=7000, **kwargs):
-    hosts = tuple(_host(i, i < replicas, ipv6)
+    hosts = tuple(_host(i, i < replicas, ipv6, resource=name)
                   for i in range(replicas + clients))
     return model.ResourceSpec(name=name, minor=minor, port=port,
                               hosts=hosts, secret=SECRET, **kwargs)
@@ -71,13 +77,13 @@ class RenderTestCase(testtools.TestCase):
     """What the text says, without drbdadm."""
 
     def test_secret_is_never_rendered(self):
-        text = resfile.render(_spec(3, 1))
+        text = _render(_spec(3, 1))
         self.assertNotIn(SECRET, text)
         self.assertIn(f'shared-secret "{protocol.SECRET_PLACEHOLDER}";',
                       text)
 
     def test_fixed_options(self):
-        text = resfile.render(_spec())
+        text = _render(_spec())
         for line in ('protocol C;', 'cram-hmac-alg sha256;',
                      'quorum majority;', 'on-no-quorum io-error;',
                      'auto-promote yes;'):
@@ -86,26 +92,26 @@ class RenderTestCase(testtools.TestCase):
         self.assertNotIn('disk {', text)
 
     def test_quorum_off_omits_quorum_lines(self):
-        text = resfile.render(_spec(quorum='off',
+        text = _render(_spec(quorum='off',
                                     on_no_quorum='suspend-io'))
         self.assertNotIn('quorum', text)
         self.assertIn('auto-promote yes;', text)
 
     def test_quorum_all_and_number(self):
-        self.assertIn('quorum all;', resfile.render(_spec(quorum='all')))
-        self.assertIn('quorum 2;', resfile.render(_spec(quorum='2')))
+        self.assertIn('quorum all;', _render(_spec(quorum='all')))
+        self.assertIn('quorum 2;', _render(_spec(quorum='2')))
 
     def test_on_no_quorum(self):
-        text = resfile.render(_spec(on_no_quorum='suspend-io'))
+        text = _render(_spec(on_no_quorum='suspend-io'))
         self.assertIn('on-no-quorum suspend-io;', text)
 
     def test_allow_two_primaries(self):
-        text = resfile.render(_spec(allow_two_primaries=True))
+        text = _render(_spec(allow_two_primaries=True))
         self.assertIn('allow-two-primaries yes;', text)
 
     def test_connection_blocks_skip_client_pairs(self):
         spec = _spec(2, 2)
-        text = resfile.render(spec)
+        text = _render(spec)
         pairs = re.findall(r'connection \{\s*host (\S+);\s*host (\S+);',
                            text)
         self.assertEqual([('node0', 'node1'), ('node0', 'node2'),
@@ -115,24 +121,26 @@ class RenderTestCase(testtools.TestCase):
     def test_hosts_sorted_by_node_id(self):
         spec = _spec(3, 1)
         shuffled = spec.with_hosts(tuple(reversed(spec.hosts)))
-        text = resfile.render(shuffled)
+        text = _render(shuffled)
         self.assertEqual(['node0', 'node1', 'node2', 'node3'],
                          re.findall(r'^    on (\S+) \{', text, re.M))
-        self.assertEqual(resfile.render(spec), text)
+        self.assertEqual(_render(spec), text)
 
     def test_deterministic_option_order(self):
         one = _spec(net_options={'sndbuf-size': '0', 'max-buffers': '8000'},
                     disk_options={'c-max-rate': '750M', 'al-extents': 6007})
         two = _spec(net_options={'max-buffers': '8000', 'sndbuf-size': '0'},
                     disk_options={'al-extents': 6007, 'c-max-rate': '750M'})
-        text = resfile.render(one)
-        self.assertEqual(text, resfile.render(two))
+        text = _render(one)
+        self.assertEqual(text, _render(two))
         self.assertLess(text.index('max-buffers 8000;'),
                         text.index('sndbuf-size 0;'))
         self.assertIn('al-extents 6007;', text)
+        # 750M in c-max-rate's unit, KiB/s
+        self.assertIn('c-max-rate 768000;', text)
 
     def test_size_in_kib_in_the_resource_disk_section(self):
-        text = resfile.render(_spec(2, 1, size=3 << 30))
+        text = _render(_spec(2, 1, size=3 << 30))
         section = re.search(r'^    disk \{\n(.*?)^    \}', text,
                             re.M | re.S)
         self.assertIsNotNone(section, text)
@@ -140,39 +148,39 @@ class RenderTestCase(testtools.TestCase):
         self.assertEqual(1, text.count('size '))
 
     def test_size_not_whole_kib_in_sectors(self):
-        self.assertIn('size 3s;', resfile.render(_spec(size=1536)))
-        self.assertEqual('3s', resfile.size_option(1536))
-        self.assertEqual('1048576k', resfile.size_option(1 << 30))
+        self.assertIn('size 3s;', _render(_spec(size=1536)))
+        self.assertEqual('3s', resrender.size_option(1536))
+        self.assertEqual('1048576k', resrender.size_option(1 << 30))
 
     def test_size_sorted_among_disk_options(self):
-        text = resfile.render(_spec(size=1 << 30, disk_options={
+        text = _render(_spec(size=1 << 30, disk_options={
             'al-extents': '6007', 'c-max-rate': '750M'}))
-        self.assertLess(text.index('c-max-rate 750M;'),
+        self.assertLess(text.index('c-max-rate 768000;'),
                         text.index('size 1048576k;'))
         self.assertLess(text.index('al-extents 6007;'),
-                        text.index('c-max-rate 750M;'))
+                        text.index('c-max-rate 768000;'))
 
     def test_no_size_no_disk_section(self):
         # A spec read back from an old .res: the device is not capped.
-        text = resfile.render(_spec(3, 1))
+        text = _render(_spec(3, 1))
         self.assertNotIn('size', text)
         self.assertNotIn('    disk {', text)
 
     def test_client_disk_none_and_diskful_disk_quoted(self):
-        text = resfile.render(_spec(1, 1))
-        self.assertIn('disk "/dev/blackstor/volume-r_0";', text)
+        text = _render(_spec(1, 1))
+        self.assertIn('disk "/dev/blackstor/volume-r";', text)
         self.assertEqual(1, text.count('disk none;'))
 
     def test_ipv6_address_bracketed_and_normalised(self):
         spec = _replace_hosts(_spec(2, ipv6=True), 0,
                               address='FD00:0:0::0001')
-        text = resfile.render(spec)
+        text = _render(spec)
         self.assertIn('address ipv6 [fd00::1]:7000;', text)
         self.assertIn('address ipv6 [fd00::2]:7000;', text)
 
     def test_ipv4_address(self):
         self.assertIn('address ipv4 10.0.0.2:7000;',
-                      resfile.render(_spec(2)))
+                      _render(_spec(2)))
 
 
 @ddt.ddt
@@ -180,7 +188,7 @@ class ValidationTestCase(testtools.TestCase):
     """The renderer's own refusals: checks drbdadm does not make."""
 
     def _refused(self, spec, *words):
-        exc = self.assertRaises(ValueError, resfile.render, spec)
+        exc = self.assertRaises(ValueError, _render, spec)
         for word in words:
             self.assertIn(word, str(exc))
         return exc
@@ -190,7 +198,7 @@ class ValidationTestCase(testtools.TestCase):
         self._refused(_replace_hosts(_spec(2), 1, node_id=32), 'node_id')
 
     def test_node_id_31_accepted(self):
-        self.assertIn('node-id 31;', resfile.render(
+        self.assertIn('node-id 31;', _render(
             _replace_hosts(_spec(2), 1, node_id=31)))
 
     def test_negative_node_id_refused(self):
@@ -223,7 +231,7 @@ class ValidationTestCase(testtools.TestCase):
 
     @ddt.data('node.example.com', 'Node-7', 'n')
     def test_good_host_name_accepted(self, name):
-        self.assertIn(f'on {name} {{', resfile.render(
+        self.assertIn(f'on {name} {{', _render(
             _replace_hosts(_spec(2), 1, name=name)))
 
     @ddt.data('10.0.0.256', 'host.example.com', '', 'fe80::1%eth0',
@@ -240,7 +248,7 @@ class ValidationTestCase(testtools.TestCase):
     def test_bad_port_refused(self, port):
         self._refused(_spec(port=port), 'port')
 
-    @ddt.data('none', 'yes', '0', '33', 'majority;', '', None, 2)
+    @ddt.data('none', 'yes', '0', '33', 'majority;', '', None, 0, 33)
     def test_bad_quorum_refused(self, quorum):
         self._refused(_spec(quorum=quorum), 'quorum')
 
@@ -288,11 +296,11 @@ class ValidationTestCase(testtools.TestCase):
     def test_bad_size_refused(self, size):
         self._refused(_spec(size=size), 'size')
         if isinstance(size, int) and not isinstance(size, bool):
-            self.assertRaises(ValueError, resfile.size_option, size)
+            self.assertRaises(ValueError, resrender.size_option, size)
 
     def test_largest_size_accepted(self):
         self.assertIn('size 1099511627776k;',
-                      resfile.render(_spec(size=(2 << 40) * 512)))
+                      _render(_spec(size=(2 << 40) * 512)))
 
     def test_options_not_a_mapping_refused(self):
         self._refused(_spec(net_options=['max-buffers']), 'net_options')
@@ -310,11 +318,11 @@ class ValidationTestCase(testtools.TestCase):
 
     def test_no_host_refused(self):
         self._refused(model.ResourceSpec('volume-x', 1000, 7000, ()),
-                      'at least one host')
+                      'hosts')
 
     def test_too_many_hosts_for_max_peers_refused(self):
         self._refused(_spec(3, 1, max_peers=2), 'max_peers')
-        self.assertIn('on node3', resfile.render(_spec(3, 1, max_peers=3)))
+        self.assertIn('on node3', _render(_spec(3, 1, max_peers=3)))
 
     @ddt.data(0, 32, None)
     def test_bad_max_peers_refused(self, max_peers):
@@ -345,7 +353,7 @@ class DrbdadmTestCase(testtools.TestCase):
              os.path.dirname(DRBDADM)])
 
     def _write(self, spec, filename=None):
-        text = resfile.render(spec)
+        text = _render(spec)
         path = self.dir / (filename or f'{spec.name}.res')
         path.write_text(text.replace(protocol.SECRET_PLACEHOLDER, SECRET))
         return path
@@ -415,7 +423,7 @@ class DrbdadmTestCase(testtools.TestCase):
         self._check_parses(spec, path)
         calls = '\n'.join(self._up_calls(spec, path, 'node0'))
         for option in ('--allow-two-primaries=yes', '--max-buffers=8000',
-                       '--sndbuf-size=0', '--c-max-rate=750M',
+                       '--sndbuf-size=0', '--c-max-rate=768000',
                        '--al-extents=6007', '--protocol=C',
                        f'--shared-secret={SECRET}',
                        '--cram-hmac-alg=sha256', '--quorum=majority',
@@ -447,13 +455,26 @@ class DrbdadmTestCase(testtools.TestCase):
         self.assertFalse(any('--size' in c for c in
                              self._up_calls(spec, path, 'node0')))
 
-    def test_unknown_option_is_for_drbdadm_to_refuse(self):
-        # The renderer checks the alphabet; the option names themselves
-        # are for drbdadm (run by the agent before a file is written).
-        spec = _spec(2, net_options={'no-such-option': '1'})
-        path = self._write(spec)
-        proc = self._drbdadm('node0', '-c', str(path), 'dump', spec.name)
-        self.assertNotEqual(0, proc.returncode)
+    def test_every_option_at_its_limits_parses(self):
+        # The closed list of options, each at its lowest and its highest
+        # value: drbdadm takes every one in the section it is rendered in.
+        for pick in (0, 1):
+            net, disk = {}, {}
+            for options, known in ((net, protocol.NET_OPTIONS),
+                                   (disk, protocol.DISK_OPTIONS)):
+                for name, option in known.items():
+                    options[name] = {
+                        'int': (option.low, option.high),
+                        'bool': (False, True),
+                        'choice': option.choices[:1] + option.choices[-1:],
+                        'algorithm': ('crc32c', 'sha256')}[option.kind][pick]
+            spec = _spec(2, 1, net_options=net, disk_options=disk)
+            path = self._write(spec)
+            self._check_parses(spec, path)
+            calls = '\n'.join(self._up_calls(spec, path, 'node0'))
+            for name, value in list(net.items()) + list(disk.items()):
+                shown = resrender._value(value)
+                self.assertIn(f'--{name}={shown}', calls)
 
     def test_quorum_off(self):
         spec = _spec(2, 1, quorum='off')
@@ -472,12 +493,12 @@ class DrbdadmTestCase(testtools.TestCase):
         self.assertIn('--quorum=all --on-no-quorum=suspend-io', calls)
 
     def test_lvm_name_with_plus_parses(self):
-        spec = _replace_hosts(_spec(2), 0, disk='/dev/vg+a/volume-r_0')
+        spec = _replace_hosts(_spec(2), 0, disk='/dev/vg+a/volume-r')
         path = self._write(spec)
         self._check_parses(spec, path)
         calls = self._up_calls(spec, path, 'node0')
-        self.assertIn('drbdsetup attach 1000 /dev/vg+a/volume-r_0 '
-                      '/dev/vg+a/volume-r_0 internal', calls)
+        self.assertIn('drbdsetup attach 1000 /dev/vg+a/volume-r '
+                      '/dev/vg+a/volume-r internal', calls)
 
     def test_node_id_31_and_max_peers(self):
         spec = _replace_hosts(_spec(2, max_peers=31), 1, node_id=31)
@@ -503,21 +524,17 @@ class DrbdadmTestCase(testtools.TestCase):
             _spec(2, 1, name='volume-b', minor=1001, port=7001))
         self.assertEqual(0, proc.returncode, proc.stderr)
 
-    @ddt.data('node0', 'node2')
-    def test_same_minor_refused(self, node):
+    @ddt.data(('node0', 1000, 7001, 'device-minor'),
+              ('node2', 1000, 7001, 'device-minor'),
+              ('node0', 1001, 7000, 'is also used'),
+              ('node2', 1001, 7000, 'is also used'))
+    @ddt.unpack
+    def test_same_minor_or_port_refused(self, node, minor, port, why):
         proc = self._config_to_test(
             [_spec(2, 1, name='volume-a')],
-            _spec(2, 1, name='volume-b', minor=1000, port=7001), node)
+            _spec(2, 1, name='volume-b', minor=minor, port=port), node)
         self.assertNotEqual(0, proc.returncode)
-        self.assertIn('device-minor', proc.stderr)
-
-    @ddt.data('node0', 'node2')
-    def test_same_port_refused(self, node):
-        proc = self._config_to_test(
-            [_spec(2, 1, name='volume-a')],
-            _spec(2, 1, name='volume-b', minor=1001, port=7000), node)
-        self.assertNotEqual(0, proc.returncode)
-        self.assertIn('is also used', proc.stderr)
+        self.assertIn(why, proc.stderr)
 
     def test_same_name_refused(self):
         proc = self._config_to_test(
@@ -529,7 +546,9 @@ class DrbdadmTestCase(testtools.TestCase):
         # A port clashes only on the same address.
         other = model.ResourceSpec(
             'volume-b', 1001, 7000,
-            (model.ResourceHost('node0', 0, '10.0.1.1', True, '/dev/v/b'),
-             model.ResourceHost('node9', 1, '10.0.1.9', True, '/dev/v/c')))
+            (model.ResourceHost('node0', 0, '10.0.1.1', True,
+                                '/dev/v/volume-b'),
+             model.ResourceHost('node9', 1, '10.0.1.9', True,
+                                '/dev/v/volume-b')))
         proc = self._config_to_test([_spec(2, name='volume-a')], other)
         self.assertEqual(0, proc.returncode, proc.stderr)
