@@ -31,6 +31,7 @@ import time
 import unittest
 
 import testtools
+import testtools.content
 
 from blackstor_cinder import backend
 from blackstor_cinder.cluster import controller as ctl
@@ -125,6 +126,17 @@ class VMClusterTestCase(testtools.TestCase):
     def tearDownClass(cls):
         cls._teardown()
         super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        # The kernel's side of a failure is gone with the VMs: keep it.
+        self.addOnException(self._attach_dmesg)
+
+    def _attach_dmesg(self, exc_info) -> None:
+        for name in self.vms.names:
+            if self.vms.vms[name].proc.poll() is None:
+                self.addDetail(f'dmesg-{name}', testtools.content.text_content(
+                    self.dmesg(name, 80)))
 
     @classmethod
     def _teardown(cls):
