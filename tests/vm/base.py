@@ -180,6 +180,10 @@ class VMClusterTestCase(testtools.TestCase):
             'blackstor_net_options': dict(NET_OPTIONS),
             'blackstor_disk_options': dict(DISK_OPTIONS),
             'blackstor_attach_timeout': 120.0,
+            # a thin snapshot's LVM commands took 10-16 s in a TCG VM on
+            # the loaded 2 cores (the default 15 s is for real machines,
+            # where they take well under a second)
+            'blackstor_io_suspend_timeout': 60.0,
             **cls.CONFIG,
         }
         for key, value in values.items():
