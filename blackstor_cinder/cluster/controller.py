@@ -51,6 +51,7 @@ from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
 from blackstor_cinder.cluster import resfile
 from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
 
@@ -356,6 +357,13 @@ class Controller:
         """
         inventories, failures = self.inventories()
         cands = self._candidates(inventories)
+        refused = self.refused(inventories)
+        down = {}
+        for name, exc in failures.items():
+            # The agent answered that the node is not set up to serve
+            # (its inventory's missing-dependency): refused, not down.
+            (refused if exc.code == protocol.E_MISSING else down)[
+                name] = exc.message
         cfg = self.config
         sizes: dict[str, int] = {}          # volume LV -> largest LV size
         requested: dict[str, int] = {}      # resource -> its .res size
@@ -385,9 +393,8 @@ class Controller:
             total_volumes=len(sizes),
             degraded_volumes=tuple(sorted(set(degraded))),
             nodes_up=tuple(sorted(inventories)),
-            nodes_down={name: exc.message
-                        for name, exc in failures.items()},
-            nodes_refused=self.refused(inventories),
+            nodes_down=down,
+            nodes_refused=refused,
             divergent_volumes=divergence.divergent_names(
                 {name: report.resources
                  for name, report in inventories.items()}))
