@@ -436,7 +436,7 @@ def parse_filter(value: str) -> list[tuple[bool, re.Pattern]]:
     """
     text = value.strip()
     if text.startswith('[') and text.endswith(']'):
-        text = text[1:-1]
+        text = text[1:-1].strip()
     strings = []
     pos = 0
     while pos < len(text):
