@@ -463,6 +463,8 @@ def _pattern(text: str) -> tuple[bool, re.Pattern]:
     if text[-1] != close:
         raise FilterError(f'pattern "{text}" does not end with its '
                           f'delimiter {close}')
+    # LVM matches with its own engine (libdevmapper's dm_regex): the
+    # POSIX-like subset filters are written in, which re reads alike.
     try:
         regex = re.compile(text[2:-1])
     except re.error as e:
