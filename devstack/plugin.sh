@@ -7,10 +7,12 @@
 #   stack install       install this package and the node packages
 #   stack post-config   write node.conf, the SSH key, known_hosts, the
 #                       SSH account and its sudoers rule
-#   stack extra         prepare a storage node that runs no c-vol; put
+#   stack extra         prepare a storage node that runs no c-vol (LVM
+#                       filter, thin pool); put
 #                       the blackstor extra specs on the volume types
 #   unstack             take the blackstor DRBD resources down
-#   clean               remove volumes, thin pool, loop file, config
+#   clean               remove volumes, thin pool, loop file, config,
+#                       the LVM filter
 #
 # lib/cinder calls, for each "blackstor:<name>" in CINDER_ENABLED_BACKENDS:
 #
@@ -218,6 +220,86 @@ function blackstor_create_pool {
     fi
 }
 
+# The global_filter line the plugin writes into lvm.conf, and the prefix
+# of an operator's line it turned off (put back by clean).
+_BLACKSTOR_LVM_MARK='# from blackstor'
+_BLACKSTOR_LVM_OFF='#blackstor-off# '
+# Kept out of LVM first: a DRBD device by its kernel name, by DRBD's udev
+# links (/dev/drbd/by-res, /dev/drbd/by-disk) and by udev's
+# /dev/block/147:<minor>. LVM takes a device if any of its names passes.
+_BLACKSTOR_LVM_REJECT='"r|^/dev/drbd|", "r|^/dev/block/147:|"'
+
+# _blackstor_lvm_conf_restore - lvm.conf without the plugin's changes
+function _blackstor_lvm_conf_restore {
+    local conf=$BLACKSTOR_LVM_CONF
+    local tmp
+    if [[ ! -f "$conf" ]]; then
+        return 0
+    fi
+    tmp=$(mktemp)
+    MARK="$_BLACKSTOR_LVM_MARK" OFF="$_BLACKSTOR_LVM_OFF" awk '
+        substr($0, length($0) - length(ENVIRON["MARK"]) + 1) \
+            == ENVIRON["MARK"] { next }
+        index($0, ENVIRON["OFF"]) == 1 {
+            $0 = substr($0, length(ENVIRON["OFF"]) + 1)
+        }
+        { print }' "$conf" > "$tmp"
+    sudo cp "$tmp" "$conf"
+    rm -f "$tmp"
+}
+
+# blackstor_set_lvm_filter - keep LVM away from DRBD devices: a scan that
+# opens one while a snapshot has its I/O suspended blocks, and the agent
+# refuses a storage node whose LVM would. The DRBD names are rejected in
+# front of the global_filter LVM has now, so what it accepted before (this
+# host's own PVs, devstack's LVM backend) it still accepts.
+function blackstor_set_lvm_filter {
+    local conf=$BLACKSTOR_LVM_CONF
+    local current
+    local line
+    local tmp
+    if [[ "$BLACKSTOR_LVM_FILTER" != "True" ]]; then
+        return 0
+    fi
+    _blackstor_lvm_conf_restore
+    current=$(sudo env LVM_SYSTEM_DIR="$(dirname "$conf")" \
+        lvmconfig --typeconfig full devices/global_filter)
+    if [[ ! "$current" =~ ^global_filter=\[(.*)\]$ ]]; then
+        die $LINENO "cannot read devices/global_filter of $conf:" \
+            "'$current'"
+    fi
+    current=${BASH_REMATCH[1]}
+    line=$'\t'"global_filter = [ $_BLACKSTOR_LVM_REJECT"
+    line+="${current:+, $current} ]  $_BLACKSTOR_LVM_MARK"
+    if [[ ! -f "$conf" ]]; then
+        die $LINENO "$conf not found (BLACKSTOR_LVM_CONF)"
+    fi
+    tmp=$(mktemp)
+    if ! LINE="$line" MARK="$_BLACKSTOR_LVM_MARK" \
+            OFF="$_BLACKSTOR_LVM_OFF" awk '
+            /^[ \t]*global_filter[ \t]*=/ {
+                if (index($0, "]") == 0) { several = 1; exit 2 }
+                $0 = ENVIRON["OFF"] $0
+            }
+            { print }
+            !done && /^[ \t]*devices[ \t]*\{/ {
+                print ENVIRON["LINE"]; done = 1
+            }
+            END {
+                if (several) exit 2
+                if (!done) print "devices {  " ENVIRON["MARK"] "\n" \
+                    ENVIRON["LINE"] "\n}  " ENVIRON["MARK"]
+            }' \
+            "$conf" > "$tmp"; then
+        rm -f "$tmp"
+        die $LINENO "$conf has a global_filter over several lines: put" \
+            "it on one line, or set it yourself (see etc/NODE-SETUP.md)" \
+            "with BLACKSTOR_LVM_FILTER=False"
+    fi
+    sudo cp "$tmp" "$conf"
+    rm -f "$tmp"
+}
+
 # blackstor_write_node_conf - /etc/blackstor/node.conf of the agent
 function blackstor_write_node_conf {
     local conf=$BLACKSTOR_NODE_CONF
@@ -291,6 +373,7 @@ function init_blackstor_node {
         return 0
     fi
     blackstor_check_drbd9
+    blackstor_set_lvm_filter
     blackstor_create_pool
     _BLACKSTOR_NODE_READY=1
 }
@@ -326,6 +409,7 @@ function cleanup_blackstor_node {
         done
         rm -f "$BLACKSTOR_BACKING_FILE"
     fi
+    _blackstor_lvm_conf_restore
     _BLACKSTOR_NODE_CLEANED=1
 }
 

@@ -399,6 +399,13 @@ class Controller:
         """
         inventories, failures, used = self._survey()
         cands = self._candidates(inventories)
+        refused = self.refused(inventories)
+        down = {}
+        for name, exc in failures.items():
+            # The agent answered that the node is not set up to serve
+            # (its inventory's missing-dependency): refused, not down.
+            (refused if exc.code == protocol.E_MISSING else down)[
+                name] = exc.message
         cfg = self.config
         minors_free, ports_free = self.allocator.room(*used)
         sizes: dict[str, int] = {}          # volume LV -> largest LV size
@@ -429,9 +436,8 @@ class Controller:
             total_volumes=len(sizes),
             degraded_volumes=tuple(sorted(set(degraded))),
             nodes_up=tuple(sorted(inventories)),
-            nodes_down={name: exc.message
-                        for name, exc in failures.items()},
-            nodes_refused=self.refused(inventories),
+            nodes_down=down,
+            nodes_refused=refused,
             minors_free=minors_free, ports_free=ports_free,
             divergent_volumes=divergence.divergent_names(
                 {name: report.resources

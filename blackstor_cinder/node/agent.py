@@ -942,6 +942,11 @@ class Agent:
         problem = self.store.config_problem()
         if problem:
             missing.append(problem)
+        # Storage nodes only: a client (no pools) never runs LVM, so no
+        # command of ours can scan a device whose I/O is suspended there.
+        if self.lvm.pools and (problem := gather(
+                self.lvm.drbd_scan_problem)):
+            missing.append(problem)
         pools, volumes, snapshots, revert_lvs = [], [], [], []
         for name in sorted(self.lvm.pools):
             pool = self.lvm.pools[name]

@@ -52,6 +52,7 @@ PACKAGES = {
     'drbdmeta': 'drbd-utils',
     'lvs': 'lvm2', 'vgs': 'lvm2', 'lvcreate': 'lvm2', 'lvremove': 'lvm2',
     'lvextend': 'lvm2', 'lvrename': 'lvm2', 'lvchange': 'lvm2',
+    'lvmconfig': 'lvm2',
 }
 
 Execute = Callable[..., tuple]

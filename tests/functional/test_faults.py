@@ -30,6 +30,7 @@ from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import reconcile
 from tests.functional import cluster_box
 from tests.functional import test_flows
+from tests.standin import lvm as standin_lvm
 
 MiB = test_flows.MiB
 GiB = cluster_box.GiB
@@ -93,6 +94,13 @@ class TestFaults(test_flows.BoxTestCase):
             state = self.state(node, res)
             self.assertFalse(state['suspended'], f'{res} on {node}')
             self.assertFalse(state['suspended-user'], f'{res} on {node}')
+
+    def set_global_filter(self, node: str, value) -> None:
+        """lvm.conf's global_filter on ``node``, until the test ends."""
+        key = 'devices/global_filter'
+        self.standin.set_lvm_config(node, key, value)
+        self.addCleanup(self.standin.set_lvm_config, node, key,
+                        standin_lvm.DEFAULT_CONFIG[key])
 
     # -- the cases ---------------------------------------------------------
 
@@ -325,3 +333,39 @@ class TestFaults(test_flows.BoxTestCase):
         self.ctl.delete_volume(vol)
         self.assert_clean()
         self.ran('delete converges when the node returns')
+
+    def test_node_whose_lvm_scans_drbd_refused(self):
+        # What the VM tier had: rejecting /dev/drbd* let udev's
+        # /dev/block/147:N through, and lvs hung on a suspended device.
+        self.set_global_filter('stor-b', ['r|^/dev/drbd|', 'a|.*|'])
+        problems = self.ctl.check_setup()
+        self.assertEqual(['stor-b'], sorted(problems))
+        for what in ('this node cannot serve: LVM would scan DRBD devices',
+                     '/dev/block/147:1000', 'lvm.conf', 'global_filter'):
+            self.assertIn(what, problems['stor-b'])
+        stats = self.ctl.stats()
+        self.assertEqual({'stor-b': problems['stor-b']}, stats.nodes_refused)
+        self.assertEqual({}, stats.nodes_down)
+        with self.assertRaises(errors.PlacementError):
+            self.ctl.create_volume(self.name('faults-lvm3'), 128 * MiB,
+                                   replicas=3)
+        spec = self.ctl.create_volume(self.name('faults-lvm2'), 128 * MiB,
+                                      replicas=2)
+        self.assertEqual(['stor-a', 'stor-c'],
+                         sorted(h.name for h in spec.diskful_hosts))
+        self.ctl.delete_volume(spec.name)
+        self.assert_clean(['stor-a', 'stor-c'])
+        self.ran('LVM filter letting DRBD devices through: node refused, '
+                 'named with the fix')
+
+        # A client runs no LVM of ours: its filter is not checked.
+        self.set_global_filter('hv-1', None)
+        self.assertEqual([], self.box.inventory('hv-1')['pools'])
+        self.set_global_filter('stor-b', 'junk')
+        self.assertIn('devices/global_filter in lvm.conf cannot be used: '
+                      'not a list of quoted patterns: junk',
+                      self.ctl.check_setup()['stor-b'])
+        self.set_global_filter('stor-b', ['a|^/dev/sdb$|', 'r|.*|'])
+        self.assertEqual({}, self.ctl.check_setup())
+        self.ran('a client is not checked; junk is named; the NODE-SETUP '
+                 'whitelist passes')

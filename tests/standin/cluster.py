@@ -118,6 +118,17 @@ class Cluster:
         with state.locked(self.root) as sess:
             sess.node(node)['vgs'][vg]['pool_zero'] = bool(zero)
 
+    def set_lvm_config(self, node, key, value):
+        """Set ``key`` (``devices/global_filter``) in the node's lvm.conf.
+
+        ``value``: a list of strings, or the text lvmconfig is to print
+        (a value LVM would not take, for instance); None: unset, LVM's
+        default applies. Every node starts with
+        :data:`lvm.DEFAULT_CONFIG` (LVM sees only the PVs).
+        """
+        with state.locked(self.root) as sess:
+            sess.node(node).setdefault('lvm_conf', {})[key] = value
+
     def add_loopback_address(self, address):
         """Put ``address`` on ``lo``: real drbdadm checks it is local.
 

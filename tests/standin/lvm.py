@@ -13,6 +13,10 @@
 # under the License.
 """LVM thin emulation: ``lvs``, ``vgs``, ``lvcreate``, ``lvremove``, ...
 
+``lvmconfig`` answers from the node's lvm.conf settings (see
+:data:`DEFAULT_CONFIG`; a test changes them with
+``Cluster.set_lvm_config``).
+
 Each node has volume groups with one thin pool; thin LVs and thin snapshots
 are sparse files (a snapshot is a reflink or sparse copy of its origin, so
 the data of the two are independent afterwards: copy-on-write as seen from
@@ -70,6 +74,7 @@ OPTIONS = {
     '--wipesignatures': ('wipesignatures', True), '-W': ('wipesignatures',
                                                          True),
     '--config': ('config', True), '--nolocking': ('nolocking', False),
+    '--typeconfig': ('typeconfig', True),
     '--readonly': ('readonly', False),
 }
 MULTI = ('addtag', 'deltag')
@@ -456,6 +461,57 @@ def cmd_lvchange(sess, node_name, opts, pos):
     return 0, ''.join(line + '\n' for line in out)
 
 
+# --- lvm.conf ----------------------------------------------------------------
+
+#: What every node's lvm.conf sets: LVM sees only the PVs, as NODE-SETUP.md
+#: asks (the stand-in's VGs stand for VGs on loop devices), never DRBD.
+DEFAULT_CONFIG = {'devices/global_filter': ['a|^/dev/loop[0-9]+$|', 'r|.*|']}
+#: LVM 2.03's defaults of the settings lvm.conf does not set.
+LVM_DEFAULTS = {'devices/global_filter': ['a|.*|'],
+                'devices/filter': ['a|.*|']}
+
+
+def config_value(value):
+    """A setting as lvmconfig prints it; a str is printed as it is."""
+    if isinstance(value, str):
+        return value
+    return '[%s]' % ','.join(
+        '"%s"' % v.replace('\\', '\\\\').replace('"', '\\"')
+        for v in value)
+
+
+def lvmconfig(settings, opts, keys):
+    """(rc, stdout, stderr) of lvmconfig over lvm.conf's ``settings``.
+
+    ``settings``: {'devices/filter': value} as lvm.conf sets them on top
+    of :data:`DEFAULT_CONFIG` (None: not set).
+    """
+    settings = {k: v for k, v in dict(DEFAULT_CONFIG, **settings).items()
+                if v is not None}
+    typeconfig = opts.get('typeconfig') or opts.get('type') or 'current'
+    if typeconfig not in ('current', 'full'):
+        raise StandinError('  stand-in: lvmconfig --typeconfig %s is not '
+                           'emulated' % typeconfig, 3)
+    if typeconfig == 'full':
+        settings = dict(LVM_DEFAULTS, **settings)
+    out = []
+    for key in keys:
+        if key not in settings:
+            return (5, ''.join(out),
+                    '  Configuration node %s not found\n' % key)
+        name = key.rpartition('/')[2]
+        out.append('%s=%s\n' % (name, config_value(settings[key])))
+    return 0, ''.join(out), ''
+
+
+def cmd_lvmconfig(sess, node_name, opts, pos):
+    """``lvmconfig [--typeconfig current|full] section/name...``."""
+    rc, out, err = lvmconfig(sess.node(node_name).get('lvm_conf', {}), opts,
+                             pos)
+    sys.stderr.write(err)
+    return rc, out
+
+
 # --- reports ---------------------------------------------------------------
 
 LV_DEFAULT = ['lv_name', 'vg_name', 'lv_attr', 'lv_size', 'pool_lv',
@@ -640,7 +696,7 @@ COMMANDS = {
     'lvs': cmd_lvs, 'vgs': cmd_vgs, 'lvcreate': cmd_lvcreate,
     'lvremove': cmd_lvremove, 'lvextend': cmd_lvextend,
     'lvresize': cmd_lvresize, 'lvrename': cmd_lvrename,
-    'lvchange': cmd_lvchange,
+    'lvchange': cmd_lvchange, 'lvmconfig': cmd_lvmconfig,
 }
 
 

@@ -36,6 +36,7 @@ import testtools
 
 from blackstor_cinder import backend as backend_conf
 from blackstor_cinder.node import config as node_config
+from blackstor_cinder.node import lvm
 from blackstor_cinder import options
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
@@ -115,7 +116,16 @@ function openstack {
 function sudo {
     _record "sudo $*"
     case "$1" in
-        install|rm|chmod|tee|find|grep|awk) "$@" ;;
+        install|rm|chmod|tee|find|grep|awk|cp) "$@" ;;
+        env)
+            shift
+            while [[ "$1" == *=* ]]; do
+                _record "env $1"
+                shift
+            done
+            sudo "$@"
+            ;;
+        lvmconfig) echo "global_filter=${STUB_GLOBAL_FILTER:-[\"a|.*|\"]}" ;;
         losetup)
             if [[ " $* " == *" --show "* ]]; then
                 echo /dev/loop7
@@ -126,6 +136,17 @@ function sudo {
     esac
 }
 '''
+
+# The parts of Debian's lvm.conf the plugin reads.
+LVM_CONF = """config {
+\tcheck_in_kernel = 1
+}
+devices {
+\tdir = "/dev"
+\t# global_filter = [ "a|.*|" ]
+\tscan_lvs = 0
+}
+"""
 
 
 @ddt.ddt
@@ -147,6 +168,9 @@ class TestDevstackPlugin(testtools.TestCase):
         (self.host_keys / 'ssh_host_rsa_key.pub').write_text(
             'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABHostKeyRsa root@node-a\n')
         self.proc_drbd = self.tmp / 'proc_drbd'
+        self.lvm_conf = self.tmp / 'lvm' / 'lvm.conf'
+        self.lvm_conf.parent.mkdir()
+        self.lvm_conf.write_text(LVM_CONF)
         self.env = {
             'PATH': os.environ.get('PATH', '/usr/bin:/bin'),
             'HOME': str(self.tmp),
@@ -172,6 +196,7 @@ class TestDevstackPlugin(testtools.TestCase):
             'BLACKSTOR_SSH_KNOWN_HOSTS': str(self.tmp / 'cinder/known_hosts'),
             'BLACKSTOR_SSH_HOST_KEY_DIR': str(self.host_keys),
             '_BLACKSTOR_PROC_DRBD': str(self.proc_drbd),
+            'BLACKSTOR_LVM_CONF': str(self.lvm_conf),
         }
         (self.tmp / 'data').mkdir()
         (self.tmp / 'sudoers.d').mkdir()
@@ -447,6 +472,99 @@ class TestDevstackPlugin(testtools.TestCase):
                          [c for c in calls if 'lvcreate' in c])
         backing = self.tmp / 'data/blackstor-backing'
         self.assertEqual(1024 * 1024, backing.stat().st_size)
+
+    def global_filter(self):
+        """The value of the global_filter line LVM would use."""
+        lines = [line for line in self.lvm_conf.read_text().splitlines()
+                 if line.strip().startswith('global_filter')]
+        self.assertEqual(1, len(lines), lines)
+        self.assertTrue(lines[0].endswith('  # from blackstor'), lines[0])
+        return lines[0].split('=', 1)[1].rsplit('#', 1)[0].strip()
+
+    def patterns(self):
+        return [('a' if accepts else 'r') + regex.pattern
+                for accepts, regex in lvm.parse_filter(self.global_filter())]
+
+    def assert_keeps_drbd_out(self, value):
+        # What the agent checks: LVM must not scan a DRBD device by any
+        # of its names.
+        self.assertIsNone(lvm.scan_problem(
+            {'global_filter': value, 'filter': '["a|.*|"]'},
+            lvm.drbd_device_names(1000, 'volume-x',
+                                  '/dev/blackstor/volume-x')))
+
+    def test_init_keeps_lvm_off_drbd_devices(self):
+        self.proc_drbd.write_text('version: 9.2.18 (api:2/proto:86-122)\n')
+        self.run_plugin('source "$DEVSTACK/plugin.sh"\n'
+                        'init_cinder_backend_blackstor bs')
+        self.assertEqual(['r^/dev/drbd', 'r^/dev/block/147:', 'a.*'],
+                         self.patterns())
+        self.assert_keeps_drbd_out(self.global_filter())
+        # LVM read the file the plugin writes; before the pool is made
+        calls = self.calls()
+        self.assertIn(f'env LVM_SYSTEM_DIR={self.lvm_conf.parent}', calls)
+        self.assertLess(
+            calls.index('sudo lvmconfig --typeconfig full '
+                        'devices/global_filter'),
+            calls.index('sudo vgcreate blackstor /dev/loop7'))
+        # the rest of the file as it was, the line in the devices section
+        lines = self.lvm_conf.read_text().splitlines()
+        self.assertEqual(LVM_CONF.splitlines(),
+                         [line for line in lines
+                          if not line.endswith('# from blackstor')])
+        self.assertEqual('devices {', lines[lines.index(
+            next(x for x in lines if x.endswith('# from blackstor'))) - 1])
+
+    def test_lvm_filter_keeps_what_lvm_accepted(self):
+        old = '\tglobal_filter = [ "a|^/dev/sda2$|", "r|.*|" ]\n'
+        self.lvm_conf.write_text(LVM_CONF.replace('\tscan_lvs', old +
+                                                  '\tscan_lvs'))
+        original = self.lvm_conf.read_text()
+        for _ in range(2):      # again: the same file
+            self.run_plugin(
+                'source "$DEVSTACK/plugin.sh"\nblackstor_set_lvm_filter',
+                STUB_GLOBAL_FILTER='["a|^/dev/sda2$|","r|.*|"]')
+            value = self.global_filter()
+            self.assertEqual(['r^/dev/drbd', 'r^/dev/block/147:',
+                              'a^/dev/sda2$', 'r.*'], self.patterns())
+            self.assert_keeps_drbd_out(value)
+            patterns = lvm.parse_filter(value)
+            self.assertTrue(lvm.passes(patterns, ['/dev/sda2']))
+            self.assertFalse(lvm.passes(patterns, ['/dev/sdb']))
+            self.assertIn('#blackstor-off# ' + old,
+                          self.lvm_conf.read_text())
+        self.run_plugin('source "$DEVSTACK/plugin.sh" clean')
+        self.assertEqual(original, self.lvm_conf.read_text())
+
+    def test_lvm_filter_without_devices_section(self):
+        self.lvm_conf.write_text('global {\n}\n')
+        self.run_plugin(
+            'source "$DEVSTACK/plugin.sh"\nblackstor_set_lvm_filter')
+        self.assert_keeps_drbd_out(self.global_filter())
+        self.run_plugin('source "$DEVSTACK/plugin.sh" clean')
+        self.assertEqual('global {\n}\n', self.lvm_conf.read_text())
+
+    def test_lvm_filter_refused(self):
+        self.lvm_conf.write_text('devices {\n\tglobal_filter = [ "a|x|",\n'
+                                 '\t\t"r|.*|" ]\n}\n')
+        before = self.lvm_conf.read_text()
+        proc = self.run_plugin(
+            'source "$DEVSTACK/plugin.sh"\nblackstor_set_lvm_filter',
+            expect_rc=DIE_RC, STUB_GLOBAL_FILTER='["a|x|","r|.*|"]')
+        self.assertIn('global_filter over several lines', proc.stderr)
+        self.assertEqual(before, self.lvm_conf.read_text())
+        proc = self.run_plugin(
+            'source "$DEVSTACK/plugin.sh"\nblackstor_set_lvm_filter',
+            expect_rc=DIE_RC, STUB_GLOBAL_FILTER='3')
+        self.assertIn("cannot read devices/global_filter of "
+                      f"{self.lvm_conf}: 'global_filter=3'", proc.stderr)
+
+    def test_lvm_filter_off(self):
+        self.run_plugin(
+            'source "$DEVSTACK/plugin.sh"\nblackstor_set_lvm_filter',
+            BLACKSTOR_LVM_FILTER='False')
+        self.assertEqual(LVM_CONF, self.lvm_conf.read_text())
+        self.assertFalse([c for c in self.calls() if 'lvmconfig' in c])
 
     def test_init_on_backing_device(self):
         self.proc_drbd.write_text('version: 9.2.18 (api:2/proto:86-122)\n')

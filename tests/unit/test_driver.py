@@ -32,8 +32,10 @@ from oslotest import base
 objects.register_all()
 
 from blackstor_cinder.cluster import controller as ctl  # noqa: E402
+from blackstor_cinder.cluster import transport as tp  # noqa: E402
 from blackstor_cinder import driver  # noqa: E402
 from blackstor_cinder import options  # noqa: E402
+from blackstor_cinder import protocol  # noqa: E402
 from tests.unit.cluster import fakes  # noqa: E402
 
 G = 1 << 30
@@ -201,6 +203,21 @@ class SetupTest(DriverTestCase):
                                 self.drv.check_for_setup_error)
         self.assertIn('n3: DRBD kernel module 9.2.13 is older than 9.2.14',
                       str(exc))
+
+    def test_setup_error_and_stats_name_a_node_that_cannot_serve(self):
+        why = ('this node cannot serve: LVM would scan DRBD devices; set '
+               'global_filter in the devices section of lvm.conf')
+        self.cluster.faults[('n3', 'inventory')] = tp.NodeError(
+            'n3', protocol.E_MISSING, why)
+        exc = self.assertRaises(driver.BlackStorDriverError,
+                                self.drv.check_for_setup_error)
+        self.assertIn(f'n3: {why}', str(exc))
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(['n3'], stats['blackstor_nodes_refused'])
+        self.assertEqual([], stats['blackstor_nodes_down'])
+        self.assertIn('n3', logs.output[0])
+        self.assertIn('lvm.conf', logs.output[0])
 
 
 @ddt.ddt

@@ -1323,6 +1323,22 @@ class DrbdVersionTest(ControllerTestCase):
         self.assertIn('zero', problems['n1'])
         self.assertEqual(['n1'], sorted(self.ctl.stats().nodes_refused))
 
+    def test_node_that_cannot_serve_refused_with_its_reason(self):
+        # what the agent answers when LVM would scan DRBD devices
+        why = ('this node cannot serve: LVM would scan DRBD devices ...; '
+               'set global_filter in the devices section of lvm.conf')
+        self.cluster.faults[('n2', 'inventory')] = tp.NodeError(
+            'n2', protocol.E_MISSING, why)
+        self.assertEqual({'n2': why}, self.ctl.check_setup())
+        stats = self.ctl.stats()
+        self.assertEqual({'n2': why}, stats.nodes_refused)
+        self.assertEqual({}, stats.nodes_down)
+        self.assertEqual(('n1', 'n3'), stats.nodes_up)
+        self.assertEqual(0, stats.free_bytes)   # 3 replicas, 2 nodes
+        self.assertRaises(errors.PlacementError, self.ctl.create_volume,
+                          VOL, G)
+        self.assertEqual([], self.cluster.ops('create'))
+
 
 class SuspendTest(ControllerTestCase):
     """Snapshots never leave I/O suspended and never miss a writer."""

@@ -35,6 +35,7 @@ from blackstor_cinder.node import drbd
 from blackstor_cinder.node import drbdconf
 from blackstor_cinder.node import executor
 from blackstor_cinder.node import sizing
+from tests.standin import lvm as standin_lvm
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -61,6 +62,9 @@ class FakeNode:
             self.lvs[(vg, 'thin')] = dict(
                 size=50 * GiB, attr='twi-aotz--', pool_lv='', origin='',
                 tags=[], percent=10.0)
+        #: lvm.conf settings over the stand-in's default (LVM sees only
+        #: the PVs): {'devices/global_filter': [...]}
+        self.lvm_conf = {}
         #: resource -> status entry
         self.running = {}
         #: devices (/dev/vg/lv) with DRBD metadata -> max_peers
@@ -199,6 +203,13 @@ class FakeNode:
         assert size % self.vgs[vg]['extent'] == 0, size
         self.add_lv(vg, name, size, tags, pool=opts['--thinpool'][0])
         return 0, '', ''
+
+    def _lvmconfig(self, args, kwargs):
+        opts = _options(args, ('--typeconfig',))
+        keys = [a for a in args if '/' in a]
+        return standin_lvm.lvmconfig(
+            self.lvm_conf, {'typeconfig': (opts.get('--typeconfig')
+                                           or [None])[0]}, keys)
 
     def _lvremove(self, args, kwargs):
         vg, name = args[-1].split('/')
@@ -357,7 +368,7 @@ def _real(argv, kwargs):
 
 
 def _changes(argv):
-    if argv[0] in ('vgs', 'lvs'):
+    if argv[0] in ('vgs', 'lvs', 'lvmconfig'):
         return False
     if argv[0] == 'drbdsetup' and argv[1] == 'status':
         return False

@@ -1170,7 +1170,7 @@ class InventoryTestCase(AgentTestCase):
             raise OSError(2, 'No such file or directory', cmd[0])
         self.agent = agent.Agent(self.conf, execute=nothing)
         err, _ = self.error('inventory', protocol.E_MISSING, None)
-        for what in ('drbdadm', 'vgs', 'drbdsetup'):
+        for what in ('drbdadm', 'vgs', 'drbdsetup', 'lvmconfig'):
             self.assertIn(what, err['message'])
 
     def test_missing_vg_and_module(self):
@@ -1186,12 +1186,48 @@ class InventoryTestCase(AgentTestCase):
         err, _ = self.error('inventory', protocol.E_MISSING, None)
         self.assertIn('does not include', err['message'])
 
+    def test_lvm_scanning_drbd_devices_refused(self):
+        # what the VM tier had: udev's /dev/block/147:N got through
+        self.fake.lvm_conf['devices/global_filter'] = ['r|^/dev/drbd|',
+                                                       'a|.*|']
+        err, before = self.error('inventory', protocol.E_MISSING, None)
+        message = err['message']
+        self.assertTrue(message.startswith('this node cannot serve: LVM '
+                                           'would scan DRBD devices'),
+                        message)
+        for what in ('/dev/block/147:1000', 'lvm.conf', 'global_filter = [',
+                     'devices/global_filter accepts'):
+            self.assertIn(what, message)
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual([], self.changes())
+
+    def test_lvm_default_filter_refused(self):
+        self.fake.lvm_conf['devices/global_filter'] = None
+        err, _ = self.error('inventory', protocol.E_MISSING, None)
+        self.assertIn('devices/global_filter accepts /dev/drbd1000',
+                      err['message'])
+
+    def test_lvm_filter_unreadable(self):
+        self.fake.lvm_conf['devices/filter'] = '[1,"a|.*|"]'
+        err, _ = self.error('inventory', protocol.E_MISSING, None)
+        self.assertIn('devices/filter in lvm.conf cannot be used: not a '
+                      'list of quoted patterns: [1,"a|.*|"]', err['message'])
+
+    def test_lvm_filter_problem_among_others(self):
+        self.fake.lvm_conf['devices/global_filter'] = None
+        self.conf_file.write_text('# empty\n')
+        err, _ = self.error('inventory', protocol.E_MISSING, None)
+        self.assertIn('does not include', err['message'])
+        self.assertIn('LVM would scan DRBD devices', err['message'])
+
     def test_client_without_pools(self):
         self.conf.pools = []
         self.agent = agent.Agent(self.conf, execute=self.fake)
+        # A client runs no LVM command: its filters do not matter.
+        self.fake.lvm_conf['devices/global_filter'] = None
         result = self.ok('inventory')
         self.assertEqual([], result['pools'])
-        self.assertFalse(any(c[0] in ('vgs', 'lvs')
+        self.assertFalse(any(c[0] in ('vgs', 'lvs', 'lvmconfig')
                              for c in self.fake.calls))
 
 
@@ -1202,12 +1238,13 @@ class LvmCallsTestCase(AgentTestCase):
         super().setUp()
         self.fake.calls.clear()
 
-    def assertReads(self, lvs, vgs, op, **fields):
+    def assertReads(self, lvs, vgs, op, lvmconfig=0, **fields):
         self.fake.calls.clear()
         result = self.ok(op, **fields)
-        self.assertEqual({'lvs': lvs, 'vgs': vgs},
+        self.assertEqual({'lvs': lvs, 'vgs': vgs, 'lvmconfig': lvmconfig},
                          {'lvs': self.fake.count('lvs'),
-                          'vgs': self.fake.count('vgs')},
+                          'vgs': self.fake.count('vgs'),
+                          'lvmconfig': self.fake.count('lvmconfig')},
                          [c[0] for c in self.fake.calls])
         return result
 
@@ -1274,7 +1311,7 @@ class LvmCallsTestCase(AgentTestCase):
         self.ok('create', **self.create_req())
         self.ok('snapshot-create', resource='r0', pool='vg0/thin',
                 snapshot='s1')
-        result = self.assertReads(1, 1, 'inventory')
+        result = self.assertReads(1, 1, 'inventory', lvmconfig=1)
         self.assertEqual(['r0'], [v['name'] for v in result['volumes']])
         self.assertEqual(['s1'], [s['name'] for s in result['snapshots']])
 
@@ -1285,7 +1322,7 @@ class LvmCallsTestCase(AgentTestCase):
         self.conf.pools = ['vg0/thin', 'vg0/thin2', 'vg1/thin']
         self.agent = agent.Agent(self.conf, execute=self.fake)
         self.fake.add_lv('vg0', 'r0', GiB, pool='thin2')
-        result = self.assertReads(2, 2, 'inventory')
+        result = self.assertReads(2, 2, 'inventory', lvmconfig=1)
         self.assertEqual(['vg0/thin', 'vg0/thin2', 'vg1/thin'],
                          [p['name'] for p in result['pools']])
         self.assertEqual([('r0', 'vg0/thin2')],
