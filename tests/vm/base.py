@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 import unittest
@@ -41,6 +42,7 @@ from tests.vm import image
 from tests.vm import runner
 
 MiB = checks.MiB
+_TWO_PRIMARIES = re.compile(r'allow-two-primaries\s+yes;')
 MAX_PEERS = 7
 VG, POOL = runner.VG, runner.THINPOOL
 #: besides the product's default verify-alg crc32c
@@ -239,13 +241,14 @@ class VMClusterTestCase(testtools.TestCase):
 
     def two_primaries(self, name: str, nodes) -> dict[str, bool]:
         """node -> whether the running DRBD allows two primaries."""
-        return checks.each(nodes, lambda n: 'allow-two-primaries yes' in (
-            self.vms.ssh(n, f'drbdsetup show {name}').stdout))
+        # drbdsetup show puts a tab between option and value
+        return checks.each(nodes, lambda n: bool(_TWO_PRIMARIES.search(
+            self.vms.ssh(n, f'drbdsetup show {name}').stdout)))
 
     def res_two_primaries(self, name: str, nodes) -> dict[str, bool]:
         """node -> whether its .res file says allow-two-primaries yes."""
-        return checks.each(nodes, lambda n: 'allow-two-primaries yes' in (
-            self.vms.ssh(n, f'cat /etc/drbd.d/{name}.res').stdout))
+        return checks.each(nodes, lambda n: bool(_TWO_PRIMARIES.search(
+            self.vms.ssh(n, f'cat /etc/drbd.d/{name}.res').stdout)))
 
     def hold_open(self, node: str, device: str) -> int:
         """Keep ``device`` open read-write on node (Primary); its pid."""
