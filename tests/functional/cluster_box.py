@@ -161,6 +161,7 @@ class ClusterInABox(fixtures.Fixture):
             'drbd_config': str(drbd_conf),
             'device_root': self.standin.device_root(name),
             'lock_dir': str(node_dir / 'locks'),
+            'state_dir': str(node_dir / 'state'),
             'attach_timeout': '30',
         }
         config_path = node_dir / 'node.conf'
