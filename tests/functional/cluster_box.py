@@ -308,6 +308,9 @@ class ClusterInABox(fixtures.Fixture):
             if nodes is not None and name not in nodes:
                 continue
             items = [f'res:{p.name}' for p in node.resource_dir.iterdir()]
+            state_dir = node.dir / 'state'      # the agent's <res>.grow
+            if state_dir.is_dir():
+                items += [f'state:{p.name}' for p in state_dir.iterdir()]
             if node.storage:
                 inv = self.inventory(name)
                 items += [f'lv:{v["name"]}' for v in inv.get('volumes', [])]
