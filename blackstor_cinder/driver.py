@@ -190,7 +190,10 @@ class BlackStorDriver(driver.VolumeDriver):
 
     def extend_volume(self, volume: Any, new_size: int) -> None:
         with _translated(_('Extend of volume %s') % volume.id):
-            self.controller.extend_volume(volume.name, new_size * GiB)
+            # volume.size is still the old size: nothing below it is
+            # zeroed (the old DRBD metadata area above it is)
+            self.controller.extend_volume(volume.name, new_size * GiB,
+                                          old_size=volume.size * GiB)
 
     def create_snapshot(self, snapshot: Any) -> None:
         with _translated(_('Snapshot %s') % snapshot.id):

@@ -40,6 +40,10 @@ an LV other LVs are snapshots of or DRBD still runs):
   from the majority's; the majority's is pushed with ``adjust`` (as the
   driver's periodic repair does: cluster.reconcile, on a fresh read of
   every storage node; the volume's lock is this process's, not Cinder's)
+- ``zeroing-pending`` ``*``: an extend left the zeroing of the old DRBD
+  metadata area unfinished on this replica (the replicas may differ there
+  while DRBD believes them in sync); the node is asked to finish it, as
+  the periodic repair does, before any .res is pushed
 - ``replica-missing-res`` ``*``: the LV is there, the .res is gone
 - ``missing-replica``: listed as a replica, neither LV nor .res exists
 - ``clone-snapshot`` ``*``: a temporary ``clone-*`` snapshot left behind
@@ -747,6 +751,13 @@ def _resource_problems(config: model.ClusterConfig,
             found.append(Problem('replica-missing-res', node, res.name,
                                  'the LV is there but the .res is missing;'
                                  ' no majority .res lists it'))
+    for node, pending in res.zero_pending.items():
+        found.append(Problem(
+            'zeroing-pending', node, res.name,
+            f'the zeroing of [{pending[0]}, {pending[1]}) (the old DRBD '
+            'metadata area of an extend) did not finish: the replicas may '
+            'differ there', fix='finish the zeroing (resize)',
+            repair=_push_majority(node, res.name)))
     _disks, _oos, troubles = health(res, survey, storage)
     drbd = [t.text for t in troubles if t.drbd]
     if drbd:
@@ -824,7 +835,7 @@ def check(controller: ctl.Controller, args: argparse.Namespace
         heads.append('Result')
     left = [p for p in problems
             if not (p.result in ('removed', 'in sync')
-                    or p.result.startswith('adjusted'))]
+                    or p.result.startswith(('adjusted', 'zeroed')))]
     if args.fix:
         _warn(f'{len(problems)} problem(s) found, '
               f'{len(problems) - len(left)} fixed')

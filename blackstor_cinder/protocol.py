@@ -60,7 +60,8 @@ own LV.
     free_bytes, provisioned_bytes, extent_bytes, vg_free_bytes,
     zero_new_blocks (the thin pool zeroes newly provisioned blocks:
     ``lvs -o zero``)}],
-    resources {name: {definition, state, device_size}}, volumes and
+    resources {name: {definition, state, device_size, zero_pending (see
+    ``resize``)}}, volumes and
     snapshots [{name, pool, size_bytes, origin}], revert_lvs [{name, pool,
     size_bytes, origin, resource, role ("rollback" | "previous")}] (LVs of
     a revert in progress, never listed as volumes), used_minors [int],
@@ -68,10 +69,12 @@ own LV.
     removed_temp_files [str] (temporary .res files a killed writer left,
     older than 10 min, which this inventory removed; usually []).
 ``status`` resource*
-    -> {resource, exists, definition, state, device_size}; ``state`` is
-    the parsed ``drbdsetup status --json --statistics`` entry (None when
-    the resource is down); ``device_size`` the running DRBD device's size
-    here in bytes (None when down or not reported).
+    -> {resource, exists, definition, state, device_size, zero_pending};
+    ``state`` is the parsed ``drbdsetup status --json --statistics`` entry
+    (None when the resource is down); ``device_size`` the running DRBD
+    device's size here in bytes (None when down or not reported);
+    ``zero_pending`` the zeroing this node has to finish, ``[start,
+    end]``, or None (see ``resize``).
 
 Every .res write (create, create-from-snapshot, adjust, resize, attach)
 keeps these invariants, else conflict and nothing changed: a size never
@@ -110,15 +113,36 @@ and the ``node_id`` of every host stay.
     ``drbdadm resize`` (with ``--assume-clean`` when asked). With
     ``spec`` (and ``secret``; only with ``drbd``) the .res is replaced
     first: drbdadm passes its ``disk { size }`` to ``drbdsetup resize``.
-    With ``assume_clean``, ``zero_from`` (the device size before the grow)
-    and ``zero_to`` (the largest LV size before the grow: where the old
-    internal metadata ended) the agent opens the DRBD device for writing
-    first (auto-promote), resizes while holding it and writes zeros over
-    [zero_from, zero_to) through DRBD, so every replica gets the same
-    bytes where the old metadata was; when it cannot open it (another node
-    is Primary) it resizes without --assume-clean and DRBD resyncs the
-    grown range. -> {lv_size, lv_size_before, lv_grown, drbd_resized,
-    res_changed, zeroed [start, end] or None, resynced}
+    With ``assume_clean``, ``zero_from`` (the size the volume had before
+    the extend: nothing below it is ever zeroed) and ``zero_to`` (the
+    largest ``lv_size_base`` of the replicas: where the old internal
+    metadata ended) the agent opens the DRBD device for writing first
+    (auto-promote), records ``[zero_from, zero_to)`` as pending, resizes
+    while holding the device and zeroes the range through DRBD
+    (BLKZEROOUT: WRITE_ZEROES to the peers), so every replica gets the
+    same bytes where the old metadata was; flushed, the pending record
+    goes. A range the device exposed before this request and that is not
+    pending here is not zeroed again. When the device cannot be opened
+    (another node is Primary) it resizes without --assume-clean and DRBD
+    resyncs the grown range.
+
+    What must survive a crash is kept in ``<state_dir>/<resource>.grow``
+    (node option ``state_dir``, a persistent directory): the LV size
+    before the first LV grow of an extend not finished yet (written
+    before that ``lvextend``; forgotten once DRBD was resized since) and
+    a pending zeroing. ``lv_size_base`` is that recorded size (the LV's
+    size before this request when none is recorded): a retry after a
+    half-done grow zeroes the old metadata area only, not the grown
+    range. A pending zeroing (reported as ``zero_pending`` here, in
+    ``status`` and ``inventory``) is finished by the next ``resize``
+    with ``drbd`` on this node (without ``drbdadm resize`` when the
+    device already has its .res's size), which then needs ``zero_from``
+    and is refused when the pending range starts below it (conflict,
+    field ``zero_from``: that range may hold data) or when the device
+    cannot be opened (busy). ``delete`` removes the file.
+    -> {lv_size, lv_size_before, lv_size_base, lv_grown, drbd_resized,
+    res_changed, zeroed [start, end] or None, resynced, zero_pending
+    [start, end] or None}
 ``suspend-io`` resource*, lease
     suspends I/O here. With ``lease`` (seconds, 1..600) I/O resumes by
     itself once the lease is over unless a ``resume-io`` came first, even

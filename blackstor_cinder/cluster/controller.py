@@ -101,6 +101,8 @@ class Found:
     spec: model.ResourceSpec | None
     states: dict[str, dict | None]          # holder node -> DRBD state
     unreachable: dict[str, Exception]       # node -> why
+    # the smallest size a replica's .res gives (the spec has the largest)
+    smallest_size: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,7 +331,8 @@ class Controller:
             # replicas only, after every LV was grown: the largest size is
             # the one the replicas can all hold, and where a retry goes.
             spec = dataclasses.replace(spec, size=max(sizes))
-        return Found(spec, states, failures)
+        return Found(spec, states, failures,
+                     min(sizes) if sizes else None)
 
     def _require(self, name: str) -> Found:
         found = self.find(name)
@@ -1099,7 +1102,14 @@ class Controller:
     # -- resize -------------------------------------------------------------
 
     @_one_resource
-    def extend_volume(self, name: str, size: int) -> None:
+    def extend_volume(self, name: str, size: int,
+                      old_size: int | None = None) -> None:
+        """Grow ``name`` to ``size`` bytes.
+
+        ``old_size``: the size the volume has for its user (Cinder's);
+        nothing below it is ever zeroed. Without it, the smallest size a
+        replica's .res gives stands for it.
+        """
         _check_size(size, 'volume size')
         found = self._require(name)
         self._require_replicas(found, 'extend of ' + name)
@@ -1107,10 +1117,11 @@ class Controller:
             raise errors.InvalidRequest(
                 f'{name} has {found.spec.size} bytes; it cannot shrink to '
                 f'{size}')
-        self._grow(found.spec, size)
+        self._grow(found.spec, size,
+                   found.smallest_size if old_size is None else old_size)
 
-    def _grow(self, spec: model.ResourceSpec,
-              size: int) -> model.ResourceSpec:
+    def _grow(self, spec: model.ResourceSpec, size: int,
+              known: int | None = None) -> model.ResourceSpec:
         """Grow every replica's LV, then the DRBD device, online.
 
         The LVs first: DRBD is never larger than a replica can hold. Then
@@ -1124,22 +1135,36 @@ class Controller:
         blocks read zeros on every replica, except where the old internal
         metadata was (it moves to the LV's new end, and what it leaves
         behind differs per node: node-id, bitmaps). That replica zeroes
-        the range from the old size through the device, so every replica
-        gets the same zeros (``zero_from``); when it cannot (another node
-        is Primary) it lets DRBD resync the grown range instead. Returns
-        the grown spec.
+        the range from the old size (``known``, default the spec's) to
+        the old end of the largest LV (``lv_size_base``: the LVs' size
+        before the first grow of this extend, also on a retry) through
+        the device, so every replica gets the same zeros; when it cannot
+        (another node is Primary) it lets DRBD resync the grown range
+        instead. A zeroing an earlier attempt left pending on another
+        replica is finished before, and the one on that replica by its
+        own resize, so no replica gets the larger .res while one is
+        pending. Returns the grown spec.
         """
         grown = dataclasses.replace(spec, size=size)
         nodes = self._nodes(spec.diskful_hosts)
         grown_lvs = self.each_or_raise('resize', nodes, {
             'op': 'resize', 'resource': spec.name, 'pool': self.config.pool,
             'size': size, 'lv': True, 'drbd': False})
+        lower = spec.size if known is None else known
         fields: dict[str, Any] = {}
-        before = [r.get('lv_size_before') for r in grown_lvs.values()]
-        if spec.size is not None and before and all(
-                isinstance(b, int) for b in before):
-            # the old metadata ended at the end of each old LV
-            fields.update(zero_from=spec.size, zero_to=max(before))
+        bases = [r.get('lv_size_base', r.get('lv_size_before'))
+                 for r in grown_lvs.values()]
+        if spec.size is not None and lower is not None:
+            fields['zero_from'] = lower
+            if bases and all(isinstance(b, int) for b in bases) and max(
+                    bases) > lower:
+                # the old metadata ended at the end of each old LV
+                fields['zero_to'] = max(bases)
+        for node in nodes[1:]:
+            if grown_lvs[node.name].get('zero_pending'):
+                self.each_or_raise('zeroing left by an earlier extend',
+                                   [node], self.zeroing_request(
+                                       spec.name, lower, spec.size or size))
         reply = self.each_or_raise('resize', nodes[:1], self.res_request(
             'resize', grown, pool=self.config.pool, size=size, lv=False,
             drbd=True, assume_clean=True, **fields))[nodes[0].name]
@@ -1151,6 +1176,20 @@ class Controller:
                   'how': ' (DRBD resyncs the grown range)'
                   if reply.get('resynced') else ''})
         return grown
+
+    def zeroing_request(self, name: str, zero_from: int | None,
+                        size: int) -> dict:
+        """The request that finishes a zeroing pending on a replica.
+
+        ``zero_from``: the size the volume has (the agent refuses a
+        pending range below it); ``size``: the device's size (its .res).
+        """
+        request = {'op': 'resize', 'resource': name,
+                   'pool': self.config.pool, 'size': size, 'lv': False,
+                   'drbd': True, 'assume_clean': True}
+        if zero_from is not None:
+            request['zero_from'] = zero_from
+        return request
 
     # -- attach -------------------------------------------------------------
 

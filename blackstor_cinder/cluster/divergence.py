@@ -17,7 +17,9 @@ A node that was unreachable while a flow rewrote a resource's .res (an
 attach, a detach, an extend) keeps its old .res. Each replica's copy is
 compared on what every replica must agree on (:func:`key`); the copy most
 replicas hold, when more than half of them hold it, is the majority.
-Used by ``blackstor-manage check`` and by :mod:`reconcile`.
+A replica that reports a pending zeroing (an extend whose zeroing of
+the old metadata area did not finish) needs a repair too. Used by
+``blackstor-manage check`` and by :mod:`reconcile`.
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ class Resource:
         return {n: d for n, d in self.copies.items() if key(d) != want}
 
     @property
+    def zero_pending(self) -> dict[str, list[int]]:
+        """Replicas with a zeroing of an extend still to finish: range.
+
+        Until it is finished the replicas may differ in that range while
+        DRBD believes them in sync (see the agent's ``resize``).
+        """
+        return {node: entry['zero_pending']
+                for node, entry in sorted(self.entries.items())
+                if entry.get('zero_pending')}
+
+    @property
     def sources(self) -> list[str]:
         """The replicas whose .res has the majority's shape."""
         if self.majority is None:
@@ -139,21 +152,24 @@ def from_status(name: str, replies: Mapping[str, dict]) -> Resource:
     """One resource from the nodes' ``status`` replies, by node name."""
     inventories = {
         node: {'resources': {name: {'definition': reply.get('definition'),
-                                    'state': reply.get('state')}}}
+                                    'state': reply.get('state'),
+                                    'zero_pending': reply.get(
+                                        'zero_pending')}}}
         for node, reply in replies.items() if reply.get('exists')}
     return collect(inventories).get(name) or Resource(name, {}, {}, None)
 
 
 def divergent_names(resources: Mapping[str, Mapping[str, Any]]
                     ) -> tuple[str, ...]:
-    """Resources whose replicas' .res differ, sorted.
+    """Resources whose replicas' .res differ, or with a zeroing pending.
 
-    ``resources`` is each node's ``resources`` of its inventory (resource
-    name -> {definition, state}), by node name.
+    Sorted. ``resources`` is each node's ``resources`` of its inventory
+    (resource name -> {definition, state, zero_pending}), by node name.
     """
     found = collect({node: {'resources': entries}
                      for node, entries in resources.items()})
-    return tuple(sorted(n for n, res in found.items() if res.divergent))
+    return tuple(sorted(n for n, res in found.items()
+                        if res.divergent or res.zero_pending))
 
 
 def confirmed(res: Resource, unknown: Iterable[str] = ()) -> bool:

@@ -22,6 +22,13 @@ lock is held is left alone ('busy'), the flow holding it pushes its .res
 itself. Under the lock every storage node's copy is read again and the
 majority is computed from that fresh view.
 
+A replica with a pending zeroing (an extend whose zeroing of the old
+metadata area did not finish: the replicas may differ there while DRBD
+believes them in sync) is asked to finish it first, from the smallest
+size a replica's .res gives (nothing below it is zeroed); while that
+fails, nothing is pushed: the larger size would reach the others with the
+divergence still in it.
+
 Never acted on: a tie, or a majority of the copies read that is not a
 majority of the replicas (some replicas unreachable); a replica the
 majority's .res does not list. Clients (diskless hosts) are not storage
@@ -105,6 +112,14 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
     replies, failures = controller.each(
         controller.config.storage_nodes, {'op': 'status', 'resource': name})
     res = divergence.from_status(name, replies)
+    zeroed, failed = _finish_zeroing(controller, res)
+    if failed:
+        text = 'failed: ' + '; '.join(f'{n}: {t}' for n, t in
+                                      sorted(failed.items()))
+        LOG.warning('The .res of %(res)s is not repaired: a zeroing is '
+                    'pending and could not be finished: %(why)s',
+                    {'res': name, 'why': text})
+        return Outcome(name, text, {**zeroed, **failed})
     listed = set()
     for copy in res.copies.values():
         listed |= set(divergence.replicas(copy))
@@ -114,7 +129,10 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
         text = ('in sync' if not res.copies or not down else
                 f'in sync on the replicas read; unreachable: '
                 f'{", ".join(down)}')
-        return Outcome(name, text, nodes)
+        if zeroed:
+            text = '; '.join(f'{n}: {t}' for n, t in
+                             sorted(zeroed.items())) + '; ' + text
+        return Outcome(name, text, {**zeroed, **nodes})
     if not divergence.confirmed(res, failures):
         why = ('no majority among the replicas' if res.majority is None else
                f'the copies of {", ".join(res.sources)} are not a majority '
@@ -126,7 +144,7 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
         text = 'skipped: ' + why
         return Outcome(name, text, {n: text for n in only or ()})
     listed = set(divergence.replicas(res.majority))
-    nodes: dict[str, str] = {}
+    nodes: dict[str, str] = dict(zeroed)
     targets = []
     for node in sorted(set(res.divergent) | (only or set())):
         if only is not None and node not in only:
@@ -140,7 +158,7 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
                 node].get('exists')):
             targets.append(node)
         else:
-            nodes[node] = 'in sync'
+            nodes.setdefault(node, 'in sync')
     for node in sorted(listed & set(failures)):
         nodes.setdefault(node, 'unreachable: ' + _clean(failures[node]))
     sources = ', '.join(res.sources)
@@ -167,9 +185,38 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
                      {'res': name, 'sources': sources,
                       'nodes': ', '.join(sorted(done))})
     for node, text in sorted(nodes.items()):
-        if not text.startswith(('adjusted', 'in sync')):
+        if not text.startswith(('adjusted', 'in sync', 'zeroed')):
             LOG.warning('The .res of %(res)s on %(node)s is not repaired: '
                         '%(why)s', {'res': name, 'node': node, 'why': text})
     return Outcome(name, '; '.join(f'{n}: {t}' for n, t in
                                    sorted(nodes.items())) or 'in sync',
                    nodes)
+
+
+def _finish_zeroing(controller: Any, res: divergence.Resource
+                    ) -> tuple[dict[str, str], dict[str, str]]:
+    """Have each replica with a pending zeroing finish it; (done, failed).
+
+    From the smallest size a replica's .res gives: what every replica
+    held before the extend that left the zeroing, the lower bound of
+    what may be zeroed (the agent refuses a pending range below it).
+    """
+    pending = res.zero_pending
+    if not pending:
+        return {}, {}
+    sizes = [s for s in (inv.definition_size(d) for d in res.copies.values())
+             if s is not None]
+    if not sizes:
+        why = ('zeroing pending, not finished: no replica\'s .res gives '
+               'the volume\'s size')
+        return {}, {node: why for node in pending}
+    request = controller.zeroing_request(res.name, min(sizes), max(sizes))
+    done, failures = controller.each(
+        [controller.config.node(n) for n in pending], request)
+    zeroed = {n: f'zeroed the pending [{r[0]}, {r[1]})'
+              for n, r in pending.items() if n in done}
+    for node in sorted(zeroed):
+        LOG.info('Finished the zeroing of %(res)s pending on %(node)s',
+                 {'res': res.name, 'node': node})
+    return zeroed, {n: 'zeroing pending, not finished: ' + _clean(e)
+                    for n, e in failures.items()}

@@ -41,6 +41,7 @@ from blackstor_cinder.node import lvm as lvm_mod
 from blackstor_cinder.node import resfiles
 from blackstor_cinder.node import resrender
 from blackstor_cinder.node import sizing
+from blackstor_cinder.node import zeroing
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
@@ -89,6 +90,10 @@ class _Undo:
     def push(self, what: str, step: Callable[[], Any]) -> None:
         self._steps.append((what, step))
 
+    def forget(self) -> None:
+        """What was done so far stays (it took effect and is right)."""
+        self._steps.clear()
+
     def run(self) -> list[str]:
         failed = []
         for what, step in reversed(self._steps):
@@ -118,6 +123,8 @@ class Agent:
         self.lvm = lvm_mod.Lvm(self.run, conf.pools)
         self.drbd = drbd_mod.Drbd(self.run, conf.drbd_config,
                                   conf.node_name)
+        self.marks = zeroing.GrowMarks(
+            conf.state_dir or conf.lock_dir or zeroing.DEFAULT_DIR)
 
     # -- entry point -------------------------------------------------------
 
@@ -491,6 +498,8 @@ class Agent:
         revert_removed = [name for name in revert_lvs
                           if self.lvm.remove(pool, name)]
         res_removed = self.store.remove(resource)
+        # what an unfinished extend recorded goes with the LV
+        self.marks.remove(resource)
         return {'resource': resource, 'down': was_up,
                 'lv_removed': lv_removed, 'res_removed': res_removed,
                 'revert_lvs_removed': revert_removed,
@@ -552,18 +561,26 @@ class Agent:
         lv = self._require_lv(pool, resource)
         lv_size, grown = lv.size, False
         lv_size_before = lv.size
+        mark = self._live_mark(resource)
         if req.get('lv', True):
             # The metadata was made with an unknown --max-peers: size for
             # the most, so the device can always expose ``size``.
             need = self._lv_size_for(pool, size, protocol.MAX_PEERS_MAX, lv)
             if lv.size < need:
-                if not drbd_mod.attached(self.drbd.state(resource)):
+                state = self.drbd.state(resource)
+                if not drbd_mod.attached(state):
                     raise AgentError(
                         protocol.E_CONFLICT,
                         f'resource: {resource} is not attached on this node;'
                         ' its LV grows only while DRBD is attached (the '
                         'metadata at the end of the LV moves with "drbdadm '
                         'resize")', 'resource')
+                if mark is None:
+                    # Before the first lvextend: a retry after a crash
+                    # must still find where the old metadata ended.
+                    mark = zeroing.GrowMark(lv.size,
+                                            drbd_mod.device_size(state))
+                    self.marks.write(resource, mark)
                 self.lvm.extend(pool, resource, need)
                 lv_size, grown = need, True
         changed, zeroed, resynced = False, None, False
@@ -572,7 +589,8 @@ class Agent:
             try:
                 if 'spec' in req:
                     changed = self._write_res(resource, req, disk, undo)
-                zeroed, resynced = self._resize_drbd(resource, req)
+                zeroed, resynced = self._resize_drbd(resource, req, undo,
+                                                     mark, lv_size_before)
             except BaseException as e:
                 failed = undo.run()
                 if failed and isinstance(e, AgentError):
@@ -580,11 +598,24 @@ class Agent:
                 raise
         return {'resource': resource, 'lv_size': lv_size,
                 'lv_size_before': lv_size_before,
+                'lv_size_base': (mark.lv_size if mark is not None
+                                 else lv_size_before),
                 'lv_grown': grown, 'drbd_resized': resize_drbd,
                 'res_changed': changed, 'zeroed': zeroed,
-                'resynced': resynced}
+                'resynced': resynced,
+                'zero_pending': self.marks.pending(resource)}
 
-    def _resize_drbd(self, resource: str, req: dict
+    def _live_mark(self, resource: str) -> zeroing.GrowMark | None:
+        """The resource's grow mark; a stale one is removed first."""
+        mark = self.marks.read(resource)
+        if mark is not None and mark.zero is None and mark.stale(
+                drbd_mod.device_size(self.drbd.state(resource))):
+            self.marks.remove(resource)
+            return None
+        return mark
+
+    def _resize_drbd(self, resource: str, req: dict, undo: _Undo,
+                     mark: zeroing.GrowMark | None, lv_size: int
                      ) -> tuple[list[int] | None, bool]:
         """drbdadm resize; (zeroed range, resynced) as the reply says.
 
@@ -593,18 +624,32 @@ class Agent:
         zero_to) each replica holds its own bytes (node-id, bitmaps):
         those are overwritten with zeros through the DRBD device, which
         this node holds open (Primary, by auto-promote) from before the
-        resize on, so no other node can write there first. When it cannot
-        be opened (another node is Primary), DRBD resyncs the grown range
-        instead (no --assume-clean).
+        resize on, so no other node can write there first. The range is
+        recorded as pending (:mod:`.zeroing`) before the resize and
+        forgotten once zeroed and flushed; a pending one is finished here
+        by any later resize with ``drbd``. Only a range this resize
+        exposes, or one pending, is zeroed, and never below ``zero_from``
+        (the size the volume has). When the device cannot be opened
+        (another node is Primary), DRBD resyncs the grown range instead
+        (no --assume-clean); a pending zeroing then waits.
         """
         assume_clean = req.get('assume_clean', False)
-        start, end = req.get('zero_from'), req.get('zero_to')
-        if not (assume_clean and start is not None and end is not None
-                and end > start):
+        lower, upper = req.get('zero_from'), req.get('zero_to')
+        pending = mark.zero if mark is not None else None
+        state = self.drbd.state(resource)
+        device_size = drbd_mod.device_size(state)
+        ranges = [pending] if pending else []
+        if (assume_clean and lower is not None and upper is not None
+                and upper > lower
+                and (device_size is None or device_size <= lower)):
+            ranges.append((lower, upper))       # this resize exposes it
+        if not ranges:
             self.drbd.resize(resource, assume_clean)
             return None, False
-        state = self.drbd.state(resource) or {}
-        minors = [d.get('minor') for d in state.get('devices') or ()
+        start, end = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        if pending:
+            self._check_pending(resource, pending, lower)
+        minors = [d.get('minor') for d in (state or {}).get('devices') or ()
                   if d.get('volume', 0) == protocol.VOLUME_NUMBER]
         if not minors or not isinstance(minors[0], int):
             raise AgentError(protocol.E_NOT_FOUND, f'resource: {resource} '
@@ -613,6 +658,14 @@ class Agent:
         try:
             fd = os.open(device, os.O_WRONLY)
         except OSError as e:
+            if pending:
+                raise AgentError(
+                    protocol.E_BUSY,
+                    f'resource: a zeroing of [{pending[0]}, {pending[1]}) '
+                    f'of {resource} is pending on {self.conf.node_name} '
+                    f'and needs {device} open for writing, which failed '
+                    f'({e.strerror}; another node Primary?): retry while '
+                    'no other node uses the volume', 'resource') from None
             LOG.warning('Cannot open %(dev)s for writing (%(err)s); '
                         'resizing %(res)s without --assume-clean: DRBD '
                         'resyncs the grown range',
@@ -620,16 +673,62 @@ class Agent:
             self.drbd.resize(resource, False)
             return None, True
         try:
-            self.drbd.resize(resource, True)
+            self.marks.write(resource, zeroing.GrowMark(
+                mark.lv_size if mark is not None else lv_size,
+                mark.device_size if mark is not None else device_size,
+                (start, end)))
+            if not pending or self._smaller_than_res(resource, device_size):
+                self.drbd.resize(resource, True)
+            # the device has its new size: the new .res stays
+            undo.forget()
             end = min(end, os.lseek(fd, 0, os.SEEK_END))
-            zero_range(fd, start, end)
+            how = zeroing.zero_range(fd, start, end)
+            self.marks.remove(resource)
         except OSError as e:
             raise AgentError(protocol.E_FAILED,
                              f'zeroing {device} from {start} to {end} '
-                             f'failed: {e.strerror}') from None
+                             f'failed: {e.strerror}; it stays pending on '
+                             f'{self.conf.node_name} (the next resize with '
+                             'drbd finishes it)') from None
         finally:
             os.close(fd)
+        LOG.info('Zeroed %(dev)s from %(start)s to %(end)s (%(how)s)',
+                 {'dev': device, 'start': start, 'end': end, 'how': how})
         return [start, max(start, end)], False
+
+    def _check_pending(self, resource: str, pending: tuple[int, int],
+                       lower: int | None) -> None:
+        """Refuse to finish a pending zeroing that may destroy data."""
+        where = (f'a zeroing of [{pending[0]}, {pending[1]}) of {resource} '
+                 f'is pending on {self.conf.node_name}')
+        if lower is None:
+            raise AgentError(protocol.E_INVALID,
+                             f'zero_from: missing; {where} and finishes '
+                             'only with the size the volume has (zero_from)',
+                             'zero_from')
+        if pending[0] < lower:
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'zero_from: {where}, but the volume has {lower} bytes: '
+                'that range may hold data now. Not zeroing it, nothing '
+                'changed; compare the replicas (drbdadm verify) and remove '
+                f'{self.marks.path(resource)} once they agree', 'zero_from')
+
+    def _smaller_than_res(self, resource: str,
+                          device_size: int | None) -> bool:
+        """Whether the running device is below its .res's size (or unknown).
+
+        A pending zeroing is finished without ``drbdadm resize`` when the
+        device already has its size (an older .res must not shrink it).
+        """
+        text = ((self.store.read_definition(resource) or {}).get('disk')
+                or {}).get('size')
+        if device_size is None or text is None:
+            return True
+        try:
+            return device_size < drbd_mod.size_bytes(text)
+        except ValueError:
+            return True
 
     def _op_suspend_io(self, req: dict) -> dict:
         resource = req['resource']
@@ -920,7 +1019,8 @@ class Agent:
         state = self.drbd.state(resource)
         return {'resource': resource, 'exists': exists,
                 'definition': definition, 'state': state,
-                'device_size': drbd_mod.device_size(state)}
+                'device_size': drbd_mod.device_size(state),
+                'zero_pending': self.marks.pending(resource)}
 
     def _op_inventory(self, req: dict) -> dict:
         # The controller asks regularly: a good time to remove what a
@@ -981,14 +1081,16 @@ class Agent:
                 resources[name] = {'definition': None, 'error': e.message,
                                    'state': running.get(name),
                                    'device_size': drbd_mod.device_size(
-                                       running.get(name))}
+                                       running.get(name)),
+                                   'zero_pending': self.marks.pending(name)}
                 continue
             if definition is not None:
                 definition.pop('secret', None)
             resources[name] = {'definition': definition,
                                'state': running.get(name),
                                'device_size': drbd_mod.device_size(
-                                   running.get(name))}
+                                   running.get(name)),
+                               'zero_pending': self.marks.pending(name)}
         minors, ports = self._used_minors_ports(states)
         return {
             'hostname': self.conf.node_name,
@@ -1024,16 +1126,6 @@ class Agent:
                 if isinstance(device.get('minor'), int):
                     minors.add(device['minor'])
         return minors, ports
-
-
-def zero_range(fd: int, start: int, end: int,
-               chunk: int = 1 << 20) -> None:
-    """Write zeros over [start, end) of ``fd`` and flush them."""
-    zeros = bytes(chunk)
-    offset = start
-    while offset < end:
-        offset += os.pwrite(fd, zeros[:min(chunk, end - offset)], offset)
-    os.fsync(fd)
 
 
 def _user_suspended(state: dict) -> bool:

@@ -66,6 +66,11 @@ node_opts = [
                help='Directory of the per-resource lock files that keep '
                     'two agents from working on one resource at once. '
                     'Empty: no locking.'),
+    cfg.StrOpt('state_dir', default='/var/lib/blackstor-node',
+               help='Directory of what the agent must remember across a '
+                    'crash or power cut: the old LV size and any pending '
+                    'zeroing of an extend (<resource>.grow). Keep it on '
+                    'a persistent file system. Empty: lock_dir.'),
     cfg.FloatOpt('lock_timeout', default=120.0, min=0,
                  help='Seconds to wait for a resource lock held by another '
                       'agent before answering "busy".'),
@@ -95,6 +100,7 @@ class NodeConfig:
     max_peers: int = 7
     lock_dir: str = ''
     lock_timeout: float = 120.0
+    state_dir: str = ''
 
     def __post_init__(self) -> None:
         if not self.node_name:
@@ -108,7 +114,7 @@ class NodeConfig:
     def from_conf(cls, conf: cfg.ConfigOpts) -> NodeConfig:
         group = conf[GROUP]
         values = {opt.dest: group[opt.dest] for opt in node_opts}
-        for name in ('node_name', 'root_helper', 'lock_dir'):
+        for name in ('node_name', 'root_helper', 'lock_dir', 'state_dir'):
             values[name] = values[name] or ''
         return cls(**values)
 

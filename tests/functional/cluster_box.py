@@ -161,6 +161,7 @@ class ClusterInABox(fixtures.Fixture):
             'drbd_config': str(drbd_conf),
             'device_root': self.standin.device_root(name),
             'lock_dir': str(node_dir / 'locks'),
+            'state_dir': str(node_dir / 'state'),
             'attach_timeout': '30',
         }
         config_path = node_dir / 'node.conf'
@@ -307,6 +308,9 @@ class ClusterInABox(fixtures.Fixture):
             if nodes is not None and name not in nodes:
                 continue
             items = [f'res:{p.name}' for p in node.resource_dir.iterdir()]
+            state_dir = node.dir / 'state'      # the agent's <res>.grow
+            if state_dir.is_dir():
+                items += [f'state:{p.name}' for p in state_dir.iterdir()]
             if node.storage:
                 inv = self.inventory(name)
                 items += [f'lv:{v["name"]}' for v in inv.get('volumes', [])]

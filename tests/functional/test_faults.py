@@ -22,6 +22,7 @@ the volume does), and I/O is never left suspended.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -315,6 +316,85 @@ class TestFaults(test_flows.BoxTestCase):
         self.ctl.detach(vol, 'hv-1')
         self.ctl.delete_volume(vol)
         self.assert_clean()
+
+    def grow_mark(self, node: str, vol: str):
+        path = self.box.nodes[node].dir / 'state' / f'{vol}.grow'
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def test_extend_zeroes_the_old_metadata_and_a_pending_one_converges(
+            self):
+        # The stand-in's DRBD device opens (FUSE), BLKZEROOUT is not
+        # supported there (ENOTTY): the agent writes the zeros, and the
+        # stand-in replicates them like any write.
+        vol = self.name('faults-zeroing')
+        old, new = 64 * MiB, 128 * MiB
+        self.ctl.create_volume(vol, old, replicas=3)
+        before = {n: (self.box.nodes[n].resource_dir /
+                      f'{vol}.res').read_text() for n in STORAGE}
+        mark = len(self.standin.calls())
+        self.ctl.extend_volume(vol, new, old_size=old)
+        resizes = [(who, argv) for who, prog, argv, _rc
+                   in self.standin.calls()[mark:]
+                   if prog == 'drbdsetup' and argv.startswith('resize')]
+        self.assertEqual(1, len(resizes), resizes)
+        self.assertIn('assume-clean', resizes[0][1])
+        old_end = None
+        for node in STORAGE:
+            status = self.box.run_agent(node, {'op': 'status',
+                                               'resource': vol})
+            self.assertIsNone(status['zero_pending'], node)
+            self.assertEqual(new, status['device_size'], node)
+            grow = self.grow_mark(node, vol)
+            if node == resizes[0][0]:
+                self.assertIsNone(grow)         # zeroed: forgotten
+            else:
+                # the LV size before the grow; stale now (DRBD was
+                # resized), dropped at the next resize or the delete
+                self.assertIsNone(grow['zero'])
+                self.assertEqual(old, grow['device_size'])
+                old_end = grow['lv_size']
+        self.assertGreater(old_end, old)
+        for node in STORAGE:
+            self.assertEqual(bytes(old_end - old),
+                             self.box.lv_bytes(node, vol, old,
+                                               old_end - old), node)
+        self.ran('extend: the old metadata area zeroed on every replica, '
+                 'nothing pending')
+
+        # What a zeroing that failed after DRBD took the new size leaves:
+        # the zeroing node's record, the other replicas' old .res, and
+        # their own bytes where their old metadata was.
+        zeroer = resizes[0][0]
+        others = [n for n in STORAGE if n != zeroer]
+        for node in others:
+            (self.box.nodes[node].resource_dir / f'{vol}.res').write_text(
+                before[node])
+        lv = self.standin.lv_path(others[0], cluster_box.VG, vol)
+        with open(lv, 'r+b') as f:
+            f.seek(old)
+            f.write(b'\xab' * (old_end - old))
+        (self.box.nodes[zeroer].dir / 'state' / f'{vol}.grow').write_text(
+            json.dumps({'lv_size': old_end, 'device_size': old,
+                        'zero': [old, old_end]}))
+        stats = self.ctl.stats()
+        self.assertEqual((vol,), stats.divergent_volumes)
+        outcome = reconcile.reconcile(self.ctl, stats.divergent_volumes)
+        self.assertIn(f'{zeroer}: zeroed the pending', outcome[vol])
+        for node in others:
+            self.assertIn(f'{node}: adjusted', outcome[vol])
+        for node in STORAGE:
+            self.assertEqual(bytes(old_end - old),
+                             self.box.lv_bytes(node, vol, old,
+                                               old_end - old), node)
+            self.assertIn(f'size {new // 1024}k;', self.res_text(node, vol))
+        self.assertIsNone(self.grow_mark(zeroer, vol))
+        self.assertEqual((), self.ctl.stats().divergent_volumes)
+        self.ran('a pending zeroing finished by the repair before the '
+                 'larger .res was pushed')
+
+        self.ctl.delete_volume(vol)
+        self.assert_clean()
+        self.ran('delete removes the grow marks too')
 
     def test_delete_while_node_down(self):
         vol = self.name('faults-delete')

@@ -361,6 +361,10 @@ class VolumeTest(DriverTestCase):
         self.drv.extend_volume(clone, 3)
         self.assertEqual(3 * G, self.cluster.agents['n3'].lvs[clone.name])
         self.assertEqual({}, self.cluster.agents['n3'].snapshots)
+        # nothing below Cinder's size (the old one) may be zeroed
+        drbd = [r for _n, r in self.cluster.requests
+                if r['op'] == 'resize' and r.get('drbd')]
+        self.assertEqual(1 * G, drbd[-1]['zero_from'])
 
 
 class ConnectionTest(DriverTestCase):

@@ -25,7 +25,10 @@ import yaml
 
 from blackstor_cinder import backend
 from blackstor_cinder.cluster import controller as ctl
+from blackstor_cinder.cluster import errors
+from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import manage
+from blackstor_cinder import protocol
 from tests.unit.cluster import fakes
 
 G = 1 << 30
@@ -588,6 +591,47 @@ class CheckTest(ManageTestCase):
                           found[('divergent-res', node, VOL_A)]['Detail'])
         self.assertEqual(text.replace(f':{port};', f':{port + 1};'),
                          agent.res[VOL_A][0])
+
+    def half_done_extend(self):
+        controller = self.controller()
+        controller.create_volume(VOL_A, G)
+        first = sorted(n for n in STORAGE if VOL_A in self.agent(n).res)[0]
+        self.cluster.faults[(first, 'zeroing')] = [tp.NodeError(
+            first, protocol.E_FAILED, 'zeroing failed: EIO')]
+        self.assertRaises(errors.NodeOperationFailed,
+                          controller.extend_volume, VOL_A, 3 * G)
+        return first
+
+    def test_pending_zeroing_reported_and_fixed_before_the_push(self):
+        first = self.half_done_extend()
+        found = self.check(expect=1)
+        problem = found[('zeroing-pending', first, VOL_A)]
+        self.assertIn(f'[{G}, {G + fakes.MD_BYTES})', problem['Detail'])
+        self.assertEqual('finish the zeroing (resize)', problem['Fix'])
+        others = [n for n in STORAGE if n != first]
+        for node in others:
+            self.assertIn(('divergent-res', node, VOL_A), found)
+        mark = len(self.cluster.requests)
+        found = self.check('--fix', expect=0)
+        steps = [(n, r['op']) for n, r in self.cluster.requests[mark:]
+                 if r['op'] in ('resize', 'adjust')]
+        # the zeroing first, whichever problem --fix took first
+        self.assertEqual((first, 'resize'), steps[0])
+        self.assertEqual(sorted((n, 'adjust') for n in others),
+                         sorted(steps[1:]))
+        self.assertIsNone(self.agent(first)._pending(VOL_A))
+        self.assertEqual({}, self.check(expect=0))
+
+    def test_pending_zeroing_that_cannot_finish_blocks_the_push(self):
+        first = self.half_done_extend()
+        self.agent(first).held.add(VOL_A)
+        found = self.check('--fix', expect=1)
+        self.assertIn('zeroing pending, not finished',
+                      found[('zeroing-pending', first, VOL_A)]['Result'])
+        for node in STORAGE:
+            if node != first:
+                self.assertEqual('1048576k', fakes.parse_res(
+                    self.agent(node).res[VOL_A][0])['disk']['size'])
 
     def test_cinder_volumes(self):
         self.two_volumes()

@@ -206,6 +206,7 @@ class VMCluster(fixtures.Fixture):
             'drbd_config': '/etc/drbd.conf',
             'device_root': '/dev',
             'lock_dir': '/run/lock/blackstor-node',
+            'state_dir': '/var/lib/blackstor-node',
             'command_timeout': '600',
         }
         with open(conf / 'node.conf', 'w') as f:

@@ -31,6 +31,9 @@ from blackstor_cinder.node import resrender
 from blackstor_cinder import protocol
 
 GiB = 1 << 30
+#: What the fake's LVs hold beyond the volume (DRBD's internal metadata):
+#: ``lvs`` keeps the volume's size, the replies add this.
+MD_BYTES = 4 << 20
 
 _ON = re.compile(r'on (\S+) \{\s*node-id (\d+);\s*address ipv[46] '
                  r'\[?([0-9a-fA-F:.]+?)\]?:(\d+);\s*volume 0 \{\s*device '
@@ -39,6 +42,13 @@ _ON = re.compile(r'on (\S+) \{\s*node-id (\d+);\s*address ipv[46] '
 REVERT_SUFFIXES = ('.rollback', '.previous')
 # the resource's disk section, as node.resrender renders it
 _SIZE = re.compile(r'^    disk \{[^}]*?^        size (\S+);', re.M)
+
+
+def _res_size(text: str) -> int | None:
+    size = _SIZE.search(text)
+    if not size or not size.group(1).endswith('k'):
+        return None
+    return int(size.group(1)[:-1]) * 1024
 
 
 def parse_res(text: str) -> dict:
@@ -83,7 +93,13 @@ class FakeAgent:
         # what each LV holds, as a label a test can follow (a write is a
         # new label); LVs made by a rollback phase live here too
         self.data: dict[str, str] = {}
-        self.zeroed: list[tuple[str, int | None]] = []
+        # ranges zeroed through the device: (resource, start, end)
+        self.zeroed: list[tuple[str, int, int]] = []
+        # the agent's <res>.grow: LV size before the first grow, the
+        # device size then, a pending zeroing (start, end) or None
+        self.marks: dict[str, dict] = {}
+        # another node is Primary: the device cannot be opened here
+        self.held: set[str] = set()
         self.created_by: dict[str, str | None] = {}   # LV -> create_id
         self.leases: dict[str, float] = {}            # resource -> lease
         self.kernel_version = '9.2.18'
@@ -156,6 +172,17 @@ class FakeAgent:
                                'minor or port clash', 'minor')
         self.res[req['resource']] = (text, req['secret'])
 
+    def _came_up(self, name: str) -> None:
+        """Up here; the first replica up sets the device's size."""
+        if not any(name in a.up for a in self.cluster.agents.values()):
+            self.cluster.device_sizes[name] = (
+                _res_size(self.res[name][0]) or self.lvs.get(name))
+        self.up.add(name)
+
+    def _pending(self, name: str) -> list[int] | None:
+        mark = self.marks.get(name)
+        return list(mark['zero']) if mark and mark['zero'] else None
+
     def _check_pool(self, req: dict) -> None:
         if 'pool' in req and req['pool'] != self.pool:
             raise tp.NodeError(self.name, protocol.E_INVALID,
@@ -180,7 +207,9 @@ class FakeAgent:
                        'zero_new_blocks': self.zero_new_blocks}]
             if self.pool else [],
             'resources': {n: {'definition': self._definition(n, False),
-                              'state': self._state(n)} for n in self.res},
+                              'state': self._state(n),
+                              'zero_pending': self._pending(n)}
+                          for n in self.res},
             # as the agent: a revert's LVs are not volumes
             'volumes': [{'name': n, 'pool': self.pool, 'size_bytes': s}
                         for n, s in self.lvs.items()
@@ -202,7 +231,8 @@ class FakeAgent:
                     'state': None}
         return {'resource': name, 'exists': True,
                 'definition': self._definition(name, True),
-                'state': self._state(name)}
+                'state': self._state(name),
+                'zero_pending': self._pending(name)}
 
     def op_create(self, req: dict) -> dict:
         name = req['resource']
@@ -213,7 +243,7 @@ class FakeAgent:
             self.lvs[name] = req['size']
             self.data[name] = 'zeros'
             self.created_by[name] = req.get('create_id')
-        self.up.add(name)
+        self._came_up(name)
         return {'lv_created': lv_created, 'md_created': lv_created,
                 'res_created': res_created, 'brought_up': True}
 
@@ -224,13 +254,13 @@ class FakeAgent:
         self._store_res(req)
         self.lvs[req['resource']] = self.snapshots[req['snapshot']]
         self.data[req['resource']] = self.data.get(req['snapshot'], '')
-        self.up.add(req['resource'])
+        self._came_up(req['resource'])
         self.uptodate.add(req['resource'])
         return {}
 
     def op_adjust(self, req: dict) -> dict:
         self._store_res(req)
-        self.up.add(req['resource'])
+        self._came_up(req['resource'])
         return {}
 
     def op_delete(self, req: dict) -> dict:
@@ -238,7 +268,8 @@ class FakeAgent:
         if ('create_id' in req and name in self.lvs
                 and self.created_by.get(name) != req['create_id']):
             return {'resource': name, 'kept': True}
-        for store in (self.res, self.lvs, self.data, self.created_by):
+        for store in (self.res, self.lvs, self.data, self.created_by,
+                      self.marks):
             store.pop(name, None)
         if 'create_id' not in req:
             for suffix in REVERT_SUFFIXES:
@@ -249,19 +280,85 @@ class FakeAgent:
         return {}
 
     def op_resize(self, req: dict) -> dict:
-        if 'spec' in req:
-            if not req.get('drbd'):
-                raise tp.NodeError(self.name, protocol.E_INVALID,
-                                   'spec only with drbd', 'spec')
-            self._store_res(req)
-        before = self.lvs.get(req['resource'])
-        if req.get('lv', True):
-            self.lvs[req['resource']] = max(req['size'], before or 0)
+        """The agent's resize contract (see protocol), zeroing included.
+
+        A fault ``(node, 'zeroing')`` fails the zeroing after the
+        resize took effect: the zeroing stays pending.
+        """
+        name = req['resource']
+        if 'spec' in req and not req.get('drbd'):
+            raise tp.NodeError(self.name, protocol.E_INVALID,
+                               'spec only with drbd', 'spec')
+        device = self.cluster.device_sizes.get(name)
+        mark = self.marks.get(name)
+        if (mark is not None and mark['zero'] is None and device is not None
+                and device > mark['device']):
+            mark = self.marks.pop(name)     # stale: DRBD was resized since
+            mark = None
+        before = self.lvs.get(name)
+        if req.get('lv', True) and req['size'] > (before or 0):
+            if mark is None:
+                mark = self.marks[name] = {'lv_size': (before or 0)
+                                           + MD_BYTES, 'device': device,
+                                           'zero': None}
+            self.lvs[name] = req['size']
+        base = mark['lv_size'] if mark else (before or 0) + MD_BYTES
+        reply = {'lv_size_before': (before or 0) + MD_BYTES,
+                 'lv_size_base': base, 'zeroed': None, 'resynced': False}
         if req.get('drbd'):
-            self.resized.append((req['resource'], req['size']))
-            self.zeroed.append((req['resource'], req.get('zero_from'),
-                                req.get('zero_to')))
-        return {'lv_size_before': before}
+            reply.update(self._resize_drbd(req, mark, device))
+        mark = self.marks.get(name)
+        reply['zero_pending'] = list(mark['zero']) if mark and mark[
+            'zero'] else None
+        return reply
+
+    def _resize_drbd(self, req: dict, mark: dict | None,
+                     device: int | None) -> dict:
+        name = req['resource']
+        lower, upper = req.get('zero_from'), req.get('zero_to')
+        pending = mark['zero'] if mark else None
+        ranges = [pending] if pending else []
+        if (req.get('assume_clean') and lower is not None
+                and upper is not None and upper > lower
+                and (device is None or device <= lower)):
+            ranges.append((lower, upper))
+        if pending and (lower is None or pending[0] < lower):
+            raise tp.NodeError(self.name, protocol.E_CONFLICT if lower
+                               else protocol.E_INVALID, 'zero_from: a '
+                               f'zeroing of {pending} is pending; volume '
+                               f'size {lower}', 'zero_from')
+        if ranges and name in self.held:
+            if pending:
+                raise tp.NodeError(self.name, protocol.E_BUSY, 'the device '
+                                   'cannot be opened', 'resource')
+            ranges = []
+            resynced = True
+        else:
+            resynced = False
+        if 'spec' in req:
+            self._store_res(req)
+        size = req['size']
+        if 'spec' not in req and name in self.res:
+            size = _res_size(self.res[name][0]) or size
+        self.resized.append((name, size))
+        for agent in self.cluster.agents.values():
+            if name in agent.up or agent is self:
+                self.cluster.device_sizes[name] = max(
+                    size, self.cluster.device_sizes.get(name) or 0)
+        if not ranges:
+            return {'resynced': resynced}
+        start, end = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        self.marks[name] = dict(mark or {'lv_size': upper or end,
+                                         'device': device},
+                                zero=(start, end))
+        fault = self.cluster.faults.get((self.name, 'zeroing'))
+        if isinstance(fault, list):
+            fault = fault.pop(0) if fault else None
+        if fault is not None:
+            raise fault
+        self.zeroed.append((name, start, end))
+        del self.marks[name]
+        return {'zeroed': [start, end]}
 
     def op_suspend_io(self, req: dict) -> dict:
         self.suspended.add(req['resource'])
@@ -326,7 +423,7 @@ class FakeAgent:
 
     def op_attach(self, req: dict) -> dict:
         self._store_res(req)
-        self.up.add(req['resource'])
+        self._came_up(req['resource'])
         return {'device_path': f"/dev/drbd/by-res/{req['resource']}/0"}
 
     def op_detach(self, req: dict) -> dict:
@@ -388,7 +485,11 @@ class FakeCluster:
         self.ssh_down: set[str] = set()
         # (node, op) -> exception raised instead of running the op, or a
         # list of exceptions raised once each
+        # (node, 'zeroing'): the zeroing fails after the resize took effect
         self.faults: dict[tuple[str, str], Exception] = {}
+        # resource -> its running DRBD device's size (DRBD passes a resize
+        # to the peers)
+        self.device_sizes: dict[str, int] = {}
         self.requests: list[tuple[str, dict]] = []
         self.log: list[tuple[str, str]] = []
         # called with (node, request) before each request is served and

@@ -1603,7 +1603,76 @@ class GrowZeroesTheOldMetadataTest(ControllerTestCase):
         zeroed = [z for a in self.cluster.agents.values() for z in a.zeroed]
         # from the old device size to the old end of the LVs (where the
         # old internal metadata was)
-        self.assertEqual([(VOL, G, G)], zeroed)
+        self.assertEqual([(VOL, G, G + fakes.MD_BYTES)], zeroed)
+
+    def zeroed(self):
+        return [z for a in self.cluster.agents.values() for z in a.zeroed]
+
+    def failed_extend(self, node, step):
+        """A 1 GiB volume whose extend to 3 GiB failed at ``step``."""
+        self.ctl.create_volume(VOL, G)
+        self.cluster.faults[(node, step)] = [tp.NodeError(
+            node, protocol.E_FAILED, f'{step} failed')]
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.extend_volume, VOL, 3 * G, old_size=G)
+
+    def test_a_retry_after_a_half_done_grow_zeroes_the_old_area_only(self):
+        # n3's LV grow fails: n1 and n2 keep their grown LVs
+        self.failed_extend('n3', 'resize')
+        self.assertEqual(3 * G, self.cluster.agents['n1'].lvs[VOL])
+        self.assertEqual([], self.zeroed())
+        self.ctl.extend_volume(VOL, 3 * G, old_size=G)
+        # the old metadata area, not the grown range of n1's and n2's LVs
+        self.assertEqual([(VOL, G, G + fakes.MD_BYTES)], self.zeroed())
+        drbd = [r for n, r in self.cluster.requests
+                if r['op'] == 'resize' and r.get('drbd')]
+        self.assertEqual(G + fakes.MD_BYTES, drbd[-1]['zero_to'])
+
+    def half_done(self):
+        self.failed_extend('n1', 'zeroing')
+        self.assertEqual([G, G + fakes.MD_BYTES],
+                         self.cluster.agents['n1']._pending(VOL))
+        # no replica got the larger .res after the failed zeroing
+        self.assertEqual({'n1': '3145728k', 'n2': '1048576k',
+                          'n3': '1048576k'}, self.res_sizes())
+
+    def test_a_failed_zeroing_is_finished_by_the_retried_extend(self):
+        self.half_done()
+        self.ctl.extend_volume(VOL, 3 * G, old_size=G)
+        self.assertEqual([(VOL, G, G + fakes.MD_BYTES)], self.zeroed())
+        self.assertIsNone(self.cluster.agents['n1']._pending(VOL))
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '3145728k'),
+                         self.res_sizes())
+
+    def test_without_the_old_size_the_smallest_res_size_bounds_it(self):
+        self.half_done()
+        # n1's .res says 3 GiB already; n2's and n3's the size before
+        self.ctl.extend_volume(VOL, 3 * G)
+        self.assertEqual([(VOL, G, G + fakes.MD_BYTES)], self.zeroed())
+        self.assertIsNone(self.cluster.agents['n1']._pending(VOL))
+
+    def test_a_zeroing_pending_elsewhere_is_finished_first(self):
+        self.ctl.create_volume(VOL, G)
+        self.cluster.agents['n2'].marks[VOL] = {
+            'lv_size': G + fakes.MD_BYTES, 'device': G,
+            'zero': (G, G + fakes.MD_BYTES)}
+        self.cluster.requests.clear()
+        self.ctl.extend_volume(VOL, 3 * G, old_size=G)
+        steps = [(n, r['op'], r.get('drbd')) for n, r in
+                 self.cluster.requests if r['op'] in ('resize', 'adjust')]
+        self.assertEqual([('n2', 'resize', True), ('n1', 'resize', True)],
+                         steps[3:5])
+        self.assertEqual([(VOL, G, G + fakes.MD_BYTES)],
+                         self.cluster.agents['n2'].zeroed)
+        self.assertIsNone(self.cluster.agents['n2']._pending(VOL))
+
+    def test_a_grow_of_a_held_device_resyncs(self):
+        self.ctl.create_volume(VOL, G)
+        self.cluster.agents['n1'].held.add(VOL)
+        self.ctl.extend_volume(VOL, 3 * G, old_size=G)
+        self.assertEqual([], self.zeroed())
+        self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '3145728k'),
+                         self.res_sizes())
 
 
 class ClientDrbdVersionTest(ControllerTestCase):

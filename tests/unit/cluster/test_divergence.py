@@ -122,6 +122,24 @@ class CollectTest(testtools.TestCase):
         self.assertEqual((NAME,), divergence.divergent_names(resources))
         self.assertEqual((), divergence.divergent_names({}))
 
+    def test_a_pending_zeroing_needs_a_repair(self):
+        agree = {node: {NAME: {'definition': definition(), 'state': None}}
+                 for node in ('n1', 'n2', 'n3')}
+        self.assertEqual((), divergence.divergent_names(agree))
+        agree['n2'][NAME]['zero_pending'] = [1 << 30, (1 << 30) + 4096]
+        self.assertEqual((NAME,), divergence.divergent_names(agree))
+        res = divergence.collect({n: {'resources': r}
+                                  for n, r in agree.items()})[NAME]
+        self.assertEqual({}, res.divergent)
+        self.assertEqual({'n2': [1 << 30, (1 << 30) + 4096]},
+                         res.zero_pending)
+        replies = {n: {'exists': True, 'definition': definition(),
+                       'state': None, 'zero_pending': None}
+                   for n in ('n1', 'n2')}
+        replies['n1']['zero_pending'] = [1, 2]
+        self.assertEqual({'n1': [1, 2]}, divergence.from_status(
+            NAME, replies).zero_pending)
+
     def test_from_status(self):
         new = definition(clients=('hv1',))
         replies = {'n1': {'exists': True, 'definition': new, 'state': None},

@@ -212,3 +212,81 @@ class SizeRepairTest(ReconcileTest):
         for node in STORAGE:
             self.assertEqual('3145728k',
                              self.definition(node)['disk']['size'])
+
+
+class PendingZeroingTest(ReconcileTest):
+    """An extend whose zeroing failed after DRBD took the new size."""
+
+    def half_done_extend(self):
+        self.ctl.create_volume(VOL, G)
+        self.cluster.faults[('n1', 'zeroing')] = [tp.NodeError(
+            'n1', protocol.E_FAILED, 'zeroing failed: EIO')]
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.extend_volume, VOL, 3 * G)
+        self.assertEqual([G, G + fakes.MD_BYTES],
+                         self.agent('n1')._pending(VOL))
+        self.assertEqual({'n1': '3145728k', 'n2': '1048576k',
+                          'n3': '1048576k'},
+                         {n: self.definition(n)['disk']['size']
+                          for n in STORAGE})
+
+    def test_the_zeroing_is_finished_before_the_larger_size_is_pushed(self):
+        self.half_done_extend()
+        mark = len(self.cluster.requests)
+        outcome = reconcile.reconcile(self.ctl)[VOL]
+        self.assertIn('n1: zeroed the pending', outcome)
+        self.assertIn('n2: adjusted', outcome)
+        steps = [(n, r['op']) for n, r in self.cluster.requests[mark:]
+                 if r['op'] in ('resize', 'adjust')]
+        self.assertEqual(('n1', 'resize'), steps[0])
+        self.assertEqual([('n2', 'adjust'), ('n3', 'adjust')],
+                         sorted(steps[1:]))
+        zeroing = [r for n, r in self.cluster.requests[mark:]
+                   if r['op'] == 'resize'][0]
+        # from the smallest size a .res gives: what Cinder knows
+        self.assertEqual(G, zeroing['zero_from'])
+        self.assertNotIn('spec', zeroing)
+        self.assertEqual([(VOL, G, G + fakes.MD_BYTES)],
+                         self.agent('n1').zeroed)
+        self.assertIsNone(self.agent('n1')._pending(VOL))
+        for node in STORAGE:
+            self.assertEqual('3145728k',
+                             self.definition(node)['disk']['size'])
+        self.assertEqual({}, reconcile.reconcile(self.ctl))
+
+    def test_no_push_while_the_zeroing_cannot_be_finished(self):
+        self.half_done_extend()
+        self.agent('n1').held.add(VOL)      # attached and Primary elsewhere
+        mark = len(self.cluster.requests)
+        outcome = reconcile.reconcile(self.ctl)[VOL]
+        self.assertTrue(outcome.startswith('failed: n1: zeroing pending'),
+                        outcome)
+        self.assertEqual([], self.adjusted(mark))
+        # the others keep their old size: the divergence is not cemented
+        self.assertEqual('1048576k', self.definition('n2')['disk']['size'])
+        self.assertEqual('1048576k', self.definition('n3')['disk']['size'])
+        self.assertEqual([G, G + fakes.MD_BYTES],
+                         self.agent('n1')._pending(VOL))
+        # once the device can be opened, the next round finishes
+        self.agent('n1').held.discard(VOL)
+        self.assertIn('n1: zeroed', reconcile.reconcile(self.ctl)[VOL])
+        self.assertEqual('3145728k', self.definition('n3')['disk']['size'])
+
+    def test_pending_zeroing_alone_is_repaired(self):
+        self.ctl.create_volume(VOL, G)
+        self.agent('n2').marks[VOL] = {'lv_size': G + fakes.MD_BYTES,
+                                       'device': G,
+                                       'zero': (G, G + fakes.MD_BYTES)}
+        outcome = reconcile.reconcile(self.ctl)
+        self.assertIn('n2: zeroed the pending', outcome[VOL])
+        self.assertIsNone(self.agent('n2')._pending(VOL))
+
+    def test_a_pending_range_below_the_size_is_refused(self):
+        self.ctl.create_volume(VOL, 2 * G)
+        self.agent('n2').marks[VOL] = {'lv_size': G + fakes.MD_BYTES,
+                                       'device': G,
+                                       'zero': (G, G + fakes.MD_BYTES)}
+        outcome = reconcile.reconcile(self.ctl)[VOL]
+        self.assertTrue(outcome.startswith('failed: n2: zeroing pending'),
+                        outcome)
+        self.assertEqual([], self.agent('n2').zeroed)

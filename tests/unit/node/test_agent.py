@@ -14,6 +14,7 @@
 """The agent's operations against a fake node at the argv boundary."""
 
 import dataclasses
+import errno
 import fcntl
 import logging
 import os
@@ -901,9 +902,10 @@ class LifecycleTestCase(AgentTestCase):
                          self.changes())
         self.assertEqual({'resource': 'r0', 'lv_size': need,
                           'lv_size_before': result['lv_size_before'],
+                          'lv_size_base': result['lv_size_before'],
                           'lv_grown': True, 'drbd_resized': False,
                           'res_changed': False, 'zeroed': None,
-                          'resynced': False}, result)
+                          'resynced': False, 'zero_pending': None}, result)
         self.assertLess(result['lv_size_before'], need)
         self.fake.calls.clear()
         self.ok('resize', resource='r0', pool='vg0/thin', size=size,
@@ -915,10 +917,16 @@ class LifecycleTestCase(AgentTestCase):
                 drbd=True)
         self.assertEqual([['drbdadm', 'resize', 'r0/0']], self.changes())
 
-    def device_agent(self, with_device=True):
-        """An agent whose device_root holds r0's device as a file."""
+    def device_agent(self, with_device=True, device_size=MiB):
+        """An agent whose device_root holds r0's device as a file.
+
+        DRBD reports the device at ``device_size`` until it is resized
+        (then at its .res's size); the file holds 4 MiB of 0xff.
+        """
         root = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
-        minor = self.agent.drbd.state('r0')['devices'][0]['minor']
+        running = self.agent.drbd.state('r0')
+        minor = running['devices'][0]['minor']
+        self.fake.running['r0']['devices'][0]['size'] = device_size // 1024
         device = root / f'drbd{minor}'
         if with_device:
             device.write_bytes(b'\xff' * (4 * MiB))
@@ -926,6 +934,9 @@ class LifecycleTestCase(AgentTestCase):
             dataclasses.replace(self.conf, device_root=str(root)),
             execute=self.fake)
         return device
+
+    def mark_path(self):
+        return pathlib.Path(self.conf.lock_dir) / 'r0.grow'
 
     def test_grow_zeroes_the_old_metadata_through_the_device(self):
         device = self.device_agent()
@@ -937,13 +948,15 @@ class LifecycleTestCase(AgentTestCase):
                            'r0/0']], self.changes())
         self.assertEqual([MiB, 3 * MiB], result['zeroed'])
         self.assertFalse(result['resynced'])
+        self.assertIsNone(result['zero_pending'])
+        self.assertFalse(self.mark_path().exists())
         data = device.read_bytes()
         self.assertEqual(b'\xff' * MiB, data[:MiB])
         self.assertEqual(bytes(2 * MiB), data[MiB:3 * MiB])
         self.assertEqual(b'\xff' * MiB, data[3 * MiB:])
 
     def test_grow_zeroing_stops_at_the_device_end(self):
-        device = self.device_agent()
+        device = self.device_agent(device_size=3 * MiB)
         result = self.ok('resize', resource='r0', pool='vg0/thin',
                          size=2 * GiB, lv=False, drbd=True,
                          assume_clean=True, zero_from=3 * MiB,
@@ -959,6 +972,135 @@ class LifecycleTestCase(AgentTestCase):
         self.assertEqual([['drbdadm', 'resize', 'r0/0']], self.changes())
         self.assertTrue(result['resynced'])
         self.assertIsNone(result['zeroed'])
+        self.assertFalse(self.mark_path().exists())
+
+    def test_grow_records_the_old_lv_size_before_growing(self):
+        before = self.agent.lvm.find(self.agent.lvm.pool('vg0/thin'),
+                                     'r0').size
+        self.fake.fail('lvextend')
+        self.error('resize', protocol.E_FAILED, resource='r0',
+                   pool='vg0/thin', size=2 * GiB)
+        # recorded before the lvextend, kept although it failed
+        mark = agent.zeroing.GrowMarks(self.conf.lock_dir).read('r0')
+        self.assertEqual(before, mark.lv_size)
+        self.assertIsNone(mark.zero)
+
+    def test_retry_after_a_half_done_grow_reports_the_first_lv_size(self):
+        first = self.ok('resize', resource='r0', pool='vg0/thin',
+                        size=2 * GiB)
+        self.assertTrue(first['lv_grown'])
+        # The node restarts (a new agent) and the extend is retried: the
+        # LV is grown already; the old metadata ended at the old LV end.
+        self.agent = agent.Agent(self.conf, execute=self.fake)
+        again = self.ok('resize', resource='r0', pool='vg0/thin',
+                        size=2 * GiB)
+        self.assertFalse(again['lv_grown'])
+        self.assertEqual(first['lv_size'], again['lv_size_before'])
+        self.assertEqual(first['lv_size_before'], again['lv_size_base'])
+        self.assertLess(again['lv_size_base'], again['lv_size'])
+
+    def test_the_mark_is_stale_once_drbd_was_resized(self):
+        first = self.ok('resize', resource='r0', pool='vg0/thin',
+                        size=2 * GiB)
+        self.fake.running['r0']['devices'][0]['size'] = 2 * GiB // 1024
+        again = self.ok('resize', resource='r0', pool='vg0/thin',
+                        size=2 * GiB)
+        self.assertEqual(first['lv_size'], again['lv_size_base'])
+        self.assertFalse(self.mark_path().exists())
+
+    def test_a_range_the_device_exposes_already_is_not_zeroed(self):
+        device = self.device_agent(device_size=2 * MiB)
+        result = self.ok('resize', resource='r0', pool='vg0/thin',
+                         size=2 * GiB, lv=False, drbd=True,
+                         assume_clean=True, zero_from=MiB, zero_to=3 * MiB)
+        self.assertIsNone(result['zeroed'])
+        self.assertEqual(b'\xff' * (4 * MiB), device.read_bytes())
+        self.assertEqual([['drbdadm', '--', '--assume-clean', 'resize',
+                           'r0/0']], self.changes())
+
+    def fail_zeroing(self):
+        """The next zeroing fails with EIO half-way (a lost peer)."""
+        def half(fd, start, end, **kwargs):
+            os.pwrite(fd, bytes(MiB), start)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return mock.patch.object(agent.zeroing, 'zero_range',
+                                 side_effect=half)
+
+    def test_a_failed_zeroing_stays_pending_and_the_next_resize_ends_it(
+            self):
+        device = self.device_agent()
+        req = self.resize_req(zero_from=MiB, zero_to=3 * MiB)
+        with self.fail_zeroing():
+            err, _ = self.error('resize', protocol.E_FAILED, **req)
+        self.assertIn('stays pending', err['message'])
+        # DRBD has the new size: the new .res stays (no shrink back)
+        self.assertIn('size 2097152k;', (self.res_dir / 'r0.res').read_text())
+        self.assertEqual([MiB, 3 * MiB],
+                         self.ok('status', resource='r0')['zero_pending'])
+        self.assertEqual([MiB, 3 * MiB], self.ok('inventory')['resources'][
+            'r0']['zero_pending'])
+        self.assertEqual(b'\xff' * MiB, device.read_bytes()[2 * MiB:3 * MiB])
+        self.fake.calls.clear()
+        # the finishing request: no .res, no range of its own
+        result = self.ok('resize', resource='r0', pool='vg0/thin',
+                         size=2 * GiB, lv=False, drbd=True,
+                         assume_clean=True, zero_from=MiB)
+        self.assertEqual([MiB, 3 * MiB], result['zeroed'])
+        self.assertIsNone(result['zero_pending'])
+        # the device had its size already: no drbdadm resize
+        self.assertEqual([], self.changes())
+        self.assertEqual(bytes(2 * MiB), device.read_bytes()[MiB:3 * MiB])
+        self.assertIsNone(self.ok('status', resource='r0')['zero_pending'])
+        self.assertFalse(self.mark_path().exists())
+
+    def test_a_pending_zeroing_is_ended_by_the_retried_grow(self):
+        device = self.device_agent()
+        req = self.resize_req(zero_from=MiB, zero_to=3 * MiB)
+        with self.fail_zeroing():
+            self.error('resize', protocol.E_FAILED, **req)
+        # the retry asks from the old size; the device exposes it already
+        result = self.ok('resize', **req)
+        self.assertEqual([MiB, 3 * MiB], result['zeroed'])
+        self.assertEqual(bytes(2 * MiB), device.read_bytes()[MiB:3 * MiB])
+        self.assertFalse(self.mark_path().exists())
+
+    def pending(self, start=MiB, end=3 * MiB):
+        agent.zeroing.GrowMarks(self.conf.lock_dir).write(
+            'r0', agent.zeroing.GrowMark(end, start, (start, end)))
+
+    def test_a_pending_zeroing_below_the_volume_size_is_refused(self):
+        device = self.device_agent(device_size=4 * MiB)
+        self.pending()
+        err, before = self.error('resize', protocol.E_CONFLICT, 'zero_from',
+                                 resource='r0', pool='vg0/thin',
+                                 size=2 * GiB, lv=False, drbd=True,
+                                 assume_clean=True, zero_from=2 * MiB)
+        self.assertIn('may hold data', err['message'])
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual([], self.changes())
+        self.assertEqual(b'\xff' * (4 * MiB), device.read_bytes())
+        self.assertTrue(self.mark_path().exists())
+
+    def test_a_pending_zeroing_needs_the_volume_size(self):
+        self.device_agent(device_size=4 * MiB)
+        self.pending()
+        self.error('resize', protocol.E_INVALID, 'zero_from', resource='r0',
+                   pool='vg0/thin', size=2 * GiB, lv=False, drbd=True)
+        self.assertEqual([], self.changes())
+
+    def test_a_pending_zeroing_waits_while_the_device_is_held(self):
+        self.device_agent(with_device=False, device_size=4 * MiB)
+        self.pending()
+        self.error('resize', protocol.E_BUSY, 'resource', resource='r0',
+                   pool='vg0/thin', size=2 * GiB, lv=False, drbd=True,
+                   assume_clean=True, zero_from=MiB)
+        self.assertEqual([], self.changes())
+        self.assertTrue(self.mark_path().exists())
+
+    def test_delete_removes_the_mark(self):
+        self.pending()
+        self.ok('delete', resource='r0', pool='vg0/thin')
+        self.assertFalse(self.mark_path().exists())
 
     def resize_req(self, size=2 * GiB, spec_size=2 * GiB, **extra):
         fields = dict(resource='r0', pool='vg0/thin', size=size, lv=False,
@@ -1050,7 +1192,8 @@ class LifecycleTestCase(AgentTestCase):
         result = self.ok('status', resource='r9')
         self.assertEqual({'resource': 'r9', 'exists': False,
                           'definition': None, 'state': None,
-                          'device_size': None}, result)
+                          'device_size': None, 'zero_pending': None},
+                         result)
 
     def test_no_shrink_on_adjust(self):
         # The device runs with 2 GiB; a .res saying 1 GiB must not land.
