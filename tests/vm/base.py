@@ -258,7 +258,13 @@ class VMClusterTestCase(testtools.TestCase):
         return int(out.split()[-1])
 
     def release(self, node: str, pid: int) -> None:
-        self.vms.ssh(node, f'kill {pid}; while kill -0 {pid} 2>/dev/null; '
+        """Kill the holder; return once it has closed the device.
+
+        The VMs' PID 1 (``sleep infinity``) never reaps: the holder stays
+        a zombie, whose files are closed. So wait until it is gone or Z.
+        """
+        self.vms.ssh(node, f'kill {pid}; while [ -e /proc/{pid} ] && [ '
+                           f'"$(cut -d" " -f3 /proc/{pid}/stat)" != Z ]; '
                            f'do sleep 0.2; done')
 
     def role(self, node: str, name: str) -> str | None:
