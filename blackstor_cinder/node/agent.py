@@ -151,33 +151,60 @@ class Agent:
 
     @contextlib.contextmanager
     def _lock(self, name: str | None) -> Iterator[None]:
+        """Hold ``<lock_dir>/<name>.lock``; the file goes when released.
+
+        The holder removes the file before it lets go, so no lock file
+        outlives its request (one per name ever asked for, refused ones
+        too, was a leak). A waiter may then get the lock of a file that is
+        no longer there, or no longer the one at that path: it checks
+        after locking and starts again on the current file.
+        """
         if not name or not self.conf.lock_dir:
             yield
             return
+        path = os.path.join(self.conf.lock_dir, f'{name}.lock')
+        deadline = time.monotonic() + self.conf.lock_timeout
+        while True:
+            fd = self._open_lock(path)
+            try:
+                self._flock(fd, name, deadline)
+                try:
+                    current = os.stat(path).st_ino
+                except FileNotFoundError:
+                    current = None
+                if current != os.fstat(fd).st_ino:
+                    continue        # unlinked by the holder before us
+                try:
+                    yield
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                return
+            finally:
+                os.close(fd)
+
+    def _open_lock(self, path: str) -> int:
         try:
             os.makedirs(self.conf.lock_dir, mode=0o700, exist_ok=True)
-            fd = os.open(os.path.join(self.conf.lock_dir, f'{name}.lock'),
-                         os.O_RDWR | os.O_CREAT, 0o600)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
             raise AgentError(protocol.E_FAILED,
                              f'cannot create a lock in {self.conf.lock_dir}:'
                              f' {e.strerror}') from None
-        try:
-            deadline = time.monotonic() + self.conf.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise AgentError(
-                            protocol.E_BUSY,
-                            f'{name} is busy: another blackstor-node works '
-                            'on it') from None
-                    time.sleep(0.2)
-            yield
-        finally:
-            os.close(fd)
+
+    @staticmethod
+    def _flock(fd: int, name: str, deadline: float) -> None:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise AgentError(
+                        protocol.E_BUSY,
+                        f'{name} is busy: another blackstor-node works '
+                        'on it') from None
+                time.sleep(0.2)
 
     # -- helpers -----------------------------------------------------------
 

@@ -430,6 +430,52 @@ class BadInputTestCase(AgentTestCase):
         self.error('create', protocol.E_BUSY, None, **self.create_req())
         self.assertEqual([], self.fake.calls)
 
+    def test_no_lock_file_outlives_its_request(self):
+        # One lock file per name ever asked for, refused requests too, was
+        # left behind; the holder removes its file now.
+        self.ok('create', **self.create_req())
+        self.error('resize', protocol.E_NOT_FOUND, 'resource',
+                   resource='never-made', pool='vg0/thin', size=GiB)
+        self.error('snapshot-delete', protocol.E_INVALID, 'pool',
+                   pool='vg9/thin', snapshot='s1')
+        self.ok('delete', resource='r0')
+        self.assertEqual([], os.listdir(self.conf.lock_dir))
+
+    def test_lock_file_removed_when_the_op_raises(self):
+        with mock.patch.object(self.agent.lvm, 'thin_pool',
+                               side_effect=KeyError('boom')):
+            self.error('create', protocol.E_INTERNAL, None,
+                       **self.create_req())
+        self.assertEqual([], os.listdir(self.conf.lock_dir))
+
+    def test_waiter_on_a_removed_lock_file_locks_the_new_one(self):
+        # A waiter that opened the file before the holder removed it gets
+        # the lock of an unlinked file: it must not run on that one while
+        # a newcomer holds the file now at the path.
+        path = os.path.join(self.conf.lock_dir, 'r0.lock')
+        os.makedirs(self.conf.lock_dir)
+        stale = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, stale)
+        os.unlink(path)
+        newcomer = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, newcomer)
+        fcntl.flock(newcomer, fcntl.LOCK_EX)
+        real_open = os.open
+        opened = []
+
+        def open_stale_first(name, *args, **kwargs):
+            if name == path and not opened:
+                opened.append(name)
+                return os.dup(stale)
+            return real_open(name, *args, **kwargs)
+
+        self.conf.lock_timeout = 0.5
+        with mock.patch.object(agent.os, 'open', open_stale_first):
+            self.error('create', protocol.E_BUSY, None, **self.create_req())
+        self.assertEqual([path], opened)
+        self.assertEqual([], self.fake.calls)
+        self.assertTrue(os.path.exists(path))   # the newcomer's, kept
+
     def test_every_op_has_help(self):
         self.assertEqual(set(protocol.OPS), set(agent.OP_HELP))
         for op in protocol.OPS:
