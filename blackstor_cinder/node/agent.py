@@ -567,6 +567,8 @@ class Agent:
                                  'drbd (a new .res for drbdadm resize)',
                                  'res_text')
             self._check_disk(self._me(resource, req['res_text']), disk)
+        if resize_drbd and _zeroes(req):
+            self._refuse_suspended(resource)
         lv = self._require_lv(pool, resource)
         lv_size, grown = lv.size, False
         lv_size_before = lv.size
@@ -617,8 +619,7 @@ class Agent:
         """
         assume_clean = req.get('assume_clean', False)
         start, end = req.get('zero_from'), req.get('zero_to')
-        if not (assume_clean and start is not None and end is not None
-                and end > start):
+        if not _zeroes(req):
             self.drbd.resize(resource, assume_clean)
             return None, False
         state = self.drbd.state(resource) or {}
@@ -648,6 +649,18 @@ class Agent:
         finally:
             os.close(fd)
         return [start, max(start, end)], False
+
+    def _refuse_suspended(self, resource: str) -> None:
+        # Writes to a device with suspended I/O wait until it resumes: the
+        # zeroing would hang holding the lock (found by fuzzing).
+        state = self.drbd.state(resource) or {}
+        if any(value for key, value in state.items()
+               if key.startswith('suspended')):
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'resource: I/O of {resource} is suspended on this node; '
+                'a resize that zeroes the old metadata area writes through '
+                'the device: resume I/O first', 'resource')
 
     def _op_suspend_io(self, req: dict) -> dict:
         resource = req['resource']
@@ -1034,6 +1047,13 @@ class Agent:
                 if isinstance(device.get('minor'), int):
                     minors.add(device['minor'])
         return minors, ports
+
+
+def _zeroes(req: dict) -> bool:
+    """Whether a resize request asks to zero the old metadata area."""
+    start, end = req.get('zero_from'), req.get('zero_to')
+    return bool(req.get('assume_clean') and start is not None
+                and end is not None and end > start)
 
 
 def zero_range(fd: int, start: int, end: int,

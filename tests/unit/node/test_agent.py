@@ -928,6 +928,25 @@ class LifecycleTestCase(AgentTestCase):
         self.assertEqual([3 * MiB, 4 * MiB], result['zeroed'])
         self.assertEqual(4 * MiB, len(device.read_bytes()))
 
+    def test_grow_with_zeroing_refused_while_io_is_suspended(self):
+        # The zeroing writes through the device, which waits while I/O is
+        # suspended: the agent hung holding the lock (found by fuzzing).
+        device = self.device_agent()
+        self.ok('suspend-io', resource='r0')
+        lv_before = dict(self.fake.lvs[('vg0', 'r0')])
+        err, before = self.error(
+            'resize', protocol.E_CONFLICT, 'resource', resource='r0',
+            pool='vg0/thin', size=2 * GiB, drbd=True, assume_clean=True,
+            zero_from=MiB, zero_to=3 * MiB)
+        self.assertIn('suspended', err['message'])
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual(lv_before, self.fake.lvs[('vg0', 'r0')])
+        self.assertEqual(b'\xff' * (4 * MiB), device.read_bytes())
+        self.ok('resume-io', resource='r0')
+        self.ok('resize', resource='r0', pool='vg0/thin', size=2 * GiB,
+                drbd=True, assume_clean=True, zero_from=MiB,
+                zero_to=3 * MiB)
+
     def test_grow_resyncs_when_the_device_cannot_be_opened(self):
         self.device_agent(with_device=False)
         result = self.ok('resize', resource='r0', pool='vg0/thin',
