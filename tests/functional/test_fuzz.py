@@ -20,6 +20,7 @@ run; the counts go to stderr and to ``.cache/fuzz/last-fuzz.txt``.
 
 from __future__ import annotations
 
+import configparser
 import logging
 import os
 import pathlib
@@ -64,6 +65,12 @@ class AgentFuzzTest(testtools.TestCase):
         self.useFixture(fixtures.FakeLogger(level=logging.INFO))
         self.box = self.useFixture(cluster_box.ClusterInABox(
             storage=('stor-a',), hypervisors=('hv-1',), transport='local'))
+        for node in self.box.nodes.values():
+            config = configparser.ConfigParser()
+            config.read(node.config)
+            config['node']['attach_timeout'] = str(fuzz.ATTACH_WAIT)
+            with open(node.config, 'w') as f:
+                config.write(f)
 
     def seeds(self) -> list[dict]:
         """What the real controller sends through a flow, left in place.
