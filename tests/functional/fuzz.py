@@ -294,7 +294,10 @@ class Generator:
         except UnicodeEncodeError:
             # A lone surrogate cannot be UTF-8: as an escape it parses.
             text = json.dumps(request)
-        return Case(kind, text, rng.random() < 0.01, request)
+        # A session answers a line longer than the limit and ends (it
+        # cannot find the next request): such lines go one-shot.
+        return Case(kind, text, rng.random() < 0.01
+                    or len(text) > cli.MAX_REQUEST, request)
 
     def _mutate(self, request: dict) -> str:
         rng = self.rng
@@ -415,8 +418,13 @@ class Session:
             raise Failure(f'no session: {answer}')
 
     def ask(self, line: bytes) -> Any:
-        self.proc.stdin.write(line)
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(line)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise Failure(f'the session had ended (exit '
+                          f'{self.proc.wait()}) before {line[:200]!r}'
+                          ) from None
         deadline = time.monotonic() + HANG_SECONDS
         while b'\n' not in self.buffer:
             left = deadline - time.monotonic()
