@@ -54,6 +54,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import select
 import subprocess
 import time
@@ -135,8 +136,15 @@ def evil_value(rng: random.Random, old: Any) -> Any:
 
 
 def mutate_string(rng: random.Random, text: str) -> str:
-    kind = rng.randrange(5)
+    kind = rng.randrange(6)
     at = rng.randrange(len(text) + 1)
+    numbers = list(re.finditer(r'\d+', text))
+    if kind == 5 and numbers:
+        # A number inside text (a node-id, minor, port or size of a
+        # rendered file) out of range.
+        match = rng.choice(numbers)
+        return (text[:match.start()] + str(rng.choice(INTS))
+                + text[match.end():])
     if kind == 0:
         return text[:at] + rng.choice(FRAGMENTS) + text[at:]
     if kind == 1:
