@@ -244,7 +244,7 @@ def _parent(request: Any, path: tuple) -> Any:
 
 #: Seconds an attach may wait for its peers here: the harness does not
 #: fuzz how long a caller lets it wait (the box's nodes default to it too).
-ATTACH_WAIT = 5
+ATTACH_WAIT = 2
 
 
 def _bound_wait(request: Any) -> None:
