@@ -152,10 +152,21 @@ def _parse_request(text: str) -> object:
                        f'the request nests arrays and objects deeper than '
                        f'{MAX_DEPTH} levels')
     try:
-        return json.loads(text)
+        request = json.loads(text)
     except ValueError as e:
         raise _Failure(protocol.E_INVALID,
                        f'malformed JSON request: {e}') from None
+    try:
+        # A lone surrogate: a byte that was not UTF-8 (stdin decodes those
+        # with surrogateescape under a C.UTF-8 locale) or a "\ud800"
+        # escape. No name, path or file may hold one: it failed later,
+        # when written, as an internal error.
+        json.dumps(request, ensure_ascii=False).encode('utf-8')
+    except UnicodeEncodeError:
+        raise _Failure(protocol.E_INVALID, 'the request is not UTF-8 text '
+                       '(a byte that is not UTF-8, or an escaped lone '
+                       'surrogate)') from None
+    return request
 
 
 class _Failure(Exception):

@@ -131,6 +131,22 @@ class CliTestCase(testtools.TestCase):
         self.assertError(code, reply, protocol.E_INVALID, 'resource')
         self.assertIn('not a valid name', reply['error']['message'])
 
+    def test_lone_surrogates_are_invalid_input(self):
+        # What stdin makes of a byte that is not UTF-8 (surrogateescape),
+        # and the same as a JSON escape: both crashed the .res write.
+        adjust = dict(op='adjust', resource='r0', secret=samples.SECRET,
+                      res_text=samples.res_text().replace('options',
+                                                          'opti\udcffons'))
+        for text in (json.dumps(adjust, ensure_ascii=False),    # raw
+                     json.dumps(adjust),                        # escaped
+                     '{"op": "status", "resource": "r\\udcff"}',
+                     '{"op": "inventory", "\\ud800": 1}'):
+            code, reply = self.run_cli(text, raw=True)
+            self.assertError(code, reply, protocol.E_INVALID)
+            self.assertIn('not UTF-8', reply['error']['message'])
+        self.assertNotIn('Traceback', self.log.output)
+        self.assertEqual([], self.fake.calls)
+
     @ddt.data([], {}, ['inventory'], None, 1)
     def test_op_of_another_type(self, op):
         code, reply = self.run_cli({'op': op})
@@ -361,6 +377,18 @@ class ConsoleScriptTestCase(testtools.TestCase):
             self.assertIn('blackstor-test-vg', message)
         if not os.path.exists('/proc/drbd'):
             self.assertIn('DRBD kernel module', message)
+
+    def test_bytes_that_are_not_utf8(self):
+        # The real stdin, under the locale the box and sshd give agents.
+        env = dict(self.agent_env(), LANG='C.UTF-8', LC_ALL='C.UTF-8')
+        proc = subprocess.run(
+            self.AGENT, input=b'{"op": "status", "resource": "r\xff0"}',
+            capture_output=True, env=env, timeout=60)
+        self.assertNotIn(b'Traceback', proc.stderr)
+        reply = json.loads(proc.stdout)
+        self.assertEqual(protocol.E_INVALID, reply['error']['code'])
+        self.assertIn('not UTF-8', reply['error']['message'])
+        self.assertEqual(2, proc.returncode)
 
     def test_session(self):
         proc = subprocess.Popen(
