@@ -462,6 +462,12 @@ class Agent:
             if running and not changed:
                 action = 'unchanged'
             else:
+                if not running:
+                    # adjust of a resource that is down is a full up; one
+                    # that fails half-way (attach refused) leaves it half
+                    # up (found by fuzzing).
+                    undo.push(f'down {resource}',
+                              lambda: self.drbd.down(resource))
                 self.drbd.adjust(resource)
                 action = 'adjusted'
         except BaseException as e:

@@ -851,6 +851,22 @@ class LifecycleTestCase(AgentTestCase):
         self.ok('adjust', **req)
         self.assertEqual([['drbdadm', 'adjust', 'r0']], self.changes())
 
+    def test_failed_adjust_of_a_down_resource_takes_it_down(self):
+        # drbdadm adjust of a resource that is down is an up: when its
+        # attach fails, the resource was left half up.
+        self.fake.running.clear()
+        req = self.create_req()
+        del req['pool'], req['size']
+        req['res_text'] = req['res_text'].replace(
+            'protocol C;', 'protocol C; allow-two-primaries yes;')
+        before = (self.res_dir / 'r0.res').read_text()
+        self.fake.fail('drbdadm', 'adjust', stderr='(111) Low.dev. smaller '
+                       'than requested DRBD-dev. size.')
+        self.error('adjust', protocol.E_FAILED, None, **req)
+        self.assertEqual([['drbdadm', 'adjust', 'r0'],
+                          ['drbdadm', 'down', 'r0']], self.changes())
+        self.assertEqual(before, (self.res_dir / 'r0.res').read_text())
+
     def test_adjust_refuses_disk_outside_pools(self):
         req = self.create_req()
         del req['pool'], req['size']
