@@ -626,8 +626,11 @@ class Checker:
 
 
 # Runtime state a request does not own: whether I/O is suspended by the
-# user (a suspend lease resumes it by itself, between requests).
-_VOLATILE = ('susp_user',)
+# user (a suspend lease resumes it by itself, between requests), and what
+# follows the opens and closes of a device: auto-promotion, role, open
+# counts, I/O counters (FUSE releases a closed device asynchronously).
+_VOLATILE = ('susp_user', 'auto_promoted', 'role', 'open_rw', 'open_ro',
+             'read', 'written')
 
 
 def _without(value: Any, keys: tuple[str, ...]) -> Any:
