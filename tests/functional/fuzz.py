@@ -94,7 +94,9 @@ FRAGMENTS = ['\0', '/', '..', '\n', '\r', ';', '$(', '`', '"', "'", '\\',
 
 
 def _atom(rng: random.Random) -> Any:
-    return rng.choice(rng.choice((NAMES, INTS, OTHER)))
+    # A copy: a mutation may add to a list or object of OTHER (shared
+    # ones grew into a structure too large to serialise).
+    return copy.deepcopy(rng.choice(rng.choice((NAMES, INTS, OTHER))))
 
 
 def random_json(rng: random.Random, depth: int = 0) -> Any:
