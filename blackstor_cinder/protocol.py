@@ -23,7 +23,8 @@ JSON object: ``{"ok": true, "result": {...}}`` and exit code 0, or
 ``{"ok": false, "error": {"code": ..., "message": ..., "field": ...}}`` and
 the exit code of :data:`EXIT_CODES`.
 
-Operations and their fields (``*`` = required). Sizes are bytes (int).
+Operations and their fields (``*`` = required). Sizes are bytes (int,
+at most :data:`SIZE_MAX`).
 ``pool`` is ``"<vg>/<thinpool>"`` and must be configured on the node.
 
 Protocol version :data:`PROTOCOL_VERSION` (2). A resource travels as
@@ -214,6 +215,11 @@ NODE_ID_MIN, NODE_ID_MAX = 0, 31
 MINOR_MIN, MINOR_MAX = 0, (1 << 20) - 1
 PORT_MIN, PORT_MAX = 1, 65535
 MAX_PEERS_MIN, MAX_PEERS_MAX = 1, 31
+SECTOR = 512
+#: No size field may exceed DRBD's largest device (DRBD_DISK_SIZE_MAX:
+#: 2**41 sectors, 1 PiB): a size is refused before any arithmetic or
+#: command sees it.
+SIZE_MAX = (2 << 40) * SECTOR
 #: DRBD refuses secrets longer than this.
 SECRET_MAX_LEN = 64
 
@@ -352,7 +358,7 @@ def check_name(field: str, value: Any) -> str:
 check_host = _check_re(HOST_RE, 'host name')
 check_secret = _check_re(SECRET_RE, 'shared secret', secret=True)
 check_create_id = _check_re(CREATE_ID_RE, 'create id (32 lowercase hex)')
-check_size = _check_int(1, None)
+check_size = _check_int(1, SIZE_MAX)
 check_node_id = _check_int(NODE_ID_MIN, NODE_ID_MAX)
 check_minor = _check_int(MINOR_MIN, MINOR_MAX)
 check_port = _check_int(PORT_MIN, PORT_MAX)
@@ -379,9 +385,6 @@ def check_address(field: str, value: Any) -> str:
 # handlers, startup, proxy, include, second volume or external meta-disk:
 # the agent renders the text itself, so none can be written.
 
-SECTOR = 512
-#: DRBD's largest device (DRBD_DISK_SIZE_MAX: 2**41 sectors, 1 PiB).
-SIZE_MAX = (2 << 40) * SECTOR
 #: Hosts of one resource: one per node-id.
 MAX_HOSTS = NODE_ID_MAX - NODE_ID_MIN + 1
 REPLICATION_PROTOCOLS = ('A', 'B', 'C')
@@ -728,7 +731,8 @@ def validate_request(request: Any) -> dict:
     if not isinstance(request, dict):
         raise ProtocolError('the request must be a JSON object')
     op = request.get('op')
-    if op not in OPS:
+    # A list or an object is unhashable: never look it up in OPS.
+    if not isinstance(op, str) or op not in OPS:
         raise ProtocolError(
             f'op: unknown operation {op!r}; known: {", ".join(sorted(OPS))}',
             'op')

@@ -40,6 +40,8 @@ OP = 'session'
 VERSION = 1
 #: An agent waiting this long for the next request ends itself.
 IDLE = 900
+#: Longer first lines are never an opening (which is about 32 bytes).
+_OPENING_MAX = 256
 
 
 def opening() -> bytes:
@@ -48,6 +50,10 @@ def opening() -> bytes:
 
 
 def is_opening(line: str) -> bool:
+    # An opening is one short line: anything longer (a deeply nested one
+    # would make json recurse to its limit) is a one-shot request.
+    if len(line) > _OPENING_MAX:
+        return False
     try:
         request = json.loads(line)
     except ValueError:

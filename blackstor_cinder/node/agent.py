@@ -158,33 +158,60 @@ class Agent:
 
     @contextlib.contextmanager
     def _lock(self, name: str | None) -> Iterator[None]:
+        """Hold ``<lock_dir>/<name>.lock``; the file goes when released.
+
+        The holder removes the file before it lets go, so no lock file
+        outlives its request (one per name ever asked for, refused ones
+        too, was a leak). A waiter may then get the lock of a file that is
+        no longer there, or no longer the one at that path: it checks
+        after locking and starts again on the current file.
+        """
         if not name or not self.conf.lock_dir:
             yield
             return
+        path = os.path.join(self.conf.lock_dir, f'{name}.lock')
+        deadline = time.monotonic() + self.conf.lock_timeout
+        while True:
+            fd = self._open_lock(path)
+            try:
+                self._flock(fd, name, deadline)
+                try:
+                    current = os.stat(path).st_ino
+                except FileNotFoundError:
+                    current = None
+                if current != os.fstat(fd).st_ino:
+                    continue        # unlinked by the holder before us
+                try:
+                    yield
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                return
+            finally:
+                os.close(fd)
+
+    def _open_lock(self, path: str) -> int:
         try:
             os.makedirs(self.conf.lock_dir, mode=0o700, exist_ok=True)
-            fd = os.open(os.path.join(self.conf.lock_dir, f'{name}.lock'),
-                         os.O_RDWR | os.O_CREAT, 0o600)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
             raise AgentError(protocol.E_FAILED,
                              f'cannot create a lock in {self.conf.lock_dir}:'
                              f' {e.strerror}') from None
-        try:
-            deadline = time.monotonic() + self.conf.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise AgentError(
-                            protocol.E_BUSY,
-                            f'{name} is busy: another blackstor-node works '
-                            'on it') from None
-                    time.sleep(0.2)
-            yield
-        finally:
-            os.close(fd)
+
+    @staticmethod
+    def _flock(fd: int, name: str, deadline: float) -> None:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise AgentError(
+                        protocol.E_BUSY,
+                        f'{name} is busy: another blackstor-node works '
+                        'on it') from None
+                time.sleep(0.2)
 
     # -- helpers -----------------------------------------------------------
 
@@ -441,6 +468,12 @@ class Agent:
             if running and not changed:
                 action = 'unchanged'
             else:
+                if not running:
+                    # adjust of a resource that is down is a full up; one
+                    # that fails half-way (attach refused) leaves it half
+                    # up (found by fuzzing).
+                    undo.push(f'down {resource}',
+                              lambda: self.drbd.down(resource))
                 self.drbd.adjust(resource)
                 action = 'adjusted'
         except BaseException as e:
@@ -558,6 +591,9 @@ class Agent:
                                  'drbd (a new .res for drbdadm resize)',
                                  'spec')
             self._check_disk(self._me(resource, req['spec']), disk)
+        if resize_drbd and (_zeroes(req)
+                            or self.marks.pending(resource)):
+            self._refuse_suspended(resource)
         lv = self._require_lv(pool, resource)
         lv_size, grown = lv.size, False
         lv_size_before = lv.size
@@ -729,6 +765,18 @@ class Agent:
             return device_size < drbd_mod.size_bytes(text)
         except ValueError:
             return True
+
+    def _refuse_suspended(self, resource: str) -> None:
+        # Writes to a device with suspended I/O wait until it resumes: the
+        # zeroing would hang holding the lock (found by fuzzing).
+        state = self.drbd.state(resource) or {}
+        if any(value for key, value in state.items()
+               if key.startswith('suspended')):
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'resource: I/O of {resource} is suspended on this node; '
+                'a resize that zeroes the old metadata area writes through '
+                'the device: resume I/O first', 'resource')
 
     def _op_suspend_io(self, req: dict) -> dict:
         resource = req['resource']
@@ -1126,6 +1174,13 @@ class Agent:
                 if isinstance(device.get('minor'), int):
                     minors.add(device['minor'])
         return minors, ports
+
+
+def _zeroes(req: dict) -> bool:
+    """Whether a resize request asks to zero the old metadata area."""
+    start, end = req.get('zero_from'), req.get('zero_to')
+    return bool(req.get('assume_clean') and start is not None
+                and end is not None and end > start)
 
 
 def _user_suspended(state: dict) -> bool:

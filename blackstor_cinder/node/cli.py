@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import sys
 import textwrap
@@ -44,6 +45,13 @@ LOG = logging.getLogger(__name__)
 
 #: A request larger than this is refused (a .res is at most 256 KiB).
 MAX_REQUEST = 1 << 20
+#: A request nesting arrays and objects deeper than this is refused before
+#: it is parsed: the schema needs a few levels, and json's decoder (and
+#: every repr of the value) recurses, raising RecursionError near 1,000.
+MAX_DEPTH = 32
+# A JSON string (or one cut off by the end of the text) or a bracket: only
+# brackets outside strings count. Linear: no alternative backtracks.
+_DEPTH_TOKEN = re.compile(r'"(?:[^"\\]|\\.?)*(?:"|\Z)|[\[\]{}]', re.S)
 
 
 class _UsageError(Exception):
@@ -116,6 +124,21 @@ def _read_stdin(stdin: IO[str], size: int, line: bool = False) -> str:
                        'the request is not UTF-8 text') from None
 
 
+def _too_deep(text: str) -> bool:
+    if text.count('[') + text.count('{') <= MAX_DEPTH:
+        return False
+    depth = 0
+    for match in _DEPTH_TOKEN.finditer(text):
+        token = match.group()
+        if token in '[{':
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif token in ']}':
+            depth -= 1
+    return False
+
+
 def _parse_request(text: str) -> object:
     if len(text) > MAX_REQUEST:
         raise _Failure(protocol.E_INVALID,
@@ -124,11 +147,26 @@ def _parse_request(text: str) -> object:
         raise _Failure(protocol.E_INVALID,
                        'no request: expected one JSON object on stdin or in '
                        'a file')
+    if _too_deep(text):
+        raise _Failure(protocol.E_INVALID,
+                       f'the request nests arrays and objects deeper than '
+                       f'{MAX_DEPTH} levels')
     try:
-        return json.loads(text)
+        request = json.loads(text)
     except ValueError as e:
         raise _Failure(protocol.E_INVALID,
                        f'malformed JSON request: {e}') from None
+    try:
+        # A lone surrogate: a byte that was not UTF-8 (stdin decodes those
+        # with surrogateescape under a C.UTF-8 locale) or a "\ud800"
+        # escape. No name, path or file may hold one: it failed later,
+        # when written, as an internal error.
+        json.dumps(request, ensure_ascii=False).encode('utf-8')
+    except UnicodeEncodeError:
+        raise _Failure(protocol.E_INVALID, 'the request is not UTF-8 text '
+                       '(a byte that is not UTF-8, or an escaped lone '
+                       'surrogate)') from None
+    return request
 
 
 class _Failure(Exception):
@@ -213,9 +251,15 @@ def serve(args: argparse.Namespace, stdin: IO[str], stdout: IO[str],
                 return protocol.EXIT_CODES[protocol.E_INVALID]
             if not line:
                 return 0
-            if not line.strip():
-                continue
-            reply, code = _handle(args, line, execute)
+            if line.strip():
+                reply, code = _handle(args, line, execute)
+            else:
+                # Answered like any request: a caller waiting for an
+                # answer to each line must never wait for its timeout.
+                reply = protocol.error_reply(
+                    protocol.E_INVALID,
+                    'no request: a blank line (one JSON object per line)')
+                code = protocol.EXIT_CODES[protocol.E_INVALID]
             try:
                 stdout.write(session.frame(reply, code))
                 stdout.flush()

@@ -73,15 +73,25 @@ def usable_size_of(lv_size: int, max_peers: int) -> int:
 
 
 def lv_size_for(usable: int, max_peers: int, extent: int) -> int:
-    """The smallest multiple of ``extent`` that exposes >= ``usable``."""
+    """The smallest multiple of ``extent`` that exposes >= ``usable``.
+
+    An LV of ``size`` exposes ``usable`` when its whole 4 KiB blocks hold
+    ``usable`` plus the metadata of an LV of ``size``. The metadata grows
+    with the LV, so start from the metadata of ``usable`` alone and take
+    the metadata of the last candidate until the candidate stops growing:
+    every candidate is a lower bound of the answer (the metadata only
+    grows with the size), the last one fits, and each round adds about
+    ``max_peers / 2**18`` of the previous growth, so a few rounds do for
+    any size (no stepping one extent at a time).
+    """
     _check('usable', usable, 1)
+    _check('max_peers', max_peers, 1)
     _check('extent', extent, 1)
-    size = _align_up(usable + metadata_size(usable, max_peers), extent)
-    # The metadata grows with the LV; step until it fits (once at most,
-    # in practice), then make sure no smaller multiple would do.
-    while usable_size_of(size, max_peers) < usable:
-        size += extent
-    while size > extent and usable_size_of(size - extent,
-                                           max_peers) >= usable:
-        size -= extent
-    return size
+    size = 0
+    while True:
+        candidate = _align_up(
+            _align_up(usable + metadata_size(size, max_peers), BLOCK),
+            extent)
+        if candidate == size:
+            return size
+        size = candidate

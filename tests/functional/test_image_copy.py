@@ -37,22 +37,19 @@ import tempfile
 import unittest
 import uuid
 
-from cinder import context
 from cinder.image import image_utils
 from cinder import objects
 from cinder.tests.unit import fake_volume
-from cinder.volume import configuration
 import fixtures
 from oslo_config import cfg
-from oslo_config import fixture as config_fixture
 from oslotest import base
 
 objects.register_all()
 
-from blackstor_cinder.cluster import controller as ctl  # noqa: E402
 from blackstor_cinder import driver  # noqa: E402
 from blackstor_cinder import protocol  # noqa: E402
 from tests.functional import cluster_box  # noqa: E402
+from tests.functional import driver_fixture  # noqa: E402
 
 LOG_FORMAT = '%(asctime)s %(levelname)s [%(name)s] %(message)s'
 MiB = 1 << 20
@@ -147,30 +144,17 @@ class ImageCopyTest(base.BaseTestCase):
         self.useFixture(fixtures.FakeLogger(level=logging.DEBUG,
                                             format=LOG_FORMAT))
         self.box = type(self).box
-        self.ctxt = context.get_admin_context()
-        conf = self.useFixture(config_fixture.Config(cfg.CONF))
         self.workdir = tempfile.mkdtemp(prefix='blackstor-image-')
         self.addCleanup(shutil.rmtree, self.workdir, True)
-        conf.config(image_conversion_dir=self.workdir)
-        self.configuration = configuration.Configuration(
-            driver.driver.volume_opts, config_group=BACKEND)
-        self.configuration.append_config_values(driver.options.blackstor_opts)
-        opts = {o.dest: o for o in driver.options.blackstor_opts}
-        for key, value in self.box.backend_options().items():
-            if key == 'volume_driver':
-                continue
-            conf.config(group=BACKEND, **{key: opts[key].type(value)})
-        conf.config(group=BACKEND, volume_backend_name=BACKEND)
         self.my_ip = cfg.CONF.my_ip
         # Privileged os-brick/cinder calls run in this (root) process, as
         # with a privsep daemon already started; no sudo, no rootwrap.
         self._privsep_in_process()
-        self.useFixture(fixtures.MockPatchObject(
-            driver, '_coordination_lock', ctl._LocalLocks()))
-        self.drv = driver.BlackStorDriver(configuration=self.configuration)
-        self.drv.do_setup(self.ctxt)
-        self.addCleanup(self.drv.controller.close)
-        self.drv.check_for_setup_error()
+        fixture = self.useFixture(driver_fixture.DriverFixture(self.box,
+                                                               BACKEND))
+        fixture.conf.config(image_conversion_dir=self.workdir)
+        self.ctxt = fixture.ctxt
+        self.drv = fixture.driver
 
     def _privsep_in_process(self):
         from os_brick import privileged as brick_privileged

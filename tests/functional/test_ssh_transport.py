@@ -285,7 +285,42 @@ class SSHTransportTestCase(testtools.TestCase):
                                 {'op': 'inventory'})
         self.assertEqual(transport.E_UNREACHABLE, exc.code)
         self.assertIn('does not match', exc.message)
+        self.assert_names_host_and_file(exc, str(path))
         self.assertEqual(0, self.sshd.accepted_logins())
+
+    def assert_names_host_and_file(self, exc, known_hosts):
+        # The operator must see which host and which file to look at.
+        self.assertEqual('node-a', exc.node)
+        self.assertIn(f'{self.sshd.address}:{self.sshd.port}', exc.message)
+        self.assertIn(known_hosts, exc.message)
+
+    def test_changed_host_key_refused(self):
+        # The server is re-keyed (or replaced) after a first good login:
+        # the next connection is refused, never trusted anew.
+        t = self._transport()
+        t.call({'op': 'inventory'})
+        # The connection's own sshd process outlives the listener.
+        for pid in self.sshd.connection_pids():
+            os.kill(pid, signal.SIGTERM)
+        self.sshd.stop()
+        for key_type in self.sshd.host_key_types:
+            key = self.sshd.dir / f'ssh_host_{key_type}_key'
+            key.unlink()
+            key.with_suffix('.pub').unlink()
+            sshd_fixture.keygen(key, key_type)
+        self.sshd.start()
+        known = open(self.sshd.known_hosts).read()
+        exc = self.assertRaises(transport.NodeUnreachable, t.call,
+                                {'op': 'inventory'})
+        self.assertIn('does not match', exc.message)
+        self.assertIn('host key changed', exc.message)
+        self.assert_names_host_and_file(exc, self.sshd.known_hosts)
+        self.assertEqual(1, self.sshd.accepted_logins())
+        # Nothing learnt: the file is as it was, the next call fails too.
+        self.assertEqual(known, open(self.sshd.known_hosts).read())
+        self.assertRaises(transport.NodeUnreachable, t.call,
+                          {'op': 'inventory'})
+        self.assertEqual(1, self.sshd.accepted_logins())
 
     def test_missing_known_hosts_entry_refused(self):
         path = self.sshd.dir / 'other_known_hosts'

@@ -163,6 +163,23 @@ class ValidateRequestTest(testtools.TestCase):
         self.assertNotIn('hunter2', str(exc))
         self.assertEqual('secret', exc.field)
 
+    @ddt.data([], {}, ['status'], {'status': 1}, None, 7, 1.5, True)
+    def test_op_of_another_type_is_invalid(self, op):
+        # [] and {} are unhashable: a TypeError escaped validation.
+        exc = self.assertRaises(protocol.ProtocolError,
+                                protocol.validate_request, {'op': op})
+        self.assertEqual('op', exc.field)
+
+    def test_sizes_are_bounded(self):
+        request = {'op': 'resize', 'resource': 'v', 'pool': 'vg/p'}
+        protocol.validate_request(dict(request, size=protocol.SIZE_MAX))
+        for size in (protocol.SIZE_MAX + 1, 10 ** 30):
+            exc = self.assertRaises(protocol.ProtocolError,
+                                    protocol.validate_request,
+                                    dict(request, size=size))
+            self.assertEqual('size', exc.field)
+            self.assertIn('out of range', str(exc))
+
     def test_replies(self):
         self.assertEqual({'ok': True, 'result': {}}, protocol.ok_reply())
         reply = protocol.error_reply(protocol.E_INVALID, 'bad', 'size',

@@ -481,6 +481,52 @@ class BadInputTestCase(AgentTestCase):
         self.error('create', protocol.E_BUSY, None, **self.create_req())
         self.assertEqual([], self.fake.calls)
 
+    def test_no_lock_file_outlives_its_request(self):
+        # One lock file per name ever asked for, refused requests too, was
+        # left behind; the holder removes its file now.
+        self.ok('create', **self.create_req())
+        self.error('resize', protocol.E_NOT_FOUND, 'resource',
+                   resource='never-made', pool='vg0/thin', size=GiB)
+        self.error('snapshot-delete', protocol.E_INVALID, 'pool',
+                   pool='vg9/thin', snapshot='s1')
+        self.ok('delete', resource='r0')
+        self.assertEqual([], os.listdir(self.conf.lock_dir))
+
+    def test_lock_file_removed_when_the_op_raises(self):
+        with mock.patch.object(self.agent.lvm, 'thin_pool',
+                               side_effect=KeyError('boom')):
+            self.error('create', protocol.E_INTERNAL, None,
+                       **self.create_req())
+        self.assertEqual([], os.listdir(self.conf.lock_dir))
+
+    def test_waiter_on_a_removed_lock_file_locks_the_new_one(self):
+        # A waiter that opened the file before the holder removed it gets
+        # the lock of an unlinked file: it must not run on that one while
+        # a newcomer holds the file now at the path.
+        path = os.path.join(self.conf.lock_dir, 'r0.lock')
+        os.makedirs(self.conf.lock_dir)
+        stale = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, stale)
+        os.unlink(path)
+        newcomer = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, newcomer)
+        fcntl.flock(newcomer, fcntl.LOCK_EX)
+        real_open = os.open
+        opened = []
+
+        def open_stale_first(name, *args, **kwargs):
+            if name == path and not opened:
+                opened.append(name)
+                return os.dup(stale)
+            return real_open(name, *args, **kwargs)
+
+        self.conf.lock_timeout = 0.5
+        with mock.patch.object(agent.os, 'open', open_stale_first):
+            self.error('create', protocol.E_BUSY, None, **self.create_req())
+        self.assertEqual([path], opened)
+        self.assertEqual([], self.fake.calls)
+        self.assertTrue(os.path.exists(path))   # the newcomer's, kept
+
     def test_every_op_has_help(self):
         self.assertEqual(set(protocol.OPS), set(agent.OP_HELP))
         for op in protocol.OPS:
@@ -873,6 +919,21 @@ class LifecycleTestCase(AgentTestCase):
         self.ok('adjust', **req)
         self.assertEqual([['drbdadm', 'adjust', 'r0']], self.changes())
 
+    def test_failed_adjust_of_a_down_resource_takes_it_down(self):
+        # drbdadm adjust of a resource that is down is an up: when its
+        # attach fails, the resource was left half up.
+        self.fake.running.clear()
+        req = self.create_req()
+        del req['pool'], req['size']
+        req['spec'] = dict(req['spec'], allow_two_primaries=True)
+        before = (self.res_dir / 'r0.res').read_text()
+        self.fake.fail('drbdadm', 'adjust', stderr='(111) Low.dev. smaller '
+                       'than requested DRBD-dev. size.')
+        self.error('adjust', protocol.E_FAILED, None, **req)
+        self.assertEqual([['drbdadm', 'adjust', 'r0'],
+                          ['drbdadm', 'down', 'r0']], self.changes())
+        self.assertEqual(before, (self.res_dir / 'r0.res').read_text())
+
     def test_adjust_refuses_disk_outside_pools(self):
         req = self.create_req()
         del req['pool'], req['size']
@@ -963,6 +1024,25 @@ class LifecycleTestCase(AgentTestCase):
                          zero_to=9 * MiB)
         self.assertEqual([3 * MiB, 4 * MiB], result['zeroed'])
         self.assertEqual(4 * MiB, len(device.read_bytes()))
+
+    def test_grow_with_zeroing_refused_while_io_is_suspended(self):
+        # The zeroing writes through the device, which waits while I/O is
+        # suspended: the agent hung holding the lock (found by fuzzing).
+        device = self.device_agent()
+        self.ok('suspend-io', resource='r0')
+        lv_before = dict(self.fake.lvs[('vg0', 'r0')])
+        err, before = self.error(
+            'resize', protocol.E_CONFLICT, 'resource', resource='r0',
+            pool='vg0/thin', size=2 * GiB, drbd=True, assume_clean=True,
+            zero_from=MiB, zero_to=3 * MiB)
+        self.assertIn('suspended', err['message'])
+        self.assertEqual(before, self.fake.snapshot())
+        self.assertEqual(lv_before, self.fake.lvs[('vg0', 'r0')])
+        self.assertEqual(b'\xff' * (4 * MiB), device.read_bytes())
+        self.ok('resume-io', resource='r0')
+        self.ok('resize', resource='r0', pool='vg0/thin', size=2 * GiB,
+                drbd=True, assume_clean=True, zero_from=MiB,
+                zero_to=3 * MiB)
 
     def test_grow_resyncs_when_the_device_cannot_be_opened(self):
         self.device_agent(with_device=False)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from unittest import mock
 
+import ddt
 import fixtures
 import testtools
 
@@ -33,6 +34,7 @@ from tests.unit.node import fakes
 from tests.unit.node import samples
 
 
+@ddt.ddt
 class CliTestCase(testtools.TestCase):
 
     def setUp(self):
@@ -102,6 +104,54 @@ class CliTestCase(testtools.TestCase):
             code, reply = self.run_cli(text, raw=True)
             self.assertError(code, reply, protocol.E_INVALID)
         self.assertEqual([], self.fake.calls)
+
+    def test_deep_nesting_is_invalid_input(self):
+        # About 1,000 levels made json raise RecursionError: 'internal'
+        # and a traceback.
+        for text in ('[' * 1000 + ']' * 1000,
+                     '{"op": "status", "resource": ' + '{"a": ' * 1000
+                     + '1' + '}' * 1000 + '}',
+                     '{"op": ' + '[' * 5000):
+            code, reply = self.run_cli(text, raw=True)
+            self.assertError(code, reply, protocol.E_INVALID)
+            self.assertIn(f'deeper than {cli.MAX_DEPTH}',
+                          reply['error']['message'])
+        self.assertNotIn('Traceback', self.log.output)
+        self.assertEqual([], self.fake.calls)
+
+    def test_nesting_up_to_the_cap_is_parsed(self):
+        # The object itself is one level.
+        deep = '[' * (cli.MAX_DEPTH - 1) + ']' * (cli.MAX_DEPTH - 1)
+        code, reply = self.run_cli('{"op": "status", "resource": '
+                                   + deep + '}', raw=True)
+        self.assertError(code, reply, protocol.E_INVALID, 'resource')
+        # Brackets inside strings are not nesting.
+        code, reply = self.run_cli({'op': 'status',
+                                    'resource': '[{' * 1000 + '\\"['})
+        self.assertError(code, reply, protocol.E_INVALID, 'resource')
+        self.assertIn('not a valid name', reply['error']['message'])
+
+    def test_lone_surrogates_are_invalid_input(self):
+        # What stdin makes of a byte that is not UTF-8 (surrogateescape),
+        # and the same as a JSON escape: both crashed the .res write.
+        adjust = dict(op='adjust', resource='r0', secret=samples.SECRET,
+                      res_text=samples.res_text().replace('options',
+                                                          'opti\udcffons'))
+        for text in (json.dumps(adjust, ensure_ascii=False),    # raw
+                     json.dumps(adjust),                        # escaped
+                     '{"op": "status", "resource": "r\\udcff"}',
+                     '{"op": "inventory", "\\ud800": 1}'):
+            code, reply = self.run_cli(text, raw=True)
+            self.assertError(code, reply, protocol.E_INVALID)
+            self.assertIn('not UTF-8', reply['error']['message'])
+        self.assertNotIn('Traceback', self.log.output)
+        self.assertEqual([], self.fake.calls)
+
+    @ddt.data([], {}, ['inventory'], None, 1)
+    def test_op_of_another_type(self, op):
+        code, reply = self.run_cli({'op': op})
+        self.assertError(code, reply, protocol.E_INVALID, 'op')
+        self.assertNotIn('Traceback', self.log.output)
 
     def test_unknown_op(self):
         code, reply = self.run_cli({'op': 'rm-rf'})
@@ -184,7 +234,7 @@ class SessionTestCase(CliTestCase):
             op='create', resource='r0', pool='vg0/thin', size=1 << 30,
             spec=samples.spec(), secret=samples.SECRET))
         code, answers = self.session(io.StringIO(
-            session.opening().decode() + create + '\n\n'
+            session.opening().decode() + create + '\n'
             + '{"op": "inventory"}\n' + '{bad\n'
             + '{"op": "frobnicate"}\n'))
         self.assertEqual(0, code)
@@ -202,6 +252,39 @@ class SessionTestCase(CliTestCase):
                       answers[3]['reply']['error']['message'])
         self.assertEqual(2, answers[4]['exit'])
         self.assertEqual('op', answers[4]['reply']['error']['field'])
+
+    def test_blank_line_gets_an_answer(self):
+        # It got none: a caller waiting for one waited for its timeout.
+        code, answers = self.session(io.StringIO(
+            session.opening().decode() + '\n' + '  \t \n'
+            + '{"op": "inventory"}\n'))
+        self.assertEqual(0, code)
+        self.assertEqual(4, len(answers), answers)
+        for answer in answers[1:3]:
+            self.assertEqual(2, answer['exit'])
+            self.assertEqual(protocol.E_INVALID,
+                             answer['reply']['error']['code'])
+            self.assertIn('blank line', answer['reply']['error']['message'])
+        self.assertEqual(0, answers[3]['exit'])
+
+    def test_deep_nesting_in_a_session(self):
+        deep = '[' * 1000 + ']' * 1000
+        code, answers = self.session(io.StringIO(
+            session.opening().decode() + deep + '\n'
+            + '{"op": "inventory"}\n'))
+        self.assertEqual(0, code)
+        self.assertEqual(3, len(answers), answers)
+        self.assertEqual(protocol.E_INVALID,
+                         answers[1]['reply']['error']['code'])
+        self.assertEqual(0, answers[2]['exit'])
+        self.assertNotIn('Traceback', self.log.output)
+
+    def test_deep_first_line_is_a_one_shot_request(self):
+        # The first line is checked for an opening before anything else.
+        code, reply = self.run_cli('{"op": "session", "x": ' + '[' * 1000
+                                   + ']' * 1000 + '}', raw=True)
+        self.assertError(code, reply, protocol.E_INVALID)
+        self.assertNotIn('Traceback', self.log.output)
 
     def test_each_answer_is_what_one_shot_prints(self):
         request = {'op': 'status', 'resource': 'volume-x/y'}
@@ -294,6 +377,18 @@ class ConsoleScriptTestCase(testtools.TestCase):
             self.assertIn('blackstor-test-vg', message)
         if not os.path.exists('/proc/drbd'):
             self.assertIn('DRBD kernel module', message)
+
+    def test_bytes_that_are_not_utf8(self):
+        # The real stdin, under the locale the box and sshd give agents.
+        env = dict(self.agent_env(), LANG='C.UTF-8', LC_ALL='C.UTF-8')
+        proc = subprocess.run(
+            self.AGENT, input=b'{"op": "status", "resource": "r\xff0"}',
+            capture_output=True, env=env, timeout=60)
+        self.assertNotIn(b'Traceback', proc.stderr)
+        reply = json.loads(proc.stdout)
+        self.assertEqual(protocol.E_INVALID, reply['error']['code'])
+        self.assertIn('not UTF-8', reply['error']['message'])
+        self.assertEqual(2, proc.returncode)
 
     def test_session(self):
         proc = subprocess.Popen(

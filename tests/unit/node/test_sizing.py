@@ -13,9 +13,11 @@
 # under the License.
 """LV sizing for DRBD internal metadata, checked against drbdmeta."""
 
+import random
 import re
 import shutil
 import subprocess
+from unittest import mock
 
 import ddt
 import fixtures
@@ -78,6 +80,34 @@ class SizingTestCase(testtools.TestCase):
                                               need + 64 * extent, extent)
                            if sizing.usable_size_of(lv, peers) >= usable]
                 self.assertEqual(need, min(fitting))
+
+    def test_random_sizes_and_extents(self):
+        rng = random.Random(13)
+        for _ in range(2000):
+            usable = rng.randint(1, 1 << rng.choice((20, 34, 50, 64)))
+            peers = rng.randint(1, 31)
+            extent = rng.choice((512, 4096, 3 * 4096, 1 << 20, EXTENT,
+                                 rng.randint(1, 1 << 22)))
+            lv = sizing.lv_size_for(usable, peers, extent)
+            self.assertEqual(0, lv % extent)
+            self.assertGreaterEqual(sizing.usable_size_of(lv, peers), usable)
+            for fewer in range(1, 33):
+                if lv - fewer * extent <= 0:
+                    break
+                self.assertLess(sizing.usable_size_of(lv - fewer * extent,
+                                                      peers),
+                                usable, (usable, peers, extent, fewer))
+
+    @ddt.data(10 ** 19, 1 << 64, 10 ** 30)
+    def test_huge_sizes_take_a_few_rounds(self, usable):
+        # Stepping one extent at a time took 5.7 s for 10**19 bytes and
+        # never ended for 10**30, holding the resource lock.
+        with mock.patch.object(sizing, 'metadata_size',
+                               wraps=sizing.metadata_size) as metadata:
+            lv = sizing.lv_size_for(usable, 31, 512)
+        self.assertLess(metadata.call_count, 16)
+        self.assertGreaterEqual(sizing.usable_size_of(lv, 31), usable)
+        self.assertLess(sizing.usable_size_of(lv - 512, 31), usable)
 
     def test_more_peers_need_more(self):
         small = sizing.lv_size_for(100 * GiB, 1, 512 * 1024)
