@@ -675,9 +675,7 @@ class Agent:
         state = self.drbd.state(resource)
         device_size = drbd_mod.device_size(state)
         ranges = [pending] if pending else []
-        if (assume_clean and lower is not None and upper is not None
-                and upper > lower
-                and (device_size is None or device_size <= lower)):
+        if _zeroes(req) and (device_size is None or device_size <= lower):
             ranges.append((lower, upper))       # this resize exposes it
         if not ranges:
             self.drbd.resize(resource, assume_clean)
