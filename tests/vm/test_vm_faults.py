@@ -153,9 +153,7 @@ class VMFaultsTest(base.VMClusterTestCase):
         self.ctl.create_snapshot(name, 'snap-cut')
         self.ctl.delete_snapshot('snap-cut')
         self.check_data(name)
-        self.ctl.delete_volume(name)
-        self.assertEqual(dict.fromkeys(self.STORAGE, []),
-                         self.leftovers(name))
+        self.delete_and_check_clean(name)
 
     def test_3_extend_with_a_node_stopped(self):
         name = 'volume-cut-grow'
