@@ -50,6 +50,7 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import fcntl
 import json
 import os
 import pathlib
@@ -508,6 +509,8 @@ class Checker:
         self.kinds = collections.Counter()
         self.seconds = collections.Counter()
         self.max_seconds = 0.0
+        #: locks seen held by a live process after a reply, by command
+        self.lock_holders = collections.Counter()
         self.slowest = ''
         self._stderr_seen = 0
 
@@ -581,8 +584,7 @@ class Checker:
             self.max_seconds, self.slowest = seconds, where[:160]
         if seconds > MAX_SECONDS:
             raise Failure(f'{where}: took {seconds:.1f}s')
-        leaked = [p.name for p in node.lock_dir.glob('*.lock')] \
-            if node.lock_dir.exists() else []
+        leaked = leaked_locks(node.lock_dir, holders=self.lock_holders)
         if leaked:
             raise Failure(f'{where}: lock files left: {leaked}')
         if code not in ('ok', protocol.E_TIMEOUT):
@@ -624,7 +626,81 @@ class Checker:
             f'fuzz: kinds: {line(self.kinds)}',
             'fuzz: seconds: ' + ', '.join(
                 f'{k} {v:.0f}' for k, v in sorted(self.seconds.items())),
-            f'fuzz: max {self.max_seconds:.2f}s ({self.slowest})'])
+            f'fuzz: max {self.max_seconds:.2f}s ({self.slowest})',
+            f'fuzz: locks held by a live process after a reply: '
+            f'{line(self.lock_holders) or "none"}'])
+
+
+def leaked_locks(lock_dir: pathlib.Path, settle: float = 2.0,
+                 holders: collections.Counter | None = None) -> list[str]:
+    """The lock files in ``lock_dir`` that nobody holds and that stay.
+
+    A file held by a live process is not left over: a suspend lease
+    (``blackstor_cinder.node.lease``) wakes up between requests and takes
+    the resource's lock to resume I/O, and its file goes when it lets go.
+    A holder creates its file a moment before it locks it, so an unheld
+    file is left over only if the same file is still there and unheld
+    after ``settle`` seconds.
+    """
+    if not lock_dir.exists():
+        return []
+
+    def unheld() -> dict[str, int]:
+        found = {p.name: _unheld_inode(p, holders)
+                 for p in lock_dir.glob('*.lock')}
+        return {name: ino for name, ino in found.items() if ino is not None}
+
+    deadline = time.monotonic() + settle
+    left = unheld()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = unheld()
+        left = {n: ino for n, ino in left.items() if now.get(n) == ino}
+    return sorted(left)
+
+
+def _unheld_inode(path: pathlib.Path,
+                  holders: collections.Counter | None = None) -> int | None:
+    """The inode of ``path`` when no process holds its flock, else None.
+
+    ``holders`` counts, by command, who held one.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if holders is not None:
+                holders[_holder(os.fstat(fd).st_ino)] += 1
+            return None             # a live holder: not left over
+        ino = os.fstat(fd).st_ino
+        try:
+            same = os.stat(path).st_ino == ino
+        except FileNotFoundError:
+            same = False
+        return ino if same else None
+    finally:
+        os.close(fd)
+
+
+def _holder(inode: int) -> str:
+    """What the process holding a flock on ``inode`` runs (/proc/locks)."""
+    with open('/proc/locks') as f:
+        for line in f:
+            fields = line.split()
+            if (len(fields) > 5 and fields[1] == 'FLOCK'
+                    and fields[5].rsplit(':', 1)[-1] == str(inode)):
+                try:
+                    with open(f'/proc/{fields[4]}/cmdline', 'rb') as c:
+                        argv = c.read().split(b'\0')
+                except OSError:
+                    return 'gone'
+                words = [a.decode(errors='replace') for a in argv if a]
+                return ' '.join(os.path.basename(w) for w in words[:3])
+    return 'unknown'
 
 
 # Runtime state a request does not own: whether I/O is suspended by the

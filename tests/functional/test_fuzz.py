@@ -20,13 +20,16 @@ run; the counts go to stderr and to ``.cache/fuzz/last-fuzz.txt``.
 
 from __future__ import annotations
 
+import collections
 import configparser
 import os
 import pathlib
 import subprocess
 import sys
+import time
 import unittest
 
+import fixtures
 import testtools
 from testtools import content
 
@@ -158,6 +161,46 @@ class AgentFuzzTest(testtools.TestCase):
         sys.stderr.write(proc.stderr[-3000:])
         self.assertEqual(0, proc.returncode, proc.stderr[-6000:])
         self.assertIn(f'fuzz: sent {count} requests', proc.stdout)
+
+
+class LeakedLocksTest(testtools.TestCase):
+    """The checker's rule for lock files: left over = unheld and staying."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = pathlib.Path(self.useFixture(
+            fixtures.TempDir()).path)
+
+    def test_an_unheld_lock_file_is_left_over(self):
+        (self.dir / 'volume-1.lock').touch()
+        self.assertEqual(['volume-1.lock'],
+                         fuzz.leaked_locks(self.dir, settle=0.3))
+
+    def test_a_lock_a_live_process_holds_is_not(self):
+        # As a suspend lease holds the resource's lock while it resumes.
+        path = self.dir / 'volume-1.lock'
+        holder = subprocess.Popen(
+            ['flock', str(path), 'sleep', '30'])
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        fuzz_wait = 50
+        while not _held(path) and fuzz_wait:
+            fuzz_wait -= 1
+            time.sleep(0.1)
+        holders = collections.Counter()
+        self.assertEqual([], fuzz.leaked_locks(self.dir, settle=0.3,
+                                               holders=holders))
+        self.assertEqual(['flock volume-1.lock sleep'], list(holders))
+
+    def test_none(self):
+        self.assertEqual([], fuzz.leaked_locks(self.dir / 'missing'))
+
+
+def _held(path: pathlib.Path) -> bool:
+    with open('/proc/locks') as f:
+        ino = str(path.stat().st_ino) if path.exists() else None
+        return bool(ino) and any(line.split()[5].endswith(f':{ino}')
+                                 for line in f if 'FLOCK' in line)
 
 
 def main(argv: list[str]) -> int:
