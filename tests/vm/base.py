@@ -41,6 +41,7 @@ from tests.vm import checks
 from tests.vm import image
 from tests.vm import runner
 
+LOG = logging.getLogger(__name__)
 MiB = checks.MiB
 _TWO_PRIMARIES = re.compile(r'allow-two-primaries\s+yes;')
 MAX_PEERS = 7
@@ -103,20 +104,8 @@ class VMClusterTestCase(testtools.TestCase):
         cls.vms = None
         cls.ctl = None
         try:
-            cls.vms = runner.VMCluster(cls.STORAGE, cls.HYPERVISORS)
-            cls.vms.setUp()
+            cls.vms = shared_cluster(cls.THIN_POOL_SIZE)
             cls.boot_seconds = cls.vms.boot_seconds
-            cls.drbd_versions = checks.each(
-                cls.vms.names,
-                lambda n: cls.vms.ssh(n, 'head -n 1 /proc/drbd'
-                                      ).stdout.strip())
-            for name, line in cls.drbd_versions.items():
-                if f'version: {image.DRBD_VERSION} ' not in line:
-                    raise AssertionError(f'{name}: /proc/drbd says {line!r}')
-            checks.each(cls.STORAGE, lambda n: cls.vms.ssh(
-                n, f'pvcreate -q /dev/vdb && vgcreate -q {VG} /dev/vdb && '
-                   f'lvcreate -q --type thin-pool -L {cls.THIN_POOL_SIZE} '
-                   f'-n {POOL} {VG}'))
             cls.ctl = ctl.Controller(
                 backend.cluster_config(cls.conf(), 20.0),
                 backend.transport_factory(cls.conf()), poll_interval=0.5)
@@ -147,12 +136,9 @@ class VMClusterTestCase(testtools.TestCase):
             logger.removeHandler(cls.log_handler)
             logger.propagate = True
             cls.log_handler.close()
-        try:
-            if cls.ctl is not None:
-                cls.ctl.close()
-        finally:
-            if cls.vms is not None:
-                cls.vms.cleanUp()
+        if cls.ctl is not None:
+            cls.ctl.close()
+        # The VMs stay up for the next class (shared_cluster).
 
     @classmethod
     def conf(cls):
@@ -160,7 +146,8 @@ class VMClusterTestCase(testtools.TestCase):
         conf = cfg.ConfigOpts()
         conf.register_opts(options.blackstor_opts)
         conf([])
-        vms = cls.vms.vms.values()
+        vms = [v for v in cls.vms.vms.values()
+               if v.name in cls.STORAGE + cls.HYPERVISORS]
         values = {
             'blackstor_storage_nodes': list(cls.STORAGE),
             'blackstor_client_nodes': list(cls.HYPERVISORS),
@@ -274,6 +261,70 @@ class VMClusterTestCase(testtools.TestCase):
     def dmesg(self, node: str, lines: int = 40) -> str:
         return self.vms.ssh(node, f'dmesg | tail -n {lines}',
                             check=False).stdout
+
+
+#: Every VM any class uses; one boot serves all classes of the run.
+ALL_STORAGE = VMClusterTestCase.STORAGE
+ALL_HYPERVISORS = VMClusterTestCase.HYPERVISORS
+_shared: runner.VMCluster | None = None
+
+
+def shared_cluster(thin_pool_size: str) -> runner.VMCluster:
+    """The VM cluster of this test run, booted on first use.
+
+    Booting the five VMs takes minutes under TCG, so the classes share
+    them. A class gets them running and empty: a VM an earlier class left
+    stopped is booted again, and what a failed test left behind (DRBD
+    resources, .res files, LVs besides the pool) is removed and logged.
+    The VMs go when the test process exits (runner's atexit, and qemu
+    dies with its parent).
+    """
+    global _shared
+    if _shared is None:
+        vms = runner.VMCluster(ALL_STORAGE, ALL_HYPERVISORS)
+        try:
+            vms.setUp()
+            versions = checks.each(vms.names, lambda n: vms.ssh(
+                n, 'head -n 1 /proc/drbd').stdout.strip())
+            for name, line in versions.items():
+                if f'version: {image.DRBD_VERSION} ' not in line:
+                    raise AssertionError(f'{name}: /proc/drbd says {line!r}')
+            checks.each(ALL_STORAGE, lambda n: vms.ssh(
+                n, f'pvcreate -q /dev/vdb && vgcreate -q {VG} /dev/vdb && '
+                   f'lvcreate -q --type thin-pool -L {thin_pool_size} '
+                   f'-n {POOL} {VG}'))
+        except BaseException:
+            vms.cleanUp()
+            raise
+        _shared = vms
+        return vms
+    for vm in _shared.vms.values():
+        if vm.proc.poll() is not None:
+            LOG.warning('VM tier: %s was left stopped; booting it', vm.name)
+            _shared._start(vm)
+            _shared._wait_ready(vm, time.monotonic() + 420)
+    left = checks.each(_shared.names, _empty_node)
+    for name, what in left.items():
+        if what:
+            LOG.warning('VM tier: removed what an earlier class left on '
+                        '%s: %s', name, what)
+    return _shared
+
+
+def _empty_node(name: str) -> str:
+    """Take down and remove every DRBD resource and volume LV on ``name``.
+
+    What was there, as the shell printed it ('' when it was empty).
+    """
+    return _shared.ssh(name, (
+        'left=$(ls /etc/drbd.d/ | grep "\\.res$"; '
+        'drbdsetup status 2>/dev/null | grep -v "^ " | cut -d" " -f1; '
+        f'lvs --noheadings -o lv_name {VG} 2>/dev/null | '
+        f'grep -vx "  *{POOL}"); '
+        'drbdsetup down all 2>/dev/null; rm -f /etc/drbd.d/*.res; '
+        f'for lv in $(lvs --noheadings -o lv_name {VG} 2>/dev/null); do '
+        f'[ "$lv" = {POOL} ] || lvremove -qq -f {VG}/$lv; done; '
+        'echo $left'), check=False).stdout.strip()
 
 
 def _outcome(fn, *args) -> BaseException | None:

@@ -39,7 +39,7 @@ from tests.vm import checks
 from tests.vm import runner
 
 MiB = checks.MiB
-SIZE = 64 * MiB
+SIZE = 32 * MiB
 BLOCK = 4096
 
 

@@ -37,7 +37,7 @@ from tests.vm import base
 from tests.vm import checks
 
 MiB = checks.MiB
-SIZE = 64 * MiB
+SIZE = 32 * MiB
 REFUSE, LOSE_REPLY = 'refuse', 'lose-reply'
 
 
