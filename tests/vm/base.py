@@ -24,6 +24,7 @@ VMs' real state through :mod:`tests.vm.checks`.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -296,6 +297,7 @@ def shared_cluster(thin_pool_size: str) -> runner.VMCluster:
         except BaseException:
             vms.cleanUp()
             raise
+        atexit.register(vms.cleanUp)
         _shared = vms
         return vms
     for vm in _shared.vms.values():
