@@ -318,6 +318,18 @@ class Agent:
         return sizing.lv_size_for(size, max_peers,
                                   self.lvm.vg(pool.vg).extent)
 
+    def _check_lv_holds(self, pool: lvm_mod.Pool, lv: lvm_mod.LogicalVolume,
+                        size: int | None) -> None:
+        if size is None:
+            return
+        usable = sizing.usable_size_of(lv.size, self.conf.max_peers)
+        if size > usable:
+            raise AgentError(
+                protocol.E_INVALID,
+                f'spec.size: {size} is more than LV {pool.vg}/{lv.name} '
+                f'holds ({usable} with its metadata); grow it with '
+                '"resize" first. Nothing changed', 'spec.size')
+
     def _check_fits(self, lv_size: int, size: int | None) -> None:
         if size is None:
             return
@@ -456,11 +468,16 @@ class Agent:
                     f'{me["field"]}.vg: {me["vg"]} is not the volume group '
                     f'of a pool configured on node {self.conf.node_name}',
                     f'{me["field"]}.vg')
-            if self.lvm.find_ours(found[0], resource, 'resource',
-                                  snapshot=False) is None:
+            lv = self.lvm.find_ours(found[0], resource, 'resource',
+                                    snapshot=False)
+            if lv is None:
                 raise AgentError(protocol.E_NOT_FOUND,
                                  f'resource: LV {found[0].vg}/{resource} '
                                  'not found', 'resource')
+            # drbdadm adjust applies the connection changes before it
+            # finds the size too big, so a refusal would leave them
+            # half-made (found by fuzzing): refuse before anything runs.
+            self._check_lv_holds(found[0], lv, req['spec'].get('size'))
         running = self.drbd.state(resource) is not None
         undo = _Undo()
         try:

@@ -934,6 +934,21 @@ class LifecycleTestCase(AgentTestCase):
                           ['drbdadm', 'down', 'r0']], self.changes())
         self.assertEqual(before, (self.res_dir / 'r0.res').read_text())
 
+    def test_adjust_beyond_what_the_lv_holds_is_refused_first(self):
+        # drbdadm adjust changes the connections before it finds the size
+        # too big: the refusal must come before anything runs.
+        req = self.create_req()
+        del req['pool'], req['size']
+        req['spec'] = samples.spec(size=64 * GiB, allow_two_primaries=True)
+        before = (self.res_dir / 'r0.res').read_text()
+        err, state = self.error('adjust', protocol.E_INVALID, 'spec.size',
+                                **req)
+        self.assertIn('vg0/r0', err['message'])
+        self.assertIn('resize', err['message'])
+        self.assertEqual([], self.changes())
+        self.assertEqual(state, self.fake.snapshot())
+        self.assertEqual(before, (self.res_dir / 'r0.res').read_text())
+
     def test_adjust_refuses_disk_outside_pools(self):
         req = self.create_req()
         del req['pool'], req['size']
@@ -1277,6 +1292,7 @@ class LifecycleTestCase(AgentTestCase):
 
     def test_no_shrink_on_adjust(self):
         # The device runs with 2 GiB; a .res saying 1 GiB must not land.
+        self.ok('resize', resource='r0', pool='vg0/thin', size=2 * GiB)
         self.ok('resize', **self.resize_req())
         old = (self.res_dir / 'r0.res').read_text()
         req = self.create_req()
