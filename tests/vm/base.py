@@ -320,7 +320,7 @@ def _empty_node(name: str) -> str:
     """
     return _shared.ssh(name, (
         'left=$(ls /etc/drbd.d/ | grep "\\.res$"; '
-        'drbdsetup status 2>/dev/null | grep -v "^ " | cut -d" " -f1; '
+        'drbdsetup status 2>/dev/null | grep -v "^[ #]" | cut -d" " -f1; '
         f'lvs --noheadings -o lv_name {VG} 2>/dev/null | '
         f'grep -vx "  *{POOL}"); '
         'drbdsetup down all 2>/dev/null; rm -f /etc/drbd.d/*.res; '
