@@ -340,7 +340,10 @@ class BlackStorDriver(driver.VolumeDriver):
             'reserved_percentage': conf.reserved_percentage,
             'total_volumes': stats.total_volumes,
             'multiattach': True,
-            'online_extend_support': True,
+            # Nova cannot grow an attached 'local' volume in the guest
+            # (LibvirtVolumeDriver.extend_volume raises
+            # NotImplementedError): Cinder then refuses such an extend
+            'online_extend_support': False,
             'sparse_copy_volume': True,
             'QoS_support': False,
             'location_info': f'BlackStorDriver:{nodes}:{cluster.pool}',

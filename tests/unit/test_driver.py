@@ -448,6 +448,12 @@ class StatsTest(DriverTestCase):
         self.assertIn('vg/pool', stats['location_info'])
         self.assertEqual([], stats['blackstor_nodes_down'])
 
+    def test_no_online_extend(self):
+        # Nova's LibvirtVolumeDriver ('local') cannot grow an attached
+        # volume: Cinder's scheduler refuses in-use extends on False.
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertIs(False, stats['online_extend_support'])
+
     def test_room_left_in_the_ranges(self):
         self.drv.create_volume(self.volume(size=1))
         stats = self.drv.get_volume_stats(refresh=True)
