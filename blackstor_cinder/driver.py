@@ -339,7 +339,9 @@ class BlackStorDriver(driver.VolumeDriver):
             'max_over_subscription_ratio': cluster.over_subscription,
             'reserved_percentage': conf.reserved_percentage,
             'total_volumes': stats.total_volumes,
-            'multiattach': True,
+            # DRBD does not order overlapping writes of two primaries:
+            # only an operator who knows the guests' file systems opts in
+            'multiattach': bool(conf.safe_get('blackstor_multiattach')),
             # Nova cannot grow an attached 'local' volume in the guest
             # (LibvirtVolumeDriver.extend_volume raises
             # NotImplementedError): Cinder then refuses such an extend

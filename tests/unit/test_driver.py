@@ -454,6 +454,13 @@ class StatsTest(DriverTestCase):
         stats = self.drv.get_volume_stats(refresh=True)
         self.assertIs(False, stats['online_extend_support'])
 
+    def test_multiattach_only_when_the_operator_opts_in(self):
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertIs(False, stats['multiattach'])
+        self.config(blackstor_multiattach=True)
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertIs(True, stats['multiattach'])
+
     def test_room_left_in_the_ranges(self):
         self.drv.create_volume(self.volume(size=1))
         stats = self.drv.get_volume_stats(refresh=True)
