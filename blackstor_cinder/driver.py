@@ -109,6 +109,9 @@ class BlackStorDriver(driver.VolumeDriver):
             conf.max_over_subscription_ratio, supports_auto=False)
         with _translated(_('Configuration')):
             config = backend.cluster_config(conf, float(ratio))
+        for warning in backend.setup_warnings(config):
+            LOG.warning('BlackStor backend %(backend)s: %(warning)s',
+                        {'backend': conf.config_group, 'warning': warning})
         self.controller = ctl.Controller(
             config, backend.transport_factory(conf),
             lock=_coordination_lock)

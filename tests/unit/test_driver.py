@@ -183,6 +183,27 @@ class SetupTest(DriverTestCase):
             self.conf_fixture.setUp()
             self.setUp_config_again()
 
+    def test_configuration_that_cannot_work_is_refused(self):
+        for opts, option in (({'blackstor_max_peers': 3}, 'max_peers'),
+                             ({'blackstor_quorum': 'off'}, 'quorum')):
+            self.config(**opts)
+            drv = driver.BlackStorDriver(configuration=self.configuration)
+            exc = self.assertRaises(exception.InvalidInput, drv.do_setup,
+                                    self.ctxt)
+            self.assertIn(f'blackstor_{option} = ', str(exc))
+            self.assertIsNone(drv.controller)
+            self.conf_fixture.cleanUp()
+            self.conf_fixture.setUp()
+            self.setUp_config_again()
+
+    def test_two_replicas_start_with_a_warning(self):
+        self.config(blackstor_replicas=2)
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            drv = self.make_driver()
+        self.assertIsNotNone(drv.controller)
+        self.assertIn(f'BlackStor backend {BACKEND}: blackstor_replicas = 2 '
+                      'and no tiebreaker', logs.output[0])
+
     def setUp_config_again(self):
         self.config(blackstor_storage_nodes=['n1', 'n2', 'n3'],
                     blackstor_ssh_addresses={'n1': '192.0.2.1',
