@@ -111,7 +111,9 @@ class BlackStorDriver(driver.VolumeDriver):
             config = backend.cluster_config(conf, float(ratio))
         for warning in backend.setup_warnings(config):
             LOG.warning('BlackStor backend %(backend)s: %(warning)s',
-                        {'backend': conf.config_group, 'warning': warning})
+                        {'backend': conf.config_group
+                         or conf.safe_get('volume_backend_name'),
+                         'warning': warning})
         self.controller = ctl.Controller(
             config, backend.transport_factory(conf),
             lock=_coordination_lock)
