@@ -41,6 +41,10 @@ DEFAULT_NET_OPTIONS = {'verify-alg': 'crc32c'}
 #: privileged ones belong to the host's services.
 PORT_LOW = 1024
 
+#: Clients a volume has at once in a live migration (the source and the
+#: destination hypervisor): every volume needs room for them.
+LIVE_MIGRATION_CLIENTS = 2
+
 
 def cluster_config(conf: Any, over_subscription: float
                    ) -> model.ClusterConfig:
@@ -72,6 +76,7 @@ def cluster_config(conf: Any, over_subscription: float
                                             conf.blackstor_disk_options)
     except ValueError as exc:
         raise errors.InvalidRequest(str(exc)) from None
+    _check_workable(conf, storage)
     return model.ClusterConfig(
         storage_nodes=storage, client_nodes=clients, pool=pool,
         minors=minor_range(conf), ports=port_range(conf),
@@ -86,6 +91,42 @@ def cluster_config(conf: Any, over_subscription: float
         io_suspend_timeout=conf.blackstor_io_suspend_timeout,
         allow_unlisted_clients=conf.blackstor_allow_unlisted_clients,
         over_subscription=over_subscription)
+
+
+def _check_workable(conf: Any, storage: tuple[model.Node, ...]) -> None:
+    """Refuse option values no volume could work with, saying what to set."""
+    max_peers, replicas = conf.blackstor_max_peers, conf.blackstor_replicas
+    hosts = replicas + LIVE_MIGRATION_CLIENTS
+    if hosts > max_peers + 1:
+        raise errors.InvalidRequest(
+            f'blackstor_max_peers = {max_peers} gives a volume room for '
+            f'{max_peers + 1} hosts, but blackstor_replicas = {replicas} '
+            f'and the {LIVE_MIGRATION_CLIENTS} clients of a live migration '
+            f'(the source and the destination hypervisor) make {hosts}: '
+            f'set blackstor_max_peers to {hosts - 1} or more')
+    if conf.blackstor_quorum == 'off' and len(storage) > 1:
+        raise errors.InvalidRequest(
+            'blackstor_quorum = off cannot be used: a live migration (or '
+            'multiattach) turns on allow-two-primaries for the volume, and '
+            'without quorum two primaries cut off from each other both go '
+            'on writing to their replicas, which then hold different data '
+            '(split brain). Set blackstor_quorum = majority (or all)')
+
+
+def setup_warnings(config: model.ClusterConfig) -> list[str]:
+    """What works, but not as an operator may expect; for the log."""
+    found = []
+    if config.replicas == 2:
+        found.append(
+            'blackstor_replicas = 2 and no tiebreaker: when the node of one '
+            'replica of a volume fails or is cut off, the other replica '
+            'keeps quorum only while most of the volume\'s attached clients '
+            'still reach it; a detached volume cannot be attached, and one '
+            'whose clients are cut off too stops I/O '
+            '(blackstor_on_no_quorum), until both replicas are connected '
+            'again. Use blackstor_replicas = 3; a tiebreaker node comes in '
+            'a later release')
+    return found
 
 
 def minor_range(conf: Any) -> range:

@@ -47,9 +47,16 @@ What it does beyond the removed upstream connector:
   that gives the node the same disk (it never turns a replica diskless);
 - ``disconnect_volume`` refuses while the device is open or Primary (unless
   ``force``), and is idempotent;
-- ``check_valid_device`` and ``extend_volume`` read ``drbdsetup status
-  --json``, which asks the kernel over netlink and never opens the device,
-  so neither blocks on a dead network.
+- ``check_valid_device`` reads ``drbdsetup status --json``, which asks the
+  kernel over netlink and never opens the device, so it does not block on
+  a dead network;
+- ``extend_volume`` is not offered (it raises NotImplementedError, as
+  os-brick connectors that cannot extend do): nothing calls it. Volumes
+  are attached with ``driver_volume_type: 'local'``, so Nova uses its
+  ``LibvirtVolumeDriver`` and os-brick's ``LocalConnector``, never this
+  connector, and cannot grow an attached volume in the guest; the driver
+  reports ``online_extend_support`` False and Cinder refuses the extend of
+  an attached volume.
 
 File handling and drbdadm calls are shared with the node agent through
 :class:`blackstor_cinder.node.resfiles.ResFileStore`. The connector runs
@@ -219,7 +226,6 @@ class ResourceState:
     client: bool | None
     quorum: bool | None
     open: bool | None
-    size_bytes: int | None
     peers: list[PeerState]
 
     @classmethod
@@ -233,8 +239,6 @@ class ResourceState:
                  for conn in (connections
                               if isinstance(connections, list) else [])
                  if isinstance(conn, dict)]
-        # "size" is KiB: drbdsetup prints the device size in sectors / 2.
-        size_kib = _as_int(device.get('size'))
         return cls(
             name=str(res.get('name')),
             role=_as_str(res.get('role')),
@@ -244,7 +248,6 @@ class ResourceState:
             client=_as_bool(device.get('client')),
             quorum=_as_bool(device.get('quorum')),
             open=_as_bool(_first(device, 'open', 'opened')),
-            size_bytes=None if size_kib is None else size_kib * 1024,
             peers=peers)
 
     @property
@@ -578,35 +581,15 @@ class DRBDConnector(base.BaseLinuxConnector):
 
     # -- extend, check ----------------------------------------------------
 
-    @utils.connect_volume_undo_prepare_result
     def extend_volume(self, connection_properties: dict) -> int:
-        """The device size in bytes after the storage nodes grew it.
+        """Not offered: an attached volume is not extended (see above).
 
-        DRBD 9 passes a resize on to diskless clients by itself, so there is
-        nothing to run here. The size comes from ``drbdsetup status
-        --json`` (the kernel's size of the DRBD device, without opening
-        it); when that DRBD does not report a size, ``blockdev --getsize64``
-        on the device.
+        os-brick requires the method; nothing calls it (Nova reaches
+        'local' volumes through its own LibvirtVolumeDriver, whose
+        extend_volume raises NotImplementedError too).
         """
-        resource = self._resource(connection_properties)
-        state, error = self._status(resource)
-        if state is None:
-            raise DRBDConnectorError(
-                f'DRBD resource {resource} is not up on {self.node_name}: '
-                f'{error}')
-        if state.size_bytes:
-            return state.size_bytes
-        path = self._device_path(resource, connection_properties)
-        try:
-            size = utils.get_device_size(self, str(path))
-        except putils.ProcessExecutionError as exc:
-            raise DRBDConnectorError(
-                f'cannot read the size of {path} ({resource}): '
-                f'{(exc.stderr or "").strip()}') from exc
-        if not size:
-            raise DRBDConnectorError(
-                f'cannot read the size of {path} ({resource})')
-        return size
+        raise NotImplementedError(
+            'BlackStor volumes are not extended while attached')
 
     def check_valid_device(self, path: str, run_as_root: bool = True
                            ) -> bool:

@@ -109,6 +109,11 @@ class BlackStorDriver(driver.VolumeDriver):
             conf.max_over_subscription_ratio, supports_auto=False)
         with _translated(_('Configuration')):
             config = backend.cluster_config(conf, float(ratio))
+        for warning in backend.setup_warnings(config):
+            LOG.warning('BlackStor backend %(backend)s: %(warning)s',
+                        {'backend': conf.config_group
+                         or conf.safe_get('volume_backend_name'),
+                         'warning': warning})
         self.controller = ctl.Controller(
             config, backend.transport_factory(conf),
             lock=_coordination_lock)
@@ -339,8 +344,13 @@ class BlackStorDriver(driver.VolumeDriver):
             'max_over_subscription_ratio': cluster.over_subscription,
             'reserved_percentage': conf.reserved_percentage,
             'total_volumes': stats.total_volumes,
-            'multiattach': True,
-            'online_extend_support': True,
+            # DRBD does not order overlapping writes of two primaries:
+            # only an operator who knows the guests' file systems opts in
+            'multiattach': bool(conf.safe_get('blackstor_multiattach')),
+            # Nova cannot grow an attached 'local' volume in the guest
+            # (LibvirtVolumeDriver.extend_volume raises
+            # NotImplementedError): Cinder then refuses such an extend
+            'online_extend_support': False,
             'sparse_copy_volume': True,
             'QoS_support': False,
             'location_info': f'BlackStorDriver:{nodes}:{cluster.pool}',

@@ -132,6 +132,21 @@ drbd_opts = [
     cfg.StrOpt('blackstor_on_no_quorum', default='io-error',
                choices=['io-error', 'suspend-io'],
                help='What DRBD does to I/O when a node loses quorum.'),
+    cfg.BoolOpt('blackstor_multiattach', default=False,
+                help='Report multiattach support, so that volume types '
+                     'with multiattach="<is> True" are placed on this '
+                     'backend and a volume can be attached to several '
+                     'instances at once. Only cluster file systems (or '
+                     'other software) that never write overlapping blocks '
+                     'from two hosts at once are safe on such volumes: '
+                     'DRBD checks a write from a peer for conflicts only '
+                     'against writes of its own node\'s applications '
+                     '(CONFLICT_FLAG_APPLICATION_ONLY in drbd_receiver.c), '
+                     'so overlapping writes from two diskless clients can '
+                     'reach the replicas in different orders and leave '
+                     'them holding different data, silently. Live '
+                     'migration (two attachments of one instance for a '
+                     'moment) works either way.'),
     cfg.DictOpt('blackstor_net_options', default={},
                 help='Extra DRBD net options, option:value (for example '
                      'max-buffers:8000,sndbuf-size:0). verify-alg is '

@@ -1227,6 +1227,7 @@ class Controller:
                 hosts += (model.ResourceHost(
                     name=host, node_id=node_id,
                     address=client.replication_address, diskful=False),)
+                _check_peer_slots(volume, host, hosts, old.max_peers)
             spec = self._with_clients(old, hosts, self._two_primaries(
                 found, hosts, attaching=host))
             changed = spec != old
@@ -1458,6 +1459,27 @@ def _require_free_on(host: str, report: dict[str, Any],
         + ' and '.join(allocation.RANGE_OPTIONS[kind] for kind, _ in taken)
         + f'; {spec.name} can attach on {host} once the other resource '
           f'is gone there')
+
+
+def _check_peer_slots(volume: str, host: str,
+                      hosts: tuple[model.ResourceHost, ...],
+                      max_peers: int) -> None:
+    """Refuse a new client the DRBD metadata has no bitmap slot for.
+
+    Every replica keeps one bitmap slot per peer (``create-md
+    --max-peers``): a resource has at most ``max_peers + 1`` hosts.
+    Checked before any node is changed.
+    """
+    if len(hosts) <= max_peers + 1:
+        return
+    replicas = sum(1 for h in hosts if h.diskful)
+    raise errors.InvalidRequest(
+        f'attach of {volume} on {host} refused: the volume has {replicas} '
+        f'replicas and {len(hosts) - replicas - 1} clients already, and '
+        f'blackstor_max_peers = {max_peers} gives a volume at most '
+        f'{max_peers + 1} hosts (replicas and clients together). Detach '
+        f'it from another host first; a larger blackstor_max_peers '
+        f'applies to volumes created afterwards')
 
 
 def _check_fits(snapshot_size: int, size: int) -> None:

@@ -230,3 +230,66 @@ class DriverE2ETest(testtools.TestCase):
         self.assertIn('4 replicas asked but the backend has only 3 '
                       'storage nodes', self.volume_log())
         self.assertEqual({}, self.box.leftovers())
+
+    def test_7_extend_of_an_in_use_volume_is_refused_by_cinder(self):
+        # online_extend_support is False: Nova's LibvirtVolumeDriver
+        # ('local') could not grow the disk in the guest.
+        caps = self.stack.pools()[0]['capabilities']
+        self.assertIs(False, caps['online_extend_support'])
+        self.assertIs(False, caps['multiattach'])
+        j = self.journey
+        vol = self.stack.openstack('volume', 'create', '--size', '1',
+                                   'in-use-extend')
+        j.ids['vol'] = vol['id']
+        self.addCleanup(self.stack.openstack, 'volume', 'delete', vol['id'],
+                        json=False, check=False)
+        self.stack.wait_for('volume', vol['id'], 'available')
+        j.attach('vol')
+        lvs = self.replica_sizes(j.resource(vol['id']))
+        self.assertEqual(2, len(lvs))
+
+        # The API accepts it (microversion 3.42 and later); the scheduler
+        # refuses it and tells the user.
+        self.stack.openstack('volume', 'set', '--size', '2', vol['id'],
+                             json=False)
+        message = self.wait_for_message(vol['id'])
+        say(f'in-use extend: {message["user_message"]} '
+            f'({message["event_id"]})')
+        self.assertEqual('VOLUME_VOLUME_007_003', message['event_id'])
+        self.assertEqual('extend volume:Could not find any available '
+                         'weighted backend.', message['user_message'])
+        shown = self.stack.wait_for('volume', vol['id'], 'in-use')
+        self.assertEqual(1, shown['size'])
+        with open(self.stack.logs['cinder-scheduler']) as f:
+            self.assertIn("Backend doesn't support attached volume extend",
+                          f.read())
+        self.assertEqual(lvs, self.replica_sizes(j.resource(vol['id'])))
+
+        # Detached, the same extend goes through.
+        j.detach('vol')
+        self.assertEqual(('available', '2 GiB'), j.extend('vol', 2))
+        self.assertLess(max(lvs.values()), min(self.replica_sizes(
+            j.resource(vol['id'])).values()))
+        self.stack.openstack('volume', 'delete', vol['id'], json=False)
+        self.stack.wait_for('volume', vol['id'], 'deleted')
+        self.assertEqual({}, self.box.leftovers())
+
+    def replica_sizes(self, name):
+        """Storage node -> size of the volume's LV there."""
+        return {node: v['size_bytes'] for node in self.box.storage_names
+                for v in self.box.inventory(node).get('volumes', [])
+                if v['name'] == name}
+
+    def wait_for_message(self, resource_id, timeout=120):
+        """The first user message Cinder records for the resource."""
+        deadline = time.monotonic() + timeout
+        while True:
+            _code, data = self.stack.api(
+                'GET', f'/messages?resource_uuid={resource_id}')
+            messages = (data or {}).get('messages') or []
+            if messages:
+                return messages[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f'no user message for {resource_id} '
+                                     f'within {timeout}s')
+            time.sleep(1)

@@ -100,6 +100,58 @@ class ClusterConfigTest(testtools.TestCase):
 
 
 @ddt.ddt
+class WorkableConfigTest(testtools.TestCase):
+    """Start-up refuses what no volume could work with."""
+
+    @ddt.data((3, 3, 4), (1, 1, 2), (8, 8, 9))
+    @ddt.unpack
+    def test_max_peers_without_room_for_a_live_migration(self, replicas,
+                                                         max_peers, needed):
+        exc = self.assertRaises(errors.InvalidRequest,
+                                backend.cluster_config,
+                                make_conf(blackstor_replicas=replicas,
+                                          blackstor_max_peers=max_peers),
+                                20.0)
+        self.assertIn(f'blackstor_max_peers = {max_peers} gives a volume '
+                      f'room for {max_peers + 1} hosts', str(exc))
+        self.assertIn(f'blackstor_replicas = {replicas}', str(exc))
+        self.assertIn(f'set blackstor_max_peers to {needed} or more',
+                      str(exc))
+        config = backend.cluster_config(
+            make_conf(blackstor_replicas=replicas,
+                      blackstor_max_peers=needed), 20.0)
+        self.assertEqual(needed, config.max_peers)
+
+    def test_quorum_off_refused_where_replicas_can_diverge(self):
+        exc = self.assertRaises(errors.InvalidRequest,
+                                backend.cluster_config,
+                                make_conf(blackstor_quorum='off'), 20.0)
+        self.assertIn('blackstor_quorum = off', str(exc))
+        self.assertIn('allow-two-primaries', str(exc))
+        self.assertIn('Set blackstor_quorum = majority', str(exc))
+        for quorum in ('majority', 'all'):
+            backend.cluster_config(make_conf(blackstor_quorum=quorum), 20.0)
+
+    def test_quorum_off_with_one_storage_node(self):
+        # every volume has one replica: nothing to diverge from
+        config = backend.cluster_config(make_conf(
+            blackstor_quorum='off', blackstor_storage_nodes=['a'],
+            blackstor_replicas=1), 20.0)
+        self.assertEqual('off', config.quorum)
+
+    def test_two_replicas_without_tiebreaker_warn_only(self):
+        config = backend.cluster_config(make_conf(blackstor_replicas=2),
+                                        20.0)
+        [warning] = backend.setup_warnings(config)
+        self.assertIn('blackstor_replicas = 2 and no tiebreaker', warning)
+        self.assertIn('Use blackstor_replicas = 3', warning)
+        for replicas in (1, 3):
+            config = backend.cluster_config(
+                make_conf(blackstor_replicas=replicas), 20.0)
+            self.assertEqual([], backend.setup_warnings(config))
+
+
+@ddt.ddt
 class RangesTest(testtools.TestCase):
     """The minor and port ranges, alone and beside other backends."""
 

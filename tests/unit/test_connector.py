@@ -121,7 +121,6 @@ class FakeDRBD:
         self.held_open = set()
         self.status_text = None     # forced drbdsetup status output
         self.status_error = None    # forced drbdsetup status exit code
-        self.blockdev_size = None
 
     def device(self, name):
         return self.device_root / 'drbd' / 'by-res' / name / '0'
@@ -141,11 +140,6 @@ class FakeDRBD:
             if verb in ('adjust', 'down'):
                 return getattr(self, f'_{verb}')(args[0])
             return self._real(cmd, kwargs)
-        if program == 'blockdev':
-            if self.blockdev_size is None:
-                raise processutils.ProcessExecutionError(
-                    exit_code=1, stderr='blockdev: cannot open')
-            return f'{self.blockdev_size}\n', ''
         raise AssertionError(f'unexpected command {argv}')
 
     def commands(self, program, verb=None):
@@ -689,34 +683,14 @@ class CheckValidDeviceTestCase(ConnectorTestCase):
 
 
 class ExtendVolumeTestCase(ConnectorTestCase):
+    """Not offered: nothing calls it (online_extend_support is False)."""
 
-    def setUp(self):
-        super().setUp()
+    def test_refused_and_runs_nothing(self):
         self.conn.connect_volume(props())
-
-    def test_size_from_drbd_status(self):
-        self.fake.resources[RES]['devices'][0]['size'] = 2 * 1048576
-        self.assertEqual(2 * 1024 ** 3, self.conn.extend_volume(props()))
-        self.assertEqual([], self.fake.commands('blockdev'))
-
-    def test_size_from_blockdev_when_status_has_none(self):
-        del self.fake.resources[RES]['devices'][0]['size']
-        self.fake.blockdev_size = 3 * 1024 ** 3
-        self.assertEqual(3 * 1024 ** 3, self.conn.extend_volume(props()))
-        self.assertEqual(
-            [['blockdev', '--getsize64', str(self.fake.device(RES))]],
-            self.fake.commands('blockdev'))
-
-    def test_no_size_at_all(self):
-        del self.fake.resources[RES]['devices'][0]['size']
-        self.assertRaises(connector.DRBDConnectorError,
-                          self.conn.extend_volume, props())
-
-    def test_not_attached(self):
-        self.fake.resources.clear()
-        exc = self.assertRaises(connector.DRBDConnectorError,
-                                self.conn.extend_volume, props())
-        self.assertIn('not up', str(exc))
+        self.fake.calls.clear()
+        self.assertRaises(NotImplementedError, self.conn.extend_volume,
+                          props())
+        self.assertEqual([], self.fake.calls)
 
 
 class PathsTestCase(ConnectorTestCase):
@@ -844,7 +818,6 @@ class ParseStatusTestCase(testtools.TestCase):
         self.assertTrue(state.quorum)
         self.assertIsNone(state.open)
         self.assertEqual(MINOR, state.minor)
-        self.assertEqual(1024 ** 3, state.size_bytes)
         self.assertEqual(['store1', 'store2'],
                          [p.name for p in state.up_to_date_peers])
         self.assertFalse(state.in_use)

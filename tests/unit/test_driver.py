@@ -183,6 +183,27 @@ class SetupTest(DriverTestCase):
             self.conf_fixture.setUp()
             self.setUp_config_again()
 
+    def test_configuration_that_cannot_work_is_refused(self):
+        for opts, option in (({'blackstor_max_peers': 3}, 'max_peers'),
+                             ({'blackstor_quorum': 'off'}, 'quorum')):
+            self.config(**opts)
+            drv = driver.BlackStorDriver(configuration=self.configuration)
+            exc = self.assertRaises(exception.InvalidInput, drv.do_setup,
+                                    self.ctxt)
+            self.assertIn(f'blackstor_{option} = ', str(exc))
+            self.assertIsNone(drv.controller)
+            self.conf_fixture.cleanUp()
+            self.conf_fixture.setUp()
+            self.setUp_config_again()
+
+    def test_two_replicas_start_with_a_warning(self):
+        self.config(blackstor_replicas=2)
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            drv = self.make_driver()
+        self.assertIsNotNone(drv.controller)
+        self.assertIn(f'BlackStor backend {BACKEND}: blackstor_replicas = 2 '
+                      'and no tiebreaker', logs.output[0])
+
     def setUp_config_again(self):
         self.config(blackstor_storage_nodes=['n1', 'n2', 'n3'],
                     blackstor_ssh_addresses={'n1': '192.0.2.1',
@@ -447,6 +468,19 @@ class StatsTest(DriverTestCase):
         self.assertEqual(20.0, stats['max_over_subscription_ratio'])
         self.assertIn('vg/pool', stats['location_info'])
         self.assertEqual([], stats['blackstor_nodes_down'])
+
+    def test_no_online_extend(self):
+        # Nova's LibvirtVolumeDriver ('local') cannot grow an attached
+        # volume: Cinder's scheduler refuses in-use extends on False.
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertIs(False, stats['online_extend_support'])
+
+    def test_multiattach_only_when_the_operator_opts_in(self):
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertIs(False, stats['multiattach'])
+        self.config(blackstor_multiattach=True)
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertIs(True, stats['multiattach'])
 
     def test_room_left_in_the_ranges(self):
         self.drv.create_volume(self.volume(size=1))

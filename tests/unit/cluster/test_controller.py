@@ -1061,6 +1061,33 @@ class AttachTest(ControllerTestCase):
     def test_detach_of_missing_volume_is_fine(self):
         self.ctl.detach('volume-gone', 'hv1')
 
+    def test_client_beyond_max_peers_refused_before_any_change(self):
+        # max-peers 4: 5 hosts, 3 replicas and 2 clients (live migration)
+        cluster, controller = make(clients=('hv1', 'hv2', 'hv3'),
+                                   max_peers=4)
+        self.addCleanup(controller.close)
+        controller.create_volume(VOL, G)
+        controller.attach(VOL, 'hv1')
+        controller.attach(VOL, 'hv2')
+        before = {n: dict(a.res) for n, a in cluster.agents.items()}
+        sent = len(cluster.requests)
+        exc = self.assertRaises(errors.InvalidRequest, controller.attach,
+                                VOL, 'hv3')
+        self.assertIn('hv3', str(exc))
+        self.assertIn('blackstor_max_peers = 4', str(exc))
+        self.assertIn('at most 5 hosts', str(exc))
+        self.assertIn('3 replicas and 2 clients', str(exc))
+        # only reads: no node was touched
+        self.assertEqual({'inventory', 'status'},
+                         {req['op'] for _, req in cluster.requests[sent:]})
+        self.assertEqual(before, {n: dict(a.res)
+                                  for n, a in cluster.agents.items()})
+        self.assertNotIn(VOL, cluster.agents['hv3'].up)
+        # the host already attached, and one after a detach, still attach
+        controller.attach(VOL, 'hv2')
+        controller.detach(VOL, 'hv1')
+        controller.attach(VOL, 'hv3')
+
 
 class HyperconvergedAttachTest(ControllerTestCase):
     """Attach on a host that holds a replica of the volume."""
