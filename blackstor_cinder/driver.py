@@ -114,21 +114,15 @@ class BlackStorDriver(driver.VolumeDriver):
             lock=_coordination_lock)
 
     def check_for_setup_error(self) -> None:
+        """Validate the configuration; never ask the nodes.
+
+        A node down or unfit at start-up must not disable the backend
+        (Cinder would refuse every attach, detach and delete until
+        cinder-volume restarts): node health goes to the stats
+        (``blackstor_nodes_down``, ``blackstor_nodes_refused``), where the
+        scheduler's capacity filter and create's placement take it.
+        """
         self._check_other_backends()
-        problems = self.controller.check_setup()
-        for node, problem in sorted(problems.items()):
-            LOG.warning('BlackStor node %(node)s is not usable: %(err)s',
-                        {'node': node, 'err': problem})
-        # check_setup reports storage nodes only.
-        usable = len(self.controller.config.storage_nodes) - len(problems)
-        if usable < self.controller.config.replicas:
-            raise BlackStorDriverError(reason=_(
-                'only %(usable)d storage node(s) usable, %(replicas)d '
-                'needed for the default replica count: %(problems)s') % {
-                    'usable': usable,
-                    'replicas': self.controller.config.replicas,
-                    'problems': '; '.join(f'{n}: {p}' for n, p in
-                                          sorted(problems.items()))})
 
     def _check_other_backends(self) -> None:
         """Refuse ranges overlapping another BlackStor backend's.

@@ -190,28 +190,65 @@ class SetupTest(DriverTestCase):
                                              'n3': '192.0.2.3'},
                     blackstor_pool='vg/pool')
 
-    def test_check_for_setup_error(self):
+    def test_check_for_setup_error_asks_no_node(self):
+        self.cluster.requests.clear()
         self.drv.check_for_setup_error()
-        self.cluster.down.add('n2')
-        exc = self.assertRaises(driver.BlackStorDriverError,
-                                self.drv.check_for_setup_error)
-        self.assertIn('n2', str(exc))
+        self.assertEqual([], self.cluster.requests)
 
-    def test_check_for_setup_error_names_an_old_drbd(self):
+    def test_start_up_with_fewer_nodes_than_replicas(self):
+        # 3 replicas by default, 2 of 3 storage nodes down: the backend
+        # starts, the stats say which nodes are down and what still fits.
+        self.assertEqual(3, self.drv.controller.config.replicas)
+        self.cluster.down.update({'n2', 'n3'})
+        self.drv.check_for_setup_error()
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(['n2', 'n3'], stats['blackstor_nodes_down'])
+        self.assertEqual(0, stats['free_capacity_gb'])
+        self.assertIn('n2, n3', logs.output[0])
+
+    def test_one_node_down_at_start_up_leaves_the_rest_working(self):
+        # Before the node went down: a volume on every node, one on two.
+        everywhere, two = self.volume(), self.volume(**{
+            driver.SPEC_REPLICAS: '2'})
+        self.drv.create_volume(everywhere)
+        self.cluster.down.add('n3')
+        self.drv.create_volume(two)
+        self.drv = self.make_driver()       # cinder-volume restarts
+        self.drv.check_for_setup_error()
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(['n3'], stats['blackstor_nodes_down'])
+        for vol in (everywhere, two):
+            self.drv.initialize_connection(vol, {'host': 'hv1'})
+            self.assertIn(vol.name, self.cluster.agents['hv1'].res)
+            self.drv.terminate_connection(vol, {'host': 'hv1'})
+            self.assertNotIn(vol.name, self.cluster.agents['hv1'].res)
+        self.drv.delete_volume(two)
+        self.assertNotIn(two.name, self.cluster.agents['n1'].lvs)
+        placed = self.volume(**{driver.SPEC_REPLICAS: '2'})
+        self.drv.create_volume(placed)
+        self.assertIn(placed.name, self.cluster.agents['n1'].lvs)
+        # what cannot be placed now is refused by the create, naming why
+        exc = self.assertRaises(exception.VolumeBackendAPIException,
+                                self.drv.create_volume, self.volume())
+        self.assertIn('only 2 storage nodes', str(exc))
+
+    def test_a_node_on_an_old_drbd_is_refused_in_the_stats(self):
         self.cluster.agents['n3'].kernel_version = '9.2.13'
-        exc = self.assertRaises(driver.BlackStorDriverError,
-                                self.drv.check_for_setup_error)
-        self.assertIn('n3: DRBD kernel module 9.2.13 is older than 9.2.14',
-                      str(exc))
+        self.drv.check_for_setup_error()
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(['n3'], stats['blackstor_nodes_refused'])
+        self.assertIn('n3', logs.output[0])
+        self.assertIn('DRBD kernel module 9.2.13 is older than 9.2.14',
+                      logs.output[0])
 
-    def test_setup_error_and_stats_name_a_node_that_cannot_serve(self):
+    def test_stats_name_a_node_that_cannot_serve(self):
         why = ('this node cannot serve: LVM would scan DRBD devices; set '
                'global_filter in the devices section of lvm.conf')
         self.cluster.faults[('n3', 'inventory')] = tp.NodeError(
             'n3', protocol.E_MISSING, why)
-        exc = self.assertRaises(driver.BlackStorDriverError,
-                                self.drv.check_for_setup_error)
-        self.assertIn(f'n3: {why}', str(exc))
+        self.drv.check_for_setup_error()
         with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
             stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(['n3'], stats['blackstor_nodes_refused'])
