@@ -982,19 +982,48 @@ class Controller:
                 if name not in not_sent}
 
     def _delete_snapshot_on(self, nodes: list[model.Node], snapshot: str,
-                            quiet: bool = False) -> None:
+                            quiet: bool = False,
+                            required: set[str] | None = None) -> None:
+        """snapshot-delete on ``nodes``; raise for the ``required`` ones.
+
+        ``required`` None: every node. A failure not raised is logged.
+        """
         _, failures = self.each(nodes, {'op': 'snapshot-delete',
                                         'pool': self.config.pool,
                                         'snapshot': snapshot})
-        if failures and not quiet:
-            raise errors.NodeOperationFailed('snapshot-delete', failures)
-        for node_name, exc in failures.items():
-            LOG.error('Snapshot %(snap)s may be left on %(node)s: %(err)s',
-                      {'snap': snapshot, 'node': node_name, 'err': exc})
+        needed = {name: exc for name, exc in failures.items()
+                  if required is None or name in required}
+        if needed and not quiet:
+            raise errors.NodeOperationFailed('snapshot-delete', needed)
+        for node_name, exc in sorted(failures.items()):
+            if node_name in needed:
+                LOG.error('Snapshot %(snap)s may be left on %(node)s: '
+                          '%(err)s',
+                          {'snap': snapshot, 'node': node_name, 'err': exc})
+            else:
+                LOG.warning('Snapshot %(snap)s: %(node)s holds no replica '
+                            'of its volume and could not be asked to '
+                            'remove it (best effort): %(err)s',
+                            {'snap': snapshot, 'node': node_name,
+                             'err': exc})
 
-    def delete_snapshot(self, snapshot: str) -> None:
-        """Remove a snapshot from every storage node; gone is success."""
-        self._delete_snapshot_on(list(self.config.storage_nodes), snapshot)
+    def delete_snapshot(self, snapshot: str,
+                        volume: str | None = None) -> None:
+        """Remove a snapshot from the storage nodes; gone is success.
+
+        ``volume``: the snapshot's source. Its replicas (where the
+        snapshot was taken) must all answer; the other storage nodes are
+        asked too, best effort, so a node down that never held the volume
+        does not fail the delete. Without ``volume``, or when no node that
+        answers knows it, every storage node must answer.
+        """
+        required = None
+        if volume is not None:
+            found = self.find(volume)
+            if found.spec is not None:
+                required = {h.name for h in found.spec.diskful_hosts}
+        self._delete_snapshot_on(list(self.config.storage_nodes), snapshot,
+                                 required=required)
 
     def create_volume_from_snapshot(self, name: str, snapshot: str,
                                     source: str, snapshot_size: int,
@@ -1028,7 +1057,7 @@ class Controller:
                                                     source_size, size)
         finally:
             try:
-                self.delete_snapshot(temp)
+                self.delete_snapshot(temp, source)
             except errors.ClusterError as exc:
                 LOG.error('Temporary snapshot %(snap)s of the clone '
                           '%(name)s was not removed: %(err)s',

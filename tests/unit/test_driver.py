@@ -390,6 +390,30 @@ class VolumeTest(DriverTestCase):
         self.drv.delete_snapshot(snap)
         self.assertEqual({}, self.cluster.agents['n1'].snapshots)
 
+    def test_snapshot_delete_with_a_node_down_that_holds_no_replica(self):
+        vol = self.volume(size=1, **{driver.SPEC_REPLICAS: '2'})
+        self.drv.create_volume(vol)
+        snap = fake_snapshot.fake_snapshot_obj(self.ctxt, volume_size=1)
+        snap.volume = vol
+        self.drv.create_snapshot(snap)
+        holders = sorted(n for n, a in self.cluster.agents.items()
+                         if f'snap-{snap.id}' in a.snapshots)
+        other = ({'n1', 'n2', 'n3'} - set(holders)).pop()
+        self.cluster.down.add(other)
+        with self.assertLogs('blackstor_cinder.cluster.controller',
+                             'WARNING') as logs:
+            self.drv.delete_snapshot(snap)
+        for node in holders:
+            self.assertEqual({}, self.cluster.agents[node].snapshots)
+        self.assertIn(other, logs.output[0])
+        self.assertIn('best effort', logs.output[0])
+        # a replica of the volume down: refused, naming it
+        self.drv.create_snapshot(snap)
+        self.cluster.down = {holders[0]}
+        exc = self.assertRaises(exception.VolumeBackendAPIException,
+                                self.drv.delete_snapshot, snap)
+        self.assertIn(holders[0], str(exc))
+
     def test_clone_and_extend(self):
         src = self.volume(size=1)
         self.drv.create_volume(src)

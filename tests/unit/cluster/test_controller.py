@@ -787,6 +787,37 @@ class SnapshotTest(ControllerTestCase):
         for agent in self.cluster.agents.values():
             self.assertEqual({}, agent.snapshots)
 
+    def test_delete_snapshot_needs_only_the_replicas_of_its_volume(self):
+        cluster, controller = make(nodes=('n1', 'n2', 'n3', 'n4'),
+                                   sizes=(100, 100, 100, 10))
+        self.addCleanup(controller.close)
+        spec = controller.create_volume(VOL, G)
+        replicas = {h.name for h in spec.diskful_hosts}
+        self.assertNotIn('n4', replicas)
+        controller.create_snapshot(VOL, 'snap-1')
+        cluster.down.add('n4')
+        logger = self.useFixture(fixtures.FakeLogger())
+        controller.delete_snapshot('snap-1', VOL)
+        for name in replicas:
+            self.assertEqual({}, cluster.agents[name].snapshots)
+        self.assertIn('n4 holds no replica', logger.output)
+        # Without the volume every storage node is needed.
+        controller.create_snapshot(VOL, 'snap-2')
+        exc = self.assertRaises(errors.NodeOperationFailed,
+                                controller.delete_snapshot, 'snap-2')
+        self.assertEqual({'n4'}, set(exc.failures))
+
+    def test_delete_snapshot_with_a_replica_down_fails_naming_it(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.cluster.down.add('n2')
+        exc = self.assertRaises(errors.NodeOperationFailed,
+                                self.ctl.delete_snapshot, 'snap-1', VOL)
+        self.assertEqual({'n2'}, set(exc.failures))
+        self.cluster.down.clear()
+        self.ctl.delete_snapshot('snap-1', VOL)
+        for agent in self.cluster.agents.values():
+            self.assertEqual({}, agent.snapshots)
+
     def test_volume_from_snapshot_keeps_node_ids(self):
         self.ctl.create_snapshot(VOL, 'snap-1')
         spec = self.ctl.create_volume_from_snapshot(
