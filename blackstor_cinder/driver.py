@@ -261,12 +261,19 @@ class BlackStorDriver(driver.VolumeDriver):
 
     def terminate_connection(self, volume: Any, connector: dict | None,
                              **kwargs: Any) -> None:
-        """Detach from the host; ``connector=None`` detaches everywhere."""
+        """Detach from the host; ``connector=None`` detaches everywhere.
+
+        ``connector=None`` is Cinder's force detach (``os-force_detach``
+        without a connector): every connection is terminated. A connector
+        without ``host`` is refused: it names no host to detach from.
+        """
+        if connector is not None and not connector.get('host'):
+            raise exception.InvalidConnectorException(missing='host')
         with _translated(_('Detach of volume %s') % volume.id):
             if connector is None:
                 self.controller.detach(volume.name, None, force=True)
                 return
-            host = connector.get('host')
+            host = connector['host']
             if self._other_attachments_on(volume, host):
                 LOG.debug('%(vol)s stays attached on %(host)s for another '
                           'attachment', {'vol': volume.id, 'host': host})

@@ -1289,6 +1289,15 @@ class Controller:
 
         A host that holds a replica is never taken down: a detach there
         only drops ``allow-two-primaries`` when it is no longer needed.
+
+        The client's own agent takes its DRBD device down first. A host
+        that cannot be reached (dead hypervisor: Nova's evacuate and local
+        delete never force) does not stop the detach: removing the client
+        from every replica's .res is the fence (the replicas drop its
+        connection and refuse it from then on), and ``allow-two-primaries``
+        goes off as in any detach; its agent call is reported in the log.
+        A host that answers and refuses (device in use) fails the detach
+        unless ``force``.
         """
         with self._lock(_resource_lock(volume)):
             found = self.find(volume)
@@ -1306,7 +1315,14 @@ class Controller:
                     self._nodes(targets),
                     {'op': 'detach', 'resource': volume, 'force': force})
                 for node_name, exc in list(failures.items()):
-                    if force or exc.code == 'not-found':
+                    if isinstance(exc, tp.NodeUnreachable):
+                        LOG.warning('Detach of %(res)s: host %(node)s is '
+                                    'unreachable; removing its client from '
+                                    'the replicas fences it off: %(err)s',
+                                    {'res': volume, 'node': node_name,
+                                     'err': exc})
+                        del failures[node_name]
+                    elif force or exc.code == 'not-found':
                         LOG.warning('Detach of %(res)s on %(node)s failed, '
                                     'removing the client anyway: %(err)s',
                                     {'res': volume, 'node': node_name,

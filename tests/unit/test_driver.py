@@ -428,6 +428,7 @@ class VolumeTest(DriverTestCase):
         self.assertEqual(1 * G, drbd[-1]['zero_from'])
 
 
+@ddt.ddt
 class ConnectionTest(DriverTestCase):
 
     def setUp(self):
@@ -468,6 +469,23 @@ class ConnectionTest(DriverTestCase):
         for client in ('hv1', 'hv2'):
             self.assertNotIn(self.vol.name,
                              self.cluster.agents[client].res)
+
+    @ddt.data({}, {'ip': '192.0.2.9'}, {'host': None, 'ip': '192.0.2.9'})
+    def test_terminate_with_a_connector_without_host_refused(self, conn):
+        self.drv.initialize_connection(self.vol, {'host': 'hv1'})
+        self.cluster.requests.clear()
+        self.assertRaises(exception.InvalidConnectorException,
+                          self.drv.terminate_connection, self.vol, conn)
+        self.assertEqual([], self.cluster.requests)
+        self.assertIn(self.vol.name, self.cluster.agents['hv1'].res)
+
+    def test_terminate_on_a_dead_hypervisor(self):
+        self.drv.initialize_connection(self.vol, {'host': 'hv1'})
+        self.cluster.down.add('hv1')
+        self.drv.terminate_connection(self.vol, {'host': 'hv1'})
+        hosts = fakes.parse_res(
+            self.cluster.agents['n1'].res[self.vol.name][0])['hosts']
+        self.assertNotIn('hv1', [h['name'] for h in hosts])
 
     def test_other_attachment_on_same_host_keeps_it(self):
         self.drv.initialize_connection(self.vol, {'host': 'hv1'})

@@ -1082,12 +1082,37 @@ class AttachTest(ControllerTestCase):
         self.assertEqual(3, len(self.definition('n1')['hosts']))
         self.assertEqual({}, self.definition('n1')['net'])
 
-    def test_detach_of_unreachable_client_without_force_fails(self):
+    def test_detach_of_a_dead_hypervisor_fences_it_off(self):
         self.ctl.attach(VOL, 'hv1')
         self.cluster.down.add('hv1')
-        self.assertRaises(errors.NodeOperationFailed, self.ctl.detach, VOL,
-                          'hv1')
+        logger = self.useFixture(fixtures.FakeLogger())
+        self.ctl.detach(VOL, 'hv1')
+        for node in ('n1', 'n2', 'n3'):
+            self.assertEqual(['n1', 'n2', 'n3'], sorted(
+                h['name'] for h in self.definition(node)['hosts']))
+        self.assertIn(f'Detach of {VOL}: host hv1 is unreachable',
+                      logger.output)
+
+    def test_dead_source_of_a_live_migration_turns_two_primaries_off(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.ctl.attach(VOL, 'hv2')
+        self.cluster.down.add('hv1')      # evacuated: the host is gone
+        self.ctl.detach(VOL, 'hv1')
+        for node in ('n1', 'n2', 'n3', 'hv2'):
+            definition = self.definition(node)
+            self.assertEqual({}, definition['net'], node)
+            self.assertNotIn('hv1', [h['name']
+                                     for h in definition['hosts']])
+
+    def test_detach_refused_by_a_client_that_answers_fails(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.faults[('hv1', 'detach')] = tp.NodeError(
+            'hv1', protocol.E_BUSY, 'in use: the device is open')
+        exc = self.assertRaises(errors.NodeOperationFailed, self.ctl.detach,
+                                VOL, 'hv1')
+        self.assertIn('in use', str(exc))
         self.assertEqual(4, len(self.definition('n1')['hosts']))
+        self.assertIn(VOL, self.cluster.agents['hv1'].res)
 
     def test_detach_of_missing_volume_is_fine(self):
         self.ctl.detach('volume-gone', 'hv1')
