@@ -309,6 +309,12 @@ class Controller:
                              'err': failures.pop(node.name)})
         return reports, failures, _used({**self._client_reports, **reports})
 
+    def clients_holding(self, name: str) -> list[model.Node]:
+        """Configured clients whose last inventory has a .res of ``name``."""
+        return [node for node in self.config.client_nodes
+                if name in getattr(self._client_reports.get(node.name),
+                                   'resources', ())]
+
     def find(self, name: str) -> Found:
         """Ask every storage node about a resource (one round trip each)."""
         results, failures = self.each(self.config.storage_nodes,
@@ -442,9 +448,10 @@ class Controller:
             nodes_down=down,
             nodes_refused=refused,
             minors_free=minors_free, ports_free=ports_free,
+            # the clients' last reports too (see reconcile)
             divergent_volumes=divergence.divergent_names(
-                {name: report.resources
-                 for name, report in inventories.items()}))
+                {name: report.resources for name, report in
+                 {**self._client_reports, **inventories}.items()}))
 
     # -- create -------------------------------------------------------------
 
@@ -1382,7 +1389,8 @@ class Controller:
         connection being established is refused when both ends disagree
         ("incompatible allow-two-primaries settings"): each client's own
         .res must say the same for a reconnect to work. A client missed
-        here gets it on its next attach.
+        here gets it from the periodic repair (stats find it divergent,
+        see ``reconcile``) or on its next attach.
         """
         clients = [n for n in self._nodes(
             h for h in spec.client_hosts if h.name != skip)]
@@ -1390,9 +1398,9 @@ class Controller:
             return
         _, failures = self.each(clients, self.res_request('adjust', spec))
         for node_name, exc in failures.items():
-            LOG.warning('Adjust of %(res)s on client %(node)s failed; it '
-                        'gets the new configuration on its next attach: '
-                        '%(err)s',
+            LOG.warning('Adjust of %(res)s on client %(node)s failed; the '
+                        'periodic repair or its next attach gives it the '
+                        'new configuration: %(err)s',
                         {'res': spec.name, 'node': node_name, 'err': exc})
 
     def _adjust_storage(self, spec: model.ResourceSpec, found: Found,

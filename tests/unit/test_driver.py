@@ -593,6 +593,28 @@ class StatsTest(DriverTestCase):
         stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(0, stats['blackstor_divergent_volumes'])
 
+    def test_stats_repair_a_client_left_with_two_primaries(self):
+        vol = self.volume(size=1)
+        self.drv.create_volume(vol)
+        self.drv.initialize_connection(vol, {'host': 'hv1'})
+        self.drv.initialize_connection(vol, {'host': 'hv2',
+                                             'ip': '192.0.2.10'})
+        # the source's agent misses the detach's adjust
+        self.cluster.faults[('hv1', 'adjust')] = [tp.NodeTimeout(
+            'hv1', 'no answer')]
+        self.drv.terminate_connection(vol, {'host': 'hv2'})
+
+        def two_primaries(node):
+            return fakes.parse_res(self.cluster.agents[node].res[
+                vol.name][0])['net'].get('allow-two-primaries')
+        self.assertIsNone(two_primaries('n1'))
+        self.assertEqual('yes', two_primaries('hv1'))
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(1, stats['blackstor_divergent_volumes'])
+        self.assertIsNone(two_primaries('hv1'))
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(0, stats['blackstor_divergent_volumes'])
+
     def test_no_repair_without_divergence(self):
         self.drv.create_volume(self.volume(size=1))
         with mock.patch.object(driver.reconcile, 'reconcile') as repair:
