@@ -326,6 +326,13 @@ class BlackStorDriver(driver.VolumeDriver):
         for node, why in sorted(stats.nodes_refused.items()):
             LOG.warning('BlackStor node %(node)s is not used: %(why)s',
                         {'node': node, 'why': why})
+        if stats.capacity_replicas < cluster.replicas:
+            LOG.warning('BlackStor backend %(backend)s can place %(n)d '
+                        'replica(s) only, fewer than blackstor_replicas '
+                        '(%(replicas)d): capacity is reported for %(n)d; '
+                        'creates that need more fail until nodes return',
+                        {'backend': backend, 'n': stats.capacity_replicas,
+                         'replicas': cluster.replicas})
         if stats.divergent_volumes:
             self._repair(stats.divergent_volumes)
         self._stats = {
@@ -351,6 +358,7 @@ class BlackStorDriver(driver.VolumeDriver):
             'blackstor_nodes_down': sorted(stats.nodes_down),
             'blackstor_nodes_refused': sorted(stats.nodes_refused),
             'blackstor_divergent_volumes': len(stats.divergent_volumes),
+            'blackstor_capacity_replicas': stats.capacity_replicas,
             'blackstor_minors_free': stats.minors_free,
             'blackstor_ports_free': stats.ports_free,
         }

@@ -122,6 +122,9 @@ class ClusterStats:
     # the smaller is how many more volumes the backend can take
     minors_free: int = 0
     ports_free: int = 0
+    # the replica count the capacity is for: the default one, or fewer
+    # when fewer failure domains than that can be used (see stats())
+    capacity_replicas: int = 0
 
 
 @dataclasses.dataclass
@@ -405,9 +408,20 @@ class Controller:
         gives the DRBD device (the size Cinder asked for); a resource whose
         .res has no size (made before sizes were written) counts at its
         LV's size, which is a little more (metadata, extent rounding).
+
+        Capacity is for the default replica count; while fewer failure
+        domains (nodes, zones with ``spread``) than that can be used (nodes
+        down or refused), for as many replicas as there are usable
+        domains (``capacity_replicas``): reporting nothing would make the
+        scheduler refuse the creates of types with fewer replicas too,
+        which can still be placed; a create that needs more fails in
+        placement, naming why.
         """
         inventories, failures, used = self._survey()
         cands = self._candidates(inventories)
+        cfg = self.config
+        replicas = min(cfg.replicas, placement.domain_count(
+            cands, cfg.zone_policy)) or cfg.replicas
         refused = self.refused(inventories)
         down = {}
         for name, exc in failures.items():
@@ -415,7 +429,6 @@ class Controller:
             # (its inventory's missing-dependency): refused, not down.
             (refused if exc.code == protocol.E_MISSING else down)[
                 name] = exc.message
-        cfg = self.config
         minors_free, ports_free = self.allocator.room(*used)
         sizes: dict[str, int] = {}          # volume LV -> largest LV size
         requested: dict[str, int] = {}      # resource -> its .res size
@@ -434,14 +447,15 @@ class Controller:
                                       or not inv.peers_connected(state)):
                     degraded.append(name)
         return ClusterStats(
-            total_bytes=placement.capacity(cands, cfg.replicas,
+            total_bytes=placement.capacity(cands, replicas,
                                            cfg.zone_policy, 'total_bytes'),
-            free_bytes=placement.capacity(cands, cfg.replicas,
+            free_bytes=placement.capacity(cands, replicas,
                                           cfg.zone_policy, 'free_bytes'),
             provisioned_bytes=sum(requested.get(name, size)
                                   for name, size in sizes.items()),
             largest_volume_bytes=placement.largest_volume(
-                cands, cfg.replicas, cfg.zone_policy, cfg.over_subscription),
+                cands, replicas, cfg.zone_policy, cfg.over_subscription),
+            capacity_replicas=replicas,
             total_volumes=len(sizes),
             degraded_volumes=tuple(sorted(set(degraded))),
             nodes_up=tuple(sorted(inventories)),

@@ -140,6 +140,10 @@ class NodeDownAtStartE2ETest(testtools.TestCase):
         say(f'cinder-volume up with {down} down after '
             f'{time.monotonic() - t0:.1f}s: {caps}')
         self.assertNotIn('BlackStorDriverError', self.volume_log())
+        # capacity for the 2 replicas that still fit: the scheduler lets
+        # the 2-replica type through
+        self.assertEqual(2, caps['blackstor_capacity_replicas'])
+        self.assertGreater(caps['free_capacity_gb'], 0)
 
         # existing volumes attach and detach; one on the nodes up deletes
         for key in ('two', 'three'):

@@ -204,7 +204,7 @@ class SetupTest(DriverTestCase):
         with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
             stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(['n2', 'n3'], stats['blackstor_nodes_down'])
-        self.assertEqual(0, stats['free_capacity_gb'])
+        self.assertEqual(1, stats['blackstor_capacity_replicas'])
         self.assertIn('n2, n3', logs.output[0])
 
     def test_one_node_down_at_start_up_leaves_the_rest_working(self):
@@ -559,15 +559,26 @@ class StatsTest(DriverTestCase):
             stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(['n2'], stats['blackstor_nodes_refused'])
         self.assertEqual([], stats['blackstor_nodes_down'])
-        self.assertEqual(0, stats['free_capacity_gb'])
+        self.assertEqual(2, stats['blackstor_capacity_replicas'])
         self.assertIn('n2', logs.output[0])
         self.assertIn('9.2.12', logs.output[0])
 
     def test_stats_with_node_down(self):
+        # 3 replicas by default: with 2 nodes left the capacity is what
+        # types of 2 replicas can still place (the scheduler lets them
+        # through; a create that needs 3 fails in placement)
         self.cluster.down.add('n1')
-        stats = self.drv.get_volume_stats(refresh=True)
-        self.assertEqual(0, stats['free_capacity_gb'])
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(100.0, stats['free_capacity_gb'])
+        self.assertEqual(100.0, stats['total_capacity_gb'])
+        self.assertEqual(2, stats['blackstor_capacity_replicas'])
         self.assertEqual(['n1'], stats['blackstor_nodes_down'])
+        self.assertIn('can place 2 replica(s) only, fewer than '
+                      'blackstor_replicas (3)', logs.output[-1])
+        self.drv.create_volume(self.volume(**{driver.SPEC_REPLICAS: '2'}))
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          self.drv.create_volume, self.volume())
 
     def stale_replica(self):
         """A volume attached to hv1 while n3 kept its old .res."""

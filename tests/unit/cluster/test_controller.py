@@ -1323,7 +1323,24 @@ class StatsTest(testtools.TestCase):
         stats = controller.stats()
         self.assertIn('n3', stats.nodes_down)
         self.assertEqual((VOL,), stats.degraded_volumes)
-        self.assertEqual(0, stats.free_bytes)   # 3 replicas, 2 nodes
+        # 3 replicas by default, 2 nodes: capacity for what fits there
+        self.assertEqual(2, stats.capacity_replicas)
+        self.assertEqual(100 * G, stats.free_bytes)
+        self.assertEqual(100 * G, stats.total_bytes)
+
+    def test_capacity_is_for_the_default_replicas_when_they_fit(self):
+        cluster, controller = make(clients=())
+        stats = controller.stats()
+        self.assertEqual(3, stats.capacity_replicas)
+        self.assertEqual(100 * G, stats.free_bytes)
+        cluster.down.update({'n2', 'n3'})
+        stats = controller.stats()
+        self.assertEqual(1, stats.capacity_replicas)
+        self.assertEqual(100 * G, stats.free_bytes)
+        cluster.down.add('n1')
+        stats = controller.stats()
+        self.assertEqual(0, stats.free_bytes)
+        self.assertEqual(0, stats.total_bytes)
 
     def test_check_setup_reports_per_node(self):
         cluster, controller = make(clients=())
@@ -1346,8 +1363,8 @@ class DrbdVersionTest(ControllerTestCase):
         stats = self.ctl.stats()
         self.assertEqual(['n2'], sorted(stats.nodes_refused))
         self.assertEqual({}, stats.nodes_down)
-        # two nodes left: no room for 3 replicas
-        self.assertEqual(0, stats.free_bytes)
+        # two nodes left: no room for 3 replicas, capacity is for 2
+        self.assertEqual(2, stats.capacity_replicas)
         self.assertRaises(errors.PlacementError, self.ctl.create_volume,
                           VOL, G)
         self.assertEqual([], self.cluster.ops('create'))
@@ -1390,7 +1407,7 @@ class DrbdVersionTest(ControllerTestCase):
         self.assertEqual({'n2': why}, stats.nodes_refused)
         self.assertEqual({}, stats.nodes_down)
         self.assertEqual(('n1', 'n3'), stats.nodes_up)
-        self.assertEqual(0, stats.free_bytes)   # 3 replicas, 2 nodes
+        self.assertEqual(2, stats.capacity_replicas)   # 3 asked, 2 nodes
         self.assertRaises(errors.PlacementError, self.ctl.create_volume,
                           VOL, G)
         self.assertEqual([], self.cluster.ops('create'))
