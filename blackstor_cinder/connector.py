@@ -84,6 +84,7 @@ from os_brick.initiator.connectors import base
 from os_brick import utils
 
 from blackstor_cinder.node import errors as node_errors
+from blackstor_cinder.node import executor as node_executor
 from blackstor_cinder.node import resfiles
 from blackstor_cinder import protocol
 
@@ -331,6 +332,16 @@ class DRBDConnector(base.BaseLinuxConnector):
         self._store = resfiles.ResFileStore(
             resource_dir, drbd_config, self.node_name,
             execute=self._execute, root_helper=self._root_helper)
+
+    def set_execute(self, execute: Callable[..., tuple[str, str]]) -> None:
+        """Take ``execute``, its failures as ProcessExecutionError.
+
+        The one place where a command failure changes class: the agent's
+        executor (:mod:`blackstor_cinder.node.executor`) raises its own
+        ``ProcessFailed``, which never imports oslo.concurrency; every
+        check below expects os-brick's ``ProcessExecutionError``.
+        """
+        super().set_execute(_brick_execute(execute))
 
     # -- connector properties ---------------------------------------------
 
@@ -676,6 +687,19 @@ class DRBDConnector(base.BaseLinuxConnector):
                 err=f'connection property device: {device!r} is not a '
                     f'path below {self.device_root}')
         return path
+
+
+def _brick_execute(execute: Callable[..., tuple[str, str]]
+                   ) -> Callable[..., tuple[str, str]]:
+    """``execute`` raising ProcessExecutionError for the agent's failures."""
+    def run(*cmd: Any, **kwargs: Any) -> tuple[str, str]:
+        try:
+            return execute(*cmd, **kwargs)
+        except node_executor.ProcessFailed as exc:
+            raise putils.ProcessExecutionError(
+                stdout=exc.stdout, stderr=exc.stderr,
+                exit_code=exc.exit_code, cmd=exc.cmd) from exc
+    return run
 
 
 def _masked(connection_properties: dict) -> dict:

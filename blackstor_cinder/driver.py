@@ -119,21 +119,15 @@ class BlackStorDriver(driver.VolumeDriver):
             lock=_coordination_lock)
 
     def check_for_setup_error(self) -> None:
+        """Validate the configuration; never ask the nodes.
+
+        A node down or unfit at start-up must not disable the backend
+        (Cinder would refuse every attach, detach and delete until
+        cinder-volume restarts): node health goes to the stats
+        (``blackstor_nodes_down``, ``blackstor_nodes_refused``), where the
+        scheduler's capacity filter and create's placement take it.
+        """
         self._check_other_backends()
-        problems = self.controller.check_setup()
-        for node, problem in sorted(problems.items()):
-            LOG.warning('BlackStor node %(node)s is not usable: %(err)s',
-                        {'node': node, 'err': problem})
-        # check_setup reports storage nodes only.
-        usable = len(self.controller.config.storage_nodes) - len(problems)
-        if usable < self.controller.config.replicas:
-            raise BlackStorDriverError(reason=_(
-                'only %(usable)d storage node(s) usable, %(replicas)d '
-                'needed for the default replica count: %(problems)s') % {
-                    'usable': usable,
-                    'replicas': self.controller.config.replicas,
-                    'problems': '; '.join(f'{n}: {p}' for n, p in
-                                          sorted(problems.items()))})
 
     def _check_other_backends(self) -> None:
         """Refuse ranges overlapping another BlackStor backend's.
@@ -207,7 +201,8 @@ class BlackStorDriver(driver.VolumeDriver):
 
     def delete_snapshot(self, snapshot: Any) -> None:
         with _translated(_('Delete of snapshot %s') % snapshot.id):
-            self.controller.delete_snapshot(_snapshot_name(snapshot))
+            self.controller.delete_snapshot(_snapshot_name(snapshot),
+                                            snapshot.volume.name)
 
     def create_volume_from_snapshot(self, volume: Any,
                                     snapshot: Any) -> None:
@@ -271,12 +266,19 @@ class BlackStorDriver(driver.VolumeDriver):
 
     def terminate_connection(self, volume: Any, connector: dict | None,
                              **kwargs: Any) -> None:
-        """Detach from the host; ``connector=None`` detaches everywhere."""
+        """Detach from the host; ``connector=None`` detaches everywhere.
+
+        ``connector=None`` is Cinder's force detach (``os-force_detach``
+        without a connector): every connection is terminated. A connector
+        without ``host`` is refused: it names no host to detach from.
+        """
+        if connector is not None and not connector.get('host'):
+            raise exception.InvalidConnectorException(missing='host')
         with _translated(_('Detach of volume %s') % volume.id):
             if connector is None:
                 self.controller.detach(volume.name, None, force=True)
                 return
-            host = connector.get('host')
+            host = connector['host']
             if self._other_attachments_on(volume, host):
                 LOG.debug('%(vol)s stays attached on %(host)s for another '
                           'attachment', {'vol': volume.id, 'host': host})
@@ -329,6 +331,13 @@ class BlackStorDriver(driver.VolumeDriver):
         for node, why in sorted(stats.nodes_refused.items()):
             LOG.warning('BlackStor node %(node)s is not used: %(why)s',
                         {'node': node, 'why': why})
+        if stats.capacity_replicas < cluster.replicas:
+            LOG.warning('BlackStor backend %(backend)s can place %(n)d '
+                        'replica(s) only, fewer than blackstor_replicas '
+                        '(%(replicas)d): capacity is reported for %(n)d; '
+                        'creates that need more fail until nodes return',
+                        {'backend': backend, 'n': stats.capacity_replicas,
+                         'replicas': cluster.replicas})
         if stats.divergent_volumes:
             self._repair(stats.divergent_volumes)
         self._stats = {
@@ -359,6 +368,7 @@ class BlackStorDriver(driver.VolumeDriver):
             'blackstor_nodes_down': sorted(stats.nodes_down),
             'blackstor_nodes_refused': sorted(stats.nodes_refused),
             'blackstor_divergent_volumes': len(stats.divergent_volumes),
+            'blackstor_capacity_replicas': stats.capacity_replicas,
             'blackstor_minors_free': stats.minors_free,
             'blackstor_ports_free': stats.ports_free,
         }

@@ -122,6 +122,9 @@ class ClusterStats:
     # the smaller is how many more volumes the backend can take
     minors_free: int = 0
     ports_free: int = 0
+    # the replica count the capacity is for: the default one, or fewer
+    # when fewer failure domains than that can be used (see stats())
+    capacity_replicas: int = 0
 
 
 @dataclasses.dataclass
@@ -309,6 +312,12 @@ class Controller:
                              'err': failures.pop(node.name)})
         return reports, failures, _used({**self._client_reports, **reports})
 
+    def clients_holding(self, name: str) -> list[model.Node]:
+        """Configured clients whose last inventory has a .res of ``name``."""
+        return [node for node in self.config.client_nodes
+                if name in getattr(self._client_reports.get(node.name),
+                                   'resources', ())]
+
     def find(self, name: str) -> Found:
         """Ask every storage node about a resource (one round trip each)."""
         results, failures = self.each(self.config.storage_nodes,
@@ -399,9 +408,20 @@ class Controller:
         gives the DRBD device (the size Cinder asked for); a resource whose
         .res has no size (made before sizes were written) counts at its
         LV's size, which is a little more (metadata, extent rounding).
+
+        Capacity is for the default replica count; while fewer failure
+        domains (nodes, zones with ``spread``) than that can be used (nodes
+        down or refused), for as many replicas as there are usable
+        domains (``capacity_replicas``): reporting nothing would make the
+        scheduler refuse the creates of types with fewer replicas too,
+        which can still be placed; a create that needs more fails in
+        placement, naming why.
         """
         inventories, failures, used = self._survey()
         cands = self._candidates(inventories)
+        cfg = self.config
+        replicas = min(cfg.replicas, placement.domain_count(
+            cands, cfg.zone_policy)) or cfg.replicas
         refused = self.refused(inventories)
         down = {}
         for name, exc in failures.items():
@@ -409,7 +429,6 @@ class Controller:
             # (its inventory's missing-dependency): refused, not down.
             (refused if exc.code == protocol.E_MISSING else down)[
                 name] = exc.message
-        cfg = self.config
         minors_free, ports_free = self.allocator.room(*used)
         sizes: dict[str, int] = {}          # volume LV -> largest LV size
         requested: dict[str, int] = {}      # resource -> its .res size
@@ -428,23 +447,25 @@ class Controller:
                                       or not inv.peers_connected(state)):
                     degraded.append(name)
         return ClusterStats(
-            total_bytes=placement.capacity(cands, cfg.replicas,
+            total_bytes=placement.capacity(cands, replicas,
                                            cfg.zone_policy, 'total_bytes'),
-            free_bytes=placement.capacity(cands, cfg.replicas,
+            free_bytes=placement.capacity(cands, replicas,
                                           cfg.zone_policy, 'free_bytes'),
             provisioned_bytes=sum(requested.get(name, size)
                                   for name, size in sizes.items()),
             largest_volume_bytes=placement.largest_volume(
-                cands, cfg.replicas, cfg.zone_policy, cfg.over_subscription),
+                cands, replicas, cfg.zone_policy, cfg.over_subscription),
+            capacity_replicas=replicas,
             total_volumes=len(sizes),
             degraded_volumes=tuple(sorted(set(degraded))),
             nodes_up=tuple(sorted(inventories)),
             nodes_down=down,
             nodes_refused=refused,
             minors_free=minors_free, ports_free=ports_free,
+            # the clients' last reports too (see reconcile)
             divergent_volumes=divergence.divergent_names(
-                {name: report.resources
-                 for name, report in inventories.items()}))
+                {name: report.resources for name, report in
+                 {**self._client_reports, **inventories}.items()}))
 
     # -- create -------------------------------------------------------------
 
@@ -982,19 +1003,48 @@ class Controller:
                 if name not in not_sent}
 
     def _delete_snapshot_on(self, nodes: list[model.Node], snapshot: str,
-                            quiet: bool = False) -> None:
+                            quiet: bool = False,
+                            required: set[str] | None = None) -> None:
+        """snapshot-delete on ``nodes``; raise for the ``required`` ones.
+
+        ``required`` None: every node. A failure not raised is logged.
+        """
         _, failures = self.each(nodes, {'op': 'snapshot-delete',
                                         'pool': self.config.pool,
                                         'snapshot': snapshot})
-        if failures and not quiet:
-            raise errors.NodeOperationFailed('snapshot-delete', failures)
-        for node_name, exc in failures.items():
-            LOG.error('Snapshot %(snap)s may be left on %(node)s: %(err)s',
-                      {'snap': snapshot, 'node': node_name, 'err': exc})
+        needed = {name: exc for name, exc in failures.items()
+                  if required is None or name in required}
+        if needed and not quiet:
+            raise errors.NodeOperationFailed('snapshot-delete', needed)
+        for node_name, exc in sorted(failures.items()):
+            if node_name in needed:
+                LOG.error('Snapshot %(snap)s may be left on %(node)s: '
+                          '%(err)s',
+                          {'snap': snapshot, 'node': node_name, 'err': exc})
+            else:
+                LOG.warning('Snapshot %(snap)s: %(node)s holds no replica '
+                            'of its volume and could not be asked to '
+                            'remove it (best effort): %(err)s',
+                            {'snap': snapshot, 'node': node_name,
+                             'err': exc})
 
-    def delete_snapshot(self, snapshot: str) -> None:
-        """Remove a snapshot from every storage node; gone is success."""
-        self._delete_snapshot_on(list(self.config.storage_nodes), snapshot)
+    def delete_snapshot(self, snapshot: str,
+                        volume: str | None = None) -> None:
+        """Remove a snapshot from the storage nodes; gone is success.
+
+        ``volume``: the snapshot's source. Its replicas (where the
+        snapshot was taken) must all answer; the other storage nodes are
+        asked too, best effort, so a node down that never held the volume
+        does not fail the delete. Without ``volume``, or when no node that
+        answers knows it, every storage node must answer.
+        """
+        required = None
+        if volume is not None:
+            found = self.find(volume)
+            if found.spec is not None:
+                required = {h.name for h in found.spec.diskful_hosts}
+        self._delete_snapshot_on(list(self.config.storage_nodes), snapshot,
+                                 required=required)
 
     def create_volume_from_snapshot(self, name: str, snapshot: str,
                                     source: str, snapshot_size: int,
@@ -1028,7 +1078,7 @@ class Controller:
                                                     source_size, size)
         finally:
             try:
-                self.delete_snapshot(temp)
+                self.delete_snapshot(temp, source)
             except errors.ClusterError as exc:
                 LOG.error('Temporary snapshot %(snap)s of the clone '
                           '%(name)s was not removed: %(err)s',
@@ -1261,6 +1311,15 @@ class Controller:
 
         A host that holds a replica is never taken down: a detach there
         only drops ``allow-two-primaries`` when it is no longer needed.
+
+        The client's own agent takes its DRBD device down first. A host
+        that cannot be reached (dead hypervisor: Nova's evacuate and local
+        delete never force) does not stop the detach: removing the client
+        from every replica's .res is the fence (the replicas drop its
+        connection and refuse it from then on), and ``allow-two-primaries``
+        goes off as in any detach; its agent call is reported in the log.
+        A host that answers and refuses (device in use) fails the detach
+        unless ``force``.
         """
         with self._lock(_resource_lock(volume)):
             found = self.find(volume)
@@ -1278,7 +1337,14 @@ class Controller:
                     self._nodes(targets),
                     {'op': 'detach', 'resource': volume, 'force': force})
                 for node_name, exc in list(failures.items()):
-                    if force or exc.code == 'not-found':
+                    if isinstance(exc, tp.NodeUnreachable):
+                        LOG.warning('Detach of %(res)s: host %(node)s is '
+                                    'unreachable; removing its client from '
+                                    'the replicas fences it off: %(err)s',
+                                    {'res': volume, 'node': node_name,
+                                     'err': exc})
+                        del failures[node_name]
+                    elif force or exc.code == 'not-found':
                         LOG.warning('Detach of %(res)s on %(node)s failed, '
                                     'removing the client anyway: %(err)s',
                                     {'res': volume, 'node': node_name,
@@ -1338,7 +1404,8 @@ class Controller:
         connection being established is refused when both ends disagree
         ("incompatible allow-two-primaries settings"): each client's own
         .res must say the same for a reconnect to work. A client missed
-        here gets it on its next attach.
+        here gets it from the periodic repair (stats find it divergent,
+        see ``reconcile``) or on its next attach.
         """
         clients = [n for n in self._nodes(
             h for h in spec.client_hosts if h.name != skip)]
@@ -1346,9 +1413,9 @@ class Controller:
             return
         _, failures = self.each(clients, self.res_request('adjust', spec))
         for node_name, exc in failures.items():
-            LOG.warning('Adjust of %(res)s on client %(node)s failed; it '
-                        'gets the new configuration on its next attach: '
-                        '%(err)s',
+            LOG.warning('Adjust of %(res)s on client %(node)s failed; the '
+                        'periodic repair or its next attach gives it the '
+                        'new configuration: %(err)s',
                         {'res': spec.name, 'node': node_name, 'err': exc})
 
     def _adjust_storage(self, spec: model.ResourceSpec, found: Found,

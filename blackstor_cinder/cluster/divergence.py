@@ -18,8 +18,14 @@ attach, a detach, an extend) keeps its old .res. Each replica's copy is
 compared on what every replica must agree on (:func:`key`); the copy most
 replicas hold, when more than half of them hold it, is the majority.
 A replica that reports a pending zeroing (an extend whose zeroing of
-the old metadata area did not finish) needs a repair too. Used by
-``blackstor-manage check`` and by :mod:`reconcile`.
+the old metadata area did not finish) needs a repair too.
+
+Clients (diskless hosts) are compared with the majority too, when their
+reports are given: a client the majority lists whose .res has another
+shape (an old ``allow-two-primaries``: DRBD refuses its next reconnect)
+is stale; a client the majority no longer lists (detached while it was
+unreachable) is left behind. Used by ``blackstor-manage check`` and by
+:mod:`reconcile`.
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ class Resource:
     entries: dict[str, dict]      # storage node -> inventory entry
     copies: dict[str, dict]       # replica -> its .res (lists it diskful)
     majority: dict | None         # the .res most replicas agree on
+    # client -> its .res (lists it diskless), from the clients' reports
+    clients: dict[str, dict] = dataclasses.field(default_factory=dict)
 
     @property
     def definition(self) -> dict | None:
@@ -87,6 +95,31 @@ class Resource:
             return dict(self.copies)
         want = key(self.majority)
         return {n: d for n, d in self.copies.items() if key(d) != want}
+
+    @property
+    def stale_clients(self) -> list[str]:
+        """Clients the majority lists whose .res has another shape.
+
+        The shape, not the size: DRBD takes a client's size from its
+        peers, and the agent's client adjust needs the shape only.
+        """
+        if self.majority is None:
+            return []
+        want = shape(self.majority)
+        listed = {h.get('name') for h in self.majority.get('hosts') or ()
+                  if not h.get('diskful')}
+        return sorted(n for n, d in self.clients.items()
+                      if n in listed and shape(d) != want)
+
+    @property
+    def left_clients(self) -> list[str]:
+        """Clients the majority no longer lists, of the same replicas."""
+        if self.majority is None:
+            return []
+        hosts = {h.get('name') for h in self.majority.get('hosts') or ()}
+        mine = set(replicas(self.majority))
+        return sorted(n for n, d in self.clients.items()
+                      if n not in hosts and set(replicas(d)) == mine)
 
     @property
     def zero_pending(self) -> dict[str, list[int]]:
@@ -122,9 +155,12 @@ def collect(replies: Mapping[str, dict]) -> dict[str, Resource]:
             res = found.setdefault(name, Resource(name, {}, {}, None))
             res.entries[node] = entry
             definition = entry.get('definition')
-            if definition and any(h.get('name') == node and h.get('diskful')
-                                  for h in definition.get('hosts') or ()):
+            me = [h for h in (definition or {}).get('hosts') or ()
+                  if h.get('name') == node]
+            if me and me[0].get('diskful'):
                 res.copies[node] = definition
+            elif me:
+                res.clients[node] = definition
     for res in found.values():
         counts = collections.Counter(shape(d) for d in res.copies.values())
         if counts:
@@ -163,13 +199,16 @@ def divergent_names(resources: Mapping[str, Mapping[str, Any]]
                     ) -> tuple[str, ...]:
     """Resources whose replicas' .res differ, or with a zeroing pending.
 
-    Sorted. ``resources`` is each node's ``resources`` of its inventory
-    (resource name -> {definition, state, zero_pending}), by node name.
+    Or with a stale or left-behind client, among the clients whose
+    reports are given. Sorted. ``resources`` is each node's ``resources``
+    of its inventory (resource name -> {definition, state,
+    zero_pending}), by node name.
     """
     found = collect({node: {'resources': entries}
                      for node, entries in resources.items()})
     return tuple(sorted(n for n, res in found.items()
-                        if res.divergent or res.zero_pending))
+                        if res.divergent or res.zero_pending
+                        or res.stale_clients or res.left_clients))
 
 
 def confirmed(res: Resource, unknown: Iterable[str] = ()) -> bool:

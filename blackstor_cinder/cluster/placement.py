@@ -134,6 +134,11 @@ def _domains(candidates: Sequence[Candidate], policy: str) -> dict:
     return domains
 
 
+def domain_count(candidates: Sequence[Candidate], policy: str) -> int:
+    """How many failure domains the candidates make (one replica each)."""
+    return len(_domains(candidates, policy))
+
+
 def capacity(candidates: Sequence[Candidate], replicas: int, policy: str,
              field: str = 'free_bytes') -> int:
     """Bytes that can still be placed with ``replicas`` copies."""

@@ -31,8 +31,15 @@ divergence still in it.
 
 Never acted on: a tie, or a majority of the copies read that is not a
 majority of the replicas (some replicas unreachable); a replica the
-majority's .res does not list. Clients (diskless hosts) are not storage
-nodes and are not read: a client keeps its .res until its next attach.
+majority's .res does not list.
+
+Clients (diskless hosts) are read too: the clients the replicas' .res
+list and the configured clients whose last inventory holds the resource.
+A client whose .res has another shape than the majority's (an old
+``allow-two-primaries``, with which DRBD refuses its next reconnect)
+gets the majority's .res; a client the majority no longer lists (it was
+detached while unreachable: the replicas fenced it off) is detached,
+never forced, so a device still open there stays and is reported.
 """
 
 from __future__ import annotations
@@ -109,9 +116,15 @@ def repair(controller: Any, name: str,
 
 
 def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
-    replies, failures = controller.each(
-        controller.config.storage_nodes, {'op': 'status', 'resource': name})
+    status = {'op': 'status', 'resource': name}
+    replies, failures = controller.each(controller.config.storage_nodes,
+                                        status)
     res = divergence.from_status(name, replies)
+    clients = _clients_to_read(controller, res, set(replies) | set(failures))
+    client_failures: dict = {}
+    if clients:
+        more, client_failures = controller.each(clients, status)
+        res = divergence.from_status(name, {**more, **replies})
     zeroed, failed = _finish_zeroing(controller, res)
     if failed:
         text = 'failed: ' + '; '.join(f'{n}: {t}' for n, t in
@@ -124,14 +137,21 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
     for copy in res.copies.values():
         listed |= set(divergence.replicas(copy))
     down = sorted(listed & set(failures))
-    if not res.divergent and only is None:
+    unread = {n: 'unreachable client: ' + _clean(exc)
+              for n, exc in sorted(client_failures.items())
+              if only is None or n in only}
+    if not (res.divergent or res.stale_clients
+            or res.left_clients) and only is None:
         nodes = {n: 'unreachable: ' + _clean(failures[n]) for n in down}
+        nodes.update(unread)
         text = ('in sync' if not res.copies or not down else
                 f'in sync on the replicas read; unreachable: '
                 f'{", ".join(down)}')
         if zeroed:
             text = '; '.join(f'{n}: {t}' for n, t in
                              sorted(zeroed.items())) + '; ' + text
+        if unread:
+            text += '; ' + '; '.join(f'{n}: {t}' for n, t in unread.items())
         return Outcome(name, text, {**zeroed, **nodes})
     if not divergence.confirmed(res, failures):
         why = ('no majority among the replicas' if res.majority is None else
@@ -162,7 +182,9 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
     for node in sorted(listed & set(failures)):
         nodes.setdefault(node, 'unreachable: ' + _clean(failures[node]))
     sources = ', '.join(res.sources)
-    if targets:
+    stale = [n for n in res.stale_clients if only is None or n in only]
+    nodes.update(unread)
+    if targets or stale:
         try:
             spec = inv.spec_from_definition(res.majority, controller.config)
             request = controller.res_request('adjust', spec)
@@ -172,25 +194,95 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
                 _clean(exc))
             LOG.warning('Repair of the .res of %(res)s: %(err)s',
                         {'res': name, 'err': text})
-            return Outcome(name, text, {n: text for n in targets})
-        done, failed = controller.each(
-            [controller.config.node(n) for n in targets], request)
-        for node in sorted(done):
-            nodes[node] = f'adjusted with the .res of {sources}'
-        for node, exc in sorted(failed.items()):
-            nodes[node] = 'failed: ' + _clean(exc)
-        if done:
-            LOG.info('Repaired the .res of %(res)s on %(nodes)s: pushed the '
-                     '.res of %(sources)s',
-                     {'res': name, 'sources': sources,
-                      'nodes': ', '.join(sorted(done))})
+            return Outcome(name, text, {n: text for n in targets + stale})
+    if stale:
+        _push(controller, name, [_client_node(controller, res, n)
+                                 for n in stale],
+              request, sources, nodes, who='client ')
+    left = [n for n in res.left_clients if only is None or n in only]
+    if left:
+        _remove_left_clients(controller, res, left, nodes)
+    if targets:
+        _push(controller, name, [controller.config.node(n) for n in targets],
+              request, sources, nodes)
     for node, text in sorted(nodes.items()):
-        if not text.startswith(('adjusted', 'in sync', 'zeroed')):
+        if not text.startswith(('adjusted', 'in sync', 'zeroed',
+                                'client adjusted', 'client detached')):
             LOG.warning('The .res of %(res)s on %(node)s is not repaired: '
                         '%(why)s', {'res': name, 'node': node, 'why': text})
     return Outcome(name, '; '.join(f'{n}: {t}' for n, t in
                                    sorted(nodes.items())) or 'in sync',
                    nodes)
+
+
+def _clients_to_read(controller: Any, res: divergence.Resource,
+                     read: set[str]) -> list[Any]:
+    """The clients of ``res`` to ask, but not those in ``read``.
+
+    Those a replica's .res lists, and the configured clients whose last
+    inventory holds the resource.
+    """
+    wanted: dict[str, str | None] = {}
+    for copy in res.copies.values():
+        for host in copy.get('hosts') or ():
+            if not host.get('diskful'):
+                wanted.setdefault(host.get('name'), host.get('address'))
+    for node in controller.clients_holding(res.name):
+        wanted.setdefault(node.name, None)
+    nodes = []
+    for node_name, address in sorted(wanted.items()):
+        if node_name in read:
+            continue
+        try:
+            nodes.append(controller.node(node_name, address))
+        except errors.InvalidRequest as exc:
+            LOG.warning('Client %(node)s of %(res)s is not checked: %(err)s',
+                        {'node': node_name, 'res': res.name, 'err': exc})
+    return nodes
+
+
+def _client_node(controller: Any, res: divergence.Resource,
+                 node_name: str) -> Any:
+    address = next((h.get('address') for h in (
+        res.clients.get(node_name) or {}).get('hosts') or ()
+        if h.get('name') == node_name), None)
+    return controller.node(node_name, address)
+
+
+def _push(controller: Any, name: str, targets: list[Any], request: dict,
+          sources: str, nodes: dict[str, str], who: str = '') -> None:
+    """The majority's .res (``request``) to ``targets``; words in ``nodes``.
+
+    ``who``: 'client ' for clients (a diskless host's .res).
+    """
+    done, failed = controller.each(targets, request)
+    for node in sorted(done):
+        nodes[node] = f'{who}adjusted with the .res of {sources}'
+    for node, exc in sorted(failed.items()):
+        nodes[node] = 'failed: ' + _clean(exc)
+    if done:
+        LOG.info('Repaired the .res of %(res)s on %(who)s%(nodes)s: pushed '
+                 'the .res of %(sources)s',
+                 {'res': name, 'sources': sources, 'who': who,
+                  'nodes': ', '.join(sorted(done))})
+
+
+def _remove_left_clients(controller: Any, res: divergence.Resource,
+                         left: list[str], nodes: dict[str, str]) -> None:
+    """Detach the clients the replicas no longer list (never forced)."""
+    done, failed = controller.each(
+        [_client_node(controller, res, n) for n in left],
+        {'op': 'detach', 'resource': res.name})
+    for node in sorted(done):
+        nodes[node] = ('client detached: the replicas no longer list it '
+                       '(detached while it was unreachable)')
+    for node, exc in sorted(failed.items()):
+        nodes[node] = ('left behind, the replicas no longer list it; its '
+                       'detach failed: ' + _clean(exc))
+    if done:
+        LOG.info('Removed the .res of %(res)s left on %(nodes)s, which the '
+                 'replicas no longer list',
+                 {'res': res.name, 'nodes': ', '.join(sorted(done))})
 
 
 def _finish_zeroing(controller: Any, res: divergence.Resource

@@ -900,6 +900,24 @@ class Stack:
             except subprocess.TimeoutExpired:
                 pass
 
+    def stop_service(self, name, timeout=15):
+        """Stop one Cinder service (``cinder-volume`` ...).
+
+        Its processes end; the rest of the stack runs on.
+        """
+        with self._lock:
+            procs = [p for p in self._procs if p.name == name]
+        if not procs:
+            raise StackError('%s is not running' % name)
+        self._terminate(procs, timeout)
+        with self._lock:
+            self._procs = [p for p in self._procs if p not in procs]
+
+    def start_service(self, name):
+        """Start one Cinder service again with the stack's cinder.conf."""
+        return self._spawn(name, [self._bins[name], '--config-file',
+                                  self.cinder_conf])
+
     def leftover_processes(self):
         """Pids of processes started by this stack that still run."""
         return _marked_pids(self.stack_id)

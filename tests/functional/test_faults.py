@@ -317,6 +317,73 @@ class TestFaults(test_flows.BoxTestCase):
         self.ctl.delete_volume(vol)
         self.assert_clean()
 
+    def two_primaries(self, node: str, vol: str) -> bool:
+        return 'allow-two-primaries yes;' in self.res_text(node, vol)
+
+    def test_dead_hypervisor_fenced_off_and_its_leftover_removed(self):
+        vol = self.name('faults-deadhv')
+        self.ctl.create_volume(vol, 64 * MiB, replicas=3)
+        self.ctl.attach(vol, 'hv-1')
+        fd = self.open_device(self.ctl.attach(vol, 'hv-2'))
+        self.assertTrue(self.two_primaries('stor-a', vol))
+        self.stop_node('hv-1')
+        # A controller without a warm session to hv-1 (cinder-volume
+        # after the crash): hv-1 cannot be reached at all.
+        ctl = self.box.controller(connect_timeout=30.0)
+        ctl.detach(vol, 'hv-1')                 # Nova: never forced
+        for node in STORAGE + ('hv-2',):
+            self.assertNotIn('hv-1', self.res_text(node, vol), node)
+            self.assertFalse(self.two_primaries(node, vol), node)
+        for node in STORAGE:
+            self.assertNotIn('hv-1', [c['name'] for c in self.state(
+                node, vol)['connections']], node)
+        data = test_flows.random_chunks((MiB, MiB))
+        self.write_chunks(fd, data)
+        self.assert_lv_data(vol, STORAGE, data)
+        self.ran('detach from a dead hypervisor without force: fenced off '
+                 'on every replica, two primaries off, the other writes')
+
+        self.start_node('hv-1')                 # boots: adjust all
+        self.assertTrue(self.two_primaries('hv-1', vol))
+        stats = ctl.stats()
+        self.assertEqual((vol,), stats.divergent_volumes)
+        outcome = reconcile.reconcile(ctl, stats.divergent_volumes)[vol]
+        self.assertIn('hv-1: client detached', outcome)
+        self.assertFalse((self.box.nodes['hv-1'].resource_dir
+                          / f'{vol}.res').exists())
+        self.assertEqual([], self.standin.status('hv-1'))
+        self.assertEqual((), ctl.stats().divergent_volumes)
+        self.ran('the fenced hypervisor back: its leftover .res removed by '
+                 'the repair')
+
+        # hv-2 misses the adjust of a detach: it keeps two primaries.
+        self.ctl.attach(vol, 'hv-1')
+        self.assertTrue(self.two_primaries('hv-2', vol))
+        self.box.nodes['hv-2'].sshd.stop()
+        self.addCleanup(self.box.nodes['hv-2'].sshd.start)
+        ctl = self.box.controller(connect_timeout=30.0)
+        ctl.detach(vol, 'hv-1')
+        self.assertFalse(self.two_primaries('stor-a', vol))
+        self.assertTrue(self.two_primaries('hv-2', vol))
+        self.box.nodes['hv-2'].sshd.start()
+        stats = ctl.stats()
+        self.assertEqual((vol,), stats.divergent_volumes)
+        outcome = reconcile.reconcile(ctl, stats.divergent_volumes)[vol]
+        self.assertIn('hv-2: client adjusted', outcome)
+        self.assertFalse(self.two_primaries('hv-2', vol))
+        self.assertEqual(self.definition('stor-a', vol),
+                         self.definition('hv-2', vol))
+        self.assertEqual((), ctl.stats().divergent_volumes)
+        more = test_flows.random_chunks((2 * MiB, MiB))
+        self.write_chunks(fd, more)
+        self.assert_lv_data(vol, STORAGE, {**data, **more})
+        self.ran('a client left with allow-two-primaries: repaired')
+
+        os.close(fd)
+        self.ctl.detach(vol, 'hv-2')
+        self.ctl.delete_volume(vol)
+        self.assert_clean()
+
     def grow_mark(self, node: str, vol: str):
         path = self.box.nodes[node].dir / 'state' / f'{vol}.grow'
         return json.loads(path.read_text()) if path.exists() else None

@@ -40,6 +40,7 @@ from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import resspec
 from blackstor_cinder import connector
 from blackstor_cinder import protocol
+from blackstor_cinder.node import executor
 from blackstor_cinder.node import resrender
 
 RES = 'volume-0b7c8f0e-3d1a-4a57-9d5e-2f3c4b5a6d7e'
@@ -219,13 +220,15 @@ class ConnectorTestCase(testtools.TestCase):
         self.log = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
         self.conn = self.make_connector()
 
-    def make_connector(self, **kwargs):
+    def make_connector(self, root_helper=ROOT_HELPER, execute=None,
+                       **kwargs):
         options = dict(resource_dir=str(self.resource_dir),
                        drbd_config=str(self.drbd_config), node_name=NODE,
                        device_root=str(self.device_root),
                        attach_timeout=5.0, poll_interval=0.01)
         options.update(kwargs)
-        return connector.DRBDConnector(ROOT_HELPER, execute=self.fake,
+        return connector.DRBDConnector(root_helper,
+                                       execute=execute or self.fake,
                                        **options)
 
     @property
@@ -691,6 +694,49 @@ class ExtendVolumeTestCase(ConnectorTestCase):
         self.assertRaises(NotImplementedError, self.conn.extend_volume,
                           props())
         self.assertEqual([], self.fake.calls)
+
+
+class RealExecutorTestCase(ConnectorTestCase):
+    """The connector on the agent's own executor, as blackstor-node runs it.
+
+    That executor raises its ProcessFailed, not processutils'
+    ProcessExecutionError; a ``drbdsetup`` on PATH answers as DRBD does
+    for a resource that is not up (exit 10, "No such resource").
+    """
+
+    def setUp(self):
+        super().setUp()
+        bindir = self.tmp / 'bin'
+        bindir.mkdir()
+        script = bindir / 'drbdsetup'
+        script.write_text('#!/bin/sh\necho "$4: No such resource" >&2\n'
+                          'exit 10\n')
+        script.chmod(0o755)
+        self.useFixture(fixtures.EnvironmentVariable(
+            'PATH', f'{bindir}:{os.environ["PATH"]}'))
+
+    def make_connector(self, **kwargs):
+        return super().make_connector(
+            root_helper=None, execute=executor.default_execute, **kwargs)
+
+    def test_failures_reach_the_connector_as_process_execution_errors(self):
+        exc = self.assertRaises(processutils.ProcessExecutionError,
+                                self.conn._execute, 'drbdsetup', 'status',
+                                '--json', RES)
+        self.assertEqual(10, exc.exit_code)
+        self.assertIn('No such resource', exc.stderr)
+        self.assertIsInstance(exc.__cause__, executor.ProcessFailed)
+
+    def test_status_of_a_resource_not_up(self):
+        self.assertEqual((None, connector.NOT_UP), self.conn._status(RES))
+
+    def test_disconnect_of_a_resource_not_running_is_a_no_op(self):
+        self.conn.disconnect_volume({'name': RES}, None)
+        self.assertFalse(self.res_path.exists())
+
+    def test_check_valid_device_is_false_without_status(self):
+        self.assertFalse(self.conn.check_valid_device(
+            str(self.device_root / 'drbd' / 'by-res' / RES / '0')))
 
 
 class PathsTestCase(ConnectorTestCase):

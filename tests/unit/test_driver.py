@@ -211,28 +211,65 @@ class SetupTest(DriverTestCase):
                                              'n3': '192.0.2.3'},
                     blackstor_pool='vg/pool')
 
-    def test_check_for_setup_error(self):
+    def test_check_for_setup_error_asks_no_node(self):
+        self.cluster.requests.clear()
         self.drv.check_for_setup_error()
-        self.cluster.down.add('n2')
-        exc = self.assertRaises(driver.BlackStorDriverError,
-                                self.drv.check_for_setup_error)
-        self.assertIn('n2', str(exc))
+        self.assertEqual([], self.cluster.requests)
 
-    def test_check_for_setup_error_names_an_old_drbd(self):
+    def test_start_up_with_fewer_nodes_than_replicas(self):
+        # 3 replicas by default, 2 of 3 storage nodes down: the backend
+        # starts, the stats say which nodes are down and what still fits.
+        self.assertEqual(3, self.drv.controller.config.replicas)
+        self.cluster.down.update({'n2', 'n3'})
+        self.drv.check_for_setup_error()
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(['n2', 'n3'], stats['blackstor_nodes_down'])
+        self.assertEqual(1, stats['blackstor_capacity_replicas'])
+        self.assertIn('n2, n3', logs.output[0])
+
+    def test_one_node_down_at_start_up_leaves_the_rest_working(self):
+        # Before the node went down: a volume on every node, one on two.
+        everywhere, two = self.volume(), self.volume(**{
+            driver.SPEC_REPLICAS: '2'})
+        self.drv.create_volume(everywhere)
+        self.cluster.down.add('n3')
+        self.drv.create_volume(two)
+        self.drv = self.make_driver()       # cinder-volume restarts
+        self.drv.check_for_setup_error()
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(['n3'], stats['blackstor_nodes_down'])
+        for vol in (everywhere, two):
+            self.drv.initialize_connection(vol, {'host': 'hv1'})
+            self.assertIn(vol.name, self.cluster.agents['hv1'].res)
+            self.drv.terminate_connection(vol, {'host': 'hv1'})
+            self.assertNotIn(vol.name, self.cluster.agents['hv1'].res)
+        self.drv.delete_volume(two)
+        self.assertNotIn(two.name, self.cluster.agents['n1'].lvs)
+        placed = self.volume(**{driver.SPEC_REPLICAS: '2'})
+        self.drv.create_volume(placed)
+        self.assertIn(placed.name, self.cluster.agents['n1'].lvs)
+        # what cannot be placed now is refused by the create, naming why
+        exc = self.assertRaises(exception.VolumeBackendAPIException,
+                                self.drv.create_volume, self.volume())
+        self.assertIn('only 2 storage nodes', str(exc))
+
+    def test_a_node_on_an_old_drbd_is_refused_in_the_stats(self):
         self.cluster.agents['n3'].kernel_version = '9.2.13'
-        exc = self.assertRaises(driver.BlackStorDriverError,
-                                self.drv.check_for_setup_error)
-        self.assertIn('n3: DRBD kernel module 9.2.13 is older than 9.2.14',
-                      str(exc))
+        self.drv.check_for_setup_error()
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(['n3'], stats['blackstor_nodes_refused'])
+        self.assertIn('n3', logs.output[0])
+        self.assertIn('DRBD kernel module 9.2.13 is older than 9.2.14',
+                      logs.output[0])
 
-    def test_setup_error_and_stats_name_a_node_that_cannot_serve(self):
+    def test_stats_name_a_node_that_cannot_serve(self):
         why = ('this node cannot serve: LVM would scan DRBD devices; set '
                'global_filter in the devices section of lvm.conf')
         self.cluster.faults[('n3', 'inventory')] = tp.NodeError(
             'n3', protocol.E_MISSING, why)
-        exc = self.assertRaises(driver.BlackStorDriverError,
-                                self.drv.check_for_setup_error)
-        self.assertIn(f'n3: {why}', str(exc))
+        self.drv.check_for_setup_error()
         with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
             stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(['n3'], stats['blackstor_nodes_refused'])
@@ -374,6 +411,30 @@ class VolumeTest(DriverTestCase):
         self.drv.delete_snapshot(snap)
         self.assertEqual({}, self.cluster.agents['n1'].snapshots)
 
+    def test_snapshot_delete_with_a_node_down_that_holds_no_replica(self):
+        vol = self.volume(size=1, **{driver.SPEC_REPLICAS: '2'})
+        self.drv.create_volume(vol)
+        snap = fake_snapshot.fake_snapshot_obj(self.ctxt, volume_size=1)
+        snap.volume = vol
+        self.drv.create_snapshot(snap)
+        holders = sorted(n for n, a in self.cluster.agents.items()
+                         if f'snap-{snap.id}' in a.snapshots)
+        other = ({'n1', 'n2', 'n3'} - set(holders)).pop()
+        self.cluster.down.add(other)
+        with self.assertLogs('blackstor_cinder.cluster.controller',
+                             'WARNING') as logs:
+            self.drv.delete_snapshot(snap)
+        for node in holders:
+            self.assertEqual({}, self.cluster.agents[node].snapshots)
+        self.assertIn(other, logs.output[0])
+        self.assertIn('best effort', logs.output[0])
+        # a replica of the volume down: refused, naming it
+        self.drv.create_snapshot(snap)
+        self.cluster.down = {holders[0]}
+        exc = self.assertRaises(exception.VolumeBackendAPIException,
+                                self.drv.delete_snapshot, snap)
+        self.assertIn(holders[0], str(exc))
+
     def test_clone_and_extend(self):
         src = self.volume(size=1)
         self.drv.create_volume(src)
@@ -388,6 +449,7 @@ class VolumeTest(DriverTestCase):
         self.assertEqual(1 * G, drbd[-1]['zero_from'])
 
 
+@ddt.ddt
 class ConnectionTest(DriverTestCase):
 
     def setUp(self):
@@ -428,6 +490,23 @@ class ConnectionTest(DriverTestCase):
         for client in ('hv1', 'hv2'):
             self.assertNotIn(self.vol.name,
                              self.cluster.agents[client].res)
+
+    @ddt.data({}, {'ip': '192.0.2.9'}, {'host': None, 'ip': '192.0.2.9'})
+    def test_terminate_with_a_connector_without_host_refused(self, conn):
+        self.drv.initialize_connection(self.vol, {'host': 'hv1'})
+        self.cluster.requests.clear()
+        self.assertRaises(exception.InvalidConnectorException,
+                          self.drv.terminate_connection, self.vol, conn)
+        self.assertEqual([], self.cluster.requests)
+        self.assertIn(self.vol.name, self.cluster.agents['hv1'].res)
+
+    def test_terminate_on_a_dead_hypervisor(self):
+        self.drv.initialize_connection(self.vol, {'host': 'hv1'})
+        self.cluster.down.add('hv1')
+        self.drv.terminate_connection(self.vol, {'host': 'hv1'})
+        hosts = fakes.parse_res(
+            self.cluster.agents['n1'].res[self.vol.name][0])['hosts']
+        self.assertNotIn('hv1', [h['name'] for h in hosts])
 
     def test_other_attachment_on_same_host_keeps_it(self):
         self.drv.initialize_connection(self.vol, {'host': 'hv1'})
@@ -514,15 +593,26 @@ class StatsTest(DriverTestCase):
             stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(['n2'], stats['blackstor_nodes_refused'])
         self.assertEqual([], stats['blackstor_nodes_down'])
-        self.assertEqual(0, stats['free_capacity_gb'])
+        self.assertEqual(2, stats['blackstor_capacity_replicas'])
         self.assertIn('n2', logs.output[0])
         self.assertIn('9.2.12', logs.output[0])
 
     def test_stats_with_node_down(self):
+        # 3 replicas by default: with 2 nodes left the capacity is what
+        # types of 2 replicas can still place (the scheduler lets them
+        # through; a create that needs 3 fails in placement)
         self.cluster.down.add('n1')
-        stats = self.drv.get_volume_stats(refresh=True)
-        self.assertEqual(0, stats['free_capacity_gb'])
+        with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
+            stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(100.0, stats['free_capacity_gb'])
+        self.assertEqual(100.0, stats['total_capacity_gb'])
+        self.assertEqual(2, stats['blackstor_capacity_replicas'])
         self.assertEqual(['n1'], stats['blackstor_nodes_down'])
+        self.assertIn('can place 2 replica(s) only, fewer than '
+                      'blackstor_replicas (3)', logs.output[-1])
+        self.drv.create_volume(self.volume(**{driver.SPEC_REPLICAS: '2'}))
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          self.drv.create_volume, self.volume())
 
     def stale_replica(self):
         """A volume attached to hv1 while n3 kept its old .res."""
@@ -545,6 +635,28 @@ class StatsTest(DriverTestCase):
         self.assertEqual(1, stats['blackstor_divergent_volumes'])
         self.assertEqual(['hv1'], self.clients_on('n3', name))
         self.assertEqual('n3', self.cluster.ops('adjust')[-1])
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(0, stats['blackstor_divergent_volumes'])
+
+    def test_stats_repair_a_client_left_with_two_primaries(self):
+        vol = self.volume(size=1)
+        self.drv.create_volume(vol)
+        self.drv.initialize_connection(vol, {'host': 'hv1'})
+        self.drv.initialize_connection(vol, {'host': 'hv2',
+                                             'ip': '192.0.2.10'})
+        # the source's agent misses the detach's adjust
+        self.cluster.faults[('hv1', 'adjust')] = [tp.NodeTimeout(
+            'hv1', 'no answer')]
+        self.drv.terminate_connection(vol, {'host': 'hv2'})
+
+        def two_primaries(node):
+            return fakes.parse_res(self.cluster.agents[node].res[
+                vol.name][0])['net'].get('allow-two-primaries')
+        self.assertIsNone(two_primaries('n1'))
+        self.assertEqual('yes', two_primaries('hv1'))
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(1, stats['blackstor_divergent_volumes'])
+        self.assertIsNone(two_primaries('hv1'))
         stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(0, stats['blackstor_divergent_volumes'])
 

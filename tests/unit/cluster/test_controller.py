@@ -787,6 +787,37 @@ class SnapshotTest(ControllerTestCase):
         for agent in self.cluster.agents.values():
             self.assertEqual({}, agent.snapshots)
 
+    def test_delete_snapshot_needs_only_the_replicas_of_its_volume(self):
+        cluster, controller = make(nodes=('n1', 'n2', 'n3', 'n4'),
+                                   sizes=(100, 100, 100, 10))
+        self.addCleanup(controller.close)
+        spec = controller.create_volume(VOL, G)
+        replicas = {h.name for h in spec.diskful_hosts}
+        self.assertNotIn('n4', replicas)
+        controller.create_snapshot(VOL, 'snap-1')
+        cluster.down.add('n4')
+        logger = self.useFixture(fixtures.FakeLogger())
+        controller.delete_snapshot('snap-1', VOL)
+        for name in replicas:
+            self.assertEqual({}, cluster.agents[name].snapshots)
+        self.assertIn('n4 holds no replica', logger.output)
+        # Without the volume every storage node is needed.
+        controller.create_snapshot(VOL, 'snap-2')
+        exc = self.assertRaises(errors.NodeOperationFailed,
+                                controller.delete_snapshot, 'snap-2')
+        self.assertEqual({'n4'}, set(exc.failures))
+
+    def test_delete_snapshot_with_a_replica_down_fails_naming_it(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.cluster.down.add('n2')
+        exc = self.assertRaises(errors.NodeOperationFailed,
+                                self.ctl.delete_snapshot, 'snap-1', VOL)
+        self.assertEqual({'n2'}, set(exc.failures))
+        self.cluster.down.clear()
+        self.ctl.delete_snapshot('snap-1', VOL)
+        for agent in self.cluster.agents.values():
+            self.assertEqual({}, agent.snapshots)
+
     def test_volume_from_snapshot_keeps_node_ids(self):
         self.ctl.create_snapshot(VOL, 'snap-1')
         spec = self.ctl.create_volume_from_snapshot(
@@ -1051,12 +1082,37 @@ class AttachTest(ControllerTestCase):
         self.assertEqual(3, len(self.definition('n1')['hosts']))
         self.assertEqual({}, self.definition('n1')['net'])
 
-    def test_detach_of_unreachable_client_without_force_fails(self):
+    def test_detach_of_a_dead_hypervisor_fences_it_off(self):
         self.ctl.attach(VOL, 'hv1')
         self.cluster.down.add('hv1')
-        self.assertRaises(errors.NodeOperationFailed, self.ctl.detach, VOL,
-                          'hv1')
+        logger = self.useFixture(fixtures.FakeLogger())
+        self.ctl.detach(VOL, 'hv1')
+        for node in ('n1', 'n2', 'n3'):
+            self.assertEqual(['n1', 'n2', 'n3'], sorted(
+                h['name'] for h in self.definition(node)['hosts']))
+        self.assertIn(f'Detach of {VOL}: host hv1 is unreachable',
+                      logger.output)
+
+    def test_dead_source_of_a_live_migration_turns_two_primaries_off(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.ctl.attach(VOL, 'hv2')
+        self.cluster.down.add('hv1')      # evacuated: the host is gone
+        self.ctl.detach(VOL, 'hv1')
+        for node in ('n1', 'n2', 'n3', 'hv2'):
+            definition = self.definition(node)
+            self.assertEqual({}, definition['net'], node)
+            self.assertNotIn('hv1', [h['name']
+                                     for h in definition['hosts']])
+
+    def test_detach_refused_by_a_client_that_answers_fails(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.faults[('hv1', 'detach')] = tp.NodeError(
+            'hv1', protocol.E_BUSY, 'in use: the device is open')
+        exc = self.assertRaises(errors.NodeOperationFailed, self.ctl.detach,
+                                VOL, 'hv1')
+        self.assertIn('in use', str(exc))
         self.assertEqual(4, len(self.definition('n1')['hosts']))
+        self.assertIn(VOL, self.cluster.agents['hv1'].res)
 
     def test_detach_of_missing_volume_is_fine(self):
         self.ctl.detach('volume-gone', 'hv1')
@@ -1294,7 +1350,24 @@ class StatsTest(testtools.TestCase):
         stats = controller.stats()
         self.assertIn('n3', stats.nodes_down)
         self.assertEqual((VOL,), stats.degraded_volumes)
-        self.assertEqual(0, stats.free_bytes)   # 3 replicas, 2 nodes
+        # 3 replicas by default, 2 nodes: capacity for what fits there
+        self.assertEqual(2, stats.capacity_replicas)
+        self.assertEqual(100 * G, stats.free_bytes)
+        self.assertEqual(100 * G, stats.total_bytes)
+
+    def test_capacity_is_for_the_default_replicas_when_they_fit(self):
+        cluster, controller = make(clients=())
+        stats = controller.stats()
+        self.assertEqual(3, stats.capacity_replicas)
+        self.assertEqual(100 * G, stats.free_bytes)
+        cluster.down.update({'n2', 'n3'})
+        stats = controller.stats()
+        self.assertEqual(1, stats.capacity_replicas)
+        self.assertEqual(100 * G, stats.free_bytes)
+        cluster.down.add('n1')
+        stats = controller.stats()
+        self.assertEqual(0, stats.free_bytes)
+        self.assertEqual(0, stats.total_bytes)
 
     def test_check_setup_reports_per_node(self):
         cluster, controller = make(clients=())
@@ -1317,8 +1390,8 @@ class DrbdVersionTest(ControllerTestCase):
         stats = self.ctl.stats()
         self.assertEqual(['n2'], sorted(stats.nodes_refused))
         self.assertEqual({}, stats.nodes_down)
-        # two nodes left: no room for 3 replicas
-        self.assertEqual(0, stats.free_bytes)
+        # two nodes left: no room for 3 replicas, capacity is for 2
+        self.assertEqual(2, stats.capacity_replicas)
         self.assertRaises(errors.PlacementError, self.ctl.create_volume,
                           VOL, G)
         self.assertEqual([], self.cluster.ops('create'))
@@ -1361,7 +1434,7 @@ class DrbdVersionTest(ControllerTestCase):
         self.assertEqual({'n2': why}, stats.nodes_refused)
         self.assertEqual({}, stats.nodes_down)
         self.assertEqual(('n1', 'n3'), stats.nodes_up)
-        self.assertEqual(0, stats.free_bytes)   # 3 replicas, 2 nodes
+        self.assertEqual(2, stats.capacity_replicas)   # 3 asked, 2 nodes
         self.assertRaises(errors.PlacementError, self.ctl.create_volume,
                           VOL, G)
         self.assertEqual([], self.cluster.ops('create'))

@@ -122,6 +122,48 @@ class CollectTest(testtools.TestCase):
         self.assertEqual((NAME,), divergence.divergent_names(resources))
         self.assertEqual((), divergence.divergent_names({}))
 
+    def test_a_client_with_an_old_two_primaries_is_stale(self):
+        now = definition(clients=('hv1', 'hv2'))
+        old = definition(clients=('hv1', 'hv2'), two=True)
+        res = divergence.collect(inventories(
+            n1=now, n2=copy.deepcopy(now), n3=copy.deepcopy(now),
+            hv1=old, hv2=copy.deepcopy(now)))[NAME]
+        self.assertEqual({}, res.divergent)
+        self.assertEqual(['hv1', 'hv2'], sorted(res.clients))
+        self.assertEqual(['hv1'], res.stale_clients)
+        self.assertEqual([], res.left_clients)
+        self.assertEqual((NAME,), divergence.divergent_names(
+            {n: r['resources'] for n, r in inventories(
+                n1=now, n2=now, n3=now, hv1=old).items()}))
+
+    def test_a_client_the_replicas_no_longer_list_is_left_behind(self):
+        now = definition()
+        res = divergence.collect(inventories(
+            n1=now, n2=copy.deepcopy(now),
+            hv1=definition(clients=('hv1',), two=True)))[NAME]
+        self.assertEqual([], res.stale_clients)
+        self.assertEqual(['hv1'], res.left_clients)
+
+    def test_clients_in_sync_or_of_other_replicas_are_left_alone(self):
+        now = definition(clients=('hv1',))
+        other = definition(('m1', 'm2', 'm3'), ('hv2',))
+        resources = inventories(n1=now, n2=now, n3=now, hv1=now, hv2=other)
+        res = divergence.collect(resources)[NAME]
+        self.assertEqual([], res.stale_clients)
+        self.assertEqual([], res.left_clients)
+        # a resource held by a client only (another backend's) is not ours
+        self.assertEqual((), divergence.divergent_names(
+            {'hv2': resources['hv2']['resources']}))
+
+    def test_a_client_size_behind_is_not_stale(self):
+        now = definition(clients=('hv1',))
+        now['disk'] = {'size': '2097152k'}
+        behind = copy.deepcopy(now)
+        behind['disk'] = {'size': '1048576k'}
+        res = divergence.collect(inventories(
+            n1=now, n2=now, n3=now, hv1=behind))[NAME]
+        self.assertEqual([], res.stale_clients)
+
     def test_a_pending_zeroing_needs_a_repair(self):
         agree = {node: {NAME: {'definition': definition(), 'state': None}}
                  for node in ('n1', 'n2', 'n3')}

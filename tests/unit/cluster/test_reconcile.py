@@ -109,6 +109,70 @@ class ReconcileTest(testtools.TestCase):
         reconcile.reconcile(self.ctl)
         self.assertEqual(['hv1'], self.clients('n3'))
 
+    def live_migration_with_a_stale_source(self):
+        """hv1 and hv2 attached, hv2 detached while hv1's adjust failed."""
+        self.ctl.create_volume(VOL, G)
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.add('hv2', pool=None)
+        self.ctl.attach(VOL, 'hv2', '10.0.1.2')
+        self.assertEqual('yes', self.definition('hv1')['net'].get(
+            'allow-two-primaries'))
+        self.cluster.faults[('hv1', 'adjust')] = [tp.NodeTimeout(
+            'hv1', 'no answer')]
+        self.ctl.detach(VOL, 'hv2')
+        self.assertEqual({}, self.definition('n1')['net'])
+        self.assertEqual('yes', self.definition('hv1')['net'].get(
+            'allow-two-primaries'))
+
+    def test_a_client_with_an_old_two_primaries_gets_the_majority(self):
+        self.live_migration_with_a_stale_source()
+        self.ctl.inventories()
+        mark = len(self.cluster.requests)
+        outcome = reconcile.reconcile(self.ctl, [VOL])[VOL]
+        self.assertIn('hv1: client adjusted with the .res of n1, n2, n3',
+                      outcome)
+        self.assertEqual(['hv1'], self.adjusted(mark))
+        self.assertEqual(self.definition('n1'), self.definition('hv1'))
+        self.assertEqual('in sync', reconcile.reconcile(self.ctl, [VOL])[VOL])
+
+    def test_a_stale_client_unreachable_is_reported(self):
+        self.live_migration_with_a_stale_source()
+        self.cluster.down.add('hv1')
+        outcome = reconcile.reconcile(self.ctl, [VOL])[VOL]
+        self.assertIn('hv1: unreachable client', outcome)
+        self.cluster.down.discard('hv1')
+        self.assertEqual('yes', self.definition('hv1')['net'].get(
+            'allow-two-primaries'))
+
+    def test_a_client_fenced_off_is_detached_when_it_returns(self):
+        self.ctl.create_volume(VOL, G)
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.down.add('hv1')
+        self.ctl.detach(VOL, 'hv1')     # fenced: replicas no longer list it
+        self.cluster.down.discard('hv1')
+        self.assertIn(VOL, self.agent('hv1').res)
+        self.ctl.stats()                # the client's inventory is read
+        outcome = reconcile.reconcile(self.ctl, [VOL])[VOL]
+        self.assertIn('hv1: client detached', outcome)
+        self.assertNotIn(VOL, self.agent('hv1').res)
+        detach = [r for n, r in self.cluster.requests
+                  if n == 'hv1' and r['op'] == 'detach'][-1]
+        self.assertFalse(detach.get('force', False))
+
+    def test_a_left_client_whose_device_is_open_stays_and_is_reported(self):
+        self.ctl.create_volume(VOL, G)
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.down.add('hv1')
+        self.ctl.detach(VOL, 'hv1')
+        self.cluster.down.discard('hv1')
+        self.ctl.stats()
+        self.cluster.faults[('hv1', 'detach')] = tp.NodeError(
+            'hv1', protocol.E_BUSY, 'in use')
+        outcome = reconcile.reconcile(self.ctl, [VOL])[VOL]
+        self.assertIn('hv1: left behind', outcome)
+        self.assertIn(VOL, self.agent('hv1').res)
+        self.assertIn('is not repaired', self.log.output)
+
     def test_tie_changes_nothing(self):
         self.ctl.create_volume(VOL, G, replicas=2)
         holders = sorted(n for n in STORAGE if VOL in self.agent(n).res)

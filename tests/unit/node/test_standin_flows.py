@@ -93,3 +93,36 @@ class NoShrinkTestCase(StandinTestCase):
         self.assertIn('size 65536k;', self.nodes.res_file('nodea', 'r0'))
         self.assertEqual(64 << 20, self.nodes.ok(
             'nodea', 'status', resource='r0')['device_size'])
+
+
+class DetachNotRunningTestCase(StandinTestCase):
+    """The connector behind the agent's ``detach``, on the real executor.
+
+    The agent's executor raises its own ProcessFailed, not
+    processutils' ProcessExecutionError: ``drbdsetup status`` of a
+    resource that is not running (exit 10) must still read as "not up".
+    """
+
+    def client_spec(self):
+        return self.nodes.spec(hosts=[
+            ('nodea', 0, '127.0.0.1', standin_node.VG),
+            ('nodeb', 1, '127.0.0.2', None)])
+
+    def test_detach_of_a_resource_never_attached_is_a_no_op(self):
+        self.assertEqual({'resource': 'r0'},
+                         self.nodes.ok('nodeb', 'detach', resource='r0'))
+
+    def test_detach_after_a_reboot_removes_the_res(self):
+        # nodeb is a diskless client of r0; it reboots: its .res stays,
+        # DRBD does not run the resource.
+        self.nodes.ok('nodeb', 'adjust', resource='r0',
+                      spec=self.client_spec(), secret=SECRET)
+        self.assertIsNotNone(self.nodes.status('nodeb', 'r0'))
+        rc, _, err = self.nodes.standin.drbdsetup('nodeb', 'down', 'r0')
+        self.assertEqual(0, rc, err)
+        self.assertIsNone(self.nodes.status('nodeb', 'r0'))
+        store = self.nodes.agents['nodeb'].store
+        self.assertTrue(store.exists('r0'))
+        self.nodes.ok('nodeb', 'detach', resource='r0')
+        self.assertFalse(store.exists('r0'))
+        self.assertIsNone(self.nodes.status('nodeb', 'r0'))
