@@ -135,6 +135,9 @@ class _Create:
     sent: bool = False                  # it may exist on the replicas
     # tags what a 'create' makes, so its rollback removes only that
     create_id: str | None = None
+    # storage nodes that hold something of that name already: what an
+    # earlier attempt left (see Controller._remove_leftovers)
+    leftovers: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(eq=False)
@@ -488,6 +491,7 @@ class Controller:
         with self._lock(_resource_lock(name)):
             job = self._decided(_Decision(name, size, final_size, decide))
             try:
+                self._remove_leftovers(job)
                 spec = self._provision(job, make_request)
                 self._finish_create(spec, fresh)
                 if final_size > size:
@@ -552,6 +556,10 @@ class Controller:
                     decision.job = self._start(
                         decision.name, decision.size, decision.final_size,
                         hosts, used)
+                    decision.job.leftovers = tuple(sorted(
+                        node for node, report in inventories.items()
+                        if decision.name in report.resources
+                        or decision.name in report.volumes))
                 except BaseException as exc:
                     decision.error = exc
                 finally:
@@ -574,6 +582,30 @@ class Controller:
             reservation.release()
             raise
         return _Create(name, size, hosts, reservation)
+
+    def _remove_leftovers(self, job: _Create) -> None:
+        """Remove what an earlier create of the same name left.
+
+        A create that fails rolls back wherever it can; a node that was
+        unreachable then (it crashed during the initial sync) keeps its
+        replica and brings it up again at boot, with the node-ids, minor
+        and port of that attempt, which the agent never lets a new .res
+        change. Cinder retries a failed create under the same name
+        (reschedule), and a volume being created holds no data of anyone
+        yet: what a storage node has of that name is such a leftover
+        (the resource lock, held here, keeps every other flow of the name
+        out). It goes before anything is created, so that the create
+        converges whatever its placement and values are this time.
+        """
+        if not job.leftovers:
+            return
+        LOG.warning('%(name)s exists on %(nodes)s: what an earlier create '
+                    'of it left; removing it before creating it again',
+                    {'name': job.name, 'nodes': ', '.join(job.leftovers)})
+        self.each_or_raise(
+            f'removal of what an earlier create of {job.name} left',
+            [self.node(n) for n in job.leftovers],
+            {'op': 'delete', 'resource': job.name, 'pool': self.config.pool})
 
     def _provision(self, job: _Create,
                    make_request: Callable[[model.ResourceSpec], dict]

@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import time
+from unittest import mock
 
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import reconcile
@@ -449,3 +450,47 @@ class TestFaults(test_flows.BoxTestCase):
         self.assertEqual({}, self.ctl.check_setup())
         self.ran('a client is not checked; junk is named; the NODE-SETUP '
                  'whitelist passes')
+
+    def test_create_retried_after_a_replica_crashed_in_the_initial_sync(
+            self):
+        size = 64 * MiB
+        # Two replicas on stor-a and stor-b first: the next placement
+        # ranks stor-c first (node-id 0).
+        other = self.name('faults-placed-first')
+        self.ctl.create_volume(other, size, replicas=2)
+        vol = self.name('faults-retry')
+        real_call = self.ctl.call
+
+        def crash_in_the_sync(node, request, timeout=None):
+            if (request['op'] == 'status' and request.get('resource') == vol
+                    and 'stor-c' not in self.down):
+                self.stop_node('stor-c')
+            return real_call(node, request, timeout)
+
+        with mock.patch.object(self.ctl, 'call', crash_in_the_sync):
+            with self.assertRaises(errors.ClusterError):
+                self.ctl.create_volume(vol, size, replicas=3)
+        first = {h['name']: h['node_id']
+                 for h in self.definition('stor-c', vol)['hosts']}
+        self.assertEqual({}, self.items_of(vol, ('stor-a', 'stor-b')))
+        # It boots with the first placement's .res (drbdadm adjust all).
+        self.start_node('stor-c')
+        self.assertIn('drbd:' + vol, self.items_of(vol, ['stor-c'])[
+            'stor-c'])
+        self.ran('a replica crashing in the initial sync: its leftover '
+                 'comes back with the first placement')
+
+        spec = self.ctl.create_volume(vol, size, replicas=3)
+        again = {h.name: h.node_id for h in spec.diskful_hosts}
+        self.assertNotEqual(first, again)       # another order this time
+        self.assert_replicas(spec, STORAGE, size)
+        for node in STORAGE:
+            self.assertEqual(again, {
+                h['name']: h['node_id']
+                for h in self.definition(node, vol)['hosts']}, node)
+        self.ran('create retried (the name reused): the leftover is '
+                 'removed first, the volume is placed anew everywhere')
+
+        self.ctl.delete_volume(vol)
+        self.ctl.delete_volume(other)
+        self.assert_clean()

@@ -1499,10 +1499,18 @@ class CreateRollbackTest(ControllerTestCase):
     """A failed create removes only what it made."""
 
     def test_rollback_keeps_an_lv_the_create_did_not_make(self):
-        # n3 holds an LV of that name which this create did not make
-        # (its refusal was lost on the way back).
-        self.cluster.agents['n3'].lvs[VOL] = G
-        self.cluster.agents['n3'].created_by[VOL] = None
+        # An LV of that name which this create did not make is on n3 by
+        # the time the create reaches it (an LV the decision's inventory
+        # shows is removed before: see RetriedCreateTest); n3's refusal
+        # was lost on the way back.
+        agent = self.cluster.agents['n3']
+
+        def appears(node, request):
+            if node == 'n3' and request['op'] == 'create':
+                agent.lvs[VOL] = G
+                agent.created_by[VOL] = None
+
+        self.cluster.hooks.append(appears)
         self.cluster.faults[('n3', 'create')] = tp.NodeTimeout(
             'n3', 'no reply')
         self.assertRaises(errors.NodeOperationFailed,
@@ -1520,6 +1528,98 @@ class CreateRollbackTest(ControllerTestCase):
         ids = [r['create_id'] for _, r in self.requests('create')]
         self.assertEqual(6, len(ids))
         self.assertEqual(2, len(set(ids)))
+
+
+class RetriedCreateTest(ConcurrencyTestCase):
+    """A create retried under the same name converges (Cinder reschedule)."""
+
+    def crash_in_the_initial_sync(self, node='n3'):
+        """The first create fails with ``node`` down from its sync on.
+
+        Its rollback cannot reach ``node``, which keeps its replica and
+        brings it up again when it returns, as a node at boot.
+        """
+        def crash(name, request):
+            if request['op'] == 'status' and request.get('resource') == VOL:
+                self.cluster.down.add(node)
+
+        self.cluster.hooks.append(crash)
+        self.assertRaises(errors.ClusterError, self.ctl.create_volume,
+                          VOL, G)
+        self.cluster.hooks.remove(crash)
+        self.cluster.down.discard(node)
+        self.assertEqual({node: [VOL, VOL]}, self.cluster.clean())
+        self.assertIn(VOL, self.cluster.agents[node].up)
+        return self.definition(node)
+
+    def test_the_leftover_of_a_crashed_replica_is_removed_first(self):
+        left = self.crash_in_the_initial_sync()
+        mark = len(self.cluster.requests)
+        spec = self.ctl.create_volume(VOL, G)
+        self.assertNotEqual(left['minor'], spec.minor)
+        retry = self.cluster.requests[mark:]
+        removal = [(n, r) for n, r in retry if r['op'] == 'delete']
+        self.assertEqual(['n3'], [n for n, _ in removal])
+        self.assertNotIn('create_id', removal[0][1])
+        first_create = next(i for i, (_, r) in enumerate(retry)
+                            if r['op'] == 'create')
+        self.assertLess(retry.index(removal[0]), first_create)
+        [create_id] = {r['create_id'] for _, r in retry
+                       if r['op'] == 'create'}
+        self.assertEqual(3, len(self.requests('create')[-3:]))
+        for node in ('n1', 'n2', 'n3'):
+            agent = self.cluster.agents[node]
+            self.assertEqual(create_id, agent.created_by[VOL], node)
+            self.assertEqual(spec.minor, self.definition(node)['minor'])
+            self.assertIn(VOL, agent.uptodate, node)
+        self.assert_nothing_held()
+
+    def test_a_leftover_that_cannot_be_removed_fails_the_create_cleanly(
+            self):
+        self.crash_in_the_initial_sync()
+        self.cluster.faults[('n3', 'delete')] = tp.NodeError(
+            'n3', protocol.E_FAILED, 'lvremove failed')
+        mark = len(self.cluster.requests)
+        with self.assertRaises(errors.NodeOperationFailed) as ctx:
+            self.ctl.create_volume(VOL, G)
+        self.assertIn('earlier create of ' + VOL, ctx.exception.step)
+        self.assertEqual(['n3'], list(ctx.exception.failures))
+        self.assertNotIn('create', {r['op'] for _, r in
+                                    self.cluster.requests[mark:]})
+        self.assertEqual({'n3': [VOL, VOL]}, self.cluster.clean())
+        self.assert_nothing_held()
+
+        del self.cluster.faults[('n3', 'delete')]
+        self.ctl.create_volume(VOL, G)
+        self.assertEqual({n: [VOL, VOL] for n in ('n1', 'n2', 'n3')},
+                         self.cluster.clean())
+
+    def test_a_volume_from_snapshot_retried_converges(self):
+        self.ctl.create_volume('volume-src', G)
+        self.ctl.create_snapshot('volume-src', 'snap-1')
+
+        def crash(name, request):
+            if (request['op'] == 'status' and request.get('resource') == VOL
+                    and name == 'n1'):
+                self.cluster.down.add('n3')
+
+        self.cluster.hooks.append(crash)
+        self.assertRaises(errors.ClusterError,
+                          self.ctl.create_volume_from_snapshot, VOL,
+                          'snap-1', 'volume-src', G, G)
+        self.cluster.hooks.remove(crash)
+        self.cluster.down.discard('n3')
+        self.assertIn(VOL, self.cluster.agents['n3'].res)
+        mark = len(self.cluster.requests)
+        spec = self.ctl.create_volume_from_snapshot(
+            VOL, 'snap-1', 'volume-src', G, G)
+        # removed first: no clash with the leftover's values on the way
+        self.assertEqual(['n1', 'n2', 'n3'], sorted(
+            n for n, r in self.cluster.requests[mark:]
+            if r['op'] == 'create-from-snapshot'))
+        for node in ('n1', 'n2', 'n3'):
+            self.assertEqual(spec.minor, self.definition(node)['minor'])
+        self.assert_nothing_held()
 
 
 @ddt.ddt
