@@ -1238,6 +1238,9 @@ class Controller:
         an unknown host changes nothing on the storage nodes. When the
         host makes a second possible primary (live migration), every node
         gets ``allow-two-primaries`` first (see :meth:`_two_primaries`).
+        When a replica refuses the new .res or the host's attach fails,
+        the replicas get their old .res back (no phantom client); one that
+        cannot is left to the repair of divergent .res (stats).
         """
         client = self.node(host, address)
         try:
@@ -1263,7 +1266,13 @@ class Controller:
                 found, hosts, attaching=host))
             changed = spec != old
             if changed:
-                self._adjust_storage(spec, found)
+                try:
+                    self._adjust_storage(spec, found)
+                except errors.ClusterError:
+                    # the replicas that took the new .res give it back:
+                    # no phantom client, no allow-two-primaries left on
+                    self._adjust_storage(old, found, quiet=True)
+                    raise
                 self._adjust_clients(spec, found, skip=host)
             elif spec.host(host).diskful:
                 # The connector there takes the .res only when it is the

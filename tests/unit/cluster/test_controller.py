@@ -1043,6 +1043,31 @@ class AttachTest(ControllerTestCase):
                           'hv1')
         self.assertEqual(3, len(self.definition('n1')['hosts']))
 
+    def test_a_replica_refusing_the_new_res_leaves_no_phantom_client(self):
+        before = {n: self.definition(n) for n in ('n1', 'n2', 'n3')}
+        self.cluster.faults[('n2', 'adjust')] = [tp.NodeError(
+            'n2', protocol.E_FAILED, 'drbdadm adjust failed')]
+        exc = self.assertRaises(errors.NodeOperationFailed, self.ctl.attach,
+                                VOL, 'hv1')
+        self.assertEqual(['n2'], list(exc.failures))
+        self.assertEqual(before, {n: self.definition(n)
+                                  for n in ('n1', 'n2', 'n3')})
+        self.assertEqual([], self.cluster.ops('attach'))
+        self.assertEqual((), self.ctl.stats().divergent_volumes)
+        self.ctl.attach(VOL, 'hv1')
+        self.assertEqual(4, len(self.definition('n2')['hosts']))
+
+    def test_a_second_client_refused_by_a_replica_changes_nothing(self):
+        self.ctl.attach(VOL, 'hv1')
+        before = {n: self.definition(n) for n in ('n1', 'n2', 'n3', 'hv1')}
+        self.cluster.faults[('n3', 'adjust')] = [tp.NodeTimeout(
+            'n3', 'no reply within 120s')]
+        self.assertRaises(errors.NodeOperationFailed, self.ctl.attach, VOL,
+                          'hv2')
+        self.assertEqual(before, {n: self.definition(n)
+                                  for n in ('n1', 'n2', 'n3', 'hv1')})
+        self.assertNotIn(VOL, self.cluster.agents['hv2'].res)
+
     def test_force_detach_everywhere_with_client_down(self):
         self.ctl.attach(VOL, 'hv1')
         self.ctl.attach(VOL, 'hv2')
