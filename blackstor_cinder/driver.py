@@ -39,6 +39,7 @@ from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import placement
 from blackstor_cinder.cluster import reconcile
+from blackstor_cinder.cluster import transport
 from blackstor_cinder.i18n import _
 from blackstor_cinder import options
 
@@ -67,7 +68,9 @@ def _translated(action: str) -> Iterator[None]:
         raise exception.InvalidInput(
             reason=_('%(action)s: %(err)s') % {'action': action,
                                                'err': exc}) from exc
-    except errors.ClusterError as exc:
+    except (errors.ClusterError, transport.NodeError) as exc:
+        # a node's error is a ClusterError's cause; one that escapes as
+        # it is says which node and why too
         raise exception.VolumeBackendAPIException(
             data=_('%(action)s: %(err)s') % {'action': action,
                                              'err': exc}) from exc

@@ -730,9 +730,11 @@ class Controller:
                 LOG.warning('Placing %(name)s without unreachable nodes '
                             '%(down)s', {'name': name,
                                          'down': ', '.join(sorted(down))})
+            unavailable = {node: exc.message for node, exc in down.items()}
+            unavailable.update(self.refused(inventories))
             chosen = placement.place(self._candidates(inventories), size,
                                      replicas, policy,
-                                     cfg.over_subscription)
+                                     cfg.over_subscription, unavailable)
             return [(node, i) for i, node in enumerate(chosen)]
 
         spec = self._create(
@@ -820,8 +822,10 @@ class Controller:
                         node: model.Node) -> dict:
         deadline = time.monotonic() + self.config.connect_timeout
         while True:
-            state = self.call(node, {'op': 'status',
-                                     'resource': spec.name}).get('state')
+            state = self.each_or_raise(
+                f'waiting for the replicas of {spec.name} to connect',
+                [node], {'op': 'status', 'resource': spec.name}
+            )[node.name].get('state')
             if inv.peers_connected(state) and state.get('connections'):
                 return state
             if time.monotonic() > deadline:

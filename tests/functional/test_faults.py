@@ -112,10 +112,14 @@ class TestFaults(test_flows.BoxTestCase):
         with self.assertRaises(errors.PlacementError) as ctx:
             self.ctl.create_volume(three, 128 * MiB, replicas=3)
         self.assertIn('only 2 storage nodes', str(ctx.exception))
+        # which node, and why
+        self.assertIn('; stor-c is not available: ', str(ctx.exception))
+        self.assertNotIn('[Errno', str(ctx.exception))
         self.assert_clean(self.up())
         self.assertEqual([], list(self.box.nodes['stor-c']
                                   .resource_dir.iterdir()))
-        self.ran('3 replicas with a node down: refused, nothing leaked')
+        self.ran('3 replicas with a node down: refused naming the node and '
+                 'why, nothing leaked')
 
         two = self.name('faults-down2')
         spec = self.ctl.create_volume(two, 128 * MiB, replicas=2)

@@ -337,12 +337,16 @@ class VolumeTest(DriverTestCase):
                           self.drv.create_volume, self.volume())
         self.assertEqual({}, self.cluster.clean())
 
-    def test_snapshot_flows(self):
+    def volume_with_snapshot(self):
         vol = self.volume(size=1)
         self.drv.create_volume(vol)
         snap = fake_snapshot.fake_snapshot_obj(self.ctxt, volume_size=1)
         snap.volume = vol
         self.drv.create_snapshot(snap)
+        return vol, snap
+
+    def test_snapshot_flows(self):
+        vol, snap = self.volume_with_snapshot()
         self.assertTrue(snap.name.startswith('snapshot-'))
         self.assertEqual({f'snap-{snap.id}'},
                          set(self.cluster.agents['n1'].snapshots))
@@ -352,6 +356,27 @@ class VolumeTest(DriverTestCase):
         self.drv.revert_to_snapshot(self.ctxt, vol, snap)
         self.drv.delete_snapshot(snap)
         self.assertEqual({}, self.cluster.agents['n1'].snapshots)
+
+    def test_a_node_lost_during_a_revert_is_a_backend_error_naming_it(self):
+        from blackstor_cinder.cluster import transport as tp
+        vol, snap = self.volume_with_snapshot()
+        self.cluster.faults[('n1', 'status')] = [None, tp.NodeUnreachable(
+            'n1', 'connection to 192.0.2.1:22 lost during the request')]
+        exc = self.assertRaises(exception.VolumeBackendAPIException,
+                                self.drv.revert_to_snapshot, self.ctxt, vol,
+                                snap)
+        self.assertIn('n1: connection to 192.0.2.1:22 lost', str(exc))
+
+    def test_a_node_error_escaping_the_controller_is_still_mapped(self):
+        from blackstor_cinder.cluster import transport as tp
+        vol = self.volume(size=1)
+        self.drv.create_volume(vol)
+        with mock.patch.object(self.drv.controller, 'extend_volume',
+                               side_effect=tp.NodeUnreachable('n2',
+                                                              'no route')):
+            exc = self.assertRaises(exception.VolumeBackendAPIException,
+                                    self.drv.extend_volume, vol, 2)
+        self.assertIn('n2: no route', str(exc))
 
     def test_clone_and_extend(self):
         src = self.volume(size=1)

@@ -182,6 +182,26 @@ class CreateTest(ControllerTestCase):
         self.assertRaises(errors.PlacementError, self.ctl.create_volume,
                           'volume-b', G, replicas=3)
 
+    def test_refused_placement_names_the_unreachable_node_and_why(self):
+        self.cluster.faults[('n3', 'inventory')] = tp.NodeUnreachable(
+            'n3', 'the host key of 192.0.2.3:22 (ssh-ed25519 SHA256:new) '
+            'does not match the one in /etc/cinder/known_hosts (ssh-ed25519 '
+            'SHA256:old): refusing to connect (host key changed?)')
+        exc = self.assertRaises(errors.PlacementError,
+                                self.ctl.create_volume, VOL, G)
+        self.assertIn('3 replicas asked but only 2 storage nodes are '
+                      'available; n3 is not available: the host key of '
+                      '192.0.2.3:22', str(exc))
+        self.assertIn('(host key changed?)', str(exc))
+        self.assertEqual({}, self.cluster.clean())
+
+    def test_refused_placement_names_a_refused_node_and_why(self):
+        self.cluster.agents['n2'].kernel_version = '9.1.0'
+        exc = self.assertRaises(errors.PlacementError,
+                                self.ctl.create_volume, VOL, G)
+        self.assertIn('n2 is not available: ', str(exc))
+        self.assertIn('9.1.0', str(exc))
+
     def test_conflict_from_agent_reallocates(self):
         self.cluster.faults[('n2', 'create')] = [tp.NodeError(
             'n2', protocol.E_CONFLICT, 'minor 1000 clashes', 'minor')]
@@ -876,6 +896,21 @@ class SnapshotTest(ControllerTestCase):
         self.assertEqual('2097152k', self.text_size(adjusts[0][1]))
         self.assertEqual(dict.fromkeys(('n1', 'n2', 'n3'), '4194304k'),
                          self.res_sizes())
+
+    def test_revert_with_a_replica_lost_while_connecting_is_a_cluster_error(
+            self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.ctl.detach(VOL, 'hv1')
+        # n1 answers the lookup, then cannot be reached while the
+        # replicas reconnect
+        self.cluster.faults[('n1', 'status')] = [None, tp.NodeUnreachable(
+            'n1', 'connection to 10.0.0.1:22 lost during the request')]
+        exc = self.assertRaises(errors.ClusterError,
+                                self.ctl.revert_to_snapshot, VOL, 'snap-1',
+                                2 * G, 2 * G)
+        self.assertIsInstance(exc, errors.NodeOperationFailed)
+        self.assertEqual(['n1'], list(exc.failures))
+        self.assertIn('n1: connection to 10.0.0.1:22 lost', str(exc))
 
     def test_revert_to_the_same_size(self):
         self.ctl.create_snapshot(VOL, 'snap-1')
