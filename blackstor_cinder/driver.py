@@ -205,7 +205,8 @@ class BlackStorDriver(driver.VolumeDriver):
 
     def delete_snapshot(self, snapshot: Any) -> None:
         with _translated(_('Delete of snapshot %s') % snapshot.id):
-            self.controller.delete_snapshot(_snapshot_name(snapshot))
+            self.controller.delete_snapshot(_snapshot_name(snapshot),
+                                            snapshot.volume.name)
 
     def create_volume_from_snapshot(self, volume: Any,
                                     snapshot: Any) -> None:

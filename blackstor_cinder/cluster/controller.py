@@ -373,6 +373,13 @@ class Controller:
                 report.volumes, report.resources))
         return cands
 
+    def _unavailable(self, inventories: dict[str, inv.NodeInventory],
+                     down: dict[str, tp.NodeError]) -> dict[str, str]:
+        """Storage nodes that are not candidates, and why (for messages)."""
+        unavailable = {node: exc.message for node, exc in down.items()}
+        unavailable.update(self.refused(inventories))
+        return unavailable
+
     def refused(self, inventories: dict[str, inv.NodeInventory]
                 ) -> dict[str, str]:
         """Answering nodes that must not serve, and why.
@@ -730,11 +737,10 @@ class Controller:
                 LOG.warning('Placing %(name)s without unreachable nodes '
                             '%(down)s', {'name': name,
                                          'down': ', '.join(sorted(down))})
-            unavailable = {node: exc.message for node, exc in down.items()}
-            unavailable.update(self.refused(inventories))
             chosen = placement.place(self._candidates(inventories), size,
                                      replicas, policy,
-                                     cfg.over_subscription, unavailable)
+                                     cfg.over_subscription,
+                                     self._unavailable(inventories, down))
             return [(node, i) for i, node in enumerate(chosen)]
 
         spec = self._create(
@@ -1028,9 +1034,23 @@ class Controller:
             LOG.error('Snapshot %(snap)s may be left on %(node)s: %(err)s',
                       {'snap': snapshot, 'node': node_name, 'err': exc})
 
-    def delete_snapshot(self, snapshot: str) -> None:
-        """Remove a snapshot from every storage node; gone is success."""
-        self._delete_snapshot_on(list(self.config.storage_nodes), snapshot)
+    def delete_snapshot(self, snapshot: str,
+                        volume: str | None = None) -> None:
+        """Remove a snapshot from every storage node; gone is success.
+
+        ``volume``: the snapshot's source. The delete runs under its
+        resource lock, as the snapshot's create does, so a delete never
+        races a create still running (Cinder lets a snapshot whose create
+        timed out be deleted): it waits, then removes what the create
+        made. The driver always names it.
+        """
+        if volume is None:
+            self._delete_snapshot_on(list(self.config.storage_nodes),
+                                     snapshot)
+            return
+        with self._lock(_resource_lock(volume)):
+            self._delete_snapshot_on(list(self.config.storage_nodes),
+                                     snapshot)
 
     def create_volume_from_snapshot(self, name: str, snapshot: str,
                                     source: str, snapshot_size: int,
@@ -1041,18 +1061,34 @@ class Controller:
         by node-id, so the new resource keeps the source's node-ids. It is
         brought up at the snapshot's size and grown online afterwards:
         internal metadata sits at the end of the LV and must move with it.
+
+        Under the source's resource lock (the snapshot is one of its LVs)
+        and the new volume's. The decision is a create's: every node of
+        the snapshot must be available and have room for ``size`` more
+        bytes within ``max_over_subscription_ratio``.
         """
         _check_fits(snapshot_size, size)
-        found = self._require(source)
-        self._require_replicas(found, 'volume from snapshot ' + snapshot)
         cfg = self.config
-        hosts = [(h.name, h.node_id) for h in found.spec.diskful_hosts]
-        return self._create(
-            name, snapshot_size, size, lambda inventories, down: hosts,
-            lambda spec: self.res_request(
-                'create-from-snapshot', spec, pool=cfg.pool,
-                snapshot=snapshot, size=snapshot_size),
-            fresh=False)
+        with self._lock(_resource_lock(source)):
+            found = self._require(source)
+            self._require_replicas(found, 'volume from snapshot ' + snapshot)
+            hosts = [(h.name, h.node_id) for h in found.spec.diskful_hosts]
+
+            def decide(inventories: dict[str, inv.NodeInventory],
+                       down: dict[str, tp.NodeError]
+                       ) -> list[tuple[str, int]]:
+                placement.require_room(
+                    self._candidates(inventories), [n for n, _ in hosts],
+                    size, cfg.over_subscription,
+                    self._unavailable(inventories, down))
+                return hosts
+
+            return self._create(
+                name, snapshot_size, size, decide,
+                lambda spec: self.res_request(
+                    'create-from-snapshot', spec, pool=cfg.pool,
+                    snapshot=snapshot, size=snapshot_size),
+                fresh=False)
 
     def clone_volume(self, name: str, source: str, source_size: int,
                      size: int) -> model.ResourceSpec:
@@ -1064,7 +1100,7 @@ class Controller:
                                                     source_size, size)
         finally:
             try:
-                self.delete_snapshot(temp)
+                self.delete_snapshot(temp, source)
             except errors.ClusterError as exc:
                 LOG.error('Temporary snapshot %(snap)s of the clone '
                           '%(name)s was not removed: %(err)s',

@@ -155,6 +155,33 @@ def largest_volume(candidates: Sequence[Candidate], replicas: int,
     return max(0, best_per_domain[replicas - 1])
 
 
+def require_room(candidates: Sequence[Candidate], nodes: Sequence[str],
+                 size: int, over_subscription: float,
+                 unavailable: Mapping[str, str] | None = None) -> None:
+    """Refuse unless each of ``nodes`` can take ``size`` more bytes.
+
+    For replicas whose nodes are given (a volume from a snapshot goes
+    where the snapshot is): the test :func:`place` makes of a candidate.
+    ``unavailable``: the nodes that are not candidates, and why.
+    """
+    by_name = {c.name: c for c in candidates}
+    problems = []
+    for node in nodes:
+        cand = by_name.get(node)
+        if cand is None:
+            problems.append(f'{node} is not available: '
+                            f'{(unavailable or {}).get(node, "no inventory")}')
+        elif cand.virtual_free(over_subscription) < size:
+            problems.append(
+                f'{node} has room for '
+                f'{max(0, cand.virtual_free(over_subscription))} more bytes '
+                f'(max_over_subscription_ratio {over_subscription:g})')
+    if problems:
+        raise errors.PlacementError(
+            f'a volume of {size} bytes does not fit on '
+            f'{", ".join(nodes)}: ' + '; '.join(problems))
+
+
 def place(candidates: Sequence[Candidate], size: int, replicas: int,
           policy: str, over_subscription: float,
           unavailable: Mapping[str, str] | None = None) -> list[str]:

@@ -13,6 +13,7 @@
 # under the License.
 
 import concurrent.futures
+import dataclasses
 import json
 import re
 import threading
@@ -687,6 +688,9 @@ class ResourceLockTest(ControllerTestCase):
         ('create_snapshot', (VOL, 'snap-1'), {}),
         ('create_snapshot', (), {'volume': VOL, 'snapshot': 'snap-1'}),
         ('revert_to_snapshot', (VOL, 'snap-0', 2 * G, 2 * G), {}),
+        ('create_volume_from_snapshot',
+         ('volume-new', 'snap-0', VOL, 2 * G, 2 * G), {}),
+        ('clone_volume', ('volume-new', VOL, 2 * G, 2 * G), {}),
         ('attach', (VOL, 'hv1'), {}),
         ('detach', (VOL, 'hv1'), {}),
     )
@@ -699,6 +703,24 @@ class ResourceLockTest(ControllerTestCase):
         lock = self.ctl._lock(f'blackstor-resource-{VOL}')
         self.assertTrue(lock.acquire(blocking=False))
         lock.release()
+
+    def test_a_snapshot_delete_waits_for_its_create(self):
+        # Cinder lets a snapshot whose create timed out be deleted while
+        # the create still runs: the delete waits, then removes it all.
+        gate = fakes.Gate('n2', 'snapshot-create', VOL, timeout=10)
+        self.cluster.hooks.append(gate)
+        self.addCleanup(gate.open)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            create = pool.submit(self.ctl.create_snapshot, VOL, 'snap-1')
+            self.assertTrue(gate.reached.wait(10))
+            delete = pool.submit(self.ctl.delete_snapshot, 'snap-1', VOL)
+            self.assertRaises(concurrent.futures.TimeoutError,
+                              delete.result, timeout=0.5)
+            gate.open()
+            create.result(timeout=10)
+            delete.result(timeout=10)
+        for node in ('n1', 'n2', 'n3'):
+            self.assertNotIn('snap-1', self.cluster.agents[node].snapshots)
 
     def test_held_while_creating(self):
         self.ctl.delete_volume(VOL)
@@ -859,6 +881,40 @@ class SnapshotTest(ControllerTestCase):
         for agent in self.cluster.agents.values():
             self.assertNotIn('volume-new', agent.lvs)
             self.assertNotIn('volume-new', agent.res)
+
+    def test_volume_from_snapshot_honours_the_over_subscription_ratio(self):
+        self.cluster, self.ctl = make(sizes=(10, 10, 10),
+                                      over_subscription=1.0)
+        self.ctl.create_volume('volume-src', 4 * G)
+        self.ctl.create_snapshot('volume-src', 'snap-1')
+        # 4 GiB volume + 4 GiB snapshot provisioned of 10 GiB per node
+        exc = self.assertRaises(
+            errors.PlacementError, self.ctl.create_volume_from_snapshot,
+            VOL, 'snap-1', 'volume-src', 4 * G, 4 * G)
+        self.assertIn(f'a volume of {4 * G} bytes does not fit on n1, n2, '
+                      f'n3: n1 has room for {2 * G} more bytes '
+                      f'(max_over_subscription_ratio 1)', str(exc))
+        self.assertEqual([], self.cluster.ops('create-from-snapshot'))
+        self.assertNotIn(VOL, self.cluster.agents['n1'].lvs)
+        # 15 - 8 GiB left at a ratio of 1.5: it fits
+        roomier = ctl.Controller(
+            dataclasses.replace(self.ctl.config, over_subscription=1.5),
+            self.cluster.transport_for, poll_interval=0.01)
+        self.addCleanup(roomier.close)
+        spec = roomier.create_volume_from_snapshot(
+            VOL, 'snap-1', 'volume-src', 4 * G, 4 * G)
+        self.assertEqual(['n1', 'n2', 'n3'],
+                         sorted(h.name for h in spec.diskful_hosts))
+
+    def test_volume_from_snapshot_refused_with_a_node_refused(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.cluster.agents['n3'].kernel_version = '9.1.0'
+        exc = self.assertRaises(
+            errors.PlacementError, self.ctl.create_volume_from_snapshot,
+            'volume-new', 'snap-1', VOL, 2 * G, 2 * G)
+        self.assertIn('n3 is not available: ', str(exc))
+        self.assertIn('9.1.0', str(exc))
+        self.assertEqual([], self.cluster.ops('create-from-snapshot'))
 
     def test_clone_removes_temporary_snapshot(self):
         spec = self.ctl.clone_volume('volume-clone', VOL, 2 * G, 2 * G)
