@@ -330,6 +330,8 @@ class BlackStorDriver(driver.VolumeDriver):
                         {'node': node, 'why': why})
         if stats.divergent_volumes:
             self._repair(stats.divergent_volumes)
+        if stats.temporary_snapshots:
+            self._remove_temporary_snapshots(stats.temporary_snapshots)
         self._stats = {
             'volume_backend_name': backend,
             'vendor_name': 'BlackStor',
@@ -383,6 +385,26 @@ class BlackStorDriver(driver.VolumeDriver):
         for name, outcome in sorted(outcomes.items()):
             LOG.debug('Repair of the .res of %(res)s: %(outcome)s',
                       {'res': name, 'outcome': outcome})
+
+    def _remove_temporary_snapshots(self, snapshots: dict) -> None:
+        """Remove the clone snapshots left on nodes that were unreachable."""
+        if not self.configuration.safe_get('blackstor_auto_repair'):
+            LOG.warning('Temporary clone snapshots %s are left on the '
+                        'storage nodes; blackstor_auto_repair is off '
+                        '(blackstor-manage check --fix removes them)',
+                        ', '.join(sorted(snapshots)))
+            return
+        try:
+            outcomes = self.controller.remove_temporary_snapshots(snapshots)
+        except Exception as exc:    # never fails the stats update
+            LOG.warning('Removal of the temporary clone snapshots %(snaps)s '
+                        'failed: %(err)s',
+                        {'snaps': ', '.join(sorted(snapshots)),
+                         'err': strutils.mask_password(str(exc))})
+            return
+        for name, outcome in sorted(outcomes.items()):
+            LOG.debug('Temporary clone snapshot %(snap)s: %(outcome)s',
+                      {'snap': name, 'outcome': outcome})
 
     def _init_vendor_properties(self) -> tuple[dict, str]:
         properties: dict = {}

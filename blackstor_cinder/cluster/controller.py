@@ -28,7 +28,9 @@ process waiting for it are decided together, on one inventory);
 ``blackstor-resource-<name>`` covers every flow that changes one resource,
 its create included; ``blackstor-minor-<n>`` and ``blackstor-port-<n>`` are
 claims on the values of creates in flight, taken without waiting (see
-``allocation``).
+``allocation``); ``blackstor-clone-<name>`` covers a clone from its
+temporary snapshot's create to its removal (see
+:meth:`Controller.remove_temporary_snapshots`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ from blackstor_cinder import protocol
 LOG = logging.getLogger(__name__)
 
 ALLOCATION_LOCK = 'blackstor-allocation'
+#: Prefix of clone_volume's temporary snapshots; nothing else uses it.
+CLONE_PREFIX = 'clone-'
 
 
 class NamedLock(Protocol):
@@ -76,6 +80,11 @@ class NamedLock(Protocol):
 
 def _resource_lock(name: str) -> str:
     return f'blackstor-resource-{name}'
+
+
+def _clone_lock(temporary: str) -> str:
+    """Held by the clone whose temporary snapshot is ``temporary``."""
+    return f'blackstor-{temporary}'
 
 
 _Flow = TypeVar('_Flow', bound=Callable[..., Any])
@@ -122,6 +131,10 @@ class ClusterStats:
     # the smaller is how many more volumes the backend can take
     minors_free: int = 0
     ports_free: int = 0
+    # temporary clone snapshot -> the storage nodes that still hold it
+    # (see remove_temporary_snapshots)
+    temporary_snapshots: dict[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -428,6 +441,11 @@ class Controller:
                 sizes[name] = max(size, sizes.get(name, 0))
             for name, size in report.device_sizes().items():
                 requested[name] = max(size, requested.get(name, 0))
+        temporary: dict[str, list[str]] = {}
+        for node, report in sorted(inventories.items()):
+            for snap in report.snapshots:
+                if snap.startswith(CLONE_PREFIX):
+                    temporary.setdefault(snap, []).append(node)
         degraded = []
         for report in inventories.values():
             for name, res in report.resources.items():
@@ -452,6 +470,8 @@ class Controller:
             nodes_down=down,
             nodes_refused=refused,
             minors_free=minors_free, ports_free=ports_free,
+            temporary_snapshots={snap: tuple(nodes)
+                                 for snap, nodes in temporary.items()},
             divergent_volumes=divergence.divergent_names(
                 {name: report.resources
                  for name, report in inventories.items()}))
@@ -1092,19 +1112,66 @@ class Controller:
 
     def clone_volume(self, name: str, source: str, source_size: int,
                      size: int) -> model.ResourceSpec:
-        """A temporary snapshot, a volume from it, the snapshot removed."""
-        temp = f'clone-{name}'[:63]
-        self.create_snapshot(source, temp)
-        try:
-            return self.create_volume_from_snapshot(name, temp, source,
-                                                    source_size, size)
-        finally:
+        """A temporary snapshot, a volume from it, the snapshot removed.
+
+        The temporary snapshot (``clone-<name>``) lives under the clone's
+        lock. A storage node that cannot be reached at the end keeps it;
+        the stats list it (``temporary_snapshots``) and
+        :meth:`remove_temporary_snapshots` removes it once the node
+        answers again.
+        """
+        temp = f'{CLONE_PREFIX}{name}'[:63]
+        with self._lock(_clone_lock(temp)):
+            self.create_snapshot(source, temp)
             try:
-                self.delete_snapshot(temp, source)
-            except errors.ClusterError as exc:
-                LOG.error('Temporary snapshot %(snap)s of the clone '
-                          '%(name)s was not removed: %(err)s',
-                          {'snap': temp, 'name': name, 'err': exc})
+                return self.create_volume_from_snapshot(name, temp, source,
+                                                        source_size, size)
+            finally:
+                try:
+                    self.delete_snapshot(temp, source)
+                except errors.ClusterError as exc:
+                    LOG.warning('Temporary snapshot %(snap)s of the clone '
+                                '%(name)s is left behind: %(err)s; the '
+                                'stats update removes it once the node '
+                                'answers', {'snap': temp, 'name': name,
+                                            'err': exc})
+
+    def remove_temporary_snapshots(self, snapshots: Iterable[str]
+                                   ) -> dict[str, str]:
+        """Remove the temporary snapshots clones left; what happened.
+
+        Only names with :data:`CLONE_PREFIX`. A clone holds its lock
+        from its snapshot's create to its removal, so a temporary
+        snapshot whose lock is free was left behind (a node unreachable
+        at the end of its clone): it is removed from every storage node
+        under that lock, taken without waiting ('busy': a clone is
+        running). A node that does not answer keeps it for the next try.
+        """
+        outcomes = {}
+        for snap in sorted(set(snapshots)):
+            if not snap.startswith(CLONE_PREFIX):
+                outcomes[snap] = 'skipped: not a temporary clone snapshot'
+                continue
+            lock = self._lock(_clone_lock(snap))
+            if not lock.acquire(blocking=False):
+                outcomes[snap] = 'busy'
+                continue
+            try:
+                _, failures = self.each(
+                    self.config.storage_nodes,
+                    {'op': 'snapshot-delete', 'pool': self.config.pool,
+                     'snapshot': snap})
+            finally:
+                lock.release()
+            if failures:
+                outcomes[snap] = 'left on ' + '; '.join(
+                    f'{node}: {exc.message}'
+                    for node, exc in sorted(failures.items()))
+            else:
+                outcomes[snap] = 'removed'
+                LOG.info('Removed %s, the temporary snapshot of a clone '
+                         'left on a node unreachable at its end', snap)
+        return outcomes
 
     @_one_resource
     def revert_to_snapshot(self, volume: str, snapshot: str,

@@ -498,3 +498,41 @@ class TestFaults(test_flows.BoxTestCase):
         self.ctl.delete_volume(vol)
         self.ctl.delete_volume(other)
         self.assert_clean()
+
+    def test_clone_snapshot_left_on_a_node_down_at_the_end_goes_later(self):
+        size = 64 * MiB
+        src = self.name('faults-clonesrc')
+        self.ctl.create_volume(src, size, replicas=3)
+        clone = self.name('faults-clone')
+        temp = f'clone-{clone}'
+        self.snapshots.append(temp)         # cleaned up if the test fails
+        real_delete = self.ctl.delete_snapshot
+
+        def crash_first(snapshot, volume=None):
+            self.stop_node('stor-c')
+            return real_delete(snapshot, volume)
+
+        with mock.patch.object(self.ctl, 'delete_snapshot', crash_first):
+            spec = self.ctl.clone_volume(clone, src, size, size)
+        self.assertEqual(sorted(STORAGE),
+                         sorted(h.name for h in spec.diskful_hosts))
+        self.assertEqual(set(), self.snapshot_holders(
+            temp, [n for n in STORAGE if n not in self.down]))
+        self.ran('clone with a node down at its end: done, its temporary '
+                 'snapshot left on that node only')
+
+        self.start_node('stor-c')
+        self.assertEqual({'stor-c'}, self.snapshot_holders(temp))
+        stats = self.ctl.stats()
+        self.assertEqual({temp: ('stor-c',)}, stats.temporary_snapshots)
+        self.assertEqual({temp: 'removed'},
+                         self.ctl.remove_temporary_snapshots(
+                             stats.temporary_snapshots))
+        self.assertEqual(set(), self.snapshot_holders(temp))
+        self.assertEqual({}, self.ctl.stats().temporary_snapshots)
+        self.ran('node back: the stats list the snapshot, the removal '
+                 'takes it')
+
+        self.ctl.delete_volume(clone)
+        self.ctl.delete_volume(src)
+        self.assert_clean()

@@ -926,6 +926,66 @@ class SnapshotTest(ControllerTestCase):
             self.assertIn('volume-clone', agent.lvs)
             self.assertEqual({}, agent.snapshots)
 
+    def clone_with_n3_lost_at_the_end(self):
+        temp = 'clone-volume-clone'
+
+        def lost(node, request):
+            if request['op'] == 'snapshot-delete' and request.get(
+                    'snapshot') == temp:
+                self.cluster.down.add('n3')
+
+        self.cluster.hooks.append(lost)
+        spec = self.ctl.clone_volume('volume-clone', VOL, 2 * G, 2 * G)
+        self.cluster.hooks.remove(lost)
+        self.assertEqual(['n1', 'n2', 'n3'],
+                         sorted(h.name for h in spec.diskful_hosts))
+        self.assertEqual({temp: 2 * G}, self.cluster.agents['n3'].snapshots)
+        return temp
+
+    def test_a_clone_snapshot_left_on_a_lost_node_goes_when_it_returns(
+            self):
+        temp = self.clone_with_n3_lost_at_the_end()
+        stats = self.ctl.stats()
+        self.assertEqual({}, stats.temporary_snapshots)   # n3 is down
+        self.assertEqual({temp: 'left on n3: n3: connection refused'},
+                         self.ctl.remove_temporary_snapshots([temp]))
+        self.cluster.down.discard('n3')
+        stats = self.ctl.stats()
+        self.assertEqual({temp: ('n3',)}, stats.temporary_snapshots)
+        self.assertEqual({temp: 'removed'},
+                         self.ctl.remove_temporary_snapshots(
+                             stats.temporary_snapshots))
+        self.assertEqual({}, self.cluster.agents['n3'].snapshots)
+        self.assertEqual({}, self.ctl.stats().temporary_snapshots)
+
+    def test_the_snapshot_of_a_clone_in_progress_is_not_removed(self):
+        gate = fakes.Gate('n1', 'create-from-snapshot', 'volume-clone')
+        self.cluster.hooks.append(gate)
+        self.addCleanup(gate.open)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            clone = pool.submit(self.ctl.clone_volume, 'volume-clone', VOL,
+                                2 * G, 2 * G)
+            self.assertTrue(gate.reached.wait(10))
+            temp = 'clone-volume-clone'
+            self.assertEqual({temp: ('n1', 'n2', 'n3')},
+                             self.ctl.stats().temporary_snapshots)
+            self.assertEqual({temp: 'busy'},
+                             self.ctl.remove_temporary_snapshots([temp]))
+            gate.open()
+            clone.result(timeout=10)
+        self.assertEqual([], [n for n, r in self.cluster.requests
+                              if r['op'] == 'snapshot-delete'
+                              and r['snapshot'] == temp][3:])
+        self.assertEqual({}, self.ctl.stats().temporary_snapshots)
+
+    def test_only_temporary_clone_snapshots_are_removed(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        self.assertEqual({}, self.ctl.stats().temporary_snapshots)
+        self.assertEqual({'snap-1': 'skipped: not a temporary clone '
+                                    'snapshot'},
+                         self.ctl.remove_temporary_snapshots(['snap-1']))
+        self.assertIn('snap-1', self.cluster.agents['n1'].snapshots)
+
     def test_revert_refused_while_attached(self):
         self.ctl.create_snapshot(VOL, 'snap-1')
         self.assertRaises(errors.InvalidRequest, self.ctl.revert_to_snapshot,
