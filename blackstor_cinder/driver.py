@@ -39,6 +39,7 @@ from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import placement
 from blackstor_cinder.cluster import reconcile
+from blackstor_cinder.cluster import transport
 from blackstor_cinder.i18n import _
 from blackstor_cinder import options
 
@@ -67,7 +68,9 @@ def _translated(action: str) -> Iterator[None]:
         raise exception.InvalidInput(
             reason=_('%(action)s: %(err)s') % {'action': action,
                                                'err': exc}) from exc
-    except errors.ClusterError as exc:
+    except (errors.ClusterError, transport.NodeError) as exc:
+        # a node's error is a ClusterError's cause; one that escapes as
+        # it is says which node and why too
         raise exception.VolumeBackendAPIException(
             data=_('%(action)s: %(err)s') % {'action': action,
                                              'err': exc}) from exc
@@ -340,6 +343,8 @@ class BlackStorDriver(driver.VolumeDriver):
                          'replicas': cluster.replicas})
         if stats.divergent_volumes:
             self._repair(stats.divergent_volumes)
+        if stats.temporary_snapshots:
+            self._remove_temporary_snapshots(stats.temporary_snapshots)
         self._stats = {
             'volume_backend_name': backend,
             'vendor_name': 'BlackStor',
@@ -399,6 +404,26 @@ class BlackStorDriver(driver.VolumeDriver):
         for name, outcome in sorted(outcomes.items()):
             LOG.debug('Repair of the .res of %(res)s: %(outcome)s',
                       {'res': name, 'outcome': outcome})
+
+    def _remove_temporary_snapshots(self, snapshots: dict) -> None:
+        """Remove the clone snapshots left on nodes that were unreachable."""
+        if not self.configuration.safe_get('blackstor_auto_repair'):
+            LOG.warning('Temporary clone snapshots %s are left on the '
+                        'storage nodes; blackstor_auto_repair is off '
+                        '(blackstor-manage check --fix removes them)',
+                        ', '.join(sorted(snapshots)))
+            return
+        try:
+            outcomes = self.controller.remove_temporary_snapshots(snapshots)
+        except Exception as exc:    # never fails the stats update
+            LOG.warning('Removal of the temporary clone snapshots %(snaps)s '
+                        'failed: %(err)s',
+                        {'snaps': ', '.join(sorted(snapshots)),
+                         'err': strutils.mask_password(str(exc))})
+            return
+        for name, outcome in sorted(outcomes.items()):
+            LOG.debug('Temporary clone snapshot %(snap)s: %(outcome)s',
+                      {'snap': name, 'outcome': outcome})
 
     def _init_vendor_properties(self) -> tuple[dict, str]:
         properties: dict = {}

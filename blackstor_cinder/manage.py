@@ -87,7 +87,7 @@ SHARED_GROUP = 'backend_defaults'
 FORMATS = ('table', 'json', 'yaml')
 GiB = 1 << 30
 #: Prefix of the temporary snapshot of Controller.clone_volume.
-CLONE_PREFIX = 'clone-'
+CLONE_PREFIX = ctl.CLONE_PREFIX
 #: Over-subscription does not matter to what this tool shows.
 _OVER_SUBSCRIPTION = 20.0
 

@@ -122,7 +122,9 @@ storage_opts = [
                      'whose .res differs (it was unreachable while an '
                      'attach, detach or extend changed it). Only with a '
                      'majority of the replicas and while no operation '
-                     'holds the volume\'s lock.'),
+                     'holds the volume\'s lock. Also remove the temporary '
+                     'clone-* snapshot a clone left on a storage node '
+                     'unreachable at its end, once no clone holds it.'),
 ]
 
 drbd_opts = [

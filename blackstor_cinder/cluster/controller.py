@@ -28,7 +28,9 @@ process waiting for it are decided together, on one inventory);
 ``blackstor-resource-<name>`` covers every flow that changes one resource,
 its create included; ``blackstor-minor-<n>`` and ``blackstor-port-<n>`` are
 claims on the values of creates in flight, taken without waiting (see
-``allocation``).
+``allocation``); ``blackstor-clone-<name>`` covers a clone from its
+temporary snapshot's create to its removal (see
+:meth:`Controller.remove_temporary_snapshots`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ from blackstor_cinder import protocol
 LOG = logging.getLogger(__name__)
 
 ALLOCATION_LOCK = 'blackstor-allocation'
+#: Prefix of clone_volume's temporary snapshots; nothing else uses it.
+CLONE_PREFIX = 'clone-'
 
 
 class NamedLock(Protocol):
@@ -76,6 +80,11 @@ class NamedLock(Protocol):
 
 def _resource_lock(name: str) -> str:
     return f'blackstor-resource-{name}'
+
+
+def _clone_lock(temporary: str) -> str:
+    """Held by the clone whose temporary snapshot is ``temporary``."""
+    return f'blackstor-{temporary}'
 
 
 _Flow = TypeVar('_Flow', bound=Callable[..., Any])
@@ -125,6 +134,10 @@ class ClusterStats:
     # the replica count the capacity is for: the default one, or fewer
     # when fewer failure domains than that can be used (see stats())
     capacity_replicas: int = 0
+    # temporary clone snapshot -> the storage nodes that still hold it
+    # (see remove_temporary_snapshots)
+    temporary_snapshots: dict[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -138,6 +151,9 @@ class _Create:
     sent: bool = False                  # it may exist on the replicas
     # tags what a 'create' makes, so its rollback removes only that
     create_id: str | None = None
+    # storage nodes that hold something of that name already: what an
+    # earlier attempt left (see Controller._remove_leftovers)
+    leftovers: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(eq=False)
@@ -379,6 +395,13 @@ class Controller:
                 report.volumes, report.resources))
         return cands
 
+    def _unavailable(self, inventories: dict[str, inv.NodeInventory],
+                     down: dict[str, tp.NodeError]) -> dict[str, str]:
+        """Storage nodes that are not candidates, and why (for messages)."""
+        unavailable = {node: exc.message for node, exc in down.items()}
+        unavailable.update(self.refused(inventories))
+        return unavailable
+
     def refused(self, inventories: dict[str, inv.NodeInventory]
                 ) -> dict[str, str]:
         """Answering nodes that must not serve, and why.
@@ -437,6 +460,11 @@ class Controller:
                 sizes[name] = max(size, sizes.get(name, 0))
             for name, size in report.device_sizes().items():
                 requested[name] = max(size, requested.get(name, 0))
+        temporary: dict[str, list[str]] = {}
+        for node, report in sorted(inventories.items()):
+            for snap in report.snapshots:
+                if snap.startswith(CLONE_PREFIX):
+                    temporary.setdefault(snap, []).append(node)
         degraded = []
         for report in inventories.values():
             for name, res in report.resources.items():
@@ -463,6 +491,8 @@ class Controller:
             nodes_refused=refused,
             minors_free=minors_free, ports_free=ports_free,
             # the clients' last reports too (see reconcile)
+            temporary_snapshots={snap: tuple(nodes)
+                                 for snap, nodes in temporary.items()},
             divergent_volumes=divergence.divergent_names(
                 {name: report.resources for name, report in
                  {**self._client_reports, **inventories}.items()}))
@@ -509,6 +539,7 @@ class Controller:
         with self._lock(_resource_lock(name)):
             job = self._decided(_Decision(name, size, final_size, decide))
             try:
+                self._remove_leftovers(job)
                 spec = self._provision(job, make_request)
                 self._finish_create(spec, fresh)
                 if final_size > size:
@@ -573,6 +604,10 @@ class Controller:
                     decision.job = self._start(
                         decision.name, decision.size, decision.final_size,
                         hosts, used)
+                    decision.job.leftovers = tuple(sorted(
+                        node for node, report in inventories.items()
+                        if decision.name in report.resources
+                        or decision.name in report.volumes))
                 except BaseException as exc:
                     decision.error = exc
                 finally:
@@ -595,6 +630,30 @@ class Controller:
             reservation.release()
             raise
         return _Create(name, size, hosts, reservation)
+
+    def _remove_leftovers(self, job: _Create) -> None:
+        """Remove what an earlier create of the same name left.
+
+        A create that fails rolls back wherever it can; a node that was
+        unreachable then (it crashed during the initial sync) keeps its
+        replica and brings it up again at boot, with the node-ids, minor
+        and port of that attempt, which the agent never lets a new .res
+        change. Cinder retries a failed create under the same name
+        (reschedule), and a volume being created holds no data of anyone
+        yet: what a storage node has of that name is such a leftover
+        (the resource lock, held here, keeps every other flow of the name
+        out). It goes before anything is created, so that the create
+        converges whatever its placement and values are this time.
+        """
+        if not job.leftovers:
+            return
+        LOG.warning('%(name)s exists on %(nodes)s: what an earlier create '
+                    'of it left; removing it before creating it again',
+                    {'name': job.name, 'nodes': ', '.join(job.leftovers)})
+        self.each_or_raise(
+            f'removal of what an earlier create of {job.name} left',
+            [self.node(n) for n in job.leftovers],
+            {'op': 'delete', 'resource': job.name, 'pool': self.config.pool})
 
     def _provision(self, job: _Create,
                    make_request: Callable[[model.ResourceSpec], dict]
@@ -721,7 +780,8 @@ class Controller:
                                          'down': ', '.join(sorted(down))})
             chosen = placement.place(self._candidates(inventories), size,
                                      replicas, policy,
-                                     cfg.over_subscription)
+                                     cfg.over_subscription,
+                                     self._unavailable(inventories, down))
             return [(node, i) for i, node in enumerate(chosen)]
 
         spec = self._create(
@@ -809,8 +869,10 @@ class Controller:
                         node: model.Node) -> dict:
         deadline = time.monotonic() + self.config.connect_timeout
         while True:
-            state = self.call(node, {'op': 'status',
-                                     'resource': spec.name}).get('state')
+            state = self.each_or_raise(
+                f'waiting for the replicas of {spec.name} to connect',
+                [node], {'op': 'status', 'resource': spec.name}
+            )[node.name].get('state')
             if inv.peers_connected(state) and state.get('connections'):
                 return state
             if time.monotonic() > deadline:
@@ -1036,15 +1098,23 @@ class Controller:
         snapshot was taken) must all answer; the other storage nodes are
         asked too, best effort, so a node down that never held the volume
         does not fail the delete. Without ``volume``, or when no node that
-        answers knows it, every storage node must answer.
+        answers knows it, every storage node must answer. The delete runs
+        under the source's resource lock, as the snapshot's create does,
+        so a delete never races a create still running (Cinder lets a
+        snapshot whose create timed out be deleted): it waits, then
+        removes what the create made. The driver always names it.
         """
-        required = None
-        if volume is not None:
+        if volume is None:
+            self._delete_snapshot_on(list(self.config.storage_nodes),
+                                     snapshot)
+            return
+        with self._lock(_resource_lock(volume)):
+            required = None
             found = self.find(volume)
             if found.spec is not None:
                 required = {h.name for h in found.spec.diskful_hosts}
-        self._delete_snapshot_on(list(self.config.storage_nodes), snapshot,
-                                 required=required)
+            self._delete_snapshot_on(list(self.config.storage_nodes),
+                                     snapshot, required=required)
 
     def create_volume_from_snapshot(self, name: str, snapshot: str,
                                     source: str, snapshot_size: int,
@@ -1055,34 +1125,97 @@ class Controller:
         by node-id, so the new resource keeps the source's node-ids. It is
         brought up at the snapshot's size and grown online afterwards:
         internal metadata sits at the end of the LV and must move with it.
+
+        Under the source's resource lock (the snapshot is one of its LVs)
+        and the new volume's. The decision is a create's: every node of
+        the snapshot must be available and have room for ``size`` more
+        bytes within ``max_over_subscription_ratio``.
         """
         _check_fits(snapshot_size, size)
-        found = self._require(source)
-        self._require_replicas(found, 'volume from snapshot ' + snapshot)
         cfg = self.config
-        hosts = [(h.name, h.node_id) for h in found.spec.diskful_hosts]
-        return self._create(
-            name, snapshot_size, size, lambda inventories, down: hosts,
-            lambda spec: self.res_request(
-                'create-from-snapshot', spec, pool=cfg.pool,
-                snapshot=snapshot, size=snapshot_size),
-            fresh=False)
+        with self._lock(_resource_lock(source)):
+            found = self._require(source)
+            self._require_replicas(found, 'volume from snapshot ' + snapshot)
+            hosts = [(h.name, h.node_id) for h in found.spec.diskful_hosts]
+
+            def decide(inventories: dict[str, inv.NodeInventory],
+                       down: dict[str, tp.NodeError]
+                       ) -> list[tuple[str, int]]:
+                placement.require_room(
+                    self._candidates(inventories), [n for n, _ in hosts],
+                    size, cfg.over_subscription,
+                    self._unavailable(inventories, down))
+                return hosts
+
+            return self._create(
+                name, snapshot_size, size, decide,
+                lambda spec: self.res_request(
+                    'create-from-snapshot', spec, pool=cfg.pool,
+                    snapshot=snapshot, size=snapshot_size),
+                fresh=False)
 
     def clone_volume(self, name: str, source: str, source_size: int,
                      size: int) -> model.ResourceSpec:
-        """A temporary snapshot, a volume from it, the snapshot removed."""
-        temp = f'clone-{name}'[:63]
-        self.create_snapshot(source, temp)
-        try:
-            return self.create_volume_from_snapshot(name, temp, source,
-                                                    source_size, size)
-        finally:
+        """A temporary snapshot, a volume from it, the snapshot removed.
+
+        The temporary snapshot (``clone-<name>``) lives under the clone's
+        lock. A storage node that cannot be reached at the end keeps it;
+        the stats list it (``temporary_snapshots``) and
+        :meth:`remove_temporary_snapshots` removes it once the node
+        answers again.
+        """
+        temp = f'{CLONE_PREFIX}{name}'[:63]
+        with self._lock(_clone_lock(temp)):
+            self.create_snapshot(source, temp)
             try:
-                self.delete_snapshot(temp, source)
-            except errors.ClusterError as exc:
-                LOG.error('Temporary snapshot %(snap)s of the clone '
-                          '%(name)s was not removed: %(err)s',
-                          {'snap': temp, 'name': name, 'err': exc})
+                return self.create_volume_from_snapshot(name, temp, source,
+                                                        source_size, size)
+            finally:
+                try:
+                    self.delete_snapshot(temp, source)
+                except errors.ClusterError as exc:
+                    LOG.warning('Temporary snapshot %(snap)s of the clone '
+                                '%(name)s is left behind: %(err)s; the '
+                                'stats update removes it once the node '
+                                'answers', {'snap': temp, 'name': name,
+                                            'err': exc})
+
+    def remove_temporary_snapshots(self, snapshots: Iterable[str]
+                                   ) -> dict[str, str]:
+        """Remove the temporary snapshots clones left; what happened.
+
+        Only names with :data:`CLONE_PREFIX`. A clone holds its lock
+        from its snapshot's create to its removal, so a temporary
+        snapshot whose lock is free was left behind (a node unreachable
+        at the end of its clone): it is removed from every storage node
+        under that lock, taken without waiting ('busy': a clone is
+        running). A node that does not answer keeps it for the next try.
+        """
+        outcomes = {}
+        for snap in sorted(set(snapshots)):
+            if not snap.startswith(CLONE_PREFIX):
+                outcomes[snap] = 'skipped: not a temporary clone snapshot'
+                continue
+            lock = self._lock(_clone_lock(snap))
+            if not lock.acquire(blocking=False):
+                outcomes[snap] = 'busy'
+                continue
+            try:
+                _, failures = self.each(
+                    self.config.storage_nodes,
+                    {'op': 'snapshot-delete', 'pool': self.config.pool,
+                     'snapshot': snap})
+            finally:
+                lock.release()
+            if failures:
+                outcomes[snap] = 'left on ' + '; '.join(
+                    f'{node}: {exc.message}'
+                    for node, exc in sorted(failures.items()))
+            else:
+                outcomes[snap] = 'removed'
+                LOG.info('Removed %s, the temporary snapshot of a clone '
+                         'left on a node unreachable at its end', snap)
+        return outcomes
 
     @_one_resource
     def revert_to_snapshot(self, volume: str, snapshot: str,
@@ -1256,6 +1389,9 @@ class Controller:
         an unknown host changes nothing on the storage nodes. When the
         host makes a second possible primary (live migration), every node
         gets ``allow-two-primaries`` first (see :meth:`_two_primaries`).
+        When a replica refuses the new .res or the host's attach fails,
+        the replicas get their old .res back (no phantom client); one that
+        cannot is left to the repair of divergent .res (stats).
         """
         client = self.node(host, address)
         try:
@@ -1282,7 +1418,13 @@ class Controller:
                 found, hosts, attaching=host))
             changed = spec != old
             if changed:
-                self._adjust_storage(spec, found)
+                try:
+                    self._adjust_storage(spec, found)
+                except errors.ClusterError:
+                    # the replicas that took the new .res give it back:
+                    # no phantom client, no allow-two-primaries left on
+                    self._adjust_storage(old, found, quiet=True)
+                    raise
                 self._adjust_clients(spec, found, skip=host)
             elif spec.host(host).diskful:
                 # The connector there takes the .res only when it is the

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Collection, Iterable, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 from blackstor_cinder.cluster import errors
 
@@ -160,12 +160,42 @@ def largest_volume(candidates: Sequence[Candidate], replicas: int,
     return max(0, best_per_domain[replicas - 1])
 
 
+def require_room(candidates: Sequence[Candidate], nodes: Sequence[str],
+                 size: int, over_subscription: float,
+                 unavailable: Mapping[str, str] | None = None) -> None:
+    """Refuse unless each of ``nodes`` can take ``size`` more bytes.
+
+    For replicas whose nodes are given (a volume from a snapshot goes
+    where the snapshot is): the test :func:`place` makes of a candidate.
+    ``unavailable``: the nodes that are not candidates, and why.
+    """
+    by_name = {c.name: c for c in candidates}
+    problems = []
+    for node in nodes:
+        cand = by_name.get(node)
+        if cand is None:
+            problems.append(f'{node} is not available: '
+                            f'{(unavailable or {}).get(node, "no inventory")}')
+        elif cand.virtual_free(over_subscription) < size:
+            problems.append(
+                f'{node} has room for '
+                f'{max(0, cand.virtual_free(over_subscription))} more bytes '
+                f'(max_over_subscription_ratio {over_subscription:g})')
+    if problems:
+        raise errors.PlacementError(
+            f'a volume of {size} bytes does not fit on '
+            f'{", ".join(nodes)}: ' + '; '.join(problems))
+
+
 def place(candidates: Sequence[Candidate], size: int, replicas: int,
-          policy: str, over_subscription: float) -> list[str]:
+          policy: str, over_subscription: float,
+          unavailable: Mapping[str, str] | None = None) -> list[str]:
     """Pick ``replicas`` node names for a volume of ``size`` bytes.
 
     Nodes with the most free physical space and the fewest resources go
     first; with the spread policy no two replicas share a zone.
+    ``unavailable``: the storage nodes that are not candidates, and why
+    (unreachable, refused); a refusal names them with their reasons.
     """
     if policy not in ZONE_POLICIES:
         raise errors.InvalidRequest(
@@ -186,13 +216,15 @@ def place(candidates: Sequence[Candidate], size: int, replicas: int,
             return [c.name for c in chosen]
     domains = len(_domains(candidates, policy))
     what = 'zones' if policy == SPREAD else 'storage nodes'
+    why = ''.join(f'; {node} is not available: {reason}'
+                  for node, reason in sorted((unavailable or {}).items()))
     if domains < replicas:
         raise errors.PlacementError(
             f'{replicas} replicas asked but only {domains} {what} are '
-            f'available')
+            f'available{why}')
     largest = largest_volume(candidates, replicas, policy,
                              over_subscription)
     raise errors.PlacementError(
         f'not enough space for {replicas} replicas of {size} bytes on '
         f'distinct {what}: the largest volume that can be placed now is '
-        f'{largest} bytes')
+        f'{largest} bytes{why}')

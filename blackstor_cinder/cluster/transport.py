@@ -381,6 +381,22 @@ class _RejectUnknownHostKey(paramiko.RejectPolicy):
         raise _UnknownHostKey(hostname, key)
 
 
+def _reason(e: BaseException) -> str:
+    """Why a connection failed, without Python's ``[Errno N]`` prefix.
+
+    paramiko's NoValidConnectionsError has no errno ("[Errno None] Unable
+    to connect to port 22 on ..."): its text, and what each address
+    answered ("Connection refused").
+    """
+    if isinstance(e, paramiko.ssh_exception.NoValidConnectionsError):
+        causes = sorted({_reason(c) for c in e.errors.values()})
+        return (e.strerror or 'no address answered') + (
+            f' ({"; ".join(causes)})' if causes else '')
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e) or type(e).__name__
+
+
 def _fingerprint(key: paramiko.PKey) -> str:
     try:
         return f'{key.get_name()} {key.fingerprint}'
@@ -507,7 +523,7 @@ class SSHTransport:
                     paramiko.SSHException) as e:
                 raise NodeUnreachable(
                     self.node, f'cannot connect to {where}: '
-                    f'{e or type(e).__name__}') from None
+                    f'{_reason(e)}') from None
             transport = client.get_transport()
             if self.keepalive and transport is not None:
                 transport.set_keepalive(self.keepalive)
@@ -551,7 +567,7 @@ class SSHTransport:
                     self._discard(client)
                     raise NodeUnreachable(
                         self.node, f'cannot run the agent at '
-                        f'{self._where()}: {e or type(e).__name__}'
+                        f'{self._where()}: {_reason(e)}'
                     ) from None
                 LOG.debug('Connection to %(node)s is dead (%(error)s); '
                           'reconnecting', {'node': self.node, 'error': e})

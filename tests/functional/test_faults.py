@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import time
+from unittest import mock
 
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import reconcile
@@ -111,10 +112,14 @@ class TestFaults(test_flows.BoxTestCase):
         with self.assertRaises(errors.PlacementError) as ctx:
             self.ctl.create_volume(three, 128 * MiB, replicas=3)
         self.assertIn('only 2 storage nodes', str(ctx.exception))
+        # which node, and why
+        self.assertIn('; stor-c is not available: ', str(ctx.exception))
+        self.assertNotIn('[Errno', str(ctx.exception))
         self.assert_clean(self.up())
         self.assertEqual([], list(self.box.nodes['stor-c']
                                   .resource_dir.iterdir()))
-        self.ran('3 replicas with a node down: refused, nothing leaked')
+        self.ran('3 replicas with a node down: refused naming the node and '
+                 'why, nothing leaked')
 
         two = self.name('faults-down2')
         spec = self.ctl.create_volume(two, 128 * MiB, replicas=2)
@@ -516,3 +521,85 @@ class TestFaults(test_flows.BoxTestCase):
         self.assertEqual({}, self.ctl.check_setup())
         self.ran('a client is not checked; junk is named; the NODE-SETUP '
                  'whitelist passes')
+
+    def test_create_retried_after_a_replica_crashed_in_the_initial_sync(
+            self):
+        size = 64 * MiB
+        # Two replicas on stor-a and stor-b first: the next placement
+        # ranks stor-c first (node-id 0).
+        other = self.name('faults-placed-first')
+        self.ctl.create_volume(other, size, replicas=2)
+        vol = self.name('faults-retry')
+        real_call = self.ctl.call
+
+        def crash_in_the_sync(node, request, timeout=None):
+            if (request['op'] == 'status' and request.get('resource') == vol
+                    and 'stor-c' not in self.down):
+                self.stop_node('stor-c')
+            return real_call(node, request, timeout)
+
+        with mock.patch.object(self.ctl, 'call', crash_in_the_sync):
+            with self.assertRaises(errors.ClusterError):
+                self.ctl.create_volume(vol, size, replicas=3)
+        first = {h['name']: h['node_id']
+                 for h in self.definition('stor-c', vol)['hosts']}
+        self.assertEqual({}, self.items_of(vol, ('stor-a', 'stor-b')))
+        # It boots with the first placement's .res (drbdadm adjust all).
+        self.start_node('stor-c')
+        self.assertIn('drbd:' + vol, self.items_of(vol, ['stor-c'])[
+            'stor-c'])
+        self.ran('a replica crashing in the initial sync: its leftover '
+                 'comes back with the first placement')
+
+        spec = self.ctl.create_volume(vol, size, replicas=3)
+        again = {h.name: h.node_id for h in spec.diskful_hosts}
+        self.assertNotEqual(first, again)       # another order this time
+        self.assert_replicas(spec, STORAGE, size)
+        for node in STORAGE:
+            self.assertEqual(again, {
+                h['name']: h['node_id']
+                for h in self.definition(node, vol)['hosts']}, node)
+        self.ran('create retried (the name reused): the leftover is '
+                 'removed first, the volume is placed anew everywhere')
+
+        self.ctl.delete_volume(vol)
+        self.ctl.delete_volume(other)
+        self.assert_clean()
+
+    def test_clone_snapshot_left_on_a_node_down_at_the_end_goes_later(self):
+        size = 64 * MiB
+        src = self.name('faults-clonesrc')
+        self.ctl.create_volume(src, size, replicas=3)
+        clone = self.name('faults-clone')
+        temp = f'clone-{clone}'
+        self.snapshots.append(temp)         # cleaned up if the test fails
+        real_delete = self.ctl.delete_snapshot
+
+        def crash_first(snapshot, volume=None):
+            self.stop_node('stor-c')
+            return real_delete(snapshot, volume)
+
+        with mock.patch.object(self.ctl, 'delete_snapshot', crash_first):
+            spec = self.ctl.clone_volume(clone, src, size, size)
+        self.assertEqual(sorted(STORAGE),
+                         sorted(h.name for h in spec.diskful_hosts))
+        self.assertEqual(set(), self.snapshot_holders(
+            temp, [n for n in STORAGE if n not in self.down]))
+        self.ran('clone with a node down at its end: done, its temporary '
+                 'snapshot left on that node only')
+
+        self.start_node('stor-c')
+        self.assertEqual({'stor-c'}, self.snapshot_holders(temp))
+        stats = self.ctl.stats()
+        self.assertEqual({temp: ('stor-c',)}, stats.temporary_snapshots)
+        self.assertEqual({temp: 'removed'},
+                         self.ctl.remove_temporary_snapshots(
+                             stats.temporary_snapshots))
+        self.assertEqual(set(), self.snapshot_holders(temp))
+        self.assertEqual({}, self.ctl.stats().temporary_snapshots)
+        self.ran('node back: the stats list the snapshot, the removal '
+                 'takes it')
+
+        self.ctl.delete_volume(clone)
+        self.ctl.delete_volume(src)
+        self.assert_clean()

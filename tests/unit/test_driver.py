@@ -395,12 +395,16 @@ class VolumeTest(DriverTestCase):
                           self.drv.create_volume, self.volume())
         self.assertEqual({}, self.cluster.clean())
 
-    def test_snapshot_flows(self):
+    def volume_with_snapshot(self):
         vol = self.volume(size=1)
         self.drv.create_volume(vol)
         snap = fake_snapshot.fake_snapshot_obj(self.ctxt, volume_size=1)
         snap.volume = vol
         self.drv.create_snapshot(snap)
+        return vol, snap
+
+    def test_snapshot_flows(self):
+        vol, snap = self.volume_with_snapshot()
         self.assertTrue(snap.name.startswith('snapshot-'))
         self.assertEqual({f'snap-{snap.id}'},
                          set(self.cluster.agents['n1'].snapshots))
@@ -434,6 +438,25 @@ class VolumeTest(DriverTestCase):
         exc = self.assertRaises(exception.VolumeBackendAPIException,
                                 self.drv.delete_snapshot, snap)
         self.assertIn(holders[0], str(exc))
+
+    def test_a_node_lost_during_a_revert_is_a_backend_error_naming_it(self):
+        vol, snap = self.volume_with_snapshot()
+        self.cluster.faults[('n1', 'status')] = [None, tp.NodeUnreachable(
+            'n1', 'connection to 192.0.2.1:22 lost during the request')]
+        exc = self.assertRaises(exception.VolumeBackendAPIException,
+                                self.drv.revert_to_snapshot, self.ctxt, vol,
+                                snap)
+        self.assertIn('n1: connection to 192.0.2.1:22 lost', str(exc))
+
+    def test_a_node_error_escaping_the_controller_is_still_mapped(self):
+        vol = self.volume(size=1)
+        self.drv.create_volume(vol)
+        with mock.patch.object(self.drv.controller, 'extend_volume',
+                               side_effect=tp.NodeUnreachable('n2',
+                                                              'no route')):
+            exc = self.assertRaises(exception.VolumeBackendAPIException,
+                                    self.drv.extend_volume, vol, 2)
+        self.assertIn('n2: no route', str(exc))
 
     def test_clone_and_extend(self):
         src = self.volume(size=1)
@@ -689,6 +712,31 @@ class StatsTest(DriverTestCase):
         stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(1, stats['blackstor_divergent_volumes'])
         self.assertEqual([], self.clients_on('n3', name))
+
+    def clone_snapshot_left_on_n3(self):
+        src = self.volume(size=1)
+        self.drv.create_volume(src)
+        clone = self.volume(size=1)
+        temp = f'clone-{clone.name}'
+        self.cluster.faults[('n3', 'snapshot-delete')] = [
+            tp.NodeUnreachable('n3', 'connection refused')]
+        self.drv.create_cloned_volume(clone, src)
+        self.assertIn(temp, self.cluster.agents['n3'].snapshots)
+        return temp
+
+    def test_stats_remove_a_clone_snapshot_left_behind(self):
+        temp = self.clone_snapshot_left_on_n3()
+        self.drv.get_volume_stats(refresh=True)
+        self.assertEqual({}, self.cluster.agents['n3'].snapshots)
+        self.assertEqual('n3', [n for n, r in self.cluster.requests
+                                if r['op'] == 'snapshot-delete'
+                                and r['snapshot'] == temp][-1])
+
+    def test_clone_snapshot_kept_with_auto_repair_off(self):
+        self.config(blackstor_auto_repair=False)
+        temp = self.clone_snapshot_left_on_n3()
+        self.drv.get_volume_stats(refresh=True)
+        self.assertIn(temp, self.cluster.agents['n3'].snapshots)
 
     def test_vendor_properties(self):
         props, vendor = self.drv._init_vendor_properties()

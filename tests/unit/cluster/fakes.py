@@ -165,6 +165,17 @@ class FakeAgent:
             raise tp.NodeError(self.name, protocol.E_INVALID,
                                f'{self.name} is not a host of the resource',
                                'spec.hosts')
+        if req['resource'] in self.up and req['resource'] in self.res:
+            # as the agent: minor and node-ids of a running resource stay
+            old = self._definition(req['resource'], False)
+            ids = {h['name']: h['node_id'] for h in old['hosts']}
+            if old['minor'] != definition['minor'] or any(
+                    ids.get(h['name'], h['node_id']) != h['node_id']
+                    for h in definition['hosts']):
+                raise tp.NodeError(
+                    self.name, protocol.E_CONFLICT,
+                    f"{req['resource']} runs here with minor "
+                    f"{old['minor']} and node-ids {ids}", 'minor')
         minors, ports = self._used(req['resource'])
         port = definition['hosts'][0]['port']
         if definition['minor'] in minors or port in ports:

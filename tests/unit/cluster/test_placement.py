@@ -125,6 +125,20 @@ class PlaceTest(testtools.TestCase):
                                 nodes, 11 * G, 2, placement.ANY, 1.0)
         self.assertIn(str(10 * G), str(exc))
 
+    def test_refusals_name_the_nodes_that_are_not_available(self):
+        why = {'c': 'cannot connect to 10.0.0.3:22: Connection refused',
+               'd': 'the DRBD kernel module 9.1.0 is too old'}
+        for nodes, size, replicas in (([cand('a', 10), cand('b', 10)], G, 3),
+                                      ([cand('a', 1), cand('b', 1)], 5 * G,
+                                       2)):
+            exc = self.assertRaises(errors.PlacementError, placement.place,
+                                    nodes, size, replicas, placement.ANY,
+                                    1.0, why)
+            self.assertIn('; c is not available: cannot connect to '
+                          '10.0.0.3:22: Connection refused; d is not '
+                          'available: the DRBD kernel module 9.1.0 is too '
+                          'old', str(exc))
+
     def test_over_subscription_counts_provisioned(self):
         nodes = [cand('a', 10, provisioned=15), cand('b', 10)]
         # a: 10 * 2.0 - 15 = 5 GiB left to promise.

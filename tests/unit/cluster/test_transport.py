@@ -759,8 +759,18 @@ class SSHTransportTestCase(testtools.TestCase):
               socket.gaierror(-2, 'Name or service not known'),
               EOFError(), paramiko.SSHException('Error reading SSH banner'))
     def test_cannot_connect(self, error):
-        self._connect_error(FakeClient(error=error), 'cannot connect',
-                            '192.0.2.10:2222')
+        exc = self._connect_error(FakeClient(error=error), 'cannot connect',
+                                  '192.0.2.10:2222')
+        self.assertNotIn('[Errno', exc.message)
+
+    def test_no_address_answered_says_what_each_one_did(self):
+        exc = self._connect_error(
+            FakeClient(error=paramiko.ssh_exception.NoValidConnectionsError(
+                {('192.0.2.10', 2222): ConnectionRefusedError(
+                    111, 'Connection refused')})),
+            'cannot connect to 192.0.2.10:2222: Unable to connect to port '
+            '2222 on 192.0.2.10 (Connection refused)')
+        self.assertNotIn('Errno', exc.message)
 
     def test_missing_known_hosts_file(self):
         self.known_hosts.unlink()
