@@ -318,29 +318,20 @@ class Agent:
         return sizing.lv_size_for(size, max_peers,
                                   self.lvm.vg(pool.vg).extent)
 
-    def _check_lv_holds(self, pool: lvm_mod.Pool, lv: lvm_mod.LogicalVolume,
-                        size: int | None) -> None:
-        if size is None:
-            return
-        usable = sizing.usable_size_of(lv.size, self.conf.max_peers)
-        if size > usable:
-            raise AgentError(
-                protocol.E_INVALID,
-                f'spec.size: {size} is more than LV {pool.vg}/{lv.name} '
-                f'holds ({usable} with its metadata); grow it with '
-                '"resize" first. Nothing changed', 'spec.size')
-
-    def _check_fits(self, lv_size: int, size: int | None) -> None:
+    def _check_fits(self, lv_size: int, size: int | None,
+                    field: str = 'size', what: str = 'the snapshot',
+                    advice: str = 'DRBD metadata sits at the end of the LV, '
+                                  'so a restored volume is grown online '
+                                  'with "resize" once it is up') -> None:
+        """Refuse ``size`` beyond what an LV of ``lv_size`` exposes."""
         if size is None:
             return
         usable = sizing.usable_size_of(lv_size, self.conf.max_peers)
         if size > usable:
             raise AgentError(
                 protocol.E_INVALID,
-                f'size: {size} is more than the snapshot holds ({usable}); '
-                'DRBD metadata sits at the end of the LV, so a restored '
-                'volume is grown online with "resize" once it is up',
-                'size')
+                f'{field}: {size} is more than {what} holds ({usable}); '
+                f'{advice}', field)
 
     def _take_down(self, resource: str) -> bool:
         if self.drbd.state(resource) is None:
@@ -477,7 +468,10 @@ class Agent:
             # drbdadm adjust applies the connection changes before it
             # finds the size too big, so a refusal would leave them
             # half-made (found by fuzzing): refuse before anything runs.
-            self._check_lv_holds(found[0], lv, req['spec'].get('size'))
+            self._check_fits(lv.size, req['spec'].get('size'),
+                             'spec.size', f'LV {found[0].vg}/{lv.name}',
+                             'with its metadata at its end; grow it '
+                             'with "resize" first. Nothing changed')
         running = self.drbd.state(resource) is not None
         undo = _Undo()
         try:
