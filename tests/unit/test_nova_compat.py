@@ -38,9 +38,9 @@ from xml.etree import ElementTree
 
 import ddt
 from os_brick.initiator import connector as brick_connector
-import testtools
 
 from blackstor_cinder import protocol
+from tests.unit import base
 
 VOLUME_NAME = 'volume-6f1e3c7a-2b9d-4c1e-9a57-0d3f5e8b1c24'
 DEVICE_PATH = f'/dev/drbd/by-res/{VOLUME_NAME}/0'
@@ -81,7 +81,7 @@ def assert_no_secret(test, info):
     test.assertNotIn('shared-secret', text)
 
 
-class ConnectionInfoTestCase(testtools.TestCase):
+class ConnectionInfoTestCase(base.TestCase):
 
     def test_no_secret_in_connection_info(self):
         assert_no_secret(self, connection_info())
@@ -96,7 +96,7 @@ class ConnectionInfoTestCase(testtools.TestCase):
                          secret_like_keys(leaky))
 
 
-class OsBrickLocalConnectorTestCase(testtools.TestCase):
+class OsBrickLocalConnectorTestCase(base.TestCase):
 
     def test_local_connector_returns_the_drbd_path(self):
         conn = brick_connector.InitiatorConnector.factory(
@@ -125,7 +125,7 @@ def run_nova(cases):
 
 
 @ddt.ddt
-class NovaLibvirtVolumeDriverTestCase(testtools.TestCase):
+class NovaLibvirtVolumeDriverTestCase(base.TestCase):
 
     _results = None
 
