@@ -146,6 +146,7 @@ class ProcessTracker:
         if use_cgroup and base is None:
             raise RuntimeError('no writable cgroup v2 hierarchy here')
         self.cgroup = None
+        self.cgroup_required = bool(use_cgroup)
         if base is not None:
             self.cgroup = pathlib.Path(tempfile.mkdtemp(
                 prefix=f'blackstor-{name}-', dir=base))
@@ -154,7 +155,15 @@ class ProcessTracker:
     def add(self, pid):
         """Track ``pid`` and, from now on, everything it starts."""
         if self.cgroup:
-            (self.cgroup / 'cgroup.procs').write_text(str(pid))
+            try:
+                (self.cgroup / 'cgroup.procs').write_text(str(pid))
+            except OSError:
+                # The host's cgroup rules refuse the move (a parent with
+                # controllers enabled, say): use the process tree.
+                if self.cgroup_required or self.roots:
+                    raise
+                self.cgroup.rmdir()
+                self.cgroup = None
         self.roots.append(pid)
 
     def pids(self):

@@ -14,13 +14,16 @@
 """SSHTransport against a real OpenSSH server on a loopback port."""
 
 import concurrent.futures
+import errno
 import importlib.util
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import testtools
 
@@ -358,6 +361,22 @@ class SSHTransportTestCase(testtools.TestCase):
 
     def test_stop_cuts_warm_connections_tracked_by_process_tree(self):
         self._stop_cuts_warm_connections(False)
+
+    def test_tracker_uses_the_process_tree_when_the_cgroup_refuses(self):
+        tracker = sshd_fixture.ProcessTracker()
+        self.addCleanup(tracker.close)
+        if tracker.cgroup is None:
+            self.skipTest('no writable cgroup v2 here')
+        proc = subprocess.Popen(['sleep', '60'], start_new_session=True)
+        self.addCleanup(proc.wait)
+        refused = OSError(errno.EBUSY, 'Device or resource busy')
+        with mock.patch.object(pathlib.Path, 'write_text',
+                               side_effect=refused):
+            tracker.add(proc.pid)
+        self.assertIsNone(tracker.cgroup)
+        self.assertEqual({proc.pid}, tracker.pids())
+        tracker.kill_all()
+        self.assertEqual(-signal.SIGKILL, proc.wait(timeout=10))
 
     def test_missing_known_hosts_entry_refused(self):
         path = self.sshd.dir / 'other_known_hosts'
