@@ -14,6 +14,7 @@
 """The README demo's output and clean-up (tools/demo.py)."""
 
 import importlib.util
+import io
 import pathlib
 from unittest import mock
 
@@ -92,12 +93,11 @@ class TidyTest(base.TestCase):
         logs = self.workdir / 'stack' / 'logs'
         logs.mkdir(parents=True)
         (logs / 'cinder-volume.log').write_bytes(b'x' * (3 << 20))
-        self.out = self.useFixture(fixtures.StringStream('stdout'))
-        self.useFixture(fixtures.MonkeyPatch('sys.stdout', self.out.stream))
+        self.out = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch('sys.stdout', self.out))
 
     def printed(self):
-        self.out.stream.flush()
-        return self.out.getDetails()['stdout'].as_text()
+        return self.out.getvalue()
 
     def test_removed_after_success(self):
         demo.tidy(self.workdir, succeeded=True)
