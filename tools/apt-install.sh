@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages named as arguments that are not installed
 # yet (as root; runs `apt-get update` only when something is missing).
+# Never their recommended packages (drbd-utils' would bring a mail server):
+# callers name every package they need.
 # Extra apt-get options go before `--`: tools/apt-install.sh [OPTS --] PKG...
 set -euo pipefail
-opts=()
+opts=(--no-install-recommends)
 if [[ " $* " == *" -- "* ]]; then
     while [ "$1" != "--" ]; do opts+=("$1"); shift; done
     shift
@@ -16,6 +18,6 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        ${opts[@]+"${opts[@]}"} "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${opts[@]}" \
+        "${missing[@]}"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job: install what the demo needs on a fresh Debian 12
 # machine (as root), then run real Cinder with this driver on a cluster in
-# a box and drive it with `openstack`. Usage: tools/demo.sh [--workdir DIR]
+# a box and drive it with `openstack`.
+# Usage: tools/demo.sh [--keep] [--workdir DIR]   (tools/demo.py --help)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)

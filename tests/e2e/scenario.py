@@ -228,23 +228,38 @@ class Journey:
         return 'deleted', (f'{len(vols)} volumes, {len(snaps)} snapshots; '
                            'every node clean')
 
+    def plan(self) -> list[tuple[str, Callable[[], Any]]]:
+        """The README demo's sequence: (step name, action) pairs."""
+        return [
+            ('volume type', self.create_type),
+            ('volume create (1 GiB, 3 replicas)',
+             lambda: self.create_volume('vol')),
+            ('volume show', lambda: ('ok', self.show('vol')['status'])),
+            ('snapshot create', lambda: self.snapshot('snap', 'vol')),
+            ('volume from snapshot (2 GiB)',
+             lambda: self.create_volume('from-snap', 2, snapshot='snap')),
+            ('clone (--source)',
+             lambda: self.create_volume('clone', 1, volume='vol')),
+            # Cinder reverts only volumes of the snapshot's size: extend
+            # another.
+            ('extend clone to 2 GiB', lambda: self.extend('clone', 2)),
+            (f'attach to {HYPERVISOR} (attachments API)',
+             lambda: self.attach('vol')),
+            ('write + read data', lambda: self.write_and_check('vol')),
+            ('detach', lambda: self.detach('vol')),
+            ('revert to snapshot', lambda: self.revert('vol', 'snap')),
+            ('delete all', self.delete_all),
+        ]
+
+    @classmethod
+    def step_names(cls) -> list[str]:
+        """The names ``run`` reports, known before anything runs.
+
+        For a table's width; ``plan`` only builds its actions.
+        """
+        return [name for name, _ in cls.__new__(cls).plan()]
+
     def run(self) -> None:
         """The README demo's sequence."""
-        self.step('volume type', self.create_type)
-        self.step('volume create (1 GiB, 3 replicas)',
-                  lambda: self.create_volume('vol'))
-        self.step('volume show', lambda: ('ok', self.show('vol')['status']))
-        self.step('snapshot create', lambda: self.snapshot('snap', 'vol'))
-        self.step('volume from snapshot (2 GiB)',
-                  lambda: self.create_volume('from-snap', 2,
-                                             snapshot='snap'))
-        self.step('clone (--source)',
-                  lambda: self.create_volume('clone', 1, volume='vol'))
-        # Cinder reverts only volumes of the snapshot's size: extend another.
-        self.step('extend clone to 2 GiB', lambda: self.extend('clone', 2))
-        self.step(f'attach to {HYPERVISOR} (attachments API)',
-                  lambda: self.attach('vol'))
-        self.step('write + read data', lambda: self.write_and_check('vol'))
-        self.step('detach', lambda: self.detach('vol'))
-        self.step('revert to snapshot', lambda: self.revert('vol', 'snap'))
-        self.step('delete all', self.delete_all)
+        for name, action in self.plan():
+            self.step(name, action)

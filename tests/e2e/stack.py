@@ -570,9 +570,14 @@ class Stack:
         return 'http://%s:%d/v3' % (HOST, self.ports['keystone'])
 
     @property
+    def cinder_endpoint(self):
+        """The block storage API, without the project (to show)."""
+        return 'http://%s:%d/v3' % (HOST, self.ports['cinder'])
+
+    @property
     def cinder_url(self):
-        return 'http://%s:%d/v3/%%(project_id)s' % (HOST,
-                                                    self.ports['cinder'])
+        """The catalog's URL template (Keystone fills in the project)."""
+        return self.cinder_endpoint + '/%(project_id)s'
 
     def _bring_up(self, t0, left):
         """Migrations, Keystone and Cinder, each as soon as it can start.

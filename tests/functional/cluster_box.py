@@ -263,10 +263,30 @@ class ClusterInABox(fixtures.Fixture):
     # -- faults -------------------------------------------------------------
 
     def stop_node(self, name: str) -> None:
-        """The node crashes: its DRBD vanishes and its agent is gone."""
+        """The node crashes: its DRBD vanishes, every process of it dies.
+
+        Its sshd, every connection already open to it and every agent
+        behind them (``SSHDFixture.stop``): the controller finds the node
+        unreachable, also on a connection it had kept open.
+        """
         self.standin.stop_node(name)
         if self.nodes[name].sshd:
             self.nodes[name].sshd.stop()
+
+    def node_processes(self, name: str) -> list[int]:
+        """Pids of processes running with this node's agent environment."""
+        mark = f'BLACKSTOR_NODE_CONFIG={self.nodes[name].config}'.encode()
+        found = []
+        for entry in os.scandir('/proc'):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f'/proc/{entry.name}/environ', 'rb') as f:
+                    if mark in f.read().split(b'\0'):
+                        found.append(int(entry.name))
+            except OSError:
+                continue                    # gone, or a kernel thread
+        return sorted(found)
 
     def start_node(self, name: str) -> None:
         """The node boots: sshd back, then ``drbdadm adjust all``.

@@ -30,6 +30,7 @@ from unittest import mock
 
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import reconcile
+from blackstor_cinder.cluster import transport
 from tests.functional import cluster_box
 from tests.functional import test_flows
 from tests.standin import lvm as standin_lvm
@@ -105,6 +106,33 @@ class TestFaults(test_flows.BoxTestCase):
                         standin_lvm.DEFAULT_CONFIG[key])
 
     # -- the cases ---------------------------------------------------------
+
+    def test_node_down_cuts_warm_connections(self):
+        # A node down is unreachable, also over a connection the
+        # controller had kept open: its agents do not go on answering
+        # (which would test "agent up, DRBD and LVM failing" instead).
+        warm = self.box.transport_for(self.ctl.config.node('stor-c'))
+        self.addCleanup(warm.close)
+        self.assertEqual('stor-c', warm.call({'op': 'inventory'})['hostname'])
+        self.assertEqual({}, self.ctl.stats().nodes_down)  # kept open too
+        self.assertNotEqual([], self.box.node_processes('stor-c'))
+        self.stop_node('stor-c')
+        self.assertEqual([], self.box.node_processes('stor-c'))
+        self.assertEqual(set(), self.box.nodes['stor-c'].sshd.processes.pids())
+        exc = self.assertRaises(transport.NodeUnreachable, warm.call,
+                                {'op': 'inventory'})
+        self.assertEqual('stor-c', exc.node)
+        self.assertIn('cannot connect to', exc.message)
+        down = self.ctl.stats().nodes_down
+        self.assertEqual(['stor-c'], list(down))
+        self.assertIn('cannot connect to', down['stor-c'])
+        self.ran('node down: warm connections and sessions cut, the node '
+                 'unreachable')
+
+        self.start_node('stor-c')
+        self.assertEqual('stor-c', warm.call({'op': 'inventory'})['hostname'])
+        self.assertEqual({}, self.ctl.stats().nodes_down)
+        self.ran('node back: reachable again over a new connection')
 
     def test_node_down_at_create(self):
         self.stop_node('stor-c')

@@ -14,13 +14,16 @@
 """SSHTransport against a real OpenSSH server on a loopback port."""
 
 import concurrent.futures
+import errno
 import importlib.util
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import testtools
 
@@ -299,10 +302,7 @@ class SSHTransportTestCase(testtools.TestCase):
         # the next connection is refused, never trusted anew.
         t = self._transport()
         t.call({'op': 'inventory'})
-        # The connection's own sshd process outlives the listener.
-        for pid in self.sshd.connection_pids():
-            os.kill(pid, signal.SIGTERM)
-        self.sshd.stop()
+        self.sshd.stop()                # the warm connection ends with it
         for key_type in self.sshd.host_key_types:
             key = self.sshd.dir / f'ssh_host_{key_type}_key'
             key.unlink()
@@ -321,6 +321,62 @@ class SSHTransportTestCase(testtools.TestCase):
         self.assertRaises(transport.NodeUnreachable, t.call,
                           {'op': 'inventory'})
         self.assertEqual(1, self.sshd.accepted_logins())
+
+    def _stop_cuts_warm_connections(self, use_cgroup):
+        # A node going down: sshd's per-connection children and the
+        # sessions behind them call setsid(), so a kill of the listener's
+        # process group alone leaves them answering on open connections.
+        sshd = self.useFixture(sshd_fixture.SSHDFixture(
+            use_cgroup=use_cgroup))
+        command = [sys.executable, str(self.agent)]
+        warm = self._transport(port=sshd.port, known_hosts=sshd.known_hosts,
+                               private_key=sshd.private_key, command=command)
+        plain = self._transport(port=sshd.port, known_hosts=sshd.known_hosts,
+                                private_key=sshd.private_key,
+                                command=command, sessions=False)
+        agent = warm.call({'op': 'inventory'})['pid']   # kept in a session
+        plain.call({'op': 'inventory'})                 # connection kept
+        connections = sshd.connection_pids()
+        self.assertEqual(2, len(connections))
+        self.assertLessEqual(set(connections), sshd.processes.pids())
+        self.assertIn(agent, sshd.processes.pids())
+
+        sshd.stop()
+        self.assertEqual(set(), sshd.processes.pids())
+        for pid in connections + [agent]:
+            self.assertTrue(_ends(pid), f'{pid} outlived the stop')
+        for t in (warm, plain):
+            exc = self.assertRaises(transport.NodeUnreachable, t.call,
+                                    {'op': 'inventory'})
+            self.assertIn('node-a', str(exc))
+        self.assertEqual(2, sshd.accepted_logins())
+
+        sshd.start()                                    # the node is back
+        self.assertNotEqual(agent, warm.call({'op': 'inventory'})['pid'])
+        self.assertEqual(3, sshd.accepted_logins())
+
+    def test_stop_cuts_warm_connections(self):
+        # In a cgroup of its own where this host has a writable cgroup v2.
+        self._stop_cuts_warm_connections(None)
+
+    def test_stop_cuts_warm_connections_tracked_by_process_tree(self):
+        self._stop_cuts_warm_connections(False)
+
+    def test_tracker_uses_the_process_tree_when_the_cgroup_refuses(self):
+        tracker = sshd_fixture.ProcessTracker()
+        self.addCleanup(tracker.close)
+        if tracker.cgroup is None:
+            self.skipTest('no writable cgroup v2 here')
+        proc = subprocess.Popen(['sleep', '60'], start_new_session=True)
+        self.addCleanup(proc.wait)
+        refused = OSError(errno.EBUSY, 'Device or resource busy')
+        with mock.patch.object(pathlib.Path, 'write_text',
+                               side_effect=refused):
+            tracker.add(proc.pid)
+        self.assertIsNone(tracker.cgroup)
+        self.assertEqual({proc.pid}, tracker.pids())
+        tracker.kill_all()
+        self.assertEqual(-signal.SIGKILL, proc.wait(timeout=10))
 
     def test_missing_known_hosts_entry_refused(self):
         path = self.sshd.dir / 'other_known_hosts'

@@ -14,16 +14,16 @@
 
 import ddt
 from oslo_config import cfg
-import testtools
 
 from blackstor_cinder import backend
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import transport
 from blackstor_cinder import options
+from tests.unit import base
 
 
 @ddt.ddt
-class HostPortTest(testtools.TestCase):
+class HostPortTest(base.TestCase):
 
     @ddt.data(('stor1', ('stor1', 22)),
               ('192.0.2.1:2222', ('192.0.2.1', 2222)),
@@ -49,7 +49,7 @@ def make_conf(**overrides):
     return conf
 
 
-class ClusterConfigTest(testtools.TestCase):
+class ClusterConfigTest(base.TestCase):
 
     conf = staticmethod(make_conf)
 
@@ -100,7 +100,7 @@ class ClusterConfigTest(testtools.TestCase):
 
 
 @ddt.ddt
-class WorkableConfigTest(testtools.TestCase):
+class WorkableConfigTest(base.TestCase):
     """Start-up refuses what no volume could work with."""
 
     @ddt.data((3, 3, 4), (1, 1, 2), (8, 8, 9))
@@ -152,7 +152,7 @@ class WorkableConfigTest(testtools.TestCase):
 
 
 @ddt.ddt
-class RangesTest(testtools.TestCase):
+class RangesTest(base.TestCase):
     """The minor and port ranges, alone and beside other backends."""
 
     conf = staticmethod(make_conf)

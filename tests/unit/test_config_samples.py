@@ -18,13 +18,14 @@ import pathlib
 import ddt
 import fixtures
 from oslo_config import generator
-import testtools
+
+from tests.unit import base
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 
 
 @ddt.ddt
-class ConfigSampleTest(testtools.TestCase):
+class ConfigSampleTest(base.TestCase):
 
     @ddt.data(('blackstor_cinder', 'etc/blackstor-cinder.conf.sample'),
               ('blackstor_cinder.node', 'etc/blackstor-node.conf.sample'))

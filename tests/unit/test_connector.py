@@ -34,7 +34,6 @@ import fixtures
 from os_brick import exception as brick_exception
 from os_brick.initiator import connectors as brick_connectors
 from oslo_concurrency import processutils
-import testtools
 
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import resspec
@@ -42,6 +41,7 @@ from blackstor_cinder import connector
 from blackstor_cinder import protocol
 from blackstor_cinder.node import executor
 from blackstor_cinder.node import resrender
+from tests.unit import base
 
 RES = 'volume-0b7c8f0e-3d1a-4a57-9d5e-2f3c4b5a6d7e'
 NODE = 'hv1'
@@ -204,7 +204,7 @@ class FakeDRBD:
         return json.dumps(list(self.resources.values())), ''
 
 
-class ConnectorTestCase(testtools.TestCase):
+class ConnectorTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -778,7 +778,7 @@ class PathsTestCase(ConnectorTestCase):
         self.assertEqual([connector.DRBDConnector], loaded)
 
 
-class ConnectorPropertiesTestCase(testtools.TestCase):
+class ConnectorPropertiesTestCase(base.TestCase):
 
     VERSION_OUTPUT = ('DRBDADM_BUILDTAG=GIT-hash:\\ 409097fe\n'
                       'DRBDADM_API_VERSION=2\n'
@@ -854,7 +854,7 @@ class ConnectorPropertiesTestCase(testtools.TestCase):
 
 
 @ddt.ddt
-class ParseStatusTestCase(testtools.TestCase):
+class ParseStatusTestCase(base.TestCase):
 
     def test_full_status(self):
         state = connector.parse_status(json.dumps([status()]))[RES]

@@ -32,12 +32,12 @@ import sys
 import ddt
 import fixtures
 from oslo_config import cfg
-import testtools
 
 from blackstor_cinder import backend as backend_conf
 from blackstor_cinder.node import config as node_config
 from blackstor_cinder.node import lvm
 from blackstor_cinder import options
+from tests.unit import base
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 DEVSTACK = TOP / 'devstack'
@@ -150,7 +150,7 @@ devices {
 
 
 @ddt.ddt
-class TestDevstackPlugin(testtools.TestCase):
+class TestDevstackPlugin(base.TestCase):
 
     def setUp(self):
         super().setUp()

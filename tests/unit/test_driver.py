@@ -27,7 +27,6 @@ from cinder.volume import manager
 import ddt
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
-from oslotest import base
 
 objects.register_all()
 
@@ -37,6 +36,7 @@ from blackstor_cinder import driver  # noqa: E402
 from blackstor_cinder import options  # noqa: E402
 from blackstor_cinder import protocol  # noqa: E402
 from tests.unit.cluster import fakes  # noqa: E402
+from tests.unit import base  # noqa: E402
 
 G = 1 << 30
 BACKEND = 'blackstor-test'
@@ -48,7 +48,7 @@ def interface_functions(iface):
             if inspect.isfunction(member) and not name.startswith('__')}
 
 
-class ComplianceTest(base.BaseTestCase):
+class ComplianceTest(base.TestCase):
     """What Cinder's `tox -e compliance` checks, made to mean something."""
 
     def test_implements_volume_driver_core(self):
@@ -86,7 +86,7 @@ class ComplianceTest(base.BaseTestCase):
         self.assertTrue(all(n.startswith('blackstor_') for n in names))
 
 
-class DriverTestCase(base.BaseTestCase):
+class DriverTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()

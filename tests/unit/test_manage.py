@@ -20,7 +20,6 @@ from unittest import mock
 
 import ddt
 import fixtures
-import testtools
 import yaml
 
 from blackstor_cinder import backend
@@ -30,6 +29,7 @@ from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import manage
 from blackstor_cinder import protocol
 from tests.unit.cluster import fakes
+from tests.unit import base
 
 G = 1 << 30
 VOL_A = 'volume-aaaa'
@@ -61,7 +61,7 @@ blackstor_port_range = 7000-7099
 """
 
 
-class ManageTestCase(testtools.TestCase):
+class ManageTestCase(base.TestCase):
     """main() in-process against the fake agents of tests.unit.cluster."""
 
     def setUp(self):
@@ -673,7 +673,7 @@ class CheckTest(ManageTestCase):
         self.assertIn('orphan-lv', kinds)
 
 
-class FormatTest(testtools.TestCase):
+class FormatTest(base.TestCase):
 
     def test_multiline_cells_aligned(self):
         text = manage.render_table(

@@ -38,9 +38,9 @@ from xml.etree import ElementTree
 
 import ddt
 from os_brick.initiator import connector as brick_connector
-import testtools
 
 from blackstor_cinder import protocol
+from tests.unit import base
 
 VOLUME_NAME = 'volume-6f1e3c7a-2b9d-4c1e-9a57-0d3f5e8b1c24'
 DEVICE_PATH = f'/dev/drbd/by-res/{VOLUME_NAME}/0'
@@ -81,7 +81,7 @@ def assert_no_secret(test, info):
     test.assertNotIn('shared-secret', text)
 
 
-class ConnectionInfoTestCase(testtools.TestCase):
+class ConnectionInfoTestCase(base.TestCase):
 
     def test_no_secret_in_connection_info(self):
         assert_no_secret(self, connection_info())
@@ -96,7 +96,7 @@ class ConnectionInfoTestCase(testtools.TestCase):
                          secret_like_keys(leaky))
 
 
-class OsBrickLocalConnectorTestCase(testtools.TestCase):
+class OsBrickLocalConnectorTestCase(base.TestCase):
 
     def test_local_connector_returns_the_drbd_path(self):
         conn = brick_connector.InitiatorConnector.factory(
@@ -125,7 +125,7 @@ def run_nova(cases):
 
 
 @ddt.ddt
-class NovaLibvirtVolumeDriverTestCase(testtools.TestCase):
+class NovaLibvirtVolumeDriverTestCase(base.TestCase):
 
     _results = None
 
@@ -141,9 +141,9 @@ class NovaLibvirtVolumeDriverTestCase(testtools.TestCase):
     def setUp(self):
         super().setUp()
         if importlib.util.find_spec('nova') is None:
-            self.skipTest('nova is not installed: install it into this '
-                          'environment (pip install nova, or tox -e nova) '
-                          'to check the libvirt disk XML')
+            self.skipTest('nova is not installed here: tox -e e2e runs '
+                          'these checks (it installs nova==34.0.0), or pip '
+                          'install nova==34.0.0 into this environment')
         if NovaLibvirtVolumeDriverTestCase._results is None:
             NovaLibvirtVolumeDriverTestCase._results = run_nova(
                 {name: case for name, case in self.CASES.items()})

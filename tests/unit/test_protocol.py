@@ -13,9 +13,9 @@
 # under the License.
 
 import ddt
-import testtools
 
 from blackstor_cinder import protocol
+from tests.unit import base
 
 SECRET = 'a' * 32
 TEXT = 'resource "r" {}'
@@ -48,7 +48,7 @@ SPEC = spec()
 
 
 @ddt.ddt
-class ValidateRequestTest(testtools.TestCase):
+class ValidateRequestTest(base.TestCase):
 
     @ddt.data(
         {'op': 'inventory'},
@@ -204,7 +204,7 @@ def _hosts(**changes):
 
 
 @ddt.ddt
-class SpecSchemaTest(testtools.TestCase):
+class SpecSchemaTest(base.TestCase):
     """The resource as fields: a closed schema, typed, in DRBD's ranges."""
 
     def refused(self, value, field):
@@ -377,7 +377,7 @@ class SpecSchemaTest(testtools.TestCase):
 
 
 @ddt.ddt
-class ParseOptionsTest(testtools.TestCase):
+class ParseOptionsTest(base.TestCase):
     """Options as cinder.conf writes them, typed for the wire."""
 
     @ddt.data(('disk', 'c-max-rate', '750M', 768000),

@@ -34,7 +34,7 @@ python=${1:-python3}
 # Debian packages. Their maintainer scripts try to start the services;
 # Debian's policy-rc.d (where present) prevents it and the stack starts its
 # own private instances anyway.
-"$here/../apt-install.sh" --no-install-recommends -- mariadb-server rabbitmq-server
+"$here/../apt-install.sh" mariadb-server rabbitmq-server
 # The packages may have started system-wide instances (no policy-rc.d):
 # stop them so they hold no ports the tests could collide with.
 for svc in rabbitmq-server mariadb; do

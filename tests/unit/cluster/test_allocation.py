@@ -16,11 +16,11 @@ import concurrent.futures
 import threading
 
 import ddt
-import testtools
 
 from blackstor_cinder.cluster import allocation
 from blackstor_cinder.cluster import errors
 from blackstor_cinder import protocol
+from tests.unit import base
 
 
 class Claims:
@@ -45,7 +45,7 @@ class Claims:
 
 
 @ddt.ddt
-class HelpersTest(testtools.TestCase):
+class HelpersTest(base.TestCase):
 
     @ddt.data(('1000-1999', range(1000, 2000)), ('7000-7000',
                                                  range(7000, 7001)))
@@ -90,7 +90,7 @@ class HelpersTest(testtools.TestCase):
         self.assertNotEqual(secret, allocation.new_secret())
 
 
-class AllocatorTest(testtools.TestCase):
+class AllocatorTest(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -146,7 +146,7 @@ class AllocatorTest(testtools.TestCase):
         self.assertEqual(50, len({r.port for r in got}))
 
 
-class ClaimTest(testtools.TestCase):
+class ClaimTest(base.TestCase):
 
     def test_values_claimed_elsewhere_are_skipped(self):
         claims = Claims(taken={('minor', 1000), ('port', 7000),

@@ -21,7 +21,6 @@ import time
 
 import ddt
 import fixtures
-import testtools
 
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
@@ -30,6 +29,7 @@ from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder.node import resrender
 from blackstor_cinder import protocol
 from tests.unit.cluster import fakes
+from tests.unit import base
 
 G = 1 << 30
 VOL = 'volume-0001'
@@ -67,7 +67,7 @@ def make(nodes=('n1', 'n2', 'n3'), zones=None, sizes=None, replicas=3,
     return cluster, controller
 
 
-class ControllerTestCase(testtools.TestCase):
+class ControllerTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -730,7 +730,7 @@ class ResourceLockTest(ControllerTestCase):
         self.assertTrue(all(self.held), self.held)
 
 
-class ZonesTest(testtools.TestCase):
+class ZonesTest(base.TestCase):
 
     def test_spread_places_in_distinct_zones(self):
         zones = {'n1': 'a', 'n2': 'a', 'n3': 'b', 'n4': 'c'}
@@ -1456,7 +1456,7 @@ class HyperconvergedAttachTest(ControllerTestCase):
 
 
 @ddt.ddt
-class StatsTest(testtools.TestCase):
+class StatsTest(base.TestCase):
 
     @ddt.data(
         # sizes of 3 nodes (GiB), replicas, expected total/free (GiB)
@@ -2063,7 +2063,7 @@ class ClientDrbdVersionTest(ControllerTestCase):
         self.assertEqual([], self.cluster.ops('suspend-io'))
 
 
-class SharedClientsTest(testtools.TestCase):
+class SharedClientsTest(base.TestCase):
     """Two backends whose volumes attach on the same hypervisors."""
 
     def setUp(self):
@@ -2162,7 +2162,7 @@ class SharedClientsTest(testtools.TestCase):
         self.assertEqual((10, 10), (stats.minors_free, stats.ports_free))
 
 
-class RangeExhaustedTest(testtools.TestCase):
+class RangeExhaustedTest(base.TestCase):
 
     def test_create_refused_naming_the_option_to_widen(self):
         cluster, controller = make(ports=range(7000, 7002))

@@ -15,9 +15,9 @@
 
 import copy
 
-import testtools
 
 from blackstor_cinder.cluster import divergence
+from tests.unit import base
 
 NAME = 'volume-1'
 
@@ -42,7 +42,7 @@ def inventories(**by_node):
             for node, d in by_node.items() if d is not None}
 
 
-class KeyTest(testtools.TestCase):
+class KeyTest(base.TestCase):
 
     def test_order_of_hosts_and_secret_do_not_matter(self):
         one = definition()
@@ -59,7 +59,7 @@ class KeyTest(testtools.TestCase):
         self.assertNotEqual(base, divergence.key(definition(two=True)))
 
 
-class CollectTest(testtools.TestCase):
+class CollectTest(base.TestCase):
 
     def test_agreeing_replicas_are_not_divergent(self):
         res = divergence.collect(inventories(
@@ -202,7 +202,7 @@ def sized(size, **kw):
     return d
 
 
-class SizeTest(testtools.TestCase):
+class SizeTest(base.TestCase):
     """A replica left at an old size is divergent; repair to the largest."""
 
     def test_size_is_part_of_the_key(self):

@@ -17,12 +17,12 @@ import logging
 
 import ddt
 import fixtures
-import testtools
 
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import resspec
 from blackstor_cinder.node import resrender
+from tests.unit import base
 
 G = 1 << 30
 
@@ -50,7 +50,7 @@ CONFIG = model.ClusterConfig(
 
 
 @ddt.ddt
-class SizeTest(testtools.TestCase):
+class SizeTest(base.TestCase):
 
     @ddt.data(('1048576k', G), ('1048576K', G), ('2097152s', G),
               ('2097152', G), ('1024M', G), ('1g', G), ('3s', 1536),
@@ -82,7 +82,7 @@ class SizeTest(testtools.TestCase):
         self.assertIn("'1T'", log.output)
 
 
-class SpecFromDefinitionTest(testtools.TestCase):
+class SpecFromDefinitionTest(base.TestCase):
 
     def test_size_from_the_node_policies_from_config(self):
         spec = inv.spec_from_definition(
@@ -97,7 +97,7 @@ class SpecFromDefinitionTest(testtools.TestCase):
         self.assertNotIn('size', _render(spec))
 
 
-class NodeInventoryTest(testtools.TestCase):
+class NodeInventoryTest(base.TestCase):
 
     def test_device_sizes(self):
         lv_size = 2 * G + (8 << 20)

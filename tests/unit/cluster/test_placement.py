@@ -15,10 +15,10 @@
 import itertools
 
 import ddt
-import testtools
 
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import placement
+from tests.unit import base
 
 G = 1 << 30
 
@@ -49,7 +49,7 @@ def brute_force(caps, replicas):
 
 
 @ddt.ddt
-class PlaceableTotalTest(testtools.TestCase):
+class PlaceableTotalTest(base.TestCase):
 
     @ddt.data(
         # (per-node capacity, replicas, expected)
@@ -95,7 +95,7 @@ class PlaceableTotalTest(testtools.TestCase):
                                                placement.SPREAD))
 
 
-class PlaceTest(testtools.TestCase):
+class PlaceTest(base.TestCase):
 
     def test_most_free_first(self):
         nodes = [cand('a', 10), cand('b', 30), cand('c', 20)]
@@ -152,7 +152,7 @@ class PlaceTest(testtools.TestCase):
                           [cand('a', 1)], 1, 1, 'nearby', 1.0)
 
 
-class InFlightTest(testtools.TestCase):
+class InFlightTest(base.TestCase):
 
     def setUp(self):
         super().setUp()

@@ -17,7 +17,6 @@ import logging
 import threading
 
 import fixtures
-import testtools
 
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
@@ -26,13 +25,14 @@ from blackstor_cinder.cluster import reconcile
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import protocol
 from tests.unit.cluster import fakes
+from tests.unit import base
 
 G = 1 << 30
 VOL = 'volume-0001'
 STORAGE = ('n1', 'n2', 'n3')
 
 
-class ReconcileTest(testtools.TestCase):
+class ReconcileTest(base.TestCase):
 
     def setUp(self):
         super().setUp()

@@ -29,6 +29,7 @@ from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import resspec
 from blackstor_cinder.node import resrender
 from blackstor_cinder import protocol
+from tests.unit import base
 
 DRBDADM = shutil.which('drbdadm', path=os.pathsep.join(
     [os.environ.get('PATH', ''), '/usr/sbin', '/sbin']))
@@ -73,7 +74,7 @@ def _replace_hosts(spec, index, **changes):
     return spec.with_hosts(tuple(hosts))
 
 
-class RenderTestCase(testtools.TestCase):
+class RenderTestCase(base.TestCase):
     """What the text says, without drbdadm."""
 
     def test_secret_is_never_rendered(self):
@@ -184,7 +185,7 @@ class RenderTestCase(testtools.TestCase):
 
 
 @ddt.ddt
-class ValidationTestCase(testtools.TestCase):
+class ValidationTestCase(base.TestCase):
     """The renderer's own refusals: checks drbdadm does not make."""
 
     def _refused(self, spec, *words):
@@ -335,7 +336,7 @@ class ValidationTestCase(testtools.TestCase):
 
 @ddt.ddt
 @NEEDS_DRBDADM
-class DrbdadmTestCase(testtools.TestCase):
+class DrbdadmTestCase(base.TestCase):
     """Rendered files checked by the real drbdadm parser."""
 
     def setUp(self):

@@ -28,12 +28,12 @@ from unittest import mock
 import ddt
 import fixtures
 import paramiko
-import testtools
 
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import transport
 from blackstor_cinder import protocol
 from blackstor_cinder import session
+from tests.unit import base
 
 SECRET = 'Secret-0123456789abcdef'
 LOGGER = 'blackstor_cinder.cluster.transport'
@@ -54,7 +54,7 @@ def _error(code, message, field=None, details=None):
 
 
 @ddt.ddt
-class ParseReplyTestCase(testtools.TestCase):
+class ParseReplyTestCase(base.TestCase):
 
     def test_ok_returns_result(self):
         self.assertEqual({'a': 1}, transport.parse_reply(
@@ -136,7 +136,7 @@ class ParseReplyTestCase(testtools.TestCase):
 
 
 @ddt.ddt
-class MaskTestCase(testtools.TestCase):
+class MaskTestCase(base.TestCase):
 
     def test_mask_request(self):
         request = {'op': 'attach', 'resource': 'volume-1', 'secret': SECRET,
@@ -217,7 +217,7 @@ elif op == 'ignore-term':
 '''
 
 
-class LocalTransportTestCase(testtools.TestCase):
+class LocalTransportTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -523,7 +523,7 @@ def _ok_channel(result=None, **kwargs):
 
 
 @ddt.ddt
-class SSHTransportTestCase(testtools.TestCase):
+class SSHTransportTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -1112,7 +1112,7 @@ class SSHSessionTestCase(SSHTransportTestCase):
         self.assertTrue(self.made[0].closed)
 
 
-class MakeTransportTestCase(testtools.TestCase):
+class MakeTransportTestCase(base.TestCase):
 
     def test_local(self):
         node = model.Node('host-1', '10.0.0.1')
@@ -1152,7 +1152,7 @@ class MakeTransportTestCase(testtools.TestCase):
                           ssh_known_hosts='/kh')
 
 
-class TransportPoolTestCase(testtools.TestCase):
+class TransportPoolTestCase(base.TestCase):
 
     def test_one_transport_per_node(self):
         made = []

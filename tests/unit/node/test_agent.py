@@ -24,7 +24,6 @@ from unittest import mock
 
 import ddt
 import fixtures
-import testtools
 
 from blackstor_cinder.node import agent
 from blackstor_cinder.node import config
@@ -34,13 +33,14 @@ from blackstor_cinder.node import sizing
 from blackstor_cinder import protocol
 from tests.unit.node import fakes
 from tests.unit.node import samples
+from tests.unit import base
 
 GiB = fakes.GiB
 MiB = fakes.MiB
 EXTENT = 4 * MiB
 
 
-class AgentTestCase(testtools.TestCase):
+class AgentTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()

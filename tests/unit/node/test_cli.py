@@ -24,7 +24,6 @@ from unittest import mock
 
 import ddt
 import fixtures
-import testtools
 
 from blackstor_cinder.node import agent
 from blackstor_cinder.node import cli
@@ -32,10 +31,11 @@ from blackstor_cinder import protocol
 from blackstor_cinder import session
 from tests.unit.node import fakes
 from tests.unit.node import samples
+from tests.unit import base
 
 
 @ddt.ddt
-class CliTestCase(testtools.TestCase):
+class CliTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -346,7 +346,7 @@ class SessionTestCase(CliTestCase):
         self.assertEqual(1, len(stdout.getvalue().splitlines()))
 
 
-class ConsoleScriptTestCase(testtools.TestCase):
+class ConsoleScriptTestCase(base.TestCase):
     """The real entry point in a subprocess, on this very machine."""
 
     AGENT = [sys.executable, '-c',

@@ -16,12 +16,12 @@
 import os
 
 import fixtures
-import testtools
 
 from blackstor_cinder.node import config
+from tests.unit import base
 
 
-class ConfigTestCase(testtools.TestCase):
+class ConfigTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()

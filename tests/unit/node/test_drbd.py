@@ -18,13 +18,13 @@ from unittest import mock
 
 import fixtures
 from oslo_concurrency import processutils
-import testtools
 
 from blackstor_cinder.node import drbd
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node.errors import CommandError
 from blackstor_cinder.node import executor
 from blackstor_cinder import protocol
+from tests.unit import base
 
 
 # drbdmeta 9.22 get-gi right after create-md (run on a loop device).
@@ -37,7 +37,7 @@ def failure(rc, stderr):
                                               stderr=stderr)
 
 
-class DrbdTestCase(testtools.TestCase):
+class DrbdTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()

@@ -13,9 +13,9 @@
 # under the License.
 """The drbd.conf reader."""
 
-import testtools
 
 from blackstor_cinder.node import drbdconf
+from tests.unit import base
 
 DUMP = '''# resource r0 on nodea: not ignored, not stacked
 # defined at /tmp/nx/drbd.d/r0.res:2
@@ -60,7 +60,7 @@ resource r0 {
 '''
 
 
-class ParseTestCase(testtools.TestCase):
+class ParseTestCase(base.TestCase):
 
     def test_tokens(self):
         self.assertEqual(

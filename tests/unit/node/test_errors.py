@@ -13,13 +13,13 @@
 # under the License.
 """AgentError and its replies."""
 
-import testtools
 
 from blackstor_cinder.node import errors
 from blackstor_cinder import protocol
+from tests.unit import base
 
 
-class ErrorsTestCase(testtools.TestCase):
+class ErrorsTestCase(base.TestCase):
 
     def test_reply(self):
         e = errors.AgentError(protocol.E_CONFLICT, 'clash', 'minor', n=1)

@@ -20,14 +20,14 @@ import sys
 from unittest import mock
 
 from oslo_concurrency import processutils
-import testtools
 
 from blackstor_cinder.node import errors
 from blackstor_cinder.node import executor
 from blackstor_cinder import protocol
+from tests.unit import base
 
 
-class RunTestCase(testtools.TestCase):
+class RunTestCase(base.TestCase):
 
     def test_ok(self):
         fake = mock.Mock(return_value=('out', 'err'))

@@ -19,7 +19,6 @@ import sys
 import time
 from unittest import mock
 
-import testtools
 
 from blackstor_cinder.node import agent
 from blackstor_cinder.node.errors import AgentError
@@ -27,6 +26,7 @@ from blackstor_cinder.node import lease
 from blackstor_cinder import protocol
 from tests.unit.node import standin_node
 from tests.unit.node import test_agent
+from tests.unit import base
 
 
 class LeaseAgentTestCase(test_agent.AgentTestCase):
@@ -144,7 +144,7 @@ class LeaseAgentTestCase(test_agent.AgentTestCase):
         self.assertFalse(self.popen.called)
 
 
-class LeaseRunTestCase(testtools.TestCase):
+class LeaseRunTestCase(base.TestCase):
     """lease.run with a fake clock."""
 
     def test_sleeps_then_expires(self):
@@ -187,7 +187,7 @@ class LeaseRunTestCase(testtools.TestCase):
                                    agent_factory=lambda conf: node))
 
 
-class LeaseProcessTestCase(testtools.TestCase):
+class LeaseProcessTestCase(base.TestCase):
     """A real agent, a real lease process, the stand-in's DRBD."""
 
     def setUp(self):

@@ -18,13 +18,13 @@ from unittest import mock
 
 import ddt
 from oslo_concurrency import processutils
-import testtools
 
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node.errors import CommandError
 from blackstor_cinder.node import executor
 from blackstor_cinder.node import lvm
 from blackstor_cinder import protocol
+from tests.unit import base
 
 
 def report(key, rows):
@@ -50,7 +50,7 @@ LVS = [
 ]
 
 
-class LvmTestCase(testtools.TestCase):
+class LvmTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -291,7 +291,7 @@ def lvmconfig(global_filter, filter=('a|.*|',)):
 
 
 @ddt.ddt
-class DrbdScanTestCase(testtools.TestCase):
+class DrbdScanTestCase(base.TestCase):
     """Whether LVM's device filters let it open DRBD devices."""
 
     def test_names(self):
@@ -377,7 +377,7 @@ class DrbdScanTestCase(testtools.TestCase):
         self.assertTrue(lvm.passes(patterns, ['/dev/sdb']))
 
 
-class DeviceFiltersTestCase(testtools.TestCase):
+class DeviceFiltersTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()

@@ -32,11 +32,12 @@ from blackstor_cinder.node import executor
 from blackstor_cinder.node import resfiles
 from blackstor_cinder import protocol
 from tests.unit.node import samples
+from tests.unit import base
 
 HAVE_DRBDADM = shutil.which('drbdadm') is not None
 
 
-class _Base(testtools.TestCase):
+class _Base(base.TestCase):
 
     def setUp(self):
         super().setUp()

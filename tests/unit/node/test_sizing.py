@@ -24,6 +24,7 @@ import fixtures
 import testtools
 
 from blackstor_cinder.node import sizing
+from tests.unit import base
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -46,7 +47,7 @@ def drbdmeta_usable(path, size, max_peers):
 
 
 @ddt.ddt
-class SizingTestCase(testtools.TestCase):
+class SizingTestCase(base.TestCase):
 
     @ddt.data((GiB, 3, GiB - 264 * 512),
               (GiB, 1, GiB - (64 + 8 + 64) * 512),

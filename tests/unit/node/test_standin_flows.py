@@ -13,16 +13,16 @@
 # under the License.
 """The agent's data-safety checks against the stand-in's real state."""
 
-import testtools
 
 from blackstor_cinder import protocol
 from tests.unit.node import standin_node
+from tests.unit import base
 
 POOL = standin_node.POOL
 SECRET = standin_node.SECRET
 
 
-class StandinTestCase(testtools.TestCase):
+class StandinTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()

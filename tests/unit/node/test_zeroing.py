@@ -21,11 +21,11 @@ from unittest import mock
 
 import ddt
 import fixtures
-import testtools
 
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import zeroing
 from blackstor_cinder import protocol
+from tests.unit import base
 
 MiB = 1 << 20
 #: the real pwrite, for the fake ioctl (the tests count the agent's)
@@ -53,7 +53,7 @@ class FakeZeroout:
 
 
 @ddt.ddt
-class ZeroRangeTest(testtools.TestCase):
+class ZeroRangeTest(base.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -152,7 +152,7 @@ class ZeroRangeTest(testtools.TestCase):
         self.fsync.assert_not_called()
 
 
-class GrowMarksTest(testtools.TestCase):
+class GrowMarksTest(base.TestCase):
 
     def setUp(self):
         super().setUp()

@@ -38,6 +38,7 @@ from tests.standin import lvm
 from tests.standin import md as mdlib
 from tests.standin import state
 from tests.standin.state import StandinError
+from tests.unit import base
 
 MiB = 1 << 20
 LV = 16 * MiB
@@ -68,7 +69,7 @@ def res_text(size=None, hosts=HOSTS):
 
 
 @ddt.ddt
-class SizeParseTest(testtools.TestCase):
+class SizeParseTest(base.TestCase):
 
     @ddt.data(('2048', MiB), ('2048s', MiB), ('1024k', MiB), ('1M', MiB),
               ('1g', 1 << 30))
@@ -86,7 +87,7 @@ class SizeParseTest(testtools.TestCase):
 
 
 @testtools.skipUnless(shutil.which('drbdadm'), 'drbdadm is not installed')
-class DeviceSizeTest(testtools.TestCase):
+class DeviceSizeTest(base.TestCase):
 
     def setUp(self):
         super().setUp()
