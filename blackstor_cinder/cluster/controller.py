@@ -1166,8 +1166,10 @@ class Controller:
         """
         temp = f'{CLONE_PREFIX}{name}'[:63]
         with self._lock(_clone_lock(temp)):
-            self.create_snapshot(source, temp)
             try:
+                # inside the try: a snapshot that failed late (its resume,
+                # say) may exist on some replicas and is removed too
+                self.create_snapshot(source, temp)
                 return self.create_volume_from_snapshot(name, temp, source,
                                                         source_size, size)
             finally:
@@ -1562,7 +1564,13 @@ class Controller:
 
     def _adjust_storage(self, spec: model.ResourceSpec, found: Found,
                         quiet: bool = False) -> None:
-        """Push a changed .res to every reachable replica."""
+        """Push a changed .res to every reachable replica.
+
+        A replica lost since the lookup (its request never reached it) is
+        treated as one found unreachable there, as long as another replica
+        took the .res: it gets it from the periodic repair. A refusal or a
+        timeout (the adjust may have run) fails as before.
+        """
         nodes = [n for n in self._nodes(spec.diskful_hosts)
                  if n.name not in found.unreachable]
         for missing in set(h.name for h in spec.diskful_hosts) - {
@@ -1570,7 +1578,16 @@ class Controller:
             LOG.warning('Replica %(node)s of %(res)s is unreachable; it '
                         'gets the new configuration on its next adjust',
                         {'node': missing, 'res': spec.name})
-        _, failures = self.each(nodes, self.res_request('adjust', spec))
+        done, failures = self.each(nodes, self.res_request('adjust', spec))
+        if done and failures and all(_never_reached(exc)
+                                     for exc in failures.values()):
+            for node_name, exc in failures.items():
+                LOG.warning('Replica %(node)s of %(res)s became unreachable '
+                            'during the flow; it gets the new configuration '
+                            'from the periodic repair: %(err)s',
+                            {'node': node_name, 'res': spec.name,
+                             'err': exc})
+            failures = {}
         if failures and not quiet:
             raise errors.NodeOperationFailed('adjust', failures)
         for node_name, exc in failures.items():

@@ -215,7 +215,7 @@ class TestFaults(test_flows.BoxTestCase):
         self.ctl.create_snapshot(vol, snap)
         self.assertEqual(set(STORAGE), self.snapshot_holders(snap))
         self.ctl.delete_snapshot(snap)
-        os.close(fd)
+        self.close_device(fd)
         self.ctl.detach(vol, 'hv-1')
         self.assert_replicas(spec, STORAGE, size)
         self.ctl.delete_volume(vol)
@@ -286,7 +286,7 @@ class TestFaults(test_flows.BoxTestCase):
         self.assertEqual((), self.ctl.stats().degraded_volumes)
         self.ran('node back: resynced what was written while it was down')
 
-        os.close(fd)
+        self.close_device(fd)
         self.ctl.detach(vol, 'hv-1')
         self.ctl.delete_volume(vol)
         self.assert_clean()
@@ -345,8 +345,73 @@ class TestFaults(test_flows.BoxTestCase):
         self.assert_lv_data(vol, STORAGE, {**first, **later})
         self.ran('stale .res repaired: the node serves the client again')
 
-        os.close(fd)
+        self.close_device(fd)
         self.ctl.detach(vol, 'hv-1')
+        self.ctl.delete_volume(vol)
+        self.assert_clean()
+
+    def stop_at_adjust(self, controller, name: str) -> None:
+        """Stop ``name`` as ``controller`` sends it an adjust.
+
+        Its lookup a moment before found it up: a node that crashes in
+        the middle of a flow.
+        """
+        call = controller.call
+
+        def call_or_stop(node, request, *args, **kwargs):
+            if (node.name == name and request.get('op') == 'adjust'
+                    and name not in self.down):
+                self.stop_node(name)
+            return call(node, request, *args, **kwargs)
+        controller.call = call_or_stop
+
+    def repair(self, controller, vol: str) -> str:
+        stats = controller.stats()
+        self.assertEqual((vol,), stats.divergent_volumes)
+        outcome = reconcile.reconcile(controller, stats.divergent_volumes)
+        self.assertEqual((), controller.stats().divergent_volumes)
+        return outcome[vol]
+
+    def test_replica_lost_during_attach_and_detach(self):
+        size = 64 * MiB
+        vol = self.name('faults-lostmid')
+        survivors = ('stor-a', 'stor-b')
+        self.ctl.create_volume(vol, size, replicas=3)
+        ctl = self.box.controller()
+        self.stop_at_adjust(ctl, 'stor-c')
+        fd = self.open_device(ctl.attach(vol, 'hv-1'))
+        self.assertIn('stor-c', self.down)
+        first = test_flows.random_chunks((0, MiB), (size - MiB, MiB))
+        self.write_chunks(fd, first)
+        self.assert_lv_data(vol, survivors, first)
+        self.assertEqual(dict.fromkeys(survivors, ['hv-1']),
+                         self.clients_by_agent(vol, survivors))
+        self.ran('a replica lost between the lookup and the adjust: the '
+                 'attach goes on with the others')
+
+        self.start_node('stor-c')
+        self.assertIn('stor-c: adjusted', self.repair(ctl, vol))
+        self.wait_connected('stor-c', vol, 'hv-1')
+        later = test_flows.random_chunks((4 * MiB, MiB))
+        self.write_chunks(fd, later)
+        self.assert_lv_data(vol, STORAGE, {**first, **later})
+        self.close_device(fd)
+
+        ctl = self.box.controller()
+        self.stop_at_adjust(ctl, 'stor-c')
+        ctl.detach(vol, 'hv-1')
+        self.assertEqual(dict.fromkeys(survivors, []),
+                         self.clients_by_agent(vol, survivors))
+        self.assertFalse((self.box.nodes['hv-1'].resource_dir
+                          / f'{vol}.res').exists())
+        self.ran('a replica lost between the lookup and the adjust: the '
+                 'detach goes on with the others')
+
+        self.start_node('stor-c')
+        self.assertIn('stor-c: adjusted', self.repair(ctl, vol))
+        self.assertEqual(dict.fromkeys(STORAGE, []),
+                         self.clients_by_agent(vol, STORAGE))
+        self.assert_lv_data(vol, STORAGE, {**first, **later})
         self.ctl.delete_volume(vol)
         self.assert_clean()
 
@@ -412,7 +477,7 @@ class TestFaults(test_flows.BoxTestCase):
         self.assert_lv_data(vol, STORAGE, {**data, **more})
         self.ran('a client left with allow-two-primaries: repaired')
 
-        os.close(fd)
+        self.close_device(fd)
         self.ctl.detach(vol, 'hv-2')
         self.ctl.delete_volume(vol)
         self.assert_clean()

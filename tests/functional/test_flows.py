@@ -265,9 +265,26 @@ class BoxTestCase(base.BaseTestCase):
     # -- the data path -----------------------------------------------------
 
     def open_device(self, path: str) -> int:
+        """Open ``path``; closed at cleanup unless :meth:`close_device` did.
+
+        Never ``os.close`` it directly: the cleanup would close the number
+        again, by then another file's (a paramiko socket's, say).
+        """
         fd = os.open(path, os.O_RDWR)
-        self.addCleanup(_close_quietly, fd)
+        if not hasattr(self, '_open_fds'):
+            self._open_fds = set()
+            self.addCleanup(self._close_open_fds)
+        self._open_fds.add(fd)
         return fd
+
+    def close_device(self, fd: int) -> None:
+        self._open_fds.remove(fd)
+        os.close(fd)
+
+    def _close_open_fds(self) -> None:
+        for fd in self._open_fds:
+            _close_quietly(fd)
+        self._open_fds.clear()
 
     def write_chunks(self, fd: int, chunks: dict) -> None:
         for offset, data in chunks.items():
@@ -411,7 +428,7 @@ class TestFlows(BoxTestCase):
 
         with self.assertRaises(errors.InvalidRequest):
             self.ctl.revert_to_snapshot(vol, snap, size, 2 * size)
-        os.close(fd)
+        self.close_device(fd)
         self.ctl.detach(vol, 'hv-1')
         self.assertEqual([], self.standin.status('hv-1'))
         self.assertNotIn('hv-1', self.res_text('stor-a', vol))
@@ -505,7 +522,7 @@ class TestFlows(BoxTestCase):
             self.assertEqual('Primary', peers['hv-1']['peer-role'])
         self.ran('attach on a second hypervisor (two primaries allowed)')
 
-        os.close(fd1)
+        self.close_device(fd1)
         self.ctl.detach(vol, 'hv-1')
         self.assertEqual([], self.standin.status('hv-1'))
         for node in replicas:
@@ -520,7 +537,7 @@ class TestFlows(BoxTestCase):
         self.assertEqual(errno.EROFS, ctx.exception.errno)
         self.ran('detach the source (one primary only again)')
 
-        os.close(fd2)
+        self.close_device(fd2)
         self.ctl.detach(vol, 'hv-2')
         self.ctl.detach(vol, 'hv-2')        # not attached: nothing to do
         self.assertEqual([], self.standin.status('hv-2'))
@@ -563,7 +580,7 @@ class TestFlowsLocalZones(BoxTestCase):
         self.write_chunks(fd, data)
         self.assert_device_data(fd, data)
         self.assert_lv_data(vol, nodes, data)
-        os.close(fd)
+        self.close_device(fd)
         self.ctl.detach(vol, 'hv-2')
         self.ctl.delete_volume(vol)
         self.assert_clean()

@@ -88,7 +88,7 @@ class TestHyperconverged(test_flows.BoxTestCase):
 
         # The guest left stor-a: detach there clears the option and
         # leaves the replica as it was.
-        os.close(fd_a)
+        self.close_device(fd_a)
         self.wait_role('stor-a', vol, 'Secondary')
         self.ctl.detach(vol, 'stor-a')
         for node in STORAGE + ('hv-1',):
@@ -107,7 +107,7 @@ class TestHyperconverged(test_flows.BoxTestCase):
         self.assertEqual(errno.EROFS, ctx.exception.errno)
         self.ran('detach on the replica: option cleared, replica kept')
 
-        os.close(fd_h)
+        self.close_device(fd_h)
         self.ctl.detach(vol, 'hv-1')
         self.assertEqual(sorted(STORAGE), sorted(
             h['name'] for h in self.definition('stor-b', vol)['hosts']))

@@ -112,8 +112,14 @@ class OsBrickLocalConnectorTestCase(base.TestCase):
 
 def run_nova(cases):
     """Run Nova's volume driver on ``cases`` in a child process."""
+    # The child runs this file as a script: its imports of ``tests`` need
+    # the checkout on the path, which only the test runner's cwd gave us.
+    top = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    path = os.pathsep.join(p for p in (top, os.environ.get('PYTHONPATH'))
+                           if p)
     env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1',
-               PYTHONWARNINGS='ignore')
+               PYTHONWARNINGS='ignore', PYTHONPATH=path)
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__)],
         input=json.dumps(cases), capture_output=True, text=True, env=env,

@@ -957,6 +957,22 @@ class SnapshotTest(ControllerTestCase):
             self.assertIn('volume-clone', agent.lvs)
             self.assertEqual({}, agent.snapshots)
 
+    def test_a_clone_whose_snapshot_failed_at_resume_removes_it(self):
+        # The snapshot exists on every replica when its resume fails: the
+        # clone fails, and takes its temporary snapshot with it.
+        cluster, controller = make(io_suspend_timeout=0.25)
+        self.addCleanup(controller.close)
+        controller.create_volume(VOL, 2 * G)
+        cluster.faults[('n3', 'resume-io')] = tp.NodeTimeout('n3', 'gone')
+        exc = self.assertRaises(errors.NodeOperationFailed,
+                                controller.clone_volume, 'volume-clone', VOL,
+                                2 * G, 2 * G)
+        self.assertEqual('resume-io', exc.step)
+        for name in ('n1', 'n2', 'n3'):
+            self.assertEqual({}, cluster.agents[name].snapshots, name)
+            self.assertNotIn('volume-clone', cluster.agents[name].lvs)
+        self.assertEqual({}, controller.stats().temporary_snapshots)
+
     def clone_with_n3_lost_at_the_end(self):
         temp = 'clone-volume-clone'
 
@@ -1238,6 +1254,55 @@ class AttachTest(ControllerTestCase):
         self.assertEqual((), self.ctl.stats().divergent_volumes)
         self.ctl.attach(VOL, 'hv1')
         self.assertEqual(4, len(self.definition('n2')['hosts']))
+
+    def lose_at_adjust(self, node):
+        """``node`` answers the lookup and is gone from its adjust on."""
+        def hook(name, request):
+            if name == node and request['op'] == 'adjust':
+                self.cluster.down.add(node)
+        self.cluster.hooks.append(hook)
+
+    def test_a_replica_lost_after_the_lookup_does_not_stop_attach(self):
+        self.lose_at_adjust('n3')
+        logger = self.useFixture(fixtures.FakeLogger())
+        path = self.ctl.attach(VOL, 'hv1')
+        self.assertEqual(f'/dev/drbd/by-res/{VOL}/0', path)
+        for node in ('n1', 'n2', 'hv1'):
+            self.assertIn('hv1', [h['name']
+                                  for h in self.definition(node)['hosts']])
+        self.assertNotIn('hv1', [h['name']
+                                 for h in self.definition('n3')['hosts']])
+        self.assertIn('Replica n3 of %s became unreachable' % VOL,
+                      logger.output)
+        # back, the periodic repair gives it the client
+        self.cluster.down.discard('n3')
+        self.cluster.hooks.clear()
+        self.assertEqual((VOL,), self.ctl.stats().divergent_volumes)
+
+    def test_a_replica_lost_after_the_lookup_does_not_stop_detach(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.lose_at_adjust('n3')
+        self.ctl.detach(VOL, 'hv1')
+        for node in ('n1', 'n2'):
+            self.assertEqual(['n1', 'n2', 'n3'], sorted(
+                h['name'] for h in self.definition(node)['hosts']))
+        self.assertNotIn(VOL, self.cluster.agents['hv1'].res)
+
+    def test_attach_fails_when_no_replica_takes_the_new_res(self):
+        for node in ('n1', 'n2', 'n3'):
+            self.lose_at_adjust(node)
+        exc = self.assertRaises(errors.NodeOperationFailed, self.ctl.attach,
+                                VOL, 'hv1')
+        self.assertEqual(['n1', 'n2', 'n3'], sorted(exc.failures))
+        self.assertEqual([], self.cluster.ops('attach'))
+
+    def test_a_timed_out_adjust_still_fails_the_attach(self):
+        # the adjust may have run there: not the same as never reached
+        self.cluster.faults[('n3', 'adjust')] = [tp.NodeTimeout(
+            'n3', 'no reply within 120s')]
+        self.assertRaises(errors.NodeOperationFailed, self.ctl.attach, VOL,
+                          'hv1')
+        self.assertEqual([], self.cluster.ops('attach'))
 
     def test_a_second_client_refused_by_a_replica_changes_nothing(self):
         self.ctl.attach(VOL, 'hv1')
