@@ -31,6 +31,7 @@ import os
 import time
 from typing import Any, Callable, Iterator
 
+from blackstor_cinder.node import client as client_mod
 from blackstor_cinder.node import config as node_config
 from blackstor_cinder.node import drbd as drbd_mod
 from blackstor_cinder.node import drbdconf
@@ -1028,41 +1029,21 @@ class Agent:
     def _op_attach(self, req: dict) -> dict:
         resource = req['resource']
         self._check_replica_kept(resource, self._me(resource, req['spec']))
-        conn = self._connector(req.get('timeout'))
-        props = {'name': resource,
-                 'config': self._render(resource, req['spec']),
-                 'provider_auth': req['secret']}
-        if 'device_path' in req:
-            props['device'] = req['device_path']
-        try:
-            info = conn.connect_volume(props)
-        except AgentError:
-            raise
-        except Exception as e:
-            raise _connector_error('attach', resource, e) from None
-        return {'resource': resource, 'device_path': info['path']}
+        path = self._client(req.get('timeout')).connect(
+            resource, self._render(resource, req['spec']), req['secret'],
+            req.get('device_path'))
+        return {'resource': resource, 'device_path': path}
 
     def _op_detach(self, req: dict) -> dict:
         resource = req['resource']
-        conn = self._connector(None)
-        try:
-            conn.disconnect_volume({'name': resource}, None,
-                                   force=req.get('force', False))
-        except AgentError:
-            raise
-        except Exception as e:
-            raise _connector_error('detach', resource, e) from None
+        self._client(None).disconnect(resource,
+                                      force=req.get('force', False))
         return {'resource': resource}
 
-    def _connector(self, timeout: float | None):
-        try:
-            from blackstor_cinder import connector
-        except ImportError as e:
-            raise AgentError(protocol.E_MISSING,
-                             f'the DRBD connector cannot be loaded: {e}',
-                             module='os-brick') from None
-        return connector.DRBDConnector(
-            self.conf.root_helper, execute=self.run.execute,
+    def _client(self, timeout: float | None) -> client_mod.DisklessClient:
+        # The agent's own per-resource lock is held around every request.
+        return client_mod.DisklessClient(
+            self.run.execute, self.conf.root_helper,
             resource_dir=self.conf.resource_dir,
             drbd_config=self.conf.drbd_config,
             node_name=self.conf.node_name,
@@ -1219,18 +1200,3 @@ def _mask(message: str, request: dict) -> str:
     # second on a server (seconds on a small VM), at every agent start.
     from oslo_utils import strutils
     return strutils.mask_password(message)
-
-
-def _connector_error(what: str, resource: str, exc: Exception) -> AgentError:
-    name = type(exc).__name__
-    if 'Timeout' in name:
-        code = protocol.E_TIMEOUT
-    elif 'InUse' in name:
-        code = protocol.E_BUSY
-    elif 'ReplicaHere' in name:
-        code = protocol.E_CONFLICT
-    elif 'InvalidParameter' in name:
-        code = protocol.E_INVALID
-    else:
-        code = protocol.E_FAILED
-    return AgentError(code, f'{what} of {resource} failed: {exc}')

@@ -25,8 +25,10 @@ from unittest import mock
 import ddt
 import fixtures
 
+from blackstor_cinder.node import client
 from blackstor_cinder.node import agent
 from blackstor_cinder.node import config
+from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import resfiles
 from blackstor_cinder.node import resrender
 from blackstor_cinder.node import sizing
@@ -1577,67 +1579,58 @@ class AttachTestCase(AgentTestCase):
 
     def setUp(self):
         super().setUp()
-        patcher = mock.patch('blackstor_cinder.connector.DRBDConnector')
-        self.connector_cls = patcher.start()
+        patcher = mock.patch(
+            'blackstor_cinder.node.client.DisklessClient')
+        self.client_cls = patcher.start()
         self.addCleanup(patcher.stop)
-        self.conn = self.connector_cls.return_value
+        self.client = self.client_cls.return_value
 
     def attach_req(self, **extra):
         return dict(resource='r0', spec=samples.spec(),
                     secret=samples.SECRET, **extra)
 
     def test_attach(self):
-        self.conn.connect_volume.return_value = {
-            'type': 'block', 'path': '/dev/drbd1000'}
+        self.client.connect.return_value = '/dev/drbd1000'
         result = self.ok('attach', **self.attach_req(
             device_path='/dev/drbd/by-res/r0/0', timeout=5))
         self.assertEqual({'resource': 'r0', 'device_path': '/dev/drbd1000'},
                          result)
-        kwargs = self.connector_cls.call_args[1]
+        kwargs = self.client_cls.call_args[1]
         self.assertEqual(5, kwargs['attach_timeout'])
         self.assertEqual('nodea', kwargs['node_name'])
         self.assertEqual(str(self.res_dir), kwargs['resource_dir'])
         self.assertEqual(str(self.conf_file), kwargs['drbd_config'])
-        self.conn.connect_volume.assert_called_once_with({
-            'name': 'r0', 'config': resrender.render('r0', samples.spec()),
-            'provider_auth': samples.SECRET,
-            'device': '/dev/drbd/by-res/r0/0'})
+        self.client.connect.assert_called_once_with(
+            'r0', resrender.render('r0', samples.spec()), samples.SECRET,
+            '/dev/drbd/by-res/r0/0')
 
     def test_attach_default_timeout(self):
-        self.conn.connect_volume.return_value = {'path': '/dev/drbd1000'}
+        self.client.connect.return_value = '/dev/drbd1000'
         self.ok('attach', **self.attach_req())
-        self.assertEqual(60.0,
-                         self.connector_cls.call_args[1]['attach_timeout'])
+        self.assertEqual(60.0, self.client_cls.call_args[1]['attach_timeout'])
 
     def test_attach_timeout(self):
-        class DRBDAttachTimeout(Exception):
-            pass
-        self.conn.connect_volume.side_effect = DRBDAttachTimeout('slow')
+        self.client.connect.side_effect = client.AttachTimeout('slow')
         err, _ = self.error('attach', protocol.E_TIMEOUT, None,
                             **self.attach_req())
         self.assertIn('slow', err['message'])
 
     def test_attach_passes_agent_errors(self):
-        from blackstor_cinder.node.errors import AgentError
-        self.conn.connect_volume.side_effect = AgentError(
+        self.client.connect.side_effect = AgentError(
             protocol.E_CONFLICT, 'minor taken', 'minor')
         self.error('attach', protocol.E_CONFLICT, 'minor',
                    **self.attach_req())
 
     def test_detach(self):
         self.ok('detach', resource='r0', force=True)
-        self.conn.disconnect_volume.assert_called_once_with(
-            {'name': 'r0'}, None, force=True)
+        self.client.disconnect.assert_called_once_with('r0', force=True)
 
     def test_detach_in_use(self):
-        class DRBDDeviceInUse(Exception):
-            pass
-        self.conn.disconnect_volume.side_effect = DRBDDeviceInUse('open')
+        self.client.disconnect.side_effect = client.DeviceInUse('open')
         self.error('detach', protocol.E_BUSY, None, resource='r0')
 
     def test_detach_of_a_replica_is_a_conflict(self):
-        from blackstor_cinder import connector
-        self.conn.disconnect_volume.side_effect = connector.DRBDReplicaHere(
+        self.client.disconnect.side_effect = client.ReplicaHere(
             'nodea holds a replica of r0')
         err, _ = self.error('detach', protocol.E_CONFLICT, None,
                             resource='r0')
