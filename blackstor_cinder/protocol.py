@@ -63,7 +63,9 @@ own LV.
     ``lvs -o zero``)}],
     resources {name: {definition, state, device_size, zero_pending (see
     ``resize``)}}, volumes and
-    snapshots [{name, pool, size_bytes, origin}], revert_lvs [{name, pool,
+    snapshots [{name, pool, size_bytes, origin}] (volumes also
+    create_ids [str]: the ``create_id`` of the create that made the LV,
+    if it had one), revert_lvs [{name, pool,
     size_bytes, origin, resource, role ("rollback" | "previous")}] (LVs of
     a revert in progress, never listed as volumes), used_minors [int],
     used_ports [int],
@@ -156,6 +158,11 @@ and the ``node_id`` of every host stay.
     idempotent. -> {resource, running, suspended, resumed,
     lease_cancelled}
 ``new-current-uuid`` resource*, clear_bitmap (default true)
+``forget-peer`` resource*, node_id*
+    ``drbdsetup forget-peer``: frees the bitmap slot of a peer that is no
+    longer in the resource (a replica removed or lost). Refused (conflict)
+    while this node's .res still lists a host with that node-id; the
+    resource must be up here. -> {resource, node_id}
 ``snapshot-create`` resource*, pool*, snapshot*
 ``snapshot-delete`` pool*, snapshot*
 ``snapshot-rollback`` resource*, pool*, snapshot*, size, phase
@@ -710,6 +717,7 @@ OPS: dict[str, tuple[dict, dict]] = {
     'suspend-io': (_RES, {'lease': check_lease}),
     'resume-io': (_RES, {}),
     'new-current-uuid': (_RES, {'clear_bitmap': _check_bool}),
+    'forget-peer': ({**_RES, 'node_id': check_node_id}, {}),
     'snapshot-create': ({**_RES_POOL, 'snapshot': check_name}, {}),
     'snapshot-delete': ({'pool': check_pool, 'snapshot': check_name}, {}),
     'snapshot-rollback': ({**_RES_POOL, 'snapshot': check_name},

@@ -369,6 +369,9 @@ class Controller:
                                           f'any storage node')
         return found
 
+    #: for the flows outside this module (membership, heal)
+    require = _require
+
     def _require_replicas(self, found: Found, step: str) -> None:
         """Refuse a step that must reach every replica."""
         spec = found.spec
@@ -394,6 +397,9 @@ class Controller:
                 resources=len(report.resources)),
                 report.volumes, report.resources))
         return cands
+
+    #: the placement candidates, for heal's planning
+    candidates = _candidates
 
     def _unavailable(self, inventories: dict[str, inv.NodeInventory],
                      down: dict[str, tp.NodeError]) -> dict[str, str]:

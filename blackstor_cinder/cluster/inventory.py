@@ -63,6 +63,12 @@ class NodeInventory:
     used_minors: frozenset[int]
     used_ports: frozenset[int]
     protocol_version: int | None = None  # None: an agent before 2
+    # volume LV name -> the create_ids its create requests tagged it with
+    volume_create_ids: dict[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=dict)
+    # snapshot LV name -> the volume it is a snapshot of (when known)
+    snapshot_origins: dict[str, str] = dataclasses.field(
+        default_factory=dict)
 
     @classmethod
     def from_reply(cls, node: str, reply: dict[str, Any]) -> NodeInventory:
@@ -84,7 +90,15 @@ class NodeInventory:
             snapshots=_sizes(reply.get('snapshots')),
             used_minors=frozenset(reply.get('used_minors') or ()),
             used_ports=frozenset(reply.get('used_ports') or ()),
-            protocol_version=reply.get('protocol_version'))
+            protocol_version=reply.get('protocol_version'),
+            volume_create_ids={
+                v['name']: tuple(v.get('create_ids') or ())
+                for v in reply.get('volumes') or ()
+                if isinstance(v, dict) and v.get('name')},
+            snapshot_origins={
+                s['name']: s['origin'] for s in reply.get('snapshots') or ()
+                if isinstance(s, dict) and s.get('name')
+                and s.get('origin')})
 
     def problem(self, pool: str) -> str | None:
         """Why this node cannot hold replicas of ``pool``, or None."""

@@ -64,6 +64,8 @@ OP_HELP = {
     'resume-io': 'resume I/O of a resource (and cancel its lease)',
     'new-current-uuid': 'new current UUID (clear_bitmap: skip the '
                         'initial sync of thin replicas)',
+    'forget-peer': 'free the bitmap slot of a peer removed from the '
+                   'resource',
     'snapshot-create': 'thin snapshot of a resource\'s LV',
     'snapshot-delete': 'remove a snapshot LV',
     'snapshot-rollback': 'take the resource down here and make its LV a '
@@ -862,6 +864,23 @@ class Agent:
         self.drbd.new_current_uuid(resource, clear)
         return {'resource': resource, 'clear_bitmap': clear}
 
+    def _op_forget_peer(self, req: dict) -> dict:
+        resource, node_id = req['resource'], req['node_id']
+        if self.drbd.state(resource) is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: {resource} is not up on this node',
+                             'resource')
+        definition = self.store.read_definition(resource)
+        for host in (definition or {}).get('hosts') or ():
+            if host.get('node_id') == node_id:
+                raise AgentError(
+                    protocol.E_CONFLICT,
+                    f'node_id: {node_id} is {host.get("name")}, still a '
+                    f'host of {resource} here; remove it from the .res '
+                    'first', 'node_id')
+        self.drbd.forget_peer(resource, node_id)
+        return {'resource': resource, 'node_id': node_id}
+
     def _op_snapshot_create(self, req: dict) -> dict:
         resource, snapshot = req['resource'], req['snapshot']
         pool = self.lvm.pool(req['pool'])
@@ -1104,6 +1123,10 @@ class Agent:
                         entry, resource=base,
                         role=REVERT_SUFFIXES['.' + suffix]))
                     continue
+                if not lv.is_snapshot:
+                    entry['create_ids'] = sorted(
+                        t[len(lvm_mod.CREATE_TAG_PREFIX):] for t in lv.tags
+                        if t.startswith(lvm_mod.CREATE_TAG_PREFIX))
                 (snapshots if lv.is_snapshot else volumes).append(entry)
         states = gather(self.drbd.status, [])
         if missing:

@@ -157,6 +157,10 @@ class CreateTestCase(AgentTestCase):
         self.assertEqual(['blackstor', f'blackstor-create-{create_id}'],
                          self.fake.lvs[('vg0', 'r0')]['tags'])
         self.assertIn('--addtag', self.changes()[0])
+        # the inventory reports it (a heal finds the replica it added)
+        volumes = self.ok('inventory')['volumes']
+        self.assertEqual([create_id], next(
+            v['create_ids'] for v in volumes if v['name'] == 'r0'))
 
     def test_bad_create_id(self):
         for value in ('A' * 32, 'a' * 31, 'a' * 33, 'g' * 32, 12, None):
@@ -1278,6 +1282,20 @@ class LifecycleTestCase(AgentTestCase):
         self.error('new-current-uuid', protocol.E_NOT_FOUND, 'resource',
                    resource='r9')
 
+    def test_forget_peer(self):
+        self.ok('forget-peer', resource='r0', node_id=5)
+        self.assertEqual([['drbdsetup', 'forget-peer', 'r0', '5']],
+                         self.changes())
+        # a peer the .res still lists keeps its slot
+        self.error('forget-peer', protocol.E_CONFLICT, 'node_id',
+                   resource='r0', node_id=1)
+        self.error('forget-peer', protocol.E_NOT_FOUND, 'resource',
+                   resource='r9', node_id=5)
+        self.error('forget-peer', protocol.E_INVALID, 'node_id',
+                   resource='r0', node_id=32)
+        self.assertEqual([['drbdsetup', 'forget-peer', 'r0', '5']],
+                         self.changes())
+
     def test_status(self):
         result = self.ok('status', resource='r0')
         self.assertTrue(result['exists'])
@@ -1365,9 +1383,10 @@ class InventoryTestCase(AgentTestCase):
         self.assertIsNone(result['resources']['other']['definition'])
         self.assertEqual(
             [{'name': 'r0', 'pool': 'vg0/thin', 'size_bytes': self.need(),
-              'origin': None},
+              'origin': None, 'create_ids': []},
              {'name': 'r1', 'pool': 'vg0/thin',
-              'size_bytes': self.need(5 * GiB), 'origin': None}],
+              'size_bytes': self.need(5 * GiB), 'origin': None,
+              'create_ids': []}],
             result['volumes'])
         self.assertEqual([{'name': 's1', 'pool': 'vg0/thin',
                            'size_bytes': self.need(), 'origin': 'r0'}],
