@@ -1568,6 +1568,9 @@ class InventoryScaleTestCase(AgentTestCase):
         self.assertIn('cannot read', result['resources']['bad']['error'])
         self.assertIsNone(result['resources']['r0']['definition'])
         self.assertSameAsEachRead(result)
+        self.assertIn('drbdadm dump all failed', self.log.output)
+        self.assertNotIn(samples.SECRET, self.log.output)
+        self.assertNotIn(samples.SECRET, str(result))
 
 
 class LvmCallsTestCase(AgentTestCase):
