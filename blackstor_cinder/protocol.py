@@ -55,8 +55,8 @@ cannot be said: handlers, startup, proxy, include, a second volume, an
 external meta-disk, a second resource, another disk than the resource's
 own LV.
 
-``inventory``
-    -> hostname, protocol_version, drbd_utils_version,
+``inventory`` brief
+    -> brief, hostname, protocol_version, drbd_utils_version,
     drbd_kernel_version (None if no module), pools [{name, total_bytes,
     free_bytes, provisioned_bytes, extent_bytes, vg_free_bytes,
     zero_new_blocks (the thin pool zeroes newly provisioned blocks:
@@ -71,6 +71,12 @@ own LV.
     used_ports [int],
     removed_temp_files [str] (temporary .res files a killed writer left,
     older than 10 min, which this inventory removed; usually []).
+    With ``brief`` true, what a create's placement needs only: each
+    entry of ``resources`` is ``{}`` (no definition is read, no state
+    sent), the rest as above. The agent runs the same number of commands
+    whatever the number of resources (one ``drbdadm dump all``, one
+    ``drbdsetup status``; a resource ``dump all`` cannot show is read on
+    its own).
 ``status`` resource*
     -> {resource, exists, definition, state, device_size, zero_pending};
     ``state`` is the parsed ``drbdsetup status --json --statistics`` entry
@@ -701,7 +707,7 @@ _SPEC = {'spec': check_spec, 'secret': check_secret}
 
 #: op -> (required fields, optional fields); each field -> its checker.
 OPS: dict[str, tuple[dict, dict]] = {
-    'inventory': ({}, {}),
+    'inventory': ({}, {'brief': _check_bool}),
     'status': (_RES, {}),
     'create': ({**_RES_POOL, 'size': check_size, **_SPEC},
                {'max_peers': check_max_peers,

@@ -1133,27 +1133,12 @@ class Agent:
             raise AgentError(protocol.E_MISSING,
                              'this node cannot serve: ' + '; '.join(missing),
                              missing=missing)
-        running = {s.get('name'): s for s in states}
-        resources = {}
-        for name in self.store.list_resources():
-            try:
-                definition = self.store.read_definition(name)
-            except AgentError as e:
-                resources[name] = {'definition': None, 'error': e.message,
-                                   'state': running.get(name),
-                                   'device_size': drbd_mod.device_size(
-                                       running.get(name)),
-                                   'zero_pending': self.marks.pending(name)}
-                continue
-            if definition is not None:
-                definition.pop('secret', None)
-            resources[name] = {'definition': definition,
-                               'state': running.get(name),
-                               'device_size': drbd_mod.device_size(
-                                   running.get(name)),
-                               'zero_pending': self.marks.pending(name)}
+        names = self.store.list_resources()
+        resources = ({name: {} for name in names} if req.get('brief')
+                     else self._resources(names, states))
         minors, ports = self._used_minors_ports(states)
         return {
+            'brief': bool(req.get('brief')),
             'hostname': self.conf.node_name,
             'protocol_version': protocol.PROTOCOL_VERSION,
             'drbd_utils_version': utils_version,
@@ -1164,6 +1149,25 @@ class Agent:
             'used_minors': sorted(minors), 'used_ports': sorted(ports),
             'removed_temp_files': removed,
         }
+
+    def _resources(self, names: list[str], states: list[dict]
+                   ) -> dict[str, dict]:
+        """The inventory's ``resources``: one drbdadm for all of them."""
+        running = {s.get('name'): s for s in states}
+        definitions = self.store.read_definitions(names)
+        resources = {}
+        for name in names:
+            definition = definitions[name]
+            entry: dict[str, Any] = {'definition': definition}
+            if isinstance(definition, AgentError):
+                entry = {'definition': None, 'error': definition.message}
+            elif definition is not None:
+                definition.pop('secret', None)
+            state = running.get(name)
+            resources[name] = dict(entry, state=state,
+                                   device_size=drbd_mod.device_size(state),
+                                   zero_pending=self.marks.pending(name))
+        return resources
 
     def _used_minors_ports(self, states: list[dict]
                            ) -> tuple[set[int], set[int]]:

@@ -223,9 +223,11 @@ class FakeAgent:
                        'provisioned_bytes': provisioned,
                        'zero_new_blocks': self.zero_new_blocks}]
             if self.pool else [],
-            'resources': {n: {'definition': self._definition(n, False),
-                              'state': self._state(n),
-                              'zero_pending': self._pending(n)}
+            # brief: the names only, as the agent
+            'resources': {n: {} if req.get('brief') else
+                          {'definition': self._definition(n, False),
+                           'state': self._state(n),
+                           'zero_pending': self._pending(n)}
                           for n in self.res},
             # as the agent: a revert's LVs are not volumes
             'volumes': [{'name': n, 'pool': self.pool, 'size_bytes': s,

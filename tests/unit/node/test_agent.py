@@ -1491,6 +1491,109 @@ class InventoryTestCase(AgentTestCase):
                              for c in self.fake.calls))
 
 
+class InventoryScaleTestCase(AgentTestCase):
+    """An inventory runs as many commands for 50 resources as for 1."""
+
+    #: nodea's replication address is one of this host's: drbdadm's
+    #: ``dump all`` checks it (``dump <res>`` only warns).
+    HOSTS = [('nodea', 0, '127.0.0.1', 'vg0'), ('nodeb', 1, '10.0.0.2', None)]
+
+    def populate(self, count, hosts=HOSTS):
+        for i in range(count):
+            self.ok('create', resource=f'r{i}', pool='vg0/thin', size=GiB,
+                    spec=samples.spec(1000 + i, 7000 + i, hosts=hosts),
+                    secret=samples.SECRET)
+
+    def commands(self, **fields):
+        self.fake.calls.clear()
+        result = self.ok('inventory', **fields)
+        return [fakes.strip_config(c) for c in self.fake.calls], result
+
+    def test_commands_do_not_grow_with_resources(self):
+        self.populate(1)
+        one, _ = self.commands()
+        self.populate(50)
+        fifty, result = self.commands()
+        self.assertEqual(50, len(result['resources']))
+        self.assertEqual(one, fifty)
+        self.assertEqual(1, sum(c[:2] == ['drbdadm', 'dump'] for c in fifty))
+        self.assertIn(['drbdadm', 'dump', 'all'], fifty)
+        self.assertEqual(1, sum(c[:2] == ['drbdsetup', 'status']
+                                for c in fifty))
+
+    def test_brief_reads_no_definition(self):
+        self.populate(3)
+        calls, result = self.commands(brief=True)
+        self.assertFalse(any(c[:2] == ['drbdadm', 'dump'] for c in calls))
+        self.assertTrue(result['brief'])
+        self.assertEqual({'r0': {}, 'r1': {}, 'r2': {}}, result['resources'])
+        full = self.ok('inventory')
+        self.assertFalse(full['brief'])
+        for key in ('pools', 'volumes', 'snapshots', 'used_minors',
+                    'used_ports', 'hostname', 'protocol_version',
+                    'drbd_kernel_version'):
+            self.assertEqual(full[key], result[key], key)
+
+    def assertSameAsEachRead(self, result):
+        """Each entry is what a ``dump <res>`` of its own gives."""
+        for name, entry in result['resources'].items():
+            try:
+                expected = self.agent.store.read_definition(name)
+            except agent.AgentError as e:
+                self.assertEqual({'definition': None, 'error': e.message},
+                                 {k: entry.get(k) for k in
+                                  ('definition', 'error')}, name)
+                continue
+            expected.pop('secret', None)
+            self.assertEqual(expected, entry['definition'], name)
+            self.assertNotIn('error', entry)
+
+    def test_same_definitions_as_one_dump_each(self):
+        self.populate(3)
+        # An operator's resource of other hosts: "ignored" in dump all.
+        (self.res_dir / 'other.res').write_text(samples.res_text(
+            'other', 7, 7789, placeholder=False).replace(
+                'nodea', 'x1').replace('nodeb', 'x2'))
+        # A file that defines another resource than its name says.
+        (self.res_dir / 'named.res').write_text(samples.res_text(
+            'misnamed', 8, 7790).replace('10.0.0.1', '127.0.0.1'))
+        calls, result = self.commands()
+        self.assertEqual(['named', 'other', 'r0', 'r1', 'r2'],
+                         sorted(result['resources']))
+        self.assertIsNone(result['resources']['other']['definition'])
+        self.assertIn('not defined', result['resources']['named']['error'])
+        self.assertEqual(1000, result['resources']['r0']['definition'][
+            'minor'])
+        # Only the two odd ones are read on their own.
+        self.assertEqual([['drbdadm', 'dump', 'all'],
+                          ['drbdadm', 'dump', 'named'],
+                          ['drbdadm', 'dump', 'other']],
+                         [c for c in calls if 'dump' in c])
+        self.assertSameAsEachRead(result)
+
+    def test_dump_all_refused_reads_each(self):
+        # nodea's address is not on this host: dump all refuses, each
+        # dump <res> only warns; every entry is still read.
+        self.populate(2, hosts=None)
+        calls, result = self.commands()
+        self.assertEqual(3, sum('dump' in c for c in calls))
+        self.assertEqual(['r0', 'r1'], sorted(result['resources']))
+        self.assertEqual(1001, result['resources']['r1']['definition'][
+            'minor'])
+        self.assertSameAsEachRead(result)
+
+    def test_unparsable_file(self):
+        self.populate(2)
+        (self.res_dir / 'bad.res').write_text('resource bad {\n')
+        result = self.ok('inventory')
+        self.assertIn('cannot read', result['resources']['bad']['error'])
+        self.assertIsNone(result['resources']['r0']['definition'])
+        self.assertSameAsEachRead(result)
+        self.assertIn('drbdadm dump all failed', self.log.output)
+        self.assertNotIn(samples.SECRET, self.log.output)
+        self.assertNotIn(samples.SECRET, str(result))
+
+
 class LvmCallsTestCase(AgentTestCase):
     """How often each operation asks LVM (1-2 s each on a small node)."""
 
