@@ -315,13 +315,13 @@ class WriteTestCase(_Base):
         self.assertEqual(
             [{'name': 'nodea', 'node_id': 0, 'address': '10.0.0.1',
               'port': 7000, 'family': 'ipv4', 'diskful': True,
-              'disk': '/dev/vg+0/r0'},
+              'disk': '/dev/vg+0/r0', 'tiebreaker': False},
              {'name': 'nodeb', 'node_id': 3, 'address': '10.0.0.2',
               'port': 7000, 'family': 'ipv4', 'diskful': False,
-              'disk': None},
+              'disk': None, 'tiebreaker': False},
              {'name': 'nodec', 'node_id': 5, 'address': '10.0.0.3',
               'port': 7000, 'family': 'ipv4', 'diskful': True,
-              'disk': '/dev/vg0/r0'}], d['hosts'])
+              'disk': '/dev/vg0/r0', 'tiebreaker': False}], d['hosts'])
 
     def test_read_definition_config_problem(self):
         self.store.write('r0', samples.res_text(), samples.SECRET,
