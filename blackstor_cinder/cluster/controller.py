@@ -994,7 +994,8 @@ class Controller:
         new = base
         if not tiebreaker.fits(base):
             LOG.warning('%(res)s gets no tiebreaker: blackstor_max_peers '
-                        '%(max)s leaves no room for one more host',
+                        '%(max)s leaves no room for it and the two clients '
+                        'of a live migration',
                         {'res': old.name, 'max': old.max_peers})
         elif chosen is None:
             LOG.warning('%(res)s has two replicas and no tiebreaker: no '

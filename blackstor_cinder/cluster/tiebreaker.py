@@ -52,6 +52,8 @@ from blackstor_cinder.cluster import model
 
 #: replicas a volume has when it gets a tiebreaker
 REPLICAS = 2
+#: clients a tiebreaker leaves room for: a live migration's two
+LIVE_MIGRATION_CLIENTS = 2
 
 
 def wanted(spec: model.ResourceSpec) -> bool:
@@ -78,8 +80,13 @@ def missing(config: model.ClusterConfig, spec: model.ResourceSpec) -> bool:
 
 
 def fits(spec: model.ResourceSpec) -> bool:
-    """One more host is within the volume's ``max_peers`` + 1 hosts."""
-    return len(spec.hosts) + 1 <= spec.max_peers + 1
+    """The tiebreaker is within the volume's ``max_peers`` + 1 hosts.
+
+    With room left for the clients of a live migration (two) besides: a
+    tiebreaker never takes the place a volume needs to be attached.
+    """
+    clients = max(len(spec.client_hosts), LIVE_MIGRATION_CLIENTS)
+    return len(spec.diskful_hosts) + 1 + clients <= spec.max_peers + 1
 
 
 def choose(config: model.ClusterConfig, replicas: Sequence[str],
