@@ -952,9 +952,10 @@ class Controller:
         """
         avoid = set(avoid)
         base = spec
-        lost = spec.tiebreaker_host
-        if lost is not None and lost.name in avoid:
-            base = tiebreaker.without(spec, lost.name)
+        lost = tiebreaker.replaced(self.config, spec, avoid)
+        if lost is not None:
+            avoid.add(lost)
+            base = tiebreaker.without(spec, lost)
         if not tiebreaker.fits(base):
             return self._push_tiebreaker(spec, base, found, None)
         reports, _ = self._inventories(

@@ -67,11 +67,20 @@ def third_vote(config: model.ClusterConfig,
 
     The tiebreaker itself, or a client on a storage node that was the
     tiebreaker before its node attached the volume (to DRBD the same).
+    Not on a node that is no longer a configured storage node.
     """
-    if spec.tiebreaker_host is not None:
-        return spec.tiebreaker_host
-    return next((h for h in spec.client_hosts
+    return next((h for h in spec.diskless_hosts
                  if _storage_node(config, h.name)), None)
+
+
+def replaced(config: model.ClusterConfig, spec: model.ResourceSpec,
+             lost: Iterable[str]) -> str | None:
+    """The node of a tiebreaker to replace: lost, or no storage node now."""
+    host = spec.tiebreaker_host
+    if host is not None and (host.name in set(lost)
+                             or not _storage_node(config, host.name)):
+        return host.name
+    return None
 
 
 def missing(config: model.ClusterConfig, spec: model.ResourceSpec) -> bool:

@@ -240,6 +240,21 @@ class AttachDetachTest(TiebreakerTestCase):
         self.assertIsNone(spec.host('n3'))
         self.assertIn(VOL, self.agent('n4').up)
 
+    def test_node_removed_from_the_config_replaced(self):
+        self.cluster.add('n4')
+        cfg = self.ctl.config
+        self.ctl.config = model.ClusterConfig(
+            storage_nodes=cfg.storage_nodes[:2] + (
+                model.Node('n4', '10.0.0.4', ssh_host='n4'),),
+            client_nodes=cfg.client_nodes, pool='vg/pool', replicas=2,
+            minors=cfg.minors, ports=cfg.ports)
+        self.assertEqual((VOL,), self.ctl.stats().without_tiebreaker)
+        self.assertEqual('tiebreaker placed on n4',
+                         self.ctl.ensure_tiebreaker(VOL))
+        spec = self.ctl.find(VOL).spec
+        self.assertEqual(['n4'], [h.name for h in spec.diskless_hosts])
+        self.assertEqual((), self.ctl.stats().without_tiebreaker)
+
 
 class MaxPeersTest(TiebreakerTestCase):
 
