@@ -939,9 +939,11 @@ class Controller:
             new = self._place_tiebreaker(spec, found, avoid=lost)
         finally:
             lock.release()
+        if new == spec:
+            return 'unchanged: no tiebreaker could be placed (see the log)'
         placed = new.tiebreaker_host
         return (f'tiebreaker placed on {placed.name}' if placed
-                else 'no tiebreaker: no storage node can take it')
+                else 'tiebreaker removed: no storage node can take it')
 
     def _place_tiebreaker(self, spec: model.ResourceSpec, found: Found,
                           avoid: Iterable[str] = ()) -> model.ResourceSpec:
@@ -1020,9 +1022,10 @@ class Controller:
                         'volume keeps its hosts: %(err)s',
                         {'res': old.name, 'node': chosen, 'err': exc})
             self._adjust_storage(old, found, quiet=True)
-            # never an LV: a delete without pool only takes a .res down
-            self.each(self._nodes([node]),
-                      {'op': 'delete', 'resource': old.name})
+            if node is not None:
+                # never an LV: a delete without pool takes a .res down
+                self.each(self._nodes([node]),
+                          {'op': 'delete', 'resource': old.name})
             return old
         self._adjust_clients(new, found, skip=chosen)
         LOG.info('%(res)s: tiebreaker %(how)s',

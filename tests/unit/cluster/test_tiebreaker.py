@@ -128,8 +128,9 @@ class TwoNodesTest(TiebreakerTestCase):
         stats = self.ctl.stats()
         self.assertEqual((VOL,), stats.without_tiebreaker)
         self.assertEqual((), stats.degraded_volumes)
-        self.assertEqual('no tiebreaker: no storage node can take it',
-                         self.ctl.ensure_tiebreaker(VOL))
+        self.assertEqual(
+            'unchanged: no tiebreaker could be placed (see the log)',
+            self.ctl.ensure_tiebreaker(VOL))
 
 
 class ZonesTest(TiebreakerTestCase):
@@ -239,6 +240,22 @@ class AttachDetachTest(TiebreakerTestCase):
         self.assertEqual('n4', spec.tiebreaker_host.name)
         self.assertIsNone(spec.host('n3'))
         self.assertIn(VOL, self.agent('n4').up)
+
+    def test_lost_node_without_another_removed_from_the_res(self):
+        self.cluster.down.add('n3')
+        # a replica refuses: nothing changes, no error
+        self.cluster.faults[('n1', 'adjust')] = [
+            tp.NodeError('n1', protocol.E_FAILED, 'adjust failed')]
+        unchanged = 'unchanged: no tiebreaker could be placed (see the log)'
+        self.assertEqual(unchanged,
+                         self.ctl.ensure_tiebreaker(VOL, lost=['n3']))
+        self.assertEqual('n3', self.ctl.find(VOL).spec.tiebreaker_host.name)
+        self.assertEqual('tiebreaker removed: no storage node can take it',
+                         self.ctl.ensure_tiebreaker(VOL, lost=['n3']))
+        spec = self.ctl.find(VOL).spec
+        self.assertEqual((), spec.diskless_hosts)
+        for node in ('n1', 'n2'):
+            self.assertNotIn('n3', self.hosts(node))
 
     def test_node_removed_from_the_config_replaced(self):
         self.cluster.add('n4')
