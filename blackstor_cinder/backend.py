@@ -28,6 +28,7 @@ from blackstor_cinder.cluster import allocation
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import resspec
+from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder.cluster import transport
 from blackstor_cinder import protocol
 
@@ -116,16 +117,22 @@ def _check_workable(conf: Any, storage: tuple[model.Node, ...]) -> None:
 def setup_warnings(config: model.ClusterConfig) -> list[str]:
     """What works, but not as an operator may expect; for the log."""
     found = []
-    if config.replicas == 2:
+    room = config.max_peers + 1 >= (tiebreaker.REPLICAS + 1
+                                    + tiebreaker.LIVE_MIGRATION_CLIENTS)
+    if config.replicas == tiebreaker.REPLICAS and (
+            len(config.storage_nodes) <= tiebreaker.REPLICAS or not room):
+        why = (f'blackstor_max_peers = {config.max_peers} leaves no room '
+               'for one besides the clients of a live migration'
+               if not room else
+               'a tiebreaker needs a third storage node')
         found.append(
-            'blackstor_replicas = 2 and no tiebreaker: when the node of one '
-            'replica of a volume fails or is cut off, the other replica '
-            'keeps quorum only while most of the volume\'s attached clients '
-            'still reach it; a detached volume cannot be attached, and one '
-            'whose clients are cut off too stops I/O '
+            'blackstor_replicas = 2 and no tiebreaker (' + why + '): when '
+            'the node of one replica of a volume fails or is cut off, the '
+            'other replica keeps quorum only while most of the volume\'s '
+            'attached clients still reach it; a detached volume cannot be '
+            'attached, and one whose clients are cut off too stops I/O '
             '(blackstor_on_no_quorum), until both replicas are connected '
-            'again. Use blackstor_replicas = 3; a tiebreaker node comes in '
-            'a later release')
+            'again. Add a storage node or use blackstor_replicas = 3')
     return found
 
 

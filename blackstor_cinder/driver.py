@@ -40,6 +40,7 @@ from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import heal
 from blackstor_cinder.cluster import placement
 from blackstor_cinder.cluster import reconcile
+from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder.cluster import transport
 from blackstor_cinder.i18n import _
 from blackstor_cinder import options
@@ -347,6 +348,8 @@ class BlackStorDriver(driver.VolumeDriver):
             self._repair(stats.divergent_volumes)
         if stats.temporary_snapshots:
             self._remove_temporary_snapshots(stats.temporary_snapshots)
+        if stats.without_tiebreaker:
+            self._ensure_tiebreakers(stats)
         healing = self._heal(stats.nodes_down)
         self._stats = {
             'volume_backend_name': backend,
@@ -377,6 +380,8 @@ class BlackStorDriver(driver.VolumeDriver):
             'blackstor_nodes_refused': sorted(stats.nodes_refused),
             'blackstor_divergent_volumes': len(stats.divergent_volumes),
             'blackstor_healing': healing,
+            'blackstor_volumes_without_tiebreaker': len(
+                stats.without_tiebreaker),
             'blackstor_capacity_replicas': stats.capacity_replicas,
             'blackstor_minors_free': stats.minors_free,
             'blackstor_ports_free': stats.ports_free,
@@ -422,6 +427,23 @@ class BlackStorDriver(driver.VolumeDriver):
             return
         for name, outcome in sorted(outcomes.items()):
             LOG.debug('Repair of the .res of %(res)s: %(outcome)s',
+                      {'res': name, 'outcome': outcome})
+
+    def _ensure_tiebreakers(self, stats: ctl.ClusterStats) -> None:
+        """Give the two-replica volumes without one a tiebreaker."""
+        names = stats.without_tiebreaker
+        LOG.warning('BlackStor volumes with two replicas and no tiebreaker '
+                    '(a replica loss leaves them quorum only through their '
+                    'clients): %s', ', '.join(names))
+        if (not self.configuration.safe_get('blackstor_auto_repair')
+                or len(stats.nodes_up) <= tiebreaker.REPLICAS):
+            return          # no third storage node answers: nothing to try
+        for name in names:
+            try:
+                outcome = self.controller.ensure_tiebreaker(name, wait=False)
+            except Exception as exc:    # never fails the stats update
+                outcome = f'failed: {strutils.mask_password(str(exc))}'
+            LOG.debug('Tiebreaker of %(res)s: %(outcome)s',
                       {'res': name, 'outcome': outcome})
 
     def _remove_temporary_snapshots(self, snapshots: dict) -> None:

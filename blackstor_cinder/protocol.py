@@ -42,7 +42,9 @@ is refused by name. ``spec``::
      suspend-io), allow_two_primaries* (bool),
      hosts* [{name*, node_id* (0..31), address* (IP literal),
               role* (diskful | diskless), vg (diskful only: the disk is
-              /dev/<vg>/<resource>)}] (1..32, names, node-ids and
+              /dev/<vg>/<resource>), tiebreaker (bool, diskless only:
+              not a client but the third vote of two replicas)}]
+              (1..32, names, node-ids and
               addresses unique, one diskful at least),
      connections* [[host, host]] (pairs of hosts, one diskful at least,
               same IP version),
@@ -606,11 +608,15 @@ def _check_host(field: str, value: Any) -> dict:
                    'node_id': _check_int(NODE_ID_MIN, NODE_ID_MAX),
                    'address': _check_ip_literal,
                    'role': _check_choice(ROLES)},
-                  {'vg': _check_re(LVM_NAME_RE, 'volume group name')})
+                  {'vg': _check_re(LVM_NAME_RE, 'volume group name'),
+                   'tiebreaker': _check_bool})
     if (value['role'] == ROLE_DISKFUL) != ('vg' in value):
         raise ProtocolError(
             f'{field}.vg: a diskful host names its volume group, a '
             'diskless one has none', f'{field}.vg')
+    if value.get('tiebreaker') and value['role'] == ROLE_DISKFUL:
+        raise ProtocolError(f'{field}.tiebreaker: a tiebreaker is diskless',
+                            f'{field}.tiebreaker')
     return value
 
 

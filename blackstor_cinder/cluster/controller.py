@@ -52,6 +52,7 @@ from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
 from blackstor_cinder.cluster import resspec
+from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import protocol
 
@@ -138,6 +139,8 @@ class ClusterStats:
     # (see remove_temporary_snapshots)
     temporary_snapshots: dict[str, tuple[str, ...]] = dataclasses.field(
         default_factory=dict)
+    # two-replica volumes without a tiebreaker (see ensure_tiebreaker)
+    without_tiebreaker: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -154,6 +157,7 @@ class _Create:
     # storage nodes that hold something of that name already: what an
     # earlier attempt left (see Controller._remove_leftovers)
     leftovers: tuple[str, ...] = ()
+    tiebreaker: str | None = None       # its node, chosen at the decision
 
 
 @dataclasses.dataclass(eq=False)
@@ -373,7 +377,11 @@ class Controller:
         results, failures = self.each(self.config.storage_nodes,
                                       {'op': 'status', 'resource': name})
         spec, states, sizes = None, {}, []
-        for node_name, reply in sorted(results.items()):
+        # a replica's .res first: a diskless storage node (the tiebreaker)
+        # may hold a copy a flow failed to update
+        for node_name, reply in sorted(
+                results.items(), key=lambda item: (
+                    not _holds_replica(item[0], item[1]), item[0])):
             if not reply.get('exists'):
                 continue
             states[node_name] = reply.get('state')
@@ -453,6 +461,15 @@ class Controller:
         return {name: why for name, report in inventories.items()
                 if (why := report.problem(self.config.pool))}
 
+    def _lacks_tiebreaker(self, entry: dict | None) -> bool:
+        """An inventory entry of a two-replica volume without tiebreaker."""
+        definition = (entry or {}).get('definition')
+        try:
+            spec = inv.spec_from_definition(definition, self.config)
+        except (KeyError, TypeError, ValueError):
+            return False
+        return tiebreaker.missing(self.config, spec)
+
     def check_setup(self) -> dict[str, str]:
         """Problems per node (empty when every node is usable)."""
         inventories, failures = self.inventories()
@@ -506,8 +523,11 @@ class Controller:
                 if snap.startswith(CLONE_PREFIX):
                     temporary.setdefault(snap, []).append(node)
         degraded = []
+        lacking = set()
         for report in inventories.values():
             for name, res in report.resources.items():
+                if self._lacks_tiebreaker(res):
+                    lacking.add(name)
                 state = (res or {}).get('state')
                 local = inv.disk_states(state).get('local')
                 if name in sizes and (local not in (None, 'UpToDate',
@@ -533,6 +553,7 @@ class Controller:
             # the clients' last reports too (see reconcile)
             temporary_snapshots={snap: tuple(nodes)
                                  for snap, nodes in temporary.items()},
+            without_tiebreaker=tuple(sorted(lacking)),
             divergent_volumes=divergence.divergent_names(
                 {name: report.resources for name, report in
                  {**self._client_reports, **inventories}.items()}))
@@ -563,6 +584,10 @@ class Controller:
                 fresh: bool) -> model.ResourceSpec:
         """Decide under the allocation lock, provision outside it.
 
+        The decision picks a two-replica volume's tiebreaker too (see
+        :meth:`_choose_tiebreaker`); it gets the .res last, while the
+        values are still reserved, best effort.
+
         Under the allocation lock: the inventory, ``decide`` (the replicas'
         nodes and node-ids), the minor/port reservation and the volume's
         entry in the in-flight account. Outside it, concurrently with other
@@ -584,6 +609,10 @@ class Controller:
                 self._finish_create(spec, fresh)
                 if final_size > size:
                     spec = self._grow(spec, final_size)
+                if tiebreaker.wanted(spec):
+                    spec = self._push_tiebreaker(
+                        spec, spec, Found(spec, {}, {}),
+                        job.tiebreaker)
             except BaseException:
                 self._abandon(job)
                 raise
@@ -644,6 +673,8 @@ class Controller:
                     decision.job = self._start(
                         decision.name, decision.size, decision.final_size,
                         hosts, used)
+                    decision.job.tiebreaker = self._choose_tiebreaker(
+                        inventories, [node for node, _ in hosts])
                     decision.job.leftovers = tuple(sorted(
                         node for node, report in inventories.items()
                         if decision.name in report.resources
@@ -922,6 +953,126 @@ class Controller:
                     f'{node.name}: {_brief(state)}')
             time.sleep(self._poll)
 
+    # -- tiebreaker -------------------------------------------------------
+
+    def ensure_tiebreaker(self, name: str, lost: Iterable[str] = (),
+                          wait: bool = True) -> str:
+        """Give a two-replica volume a tiebreaker if it has none; say what.
+
+        ``lost``: nodes that will not come back: a tiebreaker there is
+        replaced (or removed from the .res when no node can take it).
+        ``wait`` False: 'busy' when another flow holds the volume. A
+        tiebreaker that cannot be placed is not an error: the volume
+        works without, as before (see :mod:`tiebreaker`).
+        """
+        lock = self._lock(_resource_lock(name))
+        if not lock.acquire(blocking=wait):
+            return 'busy'
+        try:
+            found = self._require(name)
+            spec = found.spec
+            current = tiebreaker.third_vote(self.config, spec)
+            if not tiebreaker.wanted(spec):
+                return 'no tiebreaker: not a volume of two replicas'
+            if current is not None and current.name not in set(lost):
+                return f'tiebreaker on {current.name}'
+            new = self._place_tiebreaker(spec, found, avoid=lost)
+        finally:
+            lock.release()
+        if new == spec:
+            return 'unchanged: no tiebreaker could be placed (see the log)'
+        placed = new.tiebreaker_host
+        return (f'tiebreaker placed on {placed.name}' if placed
+                else 'tiebreaker removed: no storage node can take it')
+
+    def _place_tiebreaker(self, spec: model.ResourceSpec, found: Found,
+                          avoid: Iterable[str] = ()) -> model.ResourceSpec:
+        """The volume with a tiebreaker on a node not in ``avoid``.
+
+        A tiebreaker on a node of ``avoid`` is replaced, or removed when
+        no node can take its place. Returns the spec the nodes hold.
+        """
+        avoid = set(avoid)
+        base = spec
+        lost = tiebreaker.replaced(self.config, spec, avoid)
+        if lost is not None:
+            avoid.add(lost)
+            base = tiebreaker.without(spec, lost)
+        if not tiebreaker.fits(base):
+            return self._push_tiebreaker(spec, base, found, None)
+        reports, _ = self._inventories(
+            n for n in self.config.storage_nodes
+            if base.host(n.name) is None and n.name not in avoid)
+        refused = self.refused(reports)
+        chosen = tiebreaker.choose(
+            self.config, [h.name for h in base.diskful_hosts],
+            {n: r for n, r in reports.items() if n not in refused
+             and not r.taken_by_others(spec.name, spec.minor, spec.port)},
+            avoid)
+        return self._push_tiebreaker(spec, base, found, chosen)
+
+    def _choose_tiebreaker(self, inventories: dict[str, inv.NodeInventory],
+                           replicas: list[str]) -> str | None:
+        """At a create's decision: the node of its tiebreaker, if any.
+
+        The create's minor and port are reserved free on every node of
+        ``inventories``, so they are free on the one chosen.
+        """
+        if len(replicas) != tiebreaker.REPLICAS:
+            return None
+        refused = self.refused(inventories)
+        return tiebreaker.choose(
+            self.config, replicas,
+            {n: r for n, r in inventories.items() if n not in refused})
+
+    def _push_tiebreaker(self, old: model.ResourceSpec,
+                         base: model.ResourceSpec, found: Found,
+                         chosen: str | None) -> model.ResourceSpec:
+        """Replicas, then the tiebreaker on ``chosen``, then clients.
+
+        Best effort: when the tiebreaker's node fails, the replicas get
+        ``old`` back and the volume stays as it was (the stats list it,
+        the periodic repair tries again). Returns the spec the nodes hold.
+        """
+        new = base
+        if not tiebreaker.fits(base):
+            LOG.warning('%(res)s gets no tiebreaker: blackstor_max_peers '
+                        '%(max)s leaves no room for it and the two clients '
+                        'of a live migration',
+                        {'res': old.name, 'max': old.max_peers})
+        elif chosen is None:
+            LOG.warning('%(res)s has two replicas and no tiebreaker: no '
+                        'other storage node answers with its minor and '
+                        'port free; after a replica loss it keeps quorum '
+                        'only through its attached clients',
+                        {'res': old.name})
+        else:
+            new = tiebreaker.with_tiebreaker(base, self.config.node(chosen))
+        if new == old:
+            return old
+        node = new.tiebreaker_host
+        try:
+            self._adjust_storage(new, found)
+            if node is not None:
+                self.each_or_raise('adjust of the tiebreaker',
+                                   self._nodes([node]),
+                                   self.res_request('adjust', new))
+        except errors.ClusterError as exc:
+            LOG.warning('Tiebreaker of %(res)s not placed on %(node)s, the '
+                        'volume keeps its hosts: %(err)s',
+                        {'res': old.name, 'node': chosen, 'err': exc})
+            self._adjust_storage(old, found, quiet=True)
+            if node is not None:
+                # never an LV: a delete without pool takes a .res down
+                self.each(self._nodes([node]),
+                          {'op': 'delete', 'resource': old.name})
+            return old
+        self._adjust_clients(new, found, skip=chosen)
+        LOG.info('%(res)s: tiebreaker %(how)s',
+                 {'res': new.name, 'how': f'on {chosen}' if node
+                  else 'removed'})
+        return new
+
     # -- delete -------------------------------------------------------------
 
     @_one_resource
@@ -974,7 +1125,8 @@ class Controller:
         self._require_replicas(found, 'snapshot of ' + volume)
         diskful = self._nodes(spec.diskful_hosts)
         replicas = {n.name for n in diskful}
-        everyone = self._nodes(spec.hosts)
+        # the tiebreaker is never Primary: it has no I/O to suspend
+        everyone = self._nodes(h for h in spec.hosts if not h.tiebreaker)
         self._require_draining_suspend(volume, everyone)
         step = self.config.io_suspend_timeout
         lease = 4 * step
@@ -1448,7 +1600,8 @@ class Controller:
             found = self._require(volume)
             old = found.spec
             _require_free_on(host, report, old)
-            hosts = old.hosts
+            hosts = tuple(tiebreaker.as_client(h) if h.name == host else h
+                          for h in old.hosts)
             if old.host(host) is None:
                 node_id = allocation.next_node_id(h.node_id
                                                   for h in old.hosts)
@@ -1515,6 +1668,9 @@ class Controller:
                 return
             targets = [h for h in spec.client_hosts
                        if host is None or h.name == host]
+            # the tiebreaker attached on its own node stays up, as such
+            kept = tiebreaker.kept_on_detach(self.config, spec, targets)
+            targets = [h for h in targets if h.name not in kept]
             gone = {h.name for h in targets}
             if targets:
                 _, failures = self.each(
@@ -1536,8 +1692,9 @@ class Controller:
                         del failures[node_name]
                 if failures:
                     raise errors.NodeOperationFailed('detach', failures)
-            leaving = gone | ({host} if host is not None else set())
-            hosts = tuple(h for h in spec.hosts if h.name not in gone)
+            leaving = gone | kept | ({host} if host is not None else set())
+            hosts = tuple(tiebreaker.restored(h) if h.name in kept else h
+                          for h in spec.hosts if h.name not in gone)
             new = self._with_clients(spec, hosts, self._two_primaries(
                 found, hosts, leaving=leaving))
             if new == spec:
@@ -1555,16 +1712,17 @@ class Controller:
         """Whether two of ``hosts`` may be Primary at once.
 
         Counted: every diskless client (its guest may open the device at
-        any time), every replica that is Primary now (auto-promote: a
-        guest has the device open there) and the host being attached;
-        not the hosts in ``leaving``. DRBD refuses to promote a node
+        any time), every replica (or tiebreaker) that is Primary now
+        (auto-promote: a guest has the device open there) and the host
+        being attached; not the hosts in ``leaving``, nor a tiebreaker
+        that is not Primary (it is no user). DRBD refuses to promote a node
         while a peer it is connected to is Primary unless the promoted
         node's net options for that connection allow two primaries
         (drbd_state.c, __is_valid_soft_transition: SS_TWO_PRIMARIES).
         """
         leaving = set(leaving)
-        users = {h.name for h in hosts if not h.diskful}
-        users |= {h.name for h in hosts if h.diskful
+        users = {h.name for h in hosts if not h.diskful and not h.tiebreaker}
+        users |= {h.name for h in hosts if (h.diskful or h.tiebreaker)
                   and (found.states.get(h.name) or {}).get('role')
                   == 'Primary'}
         if attaching is not None:
@@ -1592,7 +1750,7 @@ class Controller:
         see ``reconcile``) or on its next attach.
         """
         clients = [n for n in self._nodes(
-            h for h in spec.client_hosts if h.name != skip)]
+            h for h in spec.diskless_hosts if h.name != skip)]
         if not clients:
             return
         _, failures = self.each(clients, self.res_request('adjust', spec))
@@ -1639,6 +1797,12 @@ class Controller:
 _RESYNC = ('SyncSource', 'SyncTarget', 'PausedSyncS', 'PausedSyncT',
            'StartingSyncS', 'StartingSyncT', 'WFBitMapS', 'WFBitMapT',
            'WFSyncUUID')
+
+
+def _holds_replica(node: str, reply: dict) -> bool:
+    """A ``status`` reply whose .res gives ``node`` a disk."""
+    return any(h.get('name') == node and h.get('diskful')
+               for h in (reply.get('definition') or {}).get('hosts') or ())
 
 
 def _peer_devices(spec: model.ResourceSpec, node: str,
@@ -1739,11 +1903,14 @@ def _check_peer_slots(volume: str, host: str,
     if len(hosts) <= max_peers + 1:
         return
     replicas = sum(1 for h in hosts if h.diskful)
+    ties = sum(1 for h in hosts if h.tiebreaker)
     raise errors.InvalidRequest(
         f'attach of {volume} on {host} refused: the volume has {replicas} '
-        f'replicas and {len(hosts) - replicas - 1} clients already, and '
+        f'replicas{", a tiebreaker" if ties else ""} and '
+        f'{len(hosts) - replicas - ties - 1} clients already, and '
         f'blackstor_max_peers = {max_peers} gives a volume at most '
-        f'{max_peers + 1} hosts (replicas and clients together). Detach '
+        f'{max_peers + 1} hosts (replicas, tiebreaker and clients '
+        f'together). Detach '
         f'it from another host first; a larger blackstor_max_peers '
         f'applies to volumes created afterwards')
 

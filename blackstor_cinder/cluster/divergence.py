@@ -51,7 +51,8 @@ def shape(definition: dict) -> tuple:
     while pushing the old size back would shrink the others.
     """
     hosts = sorted(((h.get('name'), h.get('node_id'), h.get('address'),
-                     h.get('port'), bool(h.get('diskful')), h.get('disk'))
+                     h.get('port'), bool(h.get('diskful')), h.get('disk'),
+                     bool(h.get('tiebreaker')))
                     for h in definition.get('hosts') or ()), key=repr)
     two = (definition.get('net') or {}).get('allow-two-primaries') == 'yes'
     return definition.get('minor'), tuple(hosts), two

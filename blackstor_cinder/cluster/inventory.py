@@ -235,7 +235,8 @@ def spec_from_definition(definition: dict[str, Any],
         hosts.append(model.ResourceHost(
             name=host['name'], node_id=int(host['node_id']),
             address=host['address'], diskful=bool(host['diskful']),
-            disk=host.get('disk') if host['diskful'] else None))
+            disk=host.get('disk') if host['diskful'] else None,
+            tiebreaker=bool(host.get('tiebreaker')) and not host['diskful']))
         port = port or int(host['port'])
     net = definition.get('net') or {}
     return model.ResourceSpec(

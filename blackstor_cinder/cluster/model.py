@@ -40,11 +40,16 @@ class ResourceHost:
     address: str
     diskful: bool
     disk: str | None = None        # /dev/<vg>/<lv> when diskful
+    # a diskless peer on a storage node that only gives a two-replica
+    # volume its third vote (see ``tiebreaker``); not a client
+    tiebreaker: bool = False
 
     def __post_init__(self) -> None:
         if self.diskful != (self.disk is not None):
             raise ValueError(f'{self.name}: a diskful host needs a disk '
                              'and a diskless one must not have one')
+        if self.tiebreaker and self.diskful:
+            raise ValueError(f'{self.name}: a tiebreaker is diskless')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +85,19 @@ class ResourceSpec:
         return tuple(h for h in self.hosts if h.diskful)
 
     @property
-    def client_hosts(self) -> tuple[ResourceHost, ...]:
+    def diskless_hosts(self) -> tuple[ResourceHost, ...]:
+        """The clients and the tiebreaker: every host without a disk."""
         return tuple(h for h in self.hosts if not h.diskful)
+
+    @property
+    def client_hosts(self) -> tuple[ResourceHost, ...]:
+        """The diskless hosts that are attachments (not the tiebreaker)."""
+        return tuple(h for h in self.hosts
+                     if not h.diskful and not h.tiebreaker)
+
+    @property
+    def tiebreaker_host(self) -> ResourceHost | None:
+        return next((h for h in self.hosts if h.tiebreaker), None)
 
     def host(self, name: str) -> ResourceHost | None:
         return next((h for h in self.hosts if h.name == name), None)

@@ -98,6 +98,8 @@ def _host(spec: model.ResourceSpec, host: model.ResourceHost) -> dict:
                       else protocol.ROLE_DISKLESS)}
     if host.diskful:
         entry['vg'] = _vg_of(spec.name, host)
+    if host.tiebreaker:
+        entry['tiebreaker'] = True
     return entry
 
 

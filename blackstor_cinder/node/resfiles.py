@@ -57,6 +57,7 @@ from blackstor_cinder.node import drbd as drbd_mod
 from blackstor_cinder.node import drbdconf
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import executor
+from blackstor_cinder.node import resrender
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
@@ -175,7 +176,19 @@ class ResFileStore:
                 protocol.E_FAILED,
                 f'drbdadm cannot read {self.path(resource)}: '
                 f'{_tail(result.stderr)}', 'resource')
-        return self._definition_of(result.stdout, resource, 'resource')
+        definition = self._definition_of(result.stdout, resource,
+                                         'resource')
+        # drbdadm drops comments: the tiebreaker's role is read from the
+        # file (see resrender.tiebreakers); a diskless host only
+        try:
+            marked = resrender.tiebreakers(
+                self.path(resource).read_text(errors='replace'))
+        except OSError:
+            marked = set()
+        for host in definition['hosts']:
+            host['tiebreaker'] = (host['name'] in marked
+                                  and not host['diskful'])
+        return definition
 
     def read_definitions(self, resources: list[str]
                          ) -> dict[str, dict | None | AgentError]:

@@ -32,16 +32,25 @@ The volume's size goes into the resource's ``disk`` section (``size
 1048576k;``): drbdadm hands it to ``drbdsetup attach ... --size=`` and
 ``drbdsetup resize ... --size=``, so the device is exactly the volume and
 not the whole LV below the metadata. Diskless hosts ignore it.
+
+A tiebreaker (a diskless host that is not a client: the third vote of a
+two-replica volume) is an ordinary intentional-diskless peer to DRBD,
+which has no word for the role: the role is written as a comment line
+(``# blackstor-tiebreaker <host>``) that drbdadm ignores and
+:func:`tiebreakers` reads back, so it lives on the nodes with the rest.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 from blackstor_cinder import protocol
 
 _INDENT = '    '
+_TIEBREAKER = '# blackstor-tiebreaker '
+_TIEBREAKER_RE = re.compile(r'^# blackstor-tiebreaker (\S+)$', re.MULTILINE)
 
 
 def render(resource: str, spec: dict, lv_root: str = '/dev') -> str:
@@ -51,8 +60,9 @@ def render(resource: str, spec: dict, lv_root: str = '/dev') -> str:
     hosts = sorted(spec['hosts'], key=lambda h: h['node_id'])
     lines = [
         '# Written by blackstor-cinder; changes are overwritten.',
-        f'resource "{resource}" {{',
     ]
+    lines += [_TIEBREAKER + h['name'] for h in hosts if h.get('tiebreaker')]
+    lines.append(f'resource "{resource}" {{')
     lines += _section(1, 'options', _options(spec))
     lines += _section(1, 'net', _net(spec))
     disk = dict(spec.get('disk') or {})
@@ -71,6 +81,11 @@ def render(resource: str, spec: dict, lv_root: str = '/dev') -> str:
                           [f'host {by_id[a]};', f'host {by_id[b]};'])
     lines.append('}')
     return '\n'.join(lines) + '\n'
+
+
+def tiebreakers(text: str) -> set[str]:
+    """The hosts :func:`render` marked as tiebreakers in ``text``."""
+    return set(_TIEBREAKER_RE.findall(text))
 
 
 def disk_path(resource: str, host: dict, lv_root: str = '/dev'

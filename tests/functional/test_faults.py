@@ -22,6 +22,7 @@ the volume does), and I/O is never left suspended.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -290,6 +291,78 @@ class TestFaults(test_flows.BoxTestCase):
         self.ctl.detach(vol, 'hv-1')
         self.ctl.delete_volume(vol)
         self.assert_clean()
+
+    def quorum(self, node: str, vol: str) -> bool:
+        return self.state(node, vol)['devices'][0]['quorum']
+
+    def checksum(self, node: str, vol: str, size: int) -> str:
+        return hashlib.sha256(self.box.lv_bytes(node, vol, 0,
+                                                size)).hexdigest()
+
+    def test_two_replicas_keep_quorum_through_the_tiebreaker(self):
+        size = 64 * MiB
+        vol = self.name('faults-tie')
+        spec = self.ctl.create_volume(vol, size, replicas=2)
+        survivor, lost = sorted(h.name for h in spec.diskful_hosts)
+        (third,) = set(STORAGE) - {survivor, lost}
+        self.assertEqual(third, spec.tiebreaker_host.name)
+        # a diskless peer of both replicas, brought up by its own agent
+        state = self.state(third, vol)
+        self.assertEqual('Diskless', state['devices'][0]['disk-state'])
+        self.assertEqual({survivor: 'Connected', lost: 'Connected'},
+                         {c['name']: c['connection-state']
+                          for c in state['connections']})
+        self.assertEqual({}, {n: s for n, s in self.lvs(third).items()
+                              if n == vol})
+        self.assertEqual((), self.ctl.stats().degraded_volumes)
+        self.ran('two replicas: a diskless tiebreaker on the third node')
+
+        path = self.ctl.attach(vol, 'hv-1')
+        fd = self.open_device(path)
+        written = test_flows.random_chunks((0, MiB))
+        self.write_chunks(fd, written)
+        self.stop_node(lost)
+        while_down = test_flows.random_chunks((8 * MiB, 2 * MiB),
+                                              (size - MiB, MiB))
+        self.write_chunks(fd, while_down)
+        written.update(while_down)
+        self.assert_device_data(fd, written)
+        self.assertTrue(self.quorum(survivor, vol))
+        self.ran('two replicas, one stopped: the client writes on')
+
+        # detached, the survivor keeps quorum through the tiebreaker
+        # alone (without one it loses it: no client is left to break the
+        # tie), and the volume can be attached and written again
+        self.close_device(fd)
+        self.ctl.detach(vol, 'hv-1')
+        self.assertEqual(third, self.ctl.find(vol).spec.tiebreaker_host.name)
+        self.assertTrue(self.quorum(survivor, vol))
+        fd = self.open_device(self.ctl.attach(vol, 'hv-1'))
+        more = test_flows.random_chunks((16 * MiB, MiB))
+        self.write_chunks(fd, more)
+        written.update(more)
+        self.assert_device_data(fd, written)
+        device = hashlib.sha256(os.pread(fd, size, 0)).hexdigest()
+        self.close_device(fd)
+        self.ctl.detach(vol, 'hv-1')
+        self.assertEqual(device, self.checksum(survivor, vol, size))
+        self.assert_lv_data(vol, [survivor], written)
+        self.ran('detached with a replica down: quorum kept by the '
+                 'tiebreaker, attached and written again; the survivor '
+                 'holds the data (sha256)')
+
+        self.start_node(lost)
+        reconcile.reconcile(self.ctl, [vol])
+        self.wait_connected(survivor, vol, lost)
+        deadline = time.monotonic() + 30
+        while self.checksum(lost, vol, size) != device:
+            self.assertLess(time.monotonic(), deadline,
+                            f'{lost} did not resync {vol}')
+            time.sleep(0.5)
+        self.ran('the stopped replica back: resynced to the same sha256')
+        self.ctl.delete_volume(vol)
+        self.assert_clean()
+        self.ran('delete removes the tiebreaker too')
 
     def clients_by_agent(self, vol: str, nodes) -> dict[str, list[str]]:
         """Node -> the clients its .res lists, as its agent reads it."""

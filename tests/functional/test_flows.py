@@ -227,7 +227,9 @@ class BoxTestCase(base.BaseTestCase):
             self.assertTrue(device['quorum'])
             self.assertFalse(state['suspended'])
             peers = {c['name']: c for c in state['connections']}
-            self.assertEqual(sorted(set(nodes) - {node}), sorted(
+            # the other replicas and the tiebreaker (two replicas)
+            tie = {h.name for h in spec.hosts if h.tiebreaker}
+            self.assertEqual(sorted(set(nodes) - {node} | tie), sorted(
                 n for n in peers if n in STORAGE))
             for peer, conn in peers.items():
                 self.assertEqual('Connected', conn['connection-state'],
@@ -504,8 +506,9 @@ class TestFlows(BoxTestCase):
         for node in replicas:
             self.assertIn('allow-two-primaries yes;',
                           self.res_text(node, vol))
+        tie = [spec.tiebreaker_host.name]     # the third storage node
         self.assertEqual(
-            sorted(replicas + ['hv-1', 'hv-2']),
+            sorted(replicas + tie + ['hv-1', 'hv-2']),
             sorted(h['name'] for h in self.definition(replicas[0],
                                                       vol)['hosts']))
         # both hypervisors open the device for writing at once
@@ -541,8 +544,9 @@ class TestFlows(BoxTestCase):
         self.ctl.detach(vol, 'hv-2')
         self.ctl.detach(vol, 'hv-2')        # not attached: nothing to do
         self.assertEqual([], self.standin.status('hv-2'))
+        # the tiebreaker stays: it is no client
         self.assertEqual(
-            sorted(replicas),
+            sorted(replicas + tie),
             sorted(h['name'] for h in self.definition(replicas[0],
                                                       vol)['hosts']))
         self.ctl.delete_volume(vol)

@@ -140,15 +140,32 @@ class WorkableConfigTest(base.TestCase):
         self.assertEqual('off', config.quorum)
 
     def test_two_replicas_without_tiebreaker_warn_only(self):
+        # two storage nodes: no third one for a tiebreaker
         config = backend.cluster_config(make_conf(blackstor_replicas=2),
                                         20.0)
         [warning] = backend.setup_warnings(config)
-        self.assertIn('blackstor_replicas = 2 and no tiebreaker', warning)
-        self.assertIn('Use blackstor_replicas = 3', warning)
+        self.assertIn('blackstor_replicas = 2 and no tiebreaker (a '
+                      'tiebreaker needs a third storage node)', warning)
+        self.assertIn('use blackstor_replicas = 3', warning)
         for replicas in (1, 3):
             config = backend.cluster_config(
                 make_conf(blackstor_replicas=replicas), 20.0)
             self.assertEqual([], backend.setup_warnings(config))
+
+    def three_nodes(self, **overrides):
+        return backend.cluster_config(make_conf(
+            blackstor_replicas=2, blackstor_storage_nodes=['a', 'b', 'c'],
+            blackstor_ssh_addresses={'a': '192.0.2.1', 'b': 'local',
+                                     'c': '192.0.2.3'}, **overrides), 20.0)
+
+    def test_two_replicas_with_a_third_node_start_quietly(self):
+        self.assertEqual([], backend.setup_warnings(self.three_nodes()))
+
+    def test_two_replicas_without_room_for_a_tiebreaker_warn(self):
+        # 2 replicas + 2 clients fill max_peers 3: no tiebreaker
+        [warning] = backend.setup_warnings(self.three_nodes(
+            blackstor_max_peers=3))
+        self.assertIn('blackstor_max_peers = 3 leaves no room', warning)
 
 
 @ddt.ddt

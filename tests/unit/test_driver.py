@@ -198,7 +198,9 @@ class SetupTest(DriverTestCase):
             self.setUp_config_again()
 
     def test_two_replicas_start_with_a_warning(self):
-        self.config(blackstor_replicas=2)
+        # two storage nodes: no third one for a tiebreaker
+        self.config(blackstor_replicas=2,
+                    blackstor_storage_nodes=['n1', 'n2'])
         with self.assertLogs('blackstor_cinder.driver', 'WARNING') as logs:
             drv = self.make_driver()
         self.assertIsNotNone(drv.controller)
@@ -707,6 +709,20 @@ class StatsTest(DriverTestCase):
         self.assertIsNone(two_primaries('hv1'))
         stats = self.drv.get_volume_stats(refresh=True)
         self.assertEqual(0, stats['blackstor_divergent_volumes'])
+
+    def test_stats_make_a_missing_tiebreaker(self):
+        vol = self.volume(size=1, **{'blackstor:replicas': '2'})
+        # the only third node is down at the create: none is made
+        self.cluster.down.add('n3')
+        self.drv.create_volume(vol)
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(1, stats['blackstor_volumes_without_tiebreaker'])
+        self.assertEqual(0, stats['blackstor_degraded_volumes'])
+        self.cluster.down.discard('n3')
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(['n3'], self.clients_on('n1', vol.name))
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(0, stats['blackstor_volumes_without_tiebreaker'])
 
     def test_no_repair_without_divergence(self):
         self.drv.create_volume(self.volume(size=1))

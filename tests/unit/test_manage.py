@@ -579,7 +579,7 @@ class CheckTest(ManageTestCase):
     def test_no_majority_not_fixed(self):
         controller = self.controller()
         controller.create_volume(VOL_A, G, replicas=2)
-        holders = [n for n in STORAGE if VOL_A in self.agent(n).res]
+        holders = [n for n in STORAGE if VOL_A in self.agent(n).lvs]
         agent = self.agent(holders[1])
         text, secret = agent.res[VOL_A]
         port = fakes.parse_res(text)['hosts'][0]['port']

@@ -56,12 +56,14 @@ def parse_res(text: str) -> dict:
     name = re.search(r'resource "([^"]+)"', text).group(1)
     hosts = []
     minor = None
+    marked = resrender.tiebreakers(text)
     for host, node_id, address, port, minor, disk in _ON.findall(text):
         hosts.append({'name': host, 'node_id': int(node_id),
                       'address': address, 'port': int(port),
                       'family': 'ipv6' if ':' in address else 'ipv4',
                       'diskful': disk != 'none',
-                      'disk': disk.strip('"') if disk != 'none' else None})
+                      'disk': disk.strip('"') if disk != 'none' else None,
+                      'tiebreaker': host in marked and disk == 'none'})
     net = {}
     if 'allow-two-primaries yes;' in text:
         net['allow-two-primaries'] = 'yes'

@@ -376,10 +376,10 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
         # n1 reports nothing of volume-a yet, n2 has it: placing as if
         # volume-a were created, volume-b goes to the two others.
         b = self.ctl.create_volume('volume-b', G, replicas=2)
-        self.assertEqual({'n3', 'n4'}, {h.name for h in b.hosts})
+        self.assertEqual({'n3', 'n4'}, {h.name for h in b.diskful_hosts})
         gate.open()
         a = first.result(timeout=self.WAIT)
-        self.assertEqual({'n1', 'n2'}, {h.name for h in a.hosts})
+        self.assertEqual({'n1', 'n2'}, {h.name for h in a.diskful_hosts})
         self.assert_nothing_held()
 
     def test_volumes_in_flight_count_against_over_subscription(self):
@@ -528,11 +528,11 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
         for name in ('n1', 'n2'):
             self.cluster.agents[name].written_bytes = 50 * G
         b = two.create_volume('volume-b', G, replicas=2)
-        self.assertEqual({'n3', 'n4'}, {h.name for h in b.hosts})
+        self.assertEqual({'n3', 'n4'}, {h.name for h in b.diskful_hosts})
         for gate in gates:
             gate.open()
         a = first.result(timeout=self.WAIT)
-        self.assertEqual({'n1', 'n2'}, {h.name for h in a.hosts})
+        self.assertEqual({'n1', 'n2'}, {h.name for h in a.diskful_hosts})
         self.assertNotEqual(a.minor, b.minor)
         self.assertNotEqual(a.port, b.port)
         self.assert_nothing_held(one)
@@ -648,7 +648,7 @@ class BatchedDecisionTest(ConcurrencyTestCase):
         # each decision counted the ones before it: 2 replicas per node
         for name, agent in self.cluster.agents.items():
             if agent.pool:
-                self.assertEqual(2, len(agent.res), name)
+                self.assertEqual(2, len(agent.lvs), name)
         self.assert_nothing_held()
 
     def test_a_refused_create_does_not_fail_the_others(self):

@@ -315,13 +315,27 @@ class WriteTestCase(_Base):
         self.assertEqual(
             [{'name': 'nodea', 'node_id': 0, 'address': '10.0.0.1',
               'port': 7000, 'family': 'ipv4', 'diskful': True,
-              'disk': '/dev/vg+0/r0'},
+              'disk': '/dev/vg+0/r0', 'tiebreaker': False},
              {'name': 'nodeb', 'node_id': 3, 'address': '10.0.0.2',
               'port': 7000, 'family': 'ipv4', 'diskful': False,
-              'disk': None},
+              'disk': None, 'tiebreaker': False},
              {'name': 'nodec', 'node_id': 5, 'address': '10.0.0.3',
               'port': 7000, 'family': 'ipv4', 'diskful': True,
-              'disk': '/dev/vg0/r0'}], d['hosts'])
+              'disk': '/dev/vg0/r0', 'tiebreaker': False}], d['hosts'])
+
+    def test_read_definition_tiebreaker(self):
+        # drbdadm drops comments: the role is read from the file itself,
+        # and only for a diskless host
+        hosts = [('nodea', 0, '10.0.0.1', '/dev/vg0/r0'),
+                 ('nodeb', 1, '10.0.0.2', None),
+                 ('nodec', 2, '10.0.0.3', None)]
+        text = ('# blackstor-tiebreaker nodeb\n# blackstor-tiebreaker '
+                'nodea\n' + samples.res_text(hosts=hosts))
+        self.store.write('r0', text, samples.SECRET,
+                         expect_disk='/dev/vg0/r0')
+        d = self.store.read_definition('r0')
+        self.assertEqual({'nodea': False, 'nodeb': True, 'nodec': False},
+                         {h['name']: h['tiebreaker'] for h in d['hosts']})
 
     def test_read_definition_config_problem(self):
         self.store.write('r0', samples.res_text(), samples.SECRET,
