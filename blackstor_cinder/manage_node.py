@@ -68,6 +68,8 @@ def _rows(report: heal.Report) -> list[list[Any]]:
                      report.snapshots.get(res, [])])
     for res, why in sorted(report.unplaced.items()):
         rows.append([res, report.node, None, f'not moved: {why}', []])
+    for res, what in sorted(report.tiebreakers.items()):
+        rows.append([res, report.node, None, what, []])
     return rows
 
 

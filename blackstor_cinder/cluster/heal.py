@@ -88,6 +88,8 @@ class Report:
     # resource -> its snapshots that lost their copy on the node
     snapshots: dict[str, list[str]] = dataclasses.field(
         default_factory=dict)
+    # resource -> what became of its tiebreaker on the node
+    tiebreakers: dict[str, str] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -374,8 +376,32 @@ def _heal(ctl, node: str, kind: str, inventories: dict,
             report.done_before.append(res)
         else:
             report.moved[res] = text
+    for res in _tiebreakers_on(inventories, node):
+        # not a replica: a new tiebreaker elsewhere, or none (see log)
+        try:
+            report.tiebreakers[res] = ctl.ensure_tiebreaker(res, lost=[node])
+        except errors.ClusterError as exc:
+            report.tiebreakers[res] = f'failed: {exc}'
+            LOG.error('The tiebreaker of %(res)s on %(node)s was not '
+                      'replaced: %(err)s',
+                      {'res': res, 'node': node, 'err': exc})
     report.seconds = time.monotonic() - started
     return report
+
+
+def _tiebreakers_on(inventories: dict[str, inv.NodeInventory], node: str
+                    ) -> list[str]:
+    """Resources whose .res on another node puts their tiebreaker on it."""
+    found = set()
+    for name, report in inventories.items():
+        if name == node:
+            continue
+        for res, entry in report.resources.items():
+            definition = (entry or {}).get('definition') or {}
+            if any(h.get('name') == node and h.get('tiebreaker')
+                   for h in definition.get('hosts') or ()):
+                found.add(res)
+    return sorted(found)
 
 
 def _snapshots(inventories: dict[str, inv.NodeInventory], node: str,

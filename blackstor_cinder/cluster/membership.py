@@ -156,13 +156,17 @@ def _remove_new(ctl, node: model.Node, name: str, create_id: str) -> None:
 
 
 def adjust_clients(ctl, spec: model.ResourceSpec) -> None:
-    """The attached clients get the new .res; best effort (logged)."""
-    clients = [ctl.node(h.name, h.address) for h in spec.client_hosts]
+    """The diskless hosts get the new .res; best effort (logged).
+
+    The attached clients and the tiebreaker: a tiebreaker left with the
+    old .res would not connect to the new replica, and would not count.
+    """
+    clients = [ctl.node(h.name, h.address) for h in spec.diskless_hosts]
     if not clients:
         return
     _, failures = ctl.each(clients, ctl.res_request('adjust', spec))
     for node_name, exc in failures.items():
-        LOG.warning('Client %(node)s of %(res)s did not take the new '
+        LOG.warning('Diskless %(node)s of %(res)s did not take the new '
                     '.res; the periodic repair gives it: %(err)s',
                     {'node': node_name, 'res': spec.name, 'err': exc})
 

@@ -176,10 +176,15 @@ class ResFileStore:
                 protocol.E_FAILED,
                 f'drbdadm cannot read {self.path(resource)}: '
                 f'{_tail(result.stderr)}', 'resource')
-        definition = self._definition_of(result.stdout, resource,
-                                         'resource')
-        # drbdadm drops comments: the tiebreaker's role is read from the
-        # file (see resrender.tiebreakers); a diskless host only
+        return self._with_roles(resource, self._definition_of(
+            result.stdout, resource, 'resource'))
+
+    def _with_roles(self, resource: str, definition: dict) -> dict:
+        """``definition`` with each host's ``tiebreaker`` flag.
+
+        drbdadm drops comments: the tiebreaker's role is read from the
+        file (see resrender.tiebreakers); a diskless host only.
+        """
         try:
             marked = resrender.tiebreakers(
                 self.path(resource).read_text(errors='replace'))
@@ -209,7 +214,7 @@ class ResFileStore:
         definitions: dict[str, dict | None | AgentError] = {}
         for name in resources:
             if name in found:
-                definitions[name] = found[name]
+                definitions[name] = self._with_roles(name, found[name])
                 continue
             try:
                 definitions[name] = self.read_definition(name)

@@ -641,12 +641,26 @@ class StatsTest(DriverTestCase):
                           self.drv.create_volume, self.volume())
 
     def test_stats_heal_a_node_down_longer_than_heal_after(self):
+        # Four storage nodes: two replicas, the tiebreaker, one free.
+        nodes = ('n1', 'n2', 'n3', 'n4')
+        self.config(blackstor_storage_nodes=list(nodes),
+                    blackstor_ssh_addresses={'n1': '192.0.2.1',
+                                             'n2': '192.0.2.2',
+                                             'n3': '192.0.2.3',
+                                             'n4': '192.0.2.4',
+                                             'hv1': '192.0.2.9'},
+                    blackstor_node_zones={'n1': 'a', 'n2': 'b', 'n3': 'c',
+                                          'n4': 'd'})
+        self.cluster.add('n4', pool_bytes=100 * G)
+        self.drv = self.make_driver()
         self.drv.create_volume(self.volume(**{driver.SPEC_REPLICAS: '2'}))
-        name = next(iter(self.cluster.agents['n1'].lvs), None) or next(
-            iter(self.cluster.agents['n2'].lvs))
-        holders = sorted(n for n in ('n1', 'n2', 'n3')
+        name = next(iter(self.cluster.agents['n1'].res))
+        holders = sorted(n for n in nodes
                          if name in self.cluster.agents[n].lvs)
-        free = next(n for n in ('n1', 'n2', 'n3') if n not in holders)
+        self.assertEqual(2, len(holders))
+        tiebreaker = self.drv.controller.find(name).spec.tiebreaker_host
+        free = next(n for n in nodes
+                    if n not in holders and n != tiebreaker.name)
         stats = self.drv.get_volume_stats(refresh=True)
         self.assertIsNone(stats['blackstor_healing'])     # off by default
         self.config(blackstor_heal_after=1)

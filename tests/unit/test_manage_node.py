@@ -17,16 +17,26 @@ from tests.unit.cluster import fakes
 from tests.unit import test_manage as tm
 
 READS = ('inventory', 'status')
+STORAGE = tm.STORAGE + ('n4',)
+CONF = tm.CONF.replace(
+    'blackstor_storage_nodes = n1,n2,n3',
+    'blackstor_storage_nodes = n1,n2,n3,n4').replace(
+    'n3:10.0.0.3,', 'n3:10.0.0.3,n4:10.0.0.4,').replace(
+    'n3:z3', 'n3:z3,n4:z4')
 
 
 class NodeCommandTest(tm.ManageTestCase):
 
     def setUp(self):
         super().setUp()
+        # A fourth storage node: two replicas, the tiebreaker, one free.
+        self.conf_file = self.write('cinder.conf', CONF)
+        self.with_origins(self.cluster.add('n4', pool_bytes=100 * tm.G))
         controller = self.controller()
         spec = controller.create_volume(tm.VOL_A, tm.G, replicas=2)
         self.holders = [h.name for h in spec.diskful_hosts]
-        self.free = next(n for n in tm.STORAGE if n not in self.holders)
+        self.free = next(n for n in STORAGE if n not in self.holders
+                         and n != spec.tiebreaker_host.name)
 
     def replicas(self, node):
         definition = fakes.parse_res(self.agent(node).res[tm.VOL_A][0])

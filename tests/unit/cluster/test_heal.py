@@ -326,3 +326,44 @@ class AutoHealTest(HealTestCase):
         # a node back up and down again starts its delay anew
         self.assertIsNone(auto.observe([]))
         self.assertIsNone(auto.observe(['n1']))
+
+
+class TiebreakerTest(HealTestCase):
+    """Two-replica volumes: their tiebreaker follows, or is replaced."""
+
+    nodes = ('n1', 'n2', 'n3', 'n4')
+
+    def tiebreaker(self, name, node):
+        definition = fakes.parse_res(self.cluster.agents[node].res[name][0])
+        text = self.cluster.agents[node].res[name][0]
+        return [h['name'] for h in definition['hosts']
+                if not h['diskful']
+                and f'blackstor-tiebreaker {h["name"]}' in text]
+
+    def test_the_tiebreaker_gets_the_new_res(self):
+        self.ctl.create_volume('volume-t', G, replicas=2)
+        spec = self.ctl.find('volume-t').spec
+        keeper = spec.tiebreaker_host.name
+        lost = spec.diskful_hosts[0].name
+        self.cluster.down.add(lost)
+        report = heal.node_lost(self.ctl, lost)
+        self.assertEqual(['volume-t'], list(report.moved))
+        new = report.moved['volume-t']
+        # the tiebreaker's own .res lists the new replica: it connects
+        self.assertEqual(sorted([spec.diskful_hosts[1].name, new]),
+                         self.replicas('volume-t', keeper))
+        self.assertEqual((), self.ctl.stats().divergent_volumes)
+
+    def test_a_tiebreaker_on_the_lost_node_is_replaced(self):
+        self.ctl.create_volume('volume-t', G, replicas=2)
+        spec = self.ctl.find('volume-t').spec
+        lost = spec.tiebreaker_host.name
+        self.cluster.down.add(lost)
+        report = heal.node_lost(self.ctl, lost)
+        self.assertEqual({}, report.moved)
+        free = next(n for n in self.nodes if spec.host(n) is None)
+        self.assertEqual({'volume-t': f'tiebreaker placed on {free}'},
+                         report.tiebreakers)
+        for node in [h.name for h in spec.diskful_hosts] + [free]:
+            self.assertEqual([free], self.tiebreaker('volume-t', node),
+                             node)

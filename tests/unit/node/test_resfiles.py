@@ -336,6 +336,16 @@ class WriteTestCase(_Base):
         d = self.store.read_definition('r0')
         self.assertEqual({'nodea': False, 'nodeb': True, 'nodec': False},
                          {h['name']: h['tiebreaker'] for h in d['hosts']})
+        # the same from the one 'drbdadm dump all' of an inventory (it
+        # refuses an address not on this host: nodea's is local here)
+        self.store.write('r0', text.replace('10.0.0.1', '127.0.0.1'),
+                         samples.SECRET, expect_disk='/dev/vg0/r0')
+        self.calls.clear()
+        d = self.store.read_definitions(['r0'])['r0']
+        self.assertEqual([['dump', 'all']],
+                         [c[-2:] for c in self.calls if 'dump' in c])
+        self.assertEqual({'nodea': False, 'nodeb': True, 'nodec': False},
+                         {h['name']: h['tiebreaker'] for h in d['hosts']})
 
     def test_read_definition_config_problem(self):
         self.store.write('r0', samples.res_text(), samples.SECRET,
