@@ -1700,9 +1700,33 @@ class Controller:
             if new == spec:
                 return
             self._adjust_storage(new, found)
+            self._forget_peers(new, found, [h.node_id for h in targets])
             self._adjust_clients(new, found)
         LOG.info('Detached %(res)s from %(hosts)s',
                  {'res': volume, 'hosts': ', '.join(sorted(leaving))})
+
+    def _forget_peers(self, spec: model.ResourceSpec, found: Found,
+                      node_ids: Iterable[int]) -> None:
+        """``forget-peer`` the departed clients on the replicas; logged.
+
+        A replica keeps a metadata slot for every peer it once connected
+        (MDF_NODE_EXISTS) after the peer leaves its .res, and counts a
+        diskless one as a missing diskless peer in its quorum: with one
+        such slot a tiebreaker alone no longer wins a tie (drbd_state.c,
+        __calc_quorum_with_disk and calc_quorum). Best effort: a replica
+        that misses it keeps the slot until a host takes that node-id.
+        """
+        nodes = [n for n in self._nodes(spec.diskful_hosts)
+                 if n.name not in found.unreachable]
+        for node_id in node_ids:
+            _, failures = self.each(nodes, {
+                'op': 'forget-peer', 'resource': spec.name,
+                'node_id': node_id})
+            for node_name, exc in failures.items():
+                LOG.warning('forget-peer %(id)s of %(res)s on %(node)s '
+                            'failed; a later quorum tie may be lost there: '
+                            '%(err)s', {'id': node_id, 'res': spec.name,
+                                        'node': node_name, 'err': exc})
 
     @staticmethod
     def _two_primaries(found: Found,

@@ -693,10 +693,13 @@ class TestFaults(test_flows.BoxTestCase):
     def test_create_retried_after_a_replica_crashed_in_the_initial_sync(
             self):
         size = 64 * MiB
-        # Two replicas on stor-a and stor-b first: the next placement
-        # ranks stor-c first (node-id 0).
-        other = self.name('faults-placed-first')
-        self.ctl.create_volume(other, size, replicas=2)
+        # One volume on stor-a and one on stor-b first (one replica each:
+        # a two-replica volume would put its tiebreaker on stor-c): the
+        # next placement ranks stor-c first (node-id 0).
+        others = [self.name('faults-placed-first'),
+                  self.name('faults-placed-second')]
+        for other in others:
+            self.ctl.create_volume(other, size, replicas=1)
         vol = self.name('faults-retry')
         real_call = self.ctl.call
 
@@ -731,7 +734,8 @@ class TestFaults(test_flows.BoxTestCase):
                  'removed first, the volume is placed anew everywhere')
 
         self.ctl.delete_volume(vol)
-        self.ctl.delete_volume(other)
+        for other in others:
+            self.ctl.delete_volume(other)
         self.assert_clean()
 
     def test_clone_snapshot_left_on_a_node_down_at_the_end_goes_later(self):

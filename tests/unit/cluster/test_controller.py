@@ -1380,6 +1380,28 @@ class AttachTest(ControllerTestCase):
         self.assertEqual(3, len(self.definition('n1')['hosts']))
         self.assertEqual({}, self.definition('n1')['net'])
 
+    def test_detach_forgets_the_client_on_every_replica(self):
+        # DRBD keeps the slot of a peer it once saw and counts it in a
+        # quorum tie: a departed client must not stay a missing voter.
+        self.ctl.attach(VOL, 'hv1')
+        node_id = next(h['node_id'] for h in self.definition('n1')['hosts']
+                       if h['name'] == 'hv1')
+        self.ctl.detach(VOL, 'hv1')
+        for node in ('n1', 'n2', 'n3'):
+            self.assertEqual([(VOL, node_id)],
+                             self.cluster.agents[node].forgotten, node)
+        self.assertEqual([], self.cluster.agents['hv1'].forgotten)
+
+    def test_a_failed_forget_does_not_fail_the_detach(self):
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.faults[('n2', 'forget-peer')] = tp.NodeError(
+            'n2', protocol.E_FAILED, 'drbdsetup forget-peer failed')
+        logger = self.useFixture(fixtures.FakeLogger())
+        self.ctl.detach(VOL, 'hv1')
+        self.assertEqual(3, len(self.definition('n2')['hosts']))
+        self.assertIn('forget-peer 3 of %s on n2 failed' % VOL,
+                      logger.output)
+
     def test_detach_of_a_dead_hypervisor_fences_it_off(self):
         self.ctl.attach(VOL, 'hv1')
         self.cluster.down.add('hv1')
