@@ -63,6 +63,11 @@ class NodeInventory:
     used_minors: frozenset[int]
     used_ports: frozenset[int]
     protocol_version: int | None = None  # None: an agent before 2
+    # thin LVs of the pools that are not ours, by name (manage)
+    bare_lvs: dict[str, dict] = dataclasses.field(default_factory=dict)
+    # snapshot LV name -> the LV it is a snapshot of (None: gone)
+    snapshot_origins: dict[str, str | None] = dataclasses.field(
+        default_factory=dict)
 
     @classmethod
     def from_reply(cls, node: str, reply: dict[str, Any]) -> NodeInventory:
@@ -84,7 +89,12 @@ class NodeInventory:
             snapshots=_sizes(reply.get('snapshots')),
             used_minors=frozenset(reply.get('used_minors') or ()),
             used_ports=frozenset(reply.get('used_ports') or ()),
-            protocol_version=reply.get('protocol_version'))
+            protocol_version=reply.get('protocol_version'),
+            bare_lvs={e['name']: e for e in reply.get('bare_lvs') or ()
+                      if isinstance(e, dict) and 'name' in e},
+            snapshot_origins={e['name']: e.get('origin') or None
+                              for e in reply.get('snapshots') or ()
+                              if isinstance(e, dict) and 'name' in e})
 
     def problem(self, pool: str) -> str | None:
         """Why this node cannot hold replicas of ``pool``, or None."""
