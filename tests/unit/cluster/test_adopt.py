@@ -93,6 +93,21 @@ class AdoptTestCase(base.TestCase):
         self.assertEqual('replica on n3 unreachable',
                          found[OLD].reason_not_safe)
 
+    def test_resource_of_another_pool_refused(self):
+        self.make_resource()
+        for agent in self.cluster.agents.values():
+            if OLD in agent.res:
+                text, secret = agent.res[OLD]
+                agent.res[OLD] = (text.replace('/dev/vg/', '/dev/vg2/'),
+                                  secret)
+        found = {m.name: m for m in adopt.manageable(self.ctl)}
+        self.assertEqual("its replica on n1, n2, n3 is not in this "
+                         "backend's pool", found[OLD].reason_not_safe)
+        exc = self.assertRaises(errors.InvalidRequest, adopt.adopt,
+                                self.ctl, OLD, NEW, 3, 'any')
+        self.assertIn('not in pool vg/pool', str(exc))
+        self.assertIn(OLD, self.cluster.agents['n1'].lvs)
+
     # -- a resource under another name --
 
     def test_adopt_resource_renames_every_replica(self):
