@@ -357,7 +357,8 @@ class BlackStorDriver(driver.VolumeDriver):
         with _translated(_('Listing of manageable volumes')):
             found = adopt.manageable(self.controller)
         entries = [dict(_manageable_row(e, managed),
-                        extra_info=f'{e.kind} on {", ".join(e.nodes)}')
+                        extra_info={'kind': e.kind,
+                                    'nodes': ','.join(e.nodes)})
                    for e in found]
         return volume_utils.paginate_entries_list(
             entries, marker, limit, offset, sort_keys, sort_dirs)
@@ -396,7 +397,7 @@ class BlackStorDriver(driver.VolumeDriver):
             found = adopt.manageable_snapshots(self.controller)
         entries = [dict(_manageable_row(e, managed),
                         source_reference={'source-name': e.volume},
-                        extra_info=f'on {", ".join(e.nodes)}')
+                        extra_info={'nodes': ','.join(e.nodes)})
                    for e in found]
         return volume_utils.paginate_entries_list(
             entries, marker, limit, offset, sort_keys, sort_dirs)
@@ -527,7 +528,11 @@ class BlackStorDriver(driver.VolumeDriver):
 
 
 def _manageable_row(entry: Any, managed: dict[str, str]) -> dict:
-    """One entry of get_manageable_*, as Cinder lists it."""
+    """One entry of get_manageable_*, as Cinder lists it.
+
+    ``extra_info`` is a dict of strings: the manager turns the entries
+    into ManageableVolume/Snapshot objects, whose field is a dict.
+    """
     cinder_id = managed.get(entry.name)
     reason = 'already managed' if cinder_id else entry.reason_not_safe
     return {'reference': {'source-name': entry.name},

@@ -17,6 +17,7 @@ import copy
 import uuid
 
 from cinder import exception
+from cinder import objects
 from cinder.tests.unit import fake_snapshot
 
 from tests.unit import test_driver
@@ -133,6 +134,8 @@ class ManageTest(test_driver.DriverTestCase):
                          (row['safe_to_manage'], row['reason_not_safe'],
                           row['cinder_id'], row['size'],
                           row['source_reference']))
+        self.assertEqual(len(rows), len(
+            objects.ManageableSnapshotList.from_primitives(self.ctxt, rows)))
         row = by_name[f'snap-{known.id}']
         self.assertEqual((False, 'already managed', known.id),
                          (row['safe_to_manage'], row['reason_not_safe'],
@@ -247,7 +250,12 @@ class ManageTest(test_driver.DriverTestCase):
                 'safe_to_manage', 'reason_not_safe', 'cinder_id', 'size')))
         self.assertEqual((True, 3), (by_name['imported']['safe_to_manage'],
                                      by_name['imported']['size']))
-        self.assertEqual('lv on n3', by_name['imported']['extra_info'])
+        self.assertEqual({'kind': 'lv', 'nodes': 'n3'},
+                         by_name['imported']['extra_info'])
+        # what cinder-volume's manager makes of them (want_objects)
+        listed = objects.ManageableVolumeList.from_primitives(self.ctxt,
+                                                              rows)
+        self.assertEqual(len(rows), len(listed))
         self.assertFalse(by_name['tight']['safe_to_manage'])
         self.assertIn('extend it by 4 MiB',
                       by_name['tight']['reason_not_safe'])
