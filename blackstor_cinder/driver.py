@@ -38,6 +38,7 @@ from blackstor_cinder import backend
 from blackstor_cinder.cluster import adopt
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
+from blackstor_cinder.cluster import heal
 from blackstor_cinder.cluster import placement
 from blackstor_cinder.cluster import reconcile
 from blackstor_cinder.cluster import transport
@@ -99,6 +100,7 @@ class BlackStorDriver(driver.VolumeDriver):
         if self.configuration:
             self.configuration.append_config_values(options.blackstor_opts)
         self._stats: dict[str, Any] = {}
+        self._auto_heal: heal.AutoHeal | None = None
         self.controller: ctl.Controller | None = None
 
     @staticmethod
@@ -432,6 +434,7 @@ class BlackStorDriver(driver.VolumeDriver):
             self._repair(stats.divergent_volumes)
         if stats.temporary_snapshots:
             self._remove_temporary_snapshots(stats.temporary_snapshots)
+        healing = self._heal(stats.nodes_down)
         self._stats = {
             'volume_backend_name': backend,
             'vendor_name': 'BlackStor',
@@ -460,6 +463,7 @@ class BlackStorDriver(driver.VolumeDriver):
             'blackstor_nodes_down': sorted(stats.nodes_down),
             'blackstor_nodes_refused': sorted(stats.nodes_refused),
             'blackstor_divergent_volumes': len(stats.divergent_volumes),
+            'blackstor_healing': healing,
             'blackstor_capacity_replicas': stats.capacity_replicas,
             'blackstor_minors_free': stats.minors_free,
             'blackstor_ports_free': stats.ports_free,
@@ -473,6 +477,21 @@ class BlackStorDriver(driver.VolumeDriver):
                          'left': min(stats.minors_free, stats.ports_free),
                          'minors': stats.minors_free,
                          'ports': stats.ports_free})
+
+    def _heal(self, nodes_down: dict) -> dict | None:
+        """Heal a node down longer than blackstor_heal_after; progress."""
+        after = self.configuration.safe_get('blackstor_heal_after')
+        if not after:
+            return None
+        if self._auto_heal is None:
+            conf = self.configuration
+            self._auto_heal = heal.AutoHeal(
+                self.controller, after,
+                conf.safe_get('blackstor_heal_parallel') or 2,
+                conf.safe_get('blackstor_heal_sync_timeout')
+                or heal.SYNC_TIMEOUT)
+        self._auto_heal.observe(nodes_down)
+        return self._auto_heal.progress.as_dict()
 
     def _repair(self, names: tuple[str, ...]) -> None:
         """Push the majority's .res to replicas that missed a change."""

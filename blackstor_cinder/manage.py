@@ -21,9 +21,11 @@ the nodes' agents, one ``inventory`` round trip per node, in parallel::
     blackstor-manage ... resource show NAME
     blackstor-manage ... check [--cinder-volumes FILE] [--fix
                                 [--fix-orphan-lvs]]
+    blackstor-manage ... node lost|evacuate NODE [--parallel N]
 
 Every command takes ``-f table|json|yaml`` and ``-c COLUMN``, as
-openstackclient does. Everything is read-only except ``check --fix``.
+openstackclient does. Everything is read-only except ``check --fix`` and
+``node lost|evacuate`` (see ``manage_node``).
 
 Exit codes: 0 success (``check``: nothing left to repair); 1 problems found
 or an operation failed; 2 bad usage or configuration. Lists show an
@@ -37,7 +39,9 @@ an LV other LVs are snapshots of or DRBD still runs):
 - ``orphan-lv`` ``**``: a volume LV without .res that no replica lists
 - ``res-without-lv``: a .res gives the node a disk that does not exist
 - ``divergent-res`` ``*``: a replica's .res differs (minor, port, hosts)
-  from the majority's; the majority's is pushed with ``adjust`` (as the
+  from the majority's; the majority's is pushed with ``adjust``, or, for a
+  replica the majority no longer lists (a node lost and healed that came
+  back), that replica is removed once the listed ones are UpToDate (as the
   driver's periodic repair does: cluster.reconcile, on a fresh read of
   every storage node; the volume's lock is this process's, not Cinder's)
 - ``zeroing-pending`` ``*``: an extend left the zeroing of the old DRBD
@@ -76,6 +80,7 @@ from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import reconcile
 from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder import manage_node
 from blackstor_cinder import options
 from blackstor_cinder import protocol
 
@@ -718,7 +723,9 @@ def _resource_problems(config: model.ClusterConfig,
             found.append(Problem(
                 'divergent-res', node, res.name,
                 'holds a replica the majority\'s .res does not list: '
-                + _differences(mine, majority)))
+                + _differences(mine, majority),
+                fix='remove it (it never re-joins: see node lost)',
+                repair=_push_majority(node, res.name)))
         else:
             found.append(_adjust_problem(
                 'divergent-res', node, res, _differences(mine, majority)))
@@ -835,7 +842,8 @@ def check(controller: ctl.Controller, args: argparse.Namespace
         heads.append('Result')
     left = [p for p in problems
             if not (p.result in ('removed', 'in sync')
-                    or p.result.startswith(('adjusted', 'zeroed')))]
+                    or p.result.startswith(('adjusted', 'zeroed',
+                                            'removed')))]
     if args.fix:
         _warn(f'{len(problems)} problem(s) found, '
               f'{len(problems) - len(left)} fixed')
@@ -1044,6 +1052,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help='with --fix: also remove LVs that no .res '
                               'refers to and no snapshot depends on')
     checker.set_defaults(run=check, kind='list')
+    manage_node.add_parsers(words, output)
     return parser
 
 
@@ -1069,6 +1078,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         conf = load_backend(args.config_files or [DEFAULT_CONFIG_FILE],
                             args.backend)
         controller = make_controller(conf)
+        args.conf = conf
         result, code = args.run(controller, args)
         if args.kind == 'show':
             text = format_show(result, args.format, args.columns)

@@ -169,7 +169,31 @@ drbd_opts = [
                       'steps took longer than that is discarded.'),
 ]
 
-blackstor_opts = node_opts + ssh_opts + storage_opts + drbd_opts
+heal_opts = [
+    cfg.IntOpt('blackstor_heal_after', default=0, min=0,
+               help='Seconds a storage node may be unreachable before the '
+                    'stats update (periodic_interval) heals it as lost: '
+                    'every volume with a replica there gets a new replica '
+                    'on another storage node (zones and room respected), '
+                    'synced in full from the others, and the lost node '
+                    'leaves every .res, so its return never brings its '
+                    'old data back (its leftover is removed by the '
+                    'periodic repair). 0 (the default): never; heal with '
+                    '"blackstor-manage node lost NODE". Set it well above '
+                    'the time a node takes to reboot.'),
+    cfg.IntOpt('blackstor_heal_parallel', default=2, min=1,
+               help='Resyncs a heal or an evacuation runs at once on one '
+                    'storage node (as the new replica\'s node or one it '
+                    'syncs from), so that the guests keep their I/O.'),
+    cfg.FloatOpt('blackstor_heal_sync_timeout', default=3600.0, min=1,
+                 help='Seconds a heal or an evacuation waits for one new '
+                      'replica to become UpToDate. A sync that takes '
+                      'longer goes on; running the heal again waits for '
+                      'it.'),
+]
+
+blackstor_opts = (node_opts + ssh_opts + storage_opts + drbd_opts
+                  + heal_opts)
 
 
 def list_opts():

@@ -55,20 +55,28 @@ cannot be said: handlers, startup, proxy, include, a second volume, an
 external meta-disk, a second resource, another disk than the resource's
 own LV.
 
-``inventory``
-    -> hostname, protocol_version, drbd_utils_version,
+``inventory`` brief
+    -> brief, hostname, protocol_version, drbd_utils_version,
     drbd_kernel_version (None if no module), pools [{name, total_bytes,
     free_bytes, provisioned_bytes, extent_bytes, vg_free_bytes,
     zero_new_blocks (the thin pool zeroes newly provisioned blocks:
     ``lvs -o zero``)}],
     resources {name: {definition, state, device_size, zero_pending (see
     ``resize``)}}, volumes and
-    snapshots [{name, pool, size_bytes, origin}], revert_lvs [{name, pool,
+    snapshots [{name, pool, size_bytes, origin}] (volumes also
+    create_ids [str]: the ``create_id`` of the create that made the LV,
+    if it had one), revert_lvs [{name, pool,
     size_bytes, origin, resource, role ("rollback" | "previous")}] (LVs of
     a revert in progress, never listed as volumes), used_minors [int],
     used_ports [int],
     removed_temp_files [str] (temporary .res files a killed writer left,
     older than 10 min, which this inventory removed; usually []).
+    With ``brief`` true, what a create's placement needs only: each
+    entry of ``resources`` is ``{}`` (no definition is read, no state
+    sent), the rest as above. The agent runs the same number of commands
+    whatever the number of resources (one ``drbdadm dump all``, one
+    ``drbdsetup status``; a resource ``dump all`` cannot show is read on
+    its own).
 ``status`` resource*
     -> {resource, exists, definition, state, device_size, zero_pending};
     ``state`` is the parsed ``drbdsetup status --json --statistics`` entry
@@ -156,6 +164,11 @@ and the ``node_id`` of every host stay.
     idempotent. -> {resource, running, suspended, resumed,
     lease_cancelled}
 ``new-current-uuid`` resource*, clear_bitmap (default true)
+``forget-peer`` resource*, node_id*
+    ``drbdsetup forget-peer``: frees the bitmap slot of a peer that is no
+    longer in the resource (a replica removed or lost). Refused (conflict)
+    while this node's .res still lists a host with that node-id; the
+    resource must be up here. -> {resource, node_id}
 ``snapshot-create`` resource*, pool*, snapshot*
 ``snapshot-delete`` pool*, snapshot*
 ``snapshot-rollback`` resource*, pool*, snapshot*, size, phase
@@ -694,7 +707,7 @@ _SPEC = {'spec': check_spec, 'secret': check_secret}
 
 #: op -> (required fields, optional fields); each field -> its checker.
 OPS: dict[str, tuple[dict, dict]] = {
-    'inventory': ({}, {}),
+    'inventory': ({}, {'brief': _check_bool}),
     'status': (_RES, {}),
     'create': ({**_RES_POOL, 'size': check_size, **_SPEC},
                {'max_peers': check_max_peers,
@@ -710,6 +723,7 @@ OPS: dict[str, tuple[dict, dict]] = {
     'suspend-io': (_RES, {'lease': check_lease}),
     'resume-io': (_RES, {}),
     'new-current-uuid': (_RES, {'clear_bitmap': _check_bool}),
+    'forget-peer': ({**_RES, 'node_id': check_node_id}, {}),
     'snapshot-create': ({**_RES_POOL, 'snapshot': check_name}, {}),
     'snapshot-delete': ({'pool': check_pool, 'snapshot': check_name}, {}),
     'snapshot-rollback': ({**_RES_POOL, 'snapshot': check_name},

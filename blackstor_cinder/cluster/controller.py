@@ -203,9 +203,12 @@ class Controller:
         # node -> DRBD kernel version of its last inventory (snapshots
         # refuse nodes known to run one too old for them)
         self._kernel_versions: dict[str, str | None] = {}
-        # configured client -> its last inventory (minors and ports it
-        # uses, other backends' included; see _survey)
+        # configured client -> its last full inventory (see _survey)
         self._client_reports: dict[str, inv.NodeInventory] = {}
+        # configured client -> the (minors, ports) it uses, other
+        # backends' included, as its last inventory of any kind said
+        self._client_used: dict[str, tuple[frozenset[int],
+                                           frozenset[int]]] = {}
 
     # -- plumbing ---------------------------------------------------------
 
@@ -292,41 +295,72 @@ class Controller:
         """The storage nodes' inventories, and the nodes that failed."""
         return self._inventories(self.config.storage_nodes)
 
-    def _inventories(self, nodes: Iterable[model.Node]
+    def _inventories(self, nodes: Iterable[model.Node], brief: bool = False
                      ) -> tuple[dict[str, inv.NodeInventory],
                                 dict[str, tp.NodeError]]:
-        results, failures = self.each(nodes, {'op': 'inventory'})
+        """Inventories in one parallel round; ``brief``: placement's only.
+
+        A brief inventory has each resource's name, not its definition or
+        state (see the protocol); an agent that does not know ``brief``
+        (another version, which ``NodeInventory.problem`` then names) is
+        asked the full one.
+        """
+        nodes = list(nodes)
+        results, failures = self.each(
+            nodes, {'op': 'inventory', 'brief': True} if brief
+            else {'op': 'inventory'})
+        older = [node for node in nodes
+                 if getattr(failures.get(node.name), 'field', None)
+                 == 'brief']
+        if older:
+            more, failed = self.each(older, {'op': 'inventory'})
+            for name in more:
+                del failures[name]
+            results.update(more)
+            failures.update(failed)
         reports = {name: inv.NodeInventory.from_reply(name, reply)
                    for name, reply in results.items()}
         for name, report in reports.items():
             self._kernel_versions[name] = report.drbd_kernel_version
         return reports, failures
 
-    def _survey(self) -> tuple[dict[str, inv.NodeInventory],
-                               dict[str, tp.NodeError],
-                               tuple[set[int], set[int]]]:
+    def _survey(self, brief: bool = False
+                ) -> tuple[dict[str, inv.NodeInventory],
+                           dict[str, tp.NodeError],
+                           tuple[set[int], set[int]]]:
         """:meth:`inventories`, and the (minors, ports) used anywhere.
 
         The configured clients are asked in the same parallel round: a
         hypervisor may run resources of another backend, whose minors and
         ports a new volume must not take, or its attach there would clash.
         A client that does not answer counts with its last report (the
-        attach check catches what changed since).
+        attach check catches what changed since). ``brief``: the
+        inventories a create's decision needs (see :meth:`_inventories`);
+        a client's brief report does not replace its last full one, which
+        the divergence checks of stats read.
         """
         clients = self.config.client_nodes
         reports, failures = self._inventories(
-            self.config.storage_nodes + clients)
+            self.config.storage_nodes + clients, brief)
         for node in clients:
             if node.name in reports:
-                self._client_reports[node.name] = reports.pop(node.name)
+                report = reports.pop(node.name)
+                self._client_used[node.name] = (report.used_minors,
+                                                report.used_ports)
+                if not brief:
+                    self._client_reports[node.name] = report
             elif node.name in failures:
                 LOG.warning('Client %(node)s did not report the DRBD '
                             'minors and ports it uses%(last)s: %(err)s',
                             {'node': node.name,
                              'last': ' (its last report counts)'
-                             if node.name in self._client_reports else '',
+                             if node.name in self._client_used else '',
                              'err': failures.pop(node.name)})
-        return reports, failures, _used({**self._client_reports, **reports})
+        minors, ports = _used(reports)
+        for client_minors, client_ports in self._client_used.values():
+            minors |= client_minors
+            ports |= client_ports
+        return reports, failures, (minors, ports)
 
     def clients_holding(self, name: str) -> list[model.Node]:
         """Configured clients whose last inventory has a .res of ``name``."""
@@ -369,6 +403,9 @@ class Controller:
                                           f'any storage node')
         return found
 
+    #: for the flows outside this module (membership, heal)
+    require = _require
+
     def _require_replicas(self, found: Found, step: str) -> None:
         """Refuse a step that must reach every replica."""
         spec = found.spec
@@ -394,6 +431,9 @@ class Controller:
                 resources=len(report.resources)),
                 report.volumes, report.resources))
         return cands
+
+    #: the placement candidates, for heal's planning
+    candidates = _candidates
 
     def _unavailable(self, inventories: dict[str, inv.NodeInventory],
                      down: dict[str, tp.NodeError]) -> dict[str, str]:
@@ -591,7 +631,7 @@ class Controller:
         with self._lock(ALLOCATION_LOCK):
             failed: BaseException | None = None
             try:
-                inventories, down, used = self._survey()
+                inventories, down, used = self._survey(brief=True)
             except BaseException as exc:
                 failed = exc
             with self._decisions:
@@ -699,7 +739,7 @@ class Controller:
                     avoid_ports: set[int]) -> None:
         """New values for a create whose values clashed."""
         with self._lock(ALLOCATION_LOCK):
-            used_minors, used_ports = self._survey()[2]
+            used_minors, used_ports = self._survey(brief=True)[2]
             fresh = self.allocator.reserve(used_minors | avoid_minors,
                                            used_ports | avoid_ports)
             old, job.reservation = job.reservation, fresh

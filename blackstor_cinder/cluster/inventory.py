@@ -65,8 +65,11 @@ class NodeInventory:
     protocol_version: int | None = None  # None: an agent before 2
     # thin LVs of the pools that are not ours, by name (manage)
     bare_lvs: dict[str, dict] = dataclasses.field(default_factory=dict)
-    # snapshot LV name -> the LV it is a snapshot of (None: gone)
-    snapshot_origins: dict[str, str | None] = dataclasses.field(
+    # volume LV name -> the create_ids its create requests tagged it with
+    volume_create_ids: dict[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=dict)
+    # snapshot LV name -> the volume it is a snapshot of (when known)
+    snapshot_origins: dict[str, str] = dataclasses.field(
         default_factory=dict)
 
     @classmethod
@@ -92,9 +95,14 @@ class NodeInventory:
             protocol_version=reply.get('protocol_version'),
             bare_lvs={e['name']: e for e in reply.get('bare_lvs') or ()
                       if isinstance(e, dict) and 'name' in e},
-            snapshot_origins={e['name']: e.get('origin') or None
-                              for e in reply.get('snapshots') or ()
-                              if isinstance(e, dict) and 'name' in e})
+            volume_create_ids={
+                v['name']: tuple(v.get('create_ids') or ())
+                for v in reply.get('volumes') or ()
+                if isinstance(v, dict) and v.get('name')},
+            snapshot_origins={
+                s['name']: s['origin'] for s in reply.get('snapshots') or ()
+                if isinstance(s, dict) and s.get('name')
+                and s.get('origin')})
 
     def problem(self, pool: str) -> str | None:
         """Why this node cannot hold replicas of ``pool``, or None."""

@@ -30,8 +30,14 @@ fails, nothing is pushed: the larger size would reach the others with the
 divergence still in it.
 
 Never acted on: a tie, or a majority of the copies read that is not a
-majority of the replicas (some replicas unreachable); a replica the
-majority's .res does not list.
+majority of the replicas (some replicas unreachable).
+
+A replica the majority's .res does not list (a node lost and healed,
+see ``heal``, that came back with its old replica; a replica a removal
+could not delete) is an orphan: its node deletes it (down, wipe-md, LV,
+.res) once every replica the majority lists answered and is UpToDate and
+the orphan is neither Primary nor connected to any of them. It never
+re-joins: its data is older than theirs.
 
 Clients (diskless hosts) are read too: the clients the replicas' .res
 list and the configured clients whose last inventory holds the resource.
@@ -170,8 +176,8 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
         if only is not None and node not in only:
             continue
         if node not in listed:
-            nodes[node] = ('skipped: holds a replica the majority\'s .res '
-                           'does not list')
+            nodes[node] = _remove_unlisted(controller, res, node, replies,
+                                           failures)
         elif node in failures:
             nodes[node] = 'unreachable: ' + _clean(failures[node])
         elif node in res.divergent or (node in replies and not replies[
@@ -206,13 +212,52 @@ def _repair(controller: Any, name: str, only: set[str] | None) -> Outcome:
         _push(controller, name, [controller.config.node(n) for n in targets],
               request, sources, nodes)
     for node, text in sorted(nodes.items()):
-        if not text.startswith(('adjusted', 'in sync', 'zeroed',
+        if not text.startswith(('adjusted', 'in sync', 'zeroed', 'removed',
                                 'client adjusted', 'client detached')):
             LOG.warning('The .res of %(res)s on %(node)s is not repaired: '
                         '%(why)s', {'res': name, 'node': node, 'why': text})
     return Outcome(name, '; '.join(f'{n}: {t}' for n, t in
                                    sorted(nodes.items())) or 'in sync',
                    nodes)
+
+
+def _remove_unlisted(controller: Any, res: divergence.Resource, node: str,
+                     replies: dict, failures: dict) -> str:
+    """Delete the replica on ``node`` the majority's .res no longer lists."""
+    if node in failures:
+        return 'unreachable: ' + _clean(failures[node])
+    listed = divergence.replicas(res.majority)
+    not_ready = sorted(
+        n for n in listed
+        if n in failures or inv.disk_states(
+            (replies.get(n) or {}).get('state')).get('local') != 'UpToDate')
+    if not listed or not_ready:
+        return ('skipped: holds a replica the majority\'s .res does not '
+                'list; kept while the listed replicas are not all '
+                'UpToDate' + (f' ({", ".join(not_ready)})'
+                              if not_ready else ''))
+    state = (replies.get(node) or {}).get('state') or {}
+    connected = sorted(
+        c.get('name') for c in state.get('connections') or ()
+        if c.get('name') in listed
+        and c.get('connection-state') == 'Connected')
+    if state.get('role') == 'Primary' or connected:
+        return ('skipped: holds a replica the majority\'s .res does not '
+                'list, and it is ' + ('Primary' if not connected else
+                                      'connected to ' + ', '.join(connected)))
+    try:
+        controller.call(controller.config.node(node), {
+            'op': 'delete', 'resource': res.name,
+            'pool': controller.config.pool})
+    except Exception as exc:        # reported per node, as the others
+        return 'failed: ' + _clean(exc)
+    LOG.warning('Removed the replica of %(res)s on %(node)s: the .res of '
+                '%(listed)s no longer lists it (a node lost and healed, or '
+                'a removal that did not finish there); its data is older '
+                'than theirs', {'res': res.name, 'node': node,
+                                'listed': ', '.join(listed)})
+    return ('removed: a replica the majority\'s .res no longer lists '
+            '(its data is older than the replicas\' it lists)')
 
 
 def _clients_to_read(controller: Any, res: divergence.Resource,

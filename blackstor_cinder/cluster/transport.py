@@ -266,6 +266,30 @@ def _is_timeout(exc: BaseException) -> bool:
         kind.__name__ == 'TimeoutExpired' and kind.__module__ == 'subprocess')
 
 
+class Traffic:
+    """What a transport carried: round trips, request and reply bytes.
+
+    A round trip is one request answered (a session's opening included);
+    the bytes are what the agent read and wrote (JSON and framing; for SSH
+    before encryption). Thread-safe; read with :meth:`snapshot`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = {'round_trips': 0, 'sent_bytes': 0,
+                        'received_bytes': 0}
+
+    def add(self, sent: int, received: int) -> None:
+        with self._lock:
+            self._counts['round_trips'] += 1
+            self._counts['sent_bytes'] += sent
+            self._counts['received_bytes'] += received
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
 class LocalTransport:
     """Runs the agent as a subprocess of this process, one per request."""
 
@@ -280,6 +304,7 @@ class LocalTransport:
         self.argv = list(argv)
         self.env = dict(env) if env else None
         self.timeout = _check_timeout(timeout, DEFAULT_TIMEOUT)
+        self.traffic = Traffic()
 
     def __repr__(self) -> str:
         return f'LocalTransport({self.node!r}, {self.argv!r})'
@@ -314,6 +339,7 @@ class LocalTransport:
                     self.node, f'the agent did not reply within '
                     f'{timeout:g}s (stopped)') from None
             raise
+        self.traffic.add(len(payload), len(stdout) + len(stderr))
         return parse_reply(self.node, proc.returncode, stdout, stderr,
                            secrets, started)
 
@@ -454,6 +480,7 @@ class SSHTransport:
         self._client: paramiko.SSHClient | None = None
         self.sessions = sessions
         self._idle: list[_Session] = []
+        self.traffic = Traffic()
 
     def __repr__(self) -> str:
         return (f'SSHTransport({self.node!r}, '
@@ -612,6 +639,7 @@ class SSHTransport:
                     chan.close()
         finally:
             self._sessions.release()
+        self.traffic.add(len(payload), len(stdout) + len(stderr))
         return parse_reply(self.node, returncode, stdout, stderr, secrets,
                            started)
 
@@ -668,9 +696,10 @@ class SSHTransport:
 
     def _start_session(self, deadline: float, timeout: float) -> _Session:
         sess = _Session(self._open_channel())
-        code, reply, _stderr = self._in_session(
-            sess, session.opening().rstrip(b'\n'), deadline, timeout,
-            'open a session')
+        opening = session.opening().rstrip(b'\n')
+        code, reply, stderr = self._in_session(
+            sess, opening, deadline, timeout, 'open a session')
+        self.traffic.add(len(opening), len(reply) + len(stderr))
         try:
             opened = json.loads(reply)['result']['session']
         except (ValueError, KeyError, TypeError):
@@ -919,6 +948,14 @@ class TransportPool:
         if known is not None:
             known[1].close()
         return transport
+
+    def traffic(self) -> dict[str, dict[str, int]]:
+        """Node -> what its transport carried so far (see :class:`Traffic`)."""
+        with self._lock:
+            transports = {name: t for name, (_, t)
+                          in self._transports.items()}
+        return {name: t.traffic.snapshot() for name, t in transports.items()
+                if isinstance(getattr(t, 'traffic', None), Traffic)}
 
     def close(self) -> None:
         with self._lock:

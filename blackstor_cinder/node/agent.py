@@ -31,6 +31,7 @@ import os
 import time
 from typing import Any, Callable, Iterator
 
+from blackstor_cinder.node import client as client_mod
 from blackstor_cinder.node import config as node_config
 from blackstor_cinder.node import drbd as drbd_mod
 from blackstor_cinder.node import drbdconf
@@ -64,6 +65,8 @@ OP_HELP = {
     'resume-io': 'resume I/O of a resource (and cancel its lease)',
     'new-current-uuid': 'new current UUID (clear_bitmap: skip the '
                         'initial sync of thin replicas)',
+    'forget-peer': 'free the bitmap slot of a peer removed from the '
+                   'resource',
     'snapshot-create': 'thin snapshot of a resource\'s LV',
     'snapshot-delete': 'remove a snapshot LV',
     'snapshot-rollback': 'take the resource down here and make its LV a '
@@ -881,6 +884,23 @@ class Agent:
         self.drbd.new_current_uuid(resource, clear)
         return {'resource': resource, 'clear_bitmap': clear}
 
+    def _op_forget_peer(self, req: dict) -> dict:
+        resource, node_id = req['resource'], req['node_id']
+        if self.drbd.state(resource) is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: {resource} is not up on this node',
+                             'resource')
+        definition = self.store.read_definition(resource)
+        for host in (definition or {}).get('hosts') or ():
+            if host.get('node_id') == node_id:
+                raise AgentError(
+                    protocol.E_CONFLICT,
+                    f'node_id: {node_id} is {host.get("name")}, still a '
+                    f'host of {resource} here; remove it from the .res '
+                    'first', 'node_id')
+        self.drbd.forget_peer(resource, node_id)
+        return {'resource': resource, 'node_id': node_id}
+
     def _op_snapshot_create(self, req: dict) -> dict:
         resource, snapshot = req['resource'], req['snapshot']
         pool = self.lvm.pool(req['pool'])
@@ -1254,41 +1274,21 @@ class Agent:
     def _op_attach(self, req: dict) -> dict:
         resource = req['resource']
         self._check_replica_kept(resource, self._me(resource, req['spec']))
-        conn = self._connector(req.get('timeout'))
-        props = {'name': resource,
-                 'config': self._render(resource, req['spec']),
-                 'provider_auth': req['secret']}
-        if 'device_path' in req:
-            props['device'] = req['device_path']
-        try:
-            info = conn.connect_volume(props)
-        except AgentError:
-            raise
-        except Exception as e:
-            raise _connector_error('attach', resource, e) from None
-        return {'resource': resource, 'device_path': info['path']}
+        path = self._client(req.get('timeout')).connect(
+            resource, self._render(resource, req['spec']), req['secret'],
+            req.get('device_path'))
+        return {'resource': resource, 'device_path': path}
 
     def _op_detach(self, req: dict) -> dict:
         resource = req['resource']
-        conn = self._connector(None)
-        try:
-            conn.disconnect_volume({'name': resource}, None,
-                                   force=req.get('force', False))
-        except AgentError:
-            raise
-        except Exception as e:
-            raise _connector_error('detach', resource, e) from None
+        self._client(None).disconnect(resource,
+                                      force=req.get('force', False))
         return {'resource': resource}
 
-    def _connector(self, timeout: float | None):
-        try:
-            from blackstor_cinder import connector
-        except ImportError as e:
-            raise AgentError(protocol.E_MISSING,
-                             f'the DRBD connector cannot be loaded: {e}',
-                             module='os-brick') from None
-        return connector.DRBDConnector(
-            self.conf.root_helper, execute=self.run.execute,
+    def _client(self, timeout: float | None) -> client_mod.DisklessClient:
+        # The agent's own per-resource lock is held around every request.
+        return client_mod.DisklessClient(
+            self.run.execute, self.conf.root_helper,
             resource_dir=self.conf.resource_dir,
             drbd_config=self.conf.drbd_config,
             node_name=self.conf.node_name,
@@ -1352,33 +1352,22 @@ class Agent:
                         entry, resource=base,
                         role=REVERT_SUFFIXES['.' + suffix]))
                     continue
+                if not lv.is_snapshot:
+                    entry['create_ids'] = sorted(
+                        t[len(lvm_mod.CREATE_TAG_PREFIX):] for t in lv.tags
+                        if t.startswith(lvm_mod.CREATE_TAG_PREFIX))
                 (snapshots if lv.is_snapshot else volumes).append(entry)
         states = gather(self.drbd.status, [])
         if missing:
             raise AgentError(protocol.E_MISSING,
                              'this node cannot serve: ' + '; '.join(missing),
                              missing=missing)
-        running = {s.get('name'): s for s in states}
-        resources = {}
-        for name in self.store.list_resources():
-            try:
-                definition = self.store.read_definition(name)
-            except AgentError as e:
-                resources[name] = {'definition': None, 'error': e.message,
-                                   'state': running.get(name),
-                                   'device_size': drbd_mod.device_size(
-                                       running.get(name)),
-                                   'zero_pending': self.marks.pending(name)}
-                continue
-            if definition is not None:
-                definition.pop('secret', None)
-            resources[name] = {'definition': definition,
-                               'state': running.get(name),
-                               'device_size': drbd_mod.device_size(
-                                   running.get(name)),
-                               'zero_pending': self.marks.pending(name)}
+        names = self.store.list_resources()
+        resources = ({name: {} for name in names} if req.get('brief')
+                     else self._resources(names, states))
         minors, ports = self._used_minors_ports(states)
         return {
+            'brief': bool(req.get('brief')),
             'hostname': self.conf.node_name,
             'protocol_version': protocol.PROTOCOL_VERSION,
             'drbd_utils_version': utils_version,
@@ -1389,6 +1378,25 @@ class Agent:
             'used_minors': sorted(minors), 'used_ports': sorted(ports),
             'removed_temp_files': removed,
         }
+
+    def _resources(self, names: list[str], states: list[dict]
+                   ) -> dict[str, dict]:
+        """The inventory's ``resources``: one drbdadm for all of them."""
+        running = {s.get('name'): s for s in states}
+        definitions = self.store.read_definitions(names)
+        resources = {}
+        for name in names:
+            definition = definitions[name]
+            entry: dict[str, Any] = {'definition': definition}
+            if isinstance(definition, AgentError):
+                entry = {'definition': None, 'error': definition.message}
+            elif definition is not None:
+                definition.pop('secret', None)
+            state = running.get(name)
+            resources[name] = dict(entry, state=state,
+                                   device_size=drbd_mod.device_size(state),
+                                   zero_pending=self.marks.pending(name))
+        return resources
 
     def _used_minors_ports(self, states: list[dict]
                            ) -> tuple[set[int], set[int]]:
@@ -1456,18 +1464,3 @@ def _mask(message: str, request: dict) -> str:
     # second on a server (seconds on a small VM), at every agent start.
     from oslo_utils import strutils
     return strutils.mask_password(message)
-
-
-def _connector_error(what: str, resource: str, exc: Exception) -> AgentError:
-    name = type(exc).__name__
-    if 'Timeout' in name:
-        code = protocol.E_TIMEOUT
-    elif 'InUse' in name:
-        code = protocol.E_BUSY
-    elif 'ReplicaHere' in name:
-        code = protocol.E_CONFLICT
-    elif 'InvalidParameter' in name:
-        code = protocol.E_INVALID
-    else:
-        code = protocol.E_FAILED
-    return AgentError(code, f'{what} of {resource} failed: {exc}')

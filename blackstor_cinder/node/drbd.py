@@ -139,6 +139,16 @@ class Drbd:
         entries = self.status(resource)
         return entries[0] if entries else None
 
+    def forget_peer(self, resource: str, node_id: int) -> None:
+        """``drbdsetup forget-peer``: free a removed peer's bitmap slot.
+
+        The kernel refuses it while a connection to that node-id exists
+        (drbd_nl.c, drbd_adm_forget_peer: ERR_NET_CONFIGURED); drbdadm
+        cannot name a peer its .res no longer lists, so the node-id goes
+        to drbdsetup directly.
+        """
+        self._run(['drbdsetup', 'forget-peer', resource, str(node_id)])
+
     def force_down(self, resource: str) -> None:
         """``drbdsetup down`` for a resource that has no .res file left."""
         self._run(['drbdsetup', 'down', resource])

@@ -75,6 +75,10 @@ _TMP_RE = re.compile(
 #: spares a writer that does not take it (an agent of an older version
 #: restoring a .res during an upgrade).
 STALE_TEMP_AGE = 600
+#: The comment ``drbdadm dump`` puts before each resource: "ignored" ones
+#: have no section for this host (``dump <res>`` refuses them).
+_NOT_IGNORED_RE = re.compile(
+    r'^# resource (\S+) on \S+: not ignored,', re.MULTILINE)
 #: drbdadm's exit code for a configuration it refuses.
 _RC_CONFIG = 10
 
@@ -172,6 +176,51 @@ class ResFileStore:
                 f'drbdadm cannot read {self.path(resource)}: '
                 f'{_tail(result.stderr)}', 'resource')
         return self._definition_of(result.stdout, resource, 'resource')
+
+    def read_definitions(self, resources: list[str]
+                         ) -> dict[str, dict | None | AgentError]:
+        """:meth:`read_definition` of each resource, from one command.
+
+        ``drbdadm dump all`` parses the configuration once for every
+        resource (a ``dump <res>`` parses all of it too, for one). Its
+        sections are those of ``dump <res>`` (less the connections'
+        ``_name``, which definitions do not hold). A resource that it does
+        not show as one of this node's, and every resource when it fails
+        (a parse error, a clash, an address not on this host: checks a
+        ``dump <res>`` makes for its own resource only, or not at all),
+        is read on its own, so each gets the definition or the error it
+        always had. Each value: the definition, None (no file) or the
+        AgentError its read raised.
+        """
+        found = self._dump_all() if resources else {}
+        definitions: dict[str, dict | None | AgentError] = {}
+        for name in resources:
+            if name in found:
+                definitions[name] = found[name]
+                continue
+            try:
+                definitions[name] = self.read_definition(name)
+            except AgentError as e:
+                definitions[name] = e
+        return definitions
+
+    def _dump_all(self) -> dict[str, dict]:
+        """This node's resources in ``drbdadm dump all``; {} if it fails."""
+        result = self._drbdadm(['dump', 'all'], check=False)
+        if result.rc != 0:
+            # Its stderr may quote a .res line (a secret): each read of
+            # its own reports what concerns that resource.
+            LOG.info('drbdadm dump all failed (rc %s), reading each '
+                     'resource on its own', result.rc)
+            return {}
+        try:
+            found = drbdconf.resources(result.stdout)
+        except drbdconf.ParseError as e:
+            LOG.warning('Cannot parse drbdadm dump all output, reading each '
+                        'resource on its own: %s', e)
+            return {}
+        mine = set(_NOT_IGNORED_RE.findall(result.stdout))
+        return {name: d for name, d in found.items() if name in mine}
 
     def _definition_of(self, dump: str, resource: str, field: str) -> dict:
         try:

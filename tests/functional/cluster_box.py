@@ -199,6 +199,16 @@ class ClusterInABox(fixtures.Fixture):
 
     # -- what the controller / Cinder sees --------------------------------
 
+    def cinder_conf(self) -> pathlib.Path:
+        """A cinder.conf with this box as backend ``blackstor-1``."""
+        conf = configparser.ConfigParser(interpolation=None)
+        conf['DEFAULT'] = {'enabled_backends': 'blackstor-1'}
+        conf['blackstor-1'] = self.backend_options()
+        path = self.dir / 'cinder.conf'
+        with open(path, 'w') as f:
+            conf.write(f)
+        return path
+
     def backend_options(self, **overrides) -> dict[str, str]:
         """The backend section of cinder.conf for this box (SSH)."""
         def mapping(pairs):

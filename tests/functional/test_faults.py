@@ -354,13 +354,15 @@ class TestFaults(test_flows.BoxTestCase):
         """Stop ``name`` as ``controller`` sends it an adjust.
 
         Its lookup a moment before found it up: a node that crashes in
-        the middle of a flow.
+        the middle of a flow. Once: the repair after its return adjusts.
         """
         call = controller.call
+        stopped = []
 
         def call_or_stop(node, request, *args, **kwargs):
             if (node.name == name and request.get('op') == 'adjust'
-                    and name not in self.down):
+                    and not stopped):
+                stopped.append(name)
                 self.stop_node(name)
             return call(node, request, *args, **kwargs)
         controller.call = call_or_stop

@@ -13,7 +13,6 @@
 # under the License.
 """blackstor-manage, the console script, against a cluster in a box."""
 
-import configparser
 import json
 import pathlib
 import subprocess
@@ -32,12 +31,7 @@ class ManageCLITest(testtools.TestCase):
         if why:
             self.skipTest(why)
         self.box = self.useFixture(cluster_box.ClusterInABox())
-        conf = configparser.ConfigParser(interpolation=None)
-        conf['DEFAULT'] = {'enabled_backends': 'blackstor-1'}
-        conf['blackstor-1'] = self.box.backend_options()
-        self.conf_path = self.box.dir / 'cinder.conf'
-        with open(self.conf_path, 'w') as f:
-            conf.write(f)
+        self.conf_path = self.box.cinder_conf()
         self.manage = str(pathlib.Path(sys.executable).parent /
                           'blackstor-manage')
 

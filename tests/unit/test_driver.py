@@ -14,6 +14,7 @@
 """The Cinder adapter, on a fake agent cluster."""
 
 import inspect
+import time
 import uuid
 from unittest import mock
 
@@ -636,6 +637,30 @@ class StatsTest(DriverTestCase):
         self.drv.create_volume(self.volume(**{driver.SPEC_REPLICAS: '2'}))
         self.assertRaises(exception.VolumeBackendAPIException,
                           self.drv.create_volume, self.volume())
+
+    def test_stats_heal_a_node_down_longer_than_heal_after(self):
+        self.drv.create_volume(self.volume(**{driver.SPEC_REPLICAS: '2'}))
+        name = next(iter(self.cluster.agents['n1'].lvs), None) or next(
+            iter(self.cluster.agents['n2'].lvs))
+        holders = sorted(n for n in ('n1', 'n2', 'n3')
+                         if name in self.cluster.agents[n].lvs)
+        free = next(n for n in ('n1', 'n2', 'n3') if n not in holders)
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertIsNone(stats['blackstor_healing'])     # off by default
+        self.config(blackstor_heal_after=1)
+        self.cluster.down.add(holders[0])
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(1, stats['blackstor_degraded_volumes'])
+        self.assertEqual(0, stats['blackstor_healing']['total'])
+        time.sleep(1.1)
+        self.drv.get_volume_stats(refresh=True)
+        self.drv._auto_heal.wait(10)
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual({'node': holders[0], 'total': 1, 'done': 1,
+                          'failed': 0, 'running': 0},
+                         stats['blackstor_healing'])
+        self.assertEqual(0, stats['blackstor_degraded_volumes'])
+        self.assertIn(name, self.cluster.agents[free].uptodate)
 
     def stale_replica(self):
         """A volume attached to hv1 while n3 kept its old .res."""

@@ -109,7 +109,8 @@ class FakeAgent:
         self.bare: dict[str, int] = {}
         self.bare_open: set[str] = set()
         self.primary: set[str] = set()      # resources Primary here
-        self.origins: dict[str, str] = {}    # snapshot -> its volume
+        self.forgotten: list[tuple[str, int]] = []   # forget-peer calls
+        self.origins: dict[str, str] = {}   # snapshot -> its volume
 
     # -- helpers --
     def _definition(self, name: str, secret: bool) -> dict:
@@ -131,8 +132,12 @@ class FakeAgent:
             if not (me['diskful'] or host['diskful']):
                 continue
             peer = self.cluster.agents.get(host['name'])
+            # as DRBD: a peer whose .res does not list this node refuses
+            # the connection
             ok = (peer is not None and host['name'] not in self.cluster.down
-                  and name in peer.up)
+                  and name in peer.up and name in peer.res and any(
+                      h['name'] == self.name for h in
+                      peer._definition(name, False)['hosts']))
             conns.append({
                 'name': host['name'], 'peer-node-id': host['node_id'],
                 'connection-state': 'Connected' if ok else 'Connecting',
@@ -223,12 +228,16 @@ class FakeAgent:
                        'provisioned_bytes': provisioned,
                        'zero_new_blocks': self.zero_new_blocks}]
             if self.pool else [],
-            'resources': {n: {'definition': self._definition(n, False),
-                              'state': self._state(n),
-                              'zero_pending': self._pending(n)}
+            # brief: the names only, as the agent
+            'resources': {n: {} if req.get('brief') else
+                          {'definition': self._definition(n, False),
+                           'state': self._state(n),
+                           'zero_pending': self._pending(n)}
                           for n in self.res},
             # as the agent: a revert's LVs are not volumes
-            'volumes': [{'name': n, 'pool': self.pool, 'size_bytes': s}
+            'volumes': [{'name': n, 'pool': self.pool, 'size_bytes': s,
+                         'create_ids': [self.created_by[n]]
+                         if self.created_by.get(n) else []}
                         for n, s in self.lvs.items()
                         if not n.endswith(REVERT_SUFFIXES)],
             'revert_lvs': [{'name': n, 'pool': self.pool, 'size_bytes': s,
@@ -348,6 +357,7 @@ class FakeAgent:
             self.data[name] = 'zeros'
             self.created_by[name] = req.get('create_id')
         self._came_up(name)
+        self.cluster.resync(name)
         return {'lv_created': lv_created, 'md_created': lv_created,
                 'res_created': res_created, 'brought_up': True}
 
@@ -365,7 +375,20 @@ class FakeAgent:
     def op_adjust(self, req: dict) -> dict:
         self._store_res(req)
         self._came_up(req['resource'])
+        self.cluster.resync(req['resource'])
         return {}
+
+    def op_forget_peer(self, req: dict) -> dict:
+        name = req['resource']
+        if name not in self.up:
+            raise tp.NodeError(self.name, protocol.E_NOT_FOUND,
+                               f'{name} is not up', 'resource')
+        if any(h['node_id'] == req['node_id'] for h in
+               self._definition(name, False)['hosts']):
+            raise tp.NodeError(self.name, protocol.E_CONFLICT,
+                               'peer still configured', 'node_id')
+        self.forgotten.append((name, req['node_id']))
+        return {'resource': name, 'node_id': req['node_id']}
 
     def op_delete(self, req: dict) -> dict:
         name = req['resource']
@@ -626,6 +649,30 @@ class FakeCluster:
             if fault is not None:
                 raise fault
             return self.agents[node].handle(request)
+
+    def _lists(self, agent: FakeAgent, name: str, other: str) -> bool:
+        return name in agent.res and any(
+            h['name'] == other and h['diskful']
+            for h in agent._definition(name, False)['hosts'])
+
+    def resync(self, name: str) -> None:
+        """A replica that is not UpToDate syncs in full from one that is.
+
+        As DRBD does when a replica with fresh metadata connects to an
+        UpToDate peer (both list each other, both up): instantly here.
+        """
+        for agent in self.agents.values():
+            if (name not in agent.up or name in agent.uptodate
+                    or name not in agent.lvs or agent.name in self.down):
+                continue
+            for peer in self.agents.values():
+                if (peer is not agent and name in peer.uptodate
+                        and name in peer.up and peer.name not in self.down
+                        and self._lists(agent, name, peer.name)
+                        and self._lists(peer, name, agent.name)):
+                    agent.uptodate.add(name)
+                    agent.data[name] = peer.data.get(name, '')
+                    break
 
     def ops(self, op: str) -> list[str]:
         """Nodes that received ``op``, in order."""

@@ -557,6 +557,63 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
         self.assert_nothing_held()
 
 
+class BriefInventoryTest(ControllerTestCase):
+    """A create's decision asks the brief inventory, stats the full one."""
+
+    def inventories(self):
+        found = [(node, bool(req.get('brief')))
+                 for node, req in self.cluster.requests
+                 if req['op'] == 'inventory']
+        self.cluster.requests.clear()
+        return found
+
+    def test_create_asks_brief_stats_full(self):
+        nodes = ('n1', 'n2', 'n3', 'hv1', 'hv2')
+        self.ctl.create_volume(VOL, G)
+        self.assertEqual({(n, True) for n in nodes}, set(self.inventories()))
+        self.ctl.stats()
+        self.assertEqual({(n, False) for n in nodes},
+                         set(self.inventories()))
+
+    def test_agent_without_brief_asked_the_full_inventory(self):
+        self.cluster.faults[('n2', 'inventory')] = [tp.NodeError(
+            'n2', protocol.E_INVALID, 'brief: not a field of inventory',
+            'brief')]
+        spec = self.ctl.create_volume(VOL, G)
+        self.assertIn('n2', [h.name for h in spec.diskful_hosts])
+        found = self.inventories()
+        self.assertEqual([('n2', True), ('n2', False)],
+                         [f for f in found if f[0] == 'n2'])
+
+    def test_a_clients_brief_report_keeps_its_full_one(self):
+        # Stats read the divergence of a client's .res from its last full
+        # report when it does not answer: a create's brief report (names
+        # only) must not take its place.
+        self.ctl.create_volume(VOL, G)
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.down.add('hv1')
+        self.ctl.detach(VOL, 'hv1')     # fenced: hv1 keeps its .res
+        self.cluster.down.discard('hv1')
+        self.assertEqual((VOL,), self.ctl.stats().divergent_volumes)
+        self.ctl.create_volume('volume-0002', G)
+        self.cluster.down.add('hv1')
+        self.assertEqual((VOL,), self.ctl.stats().divergent_volumes)
+
+    def test_a_clients_minors_count_from_its_brief_report(self):
+        other, ctl2 = make(cluster=self.cluster, nodes=('m1', 'm2', 'm3'),
+                           subnet=1)
+        self.addCleanup(ctl2.close)
+        # another backend's volume on hv1 takes minor 1000 there
+        ctl2.create_volume('volume-other', G)
+        ctl2.attach('volume-other', 'hv1')
+        spec = self.ctl.create_volume(VOL, G)
+        self.assertNotEqual(1000, spec.minor)
+        # hv1 down: its last report, a brief one, still counts
+        self.cluster.down.add('hv1')
+        self.assertNotEqual(1000,
+                            self.ctl.create_volume('volume-0002', G).minor)
+
+
 class BatchedDecisionTest(ConcurrencyTestCase):
     """Creates queued meanwhile share the leader's inventory."""
 

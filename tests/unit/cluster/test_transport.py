@@ -238,6 +238,28 @@ class LocalTransportTestCase(base.TestCase):
         self.assertEqual(['--flag'], result['argv'])
         self.assertIsNone(result['env'])
 
+    def test_traffic_counted(self):
+        t = self._transport()
+        self.assertEqual({'round_trips': 0, 'sent_bytes': 0,
+                          'received_bytes': 0}, t.traffic.snapshot())
+        request = {'op': 'echo', 'resource': 'volume-1'}
+        t.call(request)
+        t.call(request)
+        counted = t.traffic.snapshot()
+        self.assertEqual(2, counted['round_trips'])
+        self.assertEqual(2 * len(transport._encode('n', request)),
+                         counted['sent_bytes'])
+        self.assertGreater(counted['received_bytes'], 2 * len('{"ok"'))
+
+    def test_pool_traffic(self):
+        pool = transport.TransportPool(
+            lambda node: transport.LocalTransport(node.name, self.argv))
+        self.addCleanup(pool.close)
+        for name in ('a', 'b', 'a'):
+            pool.get(model.Node(name, '10.0.0.1')).call({'op': 'echo'})
+        self.assertEqual({'a': 2, 'b': 1}, {
+            name: t['round_trips'] for name, t in pool.traffic().items()})
+
     def test_env_overrides(self):
         t = self._transport(env={'BLACKSTOR_TEST': 'node-b'})
         result = t.call({'op': 'echo'})
@@ -580,6 +602,15 @@ class SSHTransportTestCase(base.TestCase):
         self.from_path.assert_called_once_with(str(self.key_path))
         self.assertEqual(30, client.transport.keepalive)
         self.assertEqual(3, client.transport.open_timeout)
+
+    def test_traffic_counted(self):
+        chan = _ok_channel({'answer': 42})
+        self.clients.append(FakeClient([chan]))
+        t = self._transport()
+        t.call({'op': 'status', 'resource': 'volume-1'})
+        self.assertEqual({'round_trips': 1, 'sent_bytes': len(chan.sent),
+                          'received_bytes': len(_reply({'answer': 42}))},
+                         t.traffic.snapshot())
 
     def test_command_words(self):
         chan = _ok_channel()

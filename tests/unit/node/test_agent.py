@@ -25,8 +25,10 @@ from unittest import mock
 import ddt
 import fixtures
 
+from blackstor_cinder.node import client
 from blackstor_cinder.node import agent
 from blackstor_cinder.node import config
+from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import resfiles
 from blackstor_cinder.node import resrender
 from blackstor_cinder.node import sizing
@@ -155,6 +157,10 @@ class CreateTestCase(AgentTestCase):
         self.assertEqual(['blackstor', f'blackstor-create-{create_id}'],
                          self.fake.lvs[('vg0', 'r0')]['tags'])
         self.assertIn('--addtag', self.changes()[0])
+        # the inventory reports it (a heal finds the replica it added)
+        volumes = self.ok('inventory')['volumes']
+        self.assertEqual([create_id], next(
+            v['create_ids'] for v in volumes if v['name'] == 'r0'))
 
     def test_bad_create_id(self):
         for value in ('A' * 32, 'a' * 31, 'a' * 33, 'g' * 32, 12, None):
@@ -1276,6 +1282,20 @@ class LifecycleTestCase(AgentTestCase):
         self.error('new-current-uuid', protocol.E_NOT_FOUND, 'resource',
                    resource='r9')
 
+    def test_forget_peer(self):
+        self.ok('forget-peer', resource='r0', node_id=5)
+        self.assertEqual([['drbdsetup', 'forget-peer', 'r0', '5']],
+                         self.changes())
+        # a peer the .res still lists keeps its slot
+        self.error('forget-peer', protocol.E_CONFLICT, 'node_id',
+                   resource='r0', node_id=1)
+        self.error('forget-peer', protocol.E_NOT_FOUND, 'resource',
+                   resource='r9', node_id=5)
+        self.error('forget-peer', protocol.E_INVALID, 'node_id',
+                   resource='r0', node_id=32)
+        self.assertEqual([['drbdsetup', 'forget-peer', 'r0', '5']],
+                         self.changes())
+
     def test_status(self):
         result = self.ok('status', resource='r0')
         self.assertTrue(result['exists'])
@@ -1363,9 +1383,10 @@ class InventoryTestCase(AgentTestCase):
         self.assertIsNone(result['resources']['other']['definition'])
         self.assertEqual(
             [{'name': 'r0', 'pool': 'vg0/thin', 'size_bytes': self.need(),
-              'origin': None},
+              'origin': None, 'create_ids': []},
              {'name': 'r1', 'pool': 'vg0/thin',
-              'size_bytes': self.need(5 * GiB), 'origin': None}],
+              'size_bytes': self.need(5 * GiB), 'origin': None,
+              'create_ids': []}],
             result['volumes'])
         self.assertEqual([{'name': 's1', 'pool': 'vg0/thin',
                            'size_bytes': self.need(), 'origin': 'r0'}],
@@ -1468,6 +1489,109 @@ class InventoryTestCase(AgentTestCase):
         self.assertEqual([], result['pools'])
         self.assertFalse(any(c[0] in ('vgs', 'lvs', 'lvmconfig')
                              for c in self.fake.calls))
+
+
+class InventoryScaleTestCase(AgentTestCase):
+    """An inventory runs as many commands for 50 resources as for 1."""
+
+    #: nodea's replication address is one of this host's: drbdadm's
+    #: ``dump all`` checks it (``dump <res>`` only warns).
+    HOSTS = [('nodea', 0, '127.0.0.1', 'vg0'), ('nodeb', 1, '10.0.0.2', None)]
+
+    def populate(self, count, hosts=HOSTS):
+        for i in range(count):
+            self.ok('create', resource=f'r{i}', pool='vg0/thin', size=GiB,
+                    spec=samples.spec(1000 + i, 7000 + i, hosts=hosts),
+                    secret=samples.SECRET)
+
+    def commands(self, **fields):
+        self.fake.calls.clear()
+        result = self.ok('inventory', **fields)
+        return [fakes.strip_config(c) for c in self.fake.calls], result
+
+    def test_commands_do_not_grow_with_resources(self):
+        self.populate(1)
+        one, _ = self.commands()
+        self.populate(50)
+        fifty, result = self.commands()
+        self.assertEqual(50, len(result['resources']))
+        self.assertEqual(one, fifty)
+        self.assertEqual(1, sum(c[:2] == ['drbdadm', 'dump'] for c in fifty))
+        self.assertIn(['drbdadm', 'dump', 'all'], fifty)
+        self.assertEqual(1, sum(c[:2] == ['drbdsetup', 'status']
+                                for c in fifty))
+
+    def test_brief_reads_no_definition(self):
+        self.populate(3)
+        calls, result = self.commands(brief=True)
+        self.assertFalse(any(c[:2] == ['drbdadm', 'dump'] for c in calls))
+        self.assertTrue(result['brief'])
+        self.assertEqual({'r0': {}, 'r1': {}, 'r2': {}}, result['resources'])
+        full = self.ok('inventory')
+        self.assertFalse(full['brief'])
+        for key in ('pools', 'volumes', 'snapshots', 'used_minors',
+                    'used_ports', 'hostname', 'protocol_version',
+                    'drbd_kernel_version'):
+            self.assertEqual(full[key], result[key], key)
+
+    def assertSameAsEachRead(self, result):
+        """Each entry is what a ``dump <res>`` of its own gives."""
+        for name, entry in result['resources'].items():
+            try:
+                expected = self.agent.store.read_definition(name)
+            except agent.AgentError as e:
+                self.assertEqual({'definition': None, 'error': e.message},
+                                 {k: entry.get(k) for k in
+                                  ('definition', 'error')}, name)
+                continue
+            expected.pop('secret', None)
+            self.assertEqual(expected, entry['definition'], name)
+            self.assertNotIn('error', entry)
+
+    def test_same_definitions_as_one_dump_each(self):
+        self.populate(3)
+        # An operator's resource of other hosts: "ignored" in dump all.
+        (self.res_dir / 'other.res').write_text(samples.res_text(
+            'other', 7, 7789, placeholder=False).replace(
+                'nodea', 'x1').replace('nodeb', 'x2'))
+        # A file that defines another resource than its name says.
+        (self.res_dir / 'named.res').write_text(samples.res_text(
+            'misnamed', 8, 7790).replace('10.0.0.1', '127.0.0.1'))
+        calls, result = self.commands()
+        self.assertEqual(['named', 'other', 'r0', 'r1', 'r2'],
+                         sorted(result['resources']))
+        self.assertIsNone(result['resources']['other']['definition'])
+        self.assertIn('not defined', result['resources']['named']['error'])
+        self.assertEqual(1000, result['resources']['r0']['definition'][
+            'minor'])
+        # Only the two odd ones are read on their own.
+        self.assertEqual([['drbdadm', 'dump', 'all'],
+                          ['drbdadm', 'dump', 'named'],
+                          ['drbdadm', 'dump', 'other']],
+                         [c for c in calls if 'dump' in c])
+        self.assertSameAsEachRead(result)
+
+    def test_dump_all_refused_reads_each(self):
+        # nodea's address is not on this host: dump all refuses, each
+        # dump <res> only warns; every entry is still read.
+        self.populate(2, hosts=None)
+        calls, result = self.commands()
+        self.assertEqual(3, sum('dump' in c for c in calls))
+        self.assertEqual(['r0', 'r1'], sorted(result['resources']))
+        self.assertEqual(1001, result['resources']['r1']['definition'][
+            'minor'])
+        self.assertSameAsEachRead(result)
+
+    def test_unparsable_file(self):
+        self.populate(2)
+        (self.res_dir / 'bad.res').write_text('resource bad {\n')
+        result = self.ok('inventory')
+        self.assertIn('cannot read', result['resources']['bad']['error'])
+        self.assertIsNone(result['resources']['r0']['definition'])
+        self.assertSameAsEachRead(result)
+        self.assertIn('drbdadm dump all failed', self.log.output)
+        self.assertNotIn(samples.SECRET, self.log.output)
+        self.assertNotIn(samples.SECRET, str(result))
 
 
 class LvmCallsTestCase(AgentTestCase):
@@ -1577,67 +1701,58 @@ class AttachTestCase(AgentTestCase):
 
     def setUp(self):
         super().setUp()
-        patcher = mock.patch('blackstor_cinder.connector.DRBDConnector')
-        self.connector_cls = patcher.start()
+        patcher = mock.patch(
+            'blackstor_cinder.node.client.DisklessClient')
+        self.client_cls = patcher.start()
         self.addCleanup(patcher.stop)
-        self.conn = self.connector_cls.return_value
+        self.client = self.client_cls.return_value
 
     def attach_req(self, **extra):
         return dict(resource='r0', spec=samples.spec(),
                     secret=samples.SECRET, **extra)
 
     def test_attach(self):
-        self.conn.connect_volume.return_value = {
-            'type': 'block', 'path': '/dev/drbd1000'}
+        self.client.connect.return_value = '/dev/drbd1000'
         result = self.ok('attach', **self.attach_req(
             device_path='/dev/drbd/by-res/r0/0', timeout=5))
         self.assertEqual({'resource': 'r0', 'device_path': '/dev/drbd1000'},
                          result)
-        kwargs = self.connector_cls.call_args[1]
+        kwargs = self.client_cls.call_args[1]
         self.assertEqual(5, kwargs['attach_timeout'])
         self.assertEqual('nodea', kwargs['node_name'])
         self.assertEqual(str(self.res_dir), kwargs['resource_dir'])
         self.assertEqual(str(self.conf_file), kwargs['drbd_config'])
-        self.conn.connect_volume.assert_called_once_with({
-            'name': 'r0', 'config': resrender.render('r0', samples.spec()),
-            'provider_auth': samples.SECRET,
-            'device': '/dev/drbd/by-res/r0/0'})
+        self.client.connect.assert_called_once_with(
+            'r0', resrender.render('r0', samples.spec()), samples.SECRET,
+            '/dev/drbd/by-res/r0/0')
 
     def test_attach_default_timeout(self):
-        self.conn.connect_volume.return_value = {'path': '/dev/drbd1000'}
+        self.client.connect.return_value = '/dev/drbd1000'
         self.ok('attach', **self.attach_req())
-        self.assertEqual(60.0,
-                         self.connector_cls.call_args[1]['attach_timeout'])
+        self.assertEqual(60.0, self.client_cls.call_args[1]['attach_timeout'])
 
     def test_attach_timeout(self):
-        class DRBDAttachTimeout(Exception):
-            pass
-        self.conn.connect_volume.side_effect = DRBDAttachTimeout('slow')
+        self.client.connect.side_effect = client.AttachTimeout('slow')
         err, _ = self.error('attach', protocol.E_TIMEOUT, None,
                             **self.attach_req())
         self.assertIn('slow', err['message'])
 
     def test_attach_passes_agent_errors(self):
-        from blackstor_cinder.node.errors import AgentError
-        self.conn.connect_volume.side_effect = AgentError(
+        self.client.connect.side_effect = AgentError(
             protocol.E_CONFLICT, 'minor taken', 'minor')
         self.error('attach', protocol.E_CONFLICT, 'minor',
                    **self.attach_req())
 
     def test_detach(self):
         self.ok('detach', resource='r0', force=True)
-        self.conn.disconnect_volume.assert_called_once_with(
-            {'name': 'r0'}, None, force=True)
+        self.client.disconnect.assert_called_once_with('r0', force=True)
 
     def test_detach_in_use(self):
-        class DRBDDeviceInUse(Exception):
-            pass
-        self.conn.disconnect_volume.side_effect = DRBDDeviceInUse('open')
+        self.client.disconnect.side_effect = client.DeviceInUse('open')
         self.error('detach', protocol.E_BUSY, None, resource='r0')
 
     def test_detach_of_a_replica_is_a_conflict(self):
-        from blackstor_cinder import connector
-        self.conn.disconnect_volume.side_effect = connector.DRBDReplicaHere(
+        self.client.disconnect.side_effect = client.ReplicaHere(
             'nodea holds a replica of r0')
         err, _ = self.error('detach', protocol.E_CONFLICT, None,
                             resource='r0')

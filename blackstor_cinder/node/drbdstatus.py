@@ -1,0 +1,211 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""One resource's state from ``drbdsetup status --json``, read defensively.
+
+DRBD versions differ in what they report and how they name it: every
+field may be missing, and the older text-status words ("yes"/"no") are
+accepted where JSON booleans are expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from blackstor_cinder import protocol
+
+UP_TO_DATE = 'UpToDate'
+PRIMARY = 'Primary'
+
+
+def _first(mapping: dict, *keys: str) -> Any:
+    """The value of the first of ``keys`` present in ``mapping``."""
+    for key in keys:
+        if key in mapping:
+            return mapping[key]
+    return None
+
+
+def _as_bool(value: Any) -> bool | None:
+    """JSON true/false, or the "yes"/"no" words of the text status."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ('yes', 'true'):
+            return True
+        if word in ('no', 'false'):
+            return False
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _pick_volume(items: Any, volume: int) -> dict | None:
+    """The entry of ``items`` for ``volume`` (or the only entry)."""
+    entries = [item for item in items or () if isinstance(item, dict)]
+    for item in entries:
+        if _as_int(item.get('volume')) == volume:
+            return item
+    unnumbered = [item for item in entries if 'volume' not in item]
+    return unnumbered[0] if unnumbered else None
+
+
+@dataclasses.dataclass
+class PeerState:
+    """One connection of the resource, as the local node sees it."""
+
+    name: str | None
+    node_id: int | None
+    connection: str | None
+    role: str | None
+    disk: str | None
+    replication: str | None
+
+    @classmethod
+    def from_json(cls, conn: dict, volume: int) -> PeerState:
+        peer_devices = _first(conn, 'peer_devices', 'peer-devices')
+        peer_dev = _pick_volume(
+            peer_devices if isinstance(peer_devices, list) else [], volume)
+        peer_dev = peer_dev or {}
+        return cls(
+            name=_as_str(_first(conn, 'name', 'conn-name')),
+            node_id=_as_int(_first(conn, 'peer-node-id', 'peer_node_id')),
+            connection=_as_str(_first(conn, 'connection-state',
+                                      'connection', 'cstate')),
+            role=_as_str(_first(conn, 'peer-role', 'role')),
+            disk=_as_str(_first(peer_dev, 'peer-disk-state', 'peer-disk',
+                                'pdsk')),
+            replication=_as_str(_first(peer_dev, 'replication-state',
+                                       'replication', 'repl')))
+
+    def describe(self) -> str:
+        who = self.name or '?'
+        if self.node_id is not None:
+            who = f'{who} (node-id {self.node_id})'
+        return (f'{who}: connection {self.connection or "unknown"}, '
+                f'disk {self.disk or "unknown"}, '
+                f'replication {self.replication or "unknown"}')
+
+
+@dataclasses.dataclass
+class ResourceState:
+    """The parts of one resource's ``drbdsetup status --json`` we use.
+
+    DRBD versions differ in what they report: every field may be None
+    (not reported). ``quorum`` None means the kernel does not report quorum
+    (DRBD before 9.0.7); ``open`` None means it does not report whether the
+    device is open (drbd-utils before 9.1 style status).
+    """
+
+    name: str
+    role: str | None
+    suspended: bool | None
+    minor: int | None
+    disk: str | None
+    client: bool | None
+    quorum: bool | None
+    open: bool | None
+    peers: list[PeerState]
+
+    @classmethod
+    def from_json(cls, res: dict, volume: int = protocol.VOLUME_NUMBER
+                  ) -> ResourceState:
+        devices = res.get('devices')
+        device = _pick_volume(devices if isinstance(devices, list) else [],
+                              volume) or {}
+        connections = res.get('connections')
+        peers = [PeerState.from_json(conn, volume)
+                 for conn in (connections
+                              if isinstance(connections, list) else [])
+                 if isinstance(conn, dict)]
+        return cls(
+            name=str(res.get('name')),
+            role=_as_str(res.get('role')),
+            suspended=_as_bool(res.get('suspended')),
+            minor=_as_int(device.get('minor')),
+            disk=_as_str(_first(device, 'disk-state', 'disk')),
+            client=_as_bool(device.get('client')),
+            quorum=_as_bool(device.get('quorum')),
+            open=_as_bool(_first(device, 'open', 'opened')),
+            peers=peers)
+
+    @property
+    def up_to_date_peers(self) -> list[PeerState]:
+        return [peer for peer in self.peers if peer.disk == UP_TO_DATE]
+
+    @property
+    def has_quorum(self) -> bool:
+        """Quorum held, or not reported by this DRBD version."""
+        return self.quorum is not False
+
+    @property
+    def has_usable_disk(self) -> bool:
+        return self.disk == UP_TO_DATE or bool(self.up_to_date_peers)
+
+    @property
+    def in_use(self) -> bool:
+        """The device is open here, or this node is Primary.
+
+        With auto-promote, opening the device for writing makes the node
+        Primary, so Primary catches openers on versions that do not report
+        ``open``.
+        """
+        return bool(self.open) or self.role == PRIMARY
+
+    def describe(self) -> str:
+        quorum = {True: 'yes', False: 'no', None: 'not reported'}
+        parts = [f'role {self.role or "unknown"}',
+                 f'disk {self.disk or "unknown"}',
+                 f'quorum {quorum[self.quorum]}']
+        if self.open is not None:
+            parts.append(f'open {"yes" if self.open else "no"}')
+        if self.suspended:
+            parts.append('I/O suspended')
+        peers = '; '.join(peer.describe() for peer in self.peers)
+        parts.append(f'peers: {peers or "none"}')
+        return ', '.join(parts)
+
+
+def parse_status(text: str) -> dict[str, ResourceState]:
+    """Parse ``drbdsetup status --json``; ValueError if it is not that."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f'drbdsetup status output is not JSON: {exc}')
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise ValueError('drbdsetup status output is not a list of '
+                         'resources')
+    states = {}
+    for res in data:
+        if isinstance(res, dict) and isinstance(res.get('name'), str):
+            states[res['name']] = ResourceState.from_json(res)
+    return states

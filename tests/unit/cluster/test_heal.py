@@ -1,0 +1,328 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import threading
+import time
+
+from blackstor_cinder.cluster import errors
+from blackstor_cinder.cluster import heal
+from blackstor_cinder.cluster import reconcile
+from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder import protocol
+from tests.unit.cluster import fakes
+from tests.unit.cluster import test_controller as tc
+from tests.unit import base
+
+G = tc.G
+READS = ('inventory', 'status')
+
+
+class HealTestCase(base.TestCase):
+
+    nodes = ('n1', 'n2', 'n3', 'n4', 'n5')
+
+    def setUp(self):
+        super().setUp()
+        self.make()
+
+    def make(self, **kwargs):
+        self.cluster, self.ctl = tc.make(nodes=self.nodes, **kwargs)
+        self.addCleanup(self.ctl.close)
+
+    def volume(self, name, on):
+        """A volume whose replicas are on ``on`` (the others kept out)."""
+        out = [n for n in self.nodes if n not in on]
+        self.cluster.down |= set(out)
+        try:
+            self.ctl.create_volume(name, G, replicas=len(on))
+        finally:
+            self.cluster.down -= set(out)
+        for node in on:
+            self.cluster.agents[node].data[name] = f'data of {name}'
+
+    def replicas(self, name, node):
+        definition = fakes.parse_res(self.cluster.agents[node].res[name][0])
+        return sorted(h['name'] for h in definition['hosts']
+                      if h['diskful'])
+
+    def changes(self):
+        return [(n, r['op']) for n, r in self.cluster.requests
+                if r['op'] not in READS]
+
+    def assert_healthy(self, name, want):
+        """Every replica of ``want`` lists ``want``, is UpToDate, same data."""
+        for node in want:
+            agent = self.cluster.agents[node]
+            self.assertEqual(sorted(want), self.replicas(name, node), node)
+            self.assertIn(name, agent.uptodate, node)
+            self.assertEqual(f'data of {name}', agent.data[name], node)
+
+
+class NodeLostTest(HealTestCase):
+
+    def test_every_replica_replaced_and_lost_forgotten(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.volume('volume-b', ('n1', 'n3', 'n4'))
+        self.volume('volume-c', ('n2', 'n3', 'n4'))
+        lost_id = {v: next(h['node_id'] for h in fakes.parse_res(
+            self.cluster.agents['n3'].res[v][0])['hosts']
+            if h['name'] == 'n1') for v in ('volume-a', 'volume-b')}
+        self.cluster.down.add('n1')
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertTrue(report.ok, report)
+        self.assertEqual({'volume-a', 'volume-b'}, set(report.moved))
+        for name in ('volume-a', 'volume-b'):
+            want = self.replicas(name, 'n3')
+            self.assertEqual(3, len(want))
+            self.assertNotIn('n1', want)
+            self.assert_healthy(name, want)
+            new = report.moved[name]
+            # the new replica synced: never the initial-sync skip
+            self.assertNotIn(new, [n for n, r in self.cluster.requests
+                                   if r['op'] == 'new-current-uuid'
+                                   and r['resource'] == name][1:])
+            for node in want:
+                if node != new:
+                    self.assertIn((name, lost_id[name]),
+                                  self.cluster.agents[node].forgotten)
+        # untouched: the volume without a replica on n1
+        self.assertEqual(['n2', 'n3', 'n4'],
+                         self.replicas('volume-c', 'n2'))
+
+    def test_returning_node_leftover_removed_never_rejoins(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        self.assertTrue(heal.node_lost(self.ctl, 'n1').ok)
+        self.cluster.down.discard('n1')
+        n1 = self.cluster.agents['n1']
+        self.assertIn('volume-a', n1.lvs)          # back with its replica
+        self.assertIn('volume-a', self.ctl.stats().divergent_volumes)
+        outcomes = reconcile.reconcile(self.ctl)
+        self.assertIn('n1: removed', outcomes['volume-a'])
+        self.assertEqual({}, {k: v for k, v in self.cluster.clean().items()
+                              if k == 'n1'})
+        self.assertEqual((), self.ctl.stats().divergent_volumes)
+        self.assertNotIn('n1', self.replicas('volume-a', 'n2'))
+
+    def test_zones_respected(self):
+        zones = {'n1': 'a', 'n2': 'b', 'n3': 'c', 'n4': 'c', 'n5': 'a'}
+        # n1 (zone a) is lost; the survivors are in b and c: n4 has the
+        # most room but shares zone c with n3, n5 is in the free zone a
+        self.make(zones=zones, zone_policy='spread',
+                  sizes=(100, 100, 100, 500, 100))
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertEqual({'volume-a': 'n5'}, report.moved)
+
+    def test_zones_no_room_is_reported_unchanged(self):
+        zones = {'n1': 'a', 'n2': 'b', 'n3': 'c', 'n4': 'c', 'n5': 'b'}
+        self.make(zones=zones, zone_policy='spread')
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        before = len(self.changes())
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertFalse(report.ok)
+        self.assertIn('zone', report.unplaced['volume-a'])
+        self.assertEqual(before, len(self.changes()))
+
+    def test_capacity_respected_across_moves(self):
+        # n4 has room for one 1 GiB volume (over-subscription 1), n5 for
+        # many: spreading alone would give n4 two of the four
+        self.make(sizes=(100, 100, 100, 1, 100), over_subscription=1.0)
+        names = [f'volume-{i}' for i in range(4)]
+        for name in names:
+            self.volume(name, ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        moves, unplaced = heal.plan(self.ctl, 'n1',
+                                    self.ctl.inventories()[0])
+        targets = [m.target for m in moves]
+        self.assertEqual({}, unplaced)
+        self.assertEqual(1, targets.count('n4'))
+        self.assertEqual(3, targets.count('n5'))
+
+    def test_parallel_limit_per_node(self):
+        for i in range(5):
+            self.volume(f'volume-{i}', ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        active, peak, lock = set(), [0], threading.Lock()
+
+        def hook(node, request):
+            if request['op'] != 'create':
+                return
+            with lock:
+                active.add(request['resource'])
+                peak[0] = max(peak[0], len(active))
+            time.sleep(0.05)
+            with lock:
+                active.discard(request['resource'])
+        self.cluster.hooks.append(hook)
+        # every move syncs from n2 and n3: at most 2 at once
+        report = heal.node_lost(self.ctl, 'n1', parallel=2)
+        self.assertEqual(5, len(report.moved))
+        self.assertEqual(2, peak[0])
+
+    def test_parallel_one_is_serial(self):
+        moves = [heal.Move(f'r{i}', 'n1', 'n4', G, ('n2',))
+                 for i in range(4)]
+        active, peak = [0], [0]
+        lock = threading.Lock()
+
+        def do(move):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.02)
+            with lock:
+                active[0] -= 1
+            return 'n4'
+        results = heal.run(moves, 1, do)
+        self.assertEqual(1, peak[0])
+        self.assertEqual(4, len(results))
+
+    def test_nothing_done_twice(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        self.assertTrue(heal.node_lost(self.ctl, 'n1').ok)
+        before = self.changes()
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertEqual({}, report.moved)
+        self.assertEqual(before, self.changes())
+
+    def test_failure_half_way_rolled_back_then_converges(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        self.cluster.faults[('n3', 'adjust')] = [tp.NodeError(
+            'n3', protocol.E_FAILED, 'adjust failed')]
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertIn('volume-a', report.failed)
+        target = [n for n, r in self.cluster.requests
+                  if r['op'] == 'create' and r['resource'] == 'volume-a'][-1]
+        # rolled back: the survivors list n1 again, the target holds nothing
+        self.assertEqual(['n1', 'n2', 'n3'],
+                         self.replicas('volume-a', 'n2'))
+        self.assertEqual(['n1', 'n2', 'n3'],
+                         self.replicas('volume-a', 'n3'))
+        self.assertNotIn('volume-a', self.cluster.agents[target].lvs)
+        self.assertNotIn('volume-a', self.cluster.agents[target].res)
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertTrue(report.ok, report)
+        want = self.replicas('volume-a', 'n2')
+        self.assertEqual(3, len(want))
+        self.assert_healthy('volume-a', want)
+        others = set(self.nodes) - set(want) - {'n1'}
+        for node in others:
+            self.assertNotIn('volume-a', self.cluster.agents[node].lvs)
+
+    def test_bad_node_refused_nothing_changed(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        before = len(self.changes())
+        for bad in ('n9', 'hv1', '../n1', ''):
+            self.assertRaises(errors.InvalidRequest, heal.node_lost,
+                              self.ctl, bad)
+            self.assertRaises(errors.InvalidRequest, heal.evacuate,
+                              self.ctl, bad)
+        # a node that answers is not lost
+        exc = self.assertRaises(errors.InvalidRequest, heal.node_lost,
+                                self.ctl, 'n1')
+        self.assertIn('evacuate', str(exc))
+        self.assertEqual(before, len(self.changes()))
+
+    def test_snapshots_of_lost_node_reported(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.ctl.create_snapshot('volume-a', 'snap-1')
+        self.cluster.down.add('n1')
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertEqual({'volume-a': ['snap-1']}, report.snapshots)
+        self.assertIn('snap-1', self.logger.output)
+
+
+class EvacuateTest(HealTestCase):
+
+    def test_moves_every_replica_live(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.volume('volume-b', ('n1', 'n4', 'n5'))
+        self.ctl.create_snapshot('volume-a', 'snap-1')
+        order = []
+        self.cluster.hooks.append(
+            lambda node, req: order.append((node, req['op']))
+            if req['op'] in ('create', 'delete') else None)
+        report = heal.evacuate(self.ctl, 'n1')
+        self.assertTrue(report.ok, report)
+        self.assertEqual({'volume-a', 'volume-b'}, set(report.moved))
+        for name in ('volume-a', 'volume-b'):
+            want = self.replicas(name, report.moved[name])
+            self.assertEqual(3, len(want))
+            self.assertNotIn('n1', want)
+            self.assert_healthy(name, want)
+        # the new replica first, the old one removed after
+        for name in ('volume-a', 'volume-b'):
+            ops = [(n, op) for n, op in order]
+            self.assertLess(ops.index((report.moved[name], 'create')),
+                            max(i for i, (n, op) in enumerate(ops)
+                                if (n, op) == ('n1', 'delete')))
+        self.assertEqual({}, {k: v for k, v in self.cluster.clean().items()
+                              if k == 'n1'})
+        self.assertEqual({'volume-a': ['snap-1']}, report.snapshots)
+
+    def test_evacuate_down_node_refused(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        self.assertRaises(errors.NodeOperationFailed, heal.evacuate,
+                          self.ctl, 'n1')
+
+    def test_evacuate_again_converges_after_a_timeout(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        # the new replica does not sync within the wait
+        real = fakes.FakeCluster.resync
+        self.cluster.resync = lambda name: None
+        report = heal.evacuate(self.ctl, 'n1', sync_timeout=0.05)
+        self.assertIn('volume-a', report.failed)
+        target = next(n for n, r in self.cluster.requests
+                      if r['op'] == 'create' and r['resource'] == 'volume-a'
+                      and n != 'n1' and n not in ('n2', 'n3'))
+        self.assertIn('n1', self.replicas('volume-a', 'n2'))
+        self.cluster.resync = lambda name: real(self.cluster, name)
+        self.cluster.resync('volume-a')
+        report = heal.evacuate(self.ctl, 'n1')
+        self.assertTrue(report.ok, report)
+        # the same target, not one more replica
+        self.assertEqual({'volume-a': target}, report.moved)
+        self.assertEqual(sorted(['n2', 'n3', target]),
+                         self.replicas('volume-a', 'n2'))
+
+
+class AutoHealTest(HealTestCase):
+
+    def test_heals_after_the_delay_once(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        now = [100.0]
+        auto = heal.AutoHeal(self.ctl, after=60, parallel=2,
+                             clock=lambda: now[0])
+        self.cluster.down.add('n1')
+        self.assertIsNone(auto.observe(['n1']))
+        now[0] += 59
+        self.assertIsNone(auto.observe(['n1']))
+        now[0] += 2
+        self.assertEqual('n1', auto.observe(['n1']))
+        auto.wait(10)
+        self.assertTrue(auto.last.ok)
+        self.assertEqual({'node': 'n1', 'total': 1, 'done': 1, 'failed': 0,
+                          'running': 0}, auto.progress.as_dict())
+        now[0] += 100
+        self.assertIsNone(auto.observe(['n1']))     # not twice
+        self.assertNotIn('n1', self.replicas('volume-a', 'n2'))
+        # a node back up and down again starts its delay anew
+        self.assertIsNone(auto.observe([]))
+        self.assertIsNone(auto.observe(['n1']))

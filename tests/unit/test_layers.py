@@ -1,0 +1,95 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The import direction of the package's layers.
+
+``node/`` (the agent on every node, and the diskless client it shares
+with the os-brick connector) and ``cluster/`` (the flows) never import
+the layers above them (the Cinder driver, the connector, the CLI), nor
+Cinder or os-brick; ``node/`` imports nothing of ``cluster/``. Imports
+inside functions count too: a lazy import hides the direction, it does
+not change it.
+"""
+
+import ast
+import pathlib
+
+import ddt
+import fixtures
+
+import blackstor_cinder
+from tests.unit import base
+
+PACKAGE = pathlib.Path(blackstor_cinder.__file__).parent
+#: the modules below the driver that both layers may use
+SHARED = {'blackstor_cinder.protocol', 'blackstor_cinder.session'}
+FORBIDDEN_THIRD_PARTY = ('cinder', 'os_brick', 'nova', 'eventlet')
+ALLOWED = {
+    'node': ('blackstor_cinder.node',),
+    'cluster': ('blackstor_cinder.cluster', 'blackstor_cinder.node'),
+}
+#: node/ runs as a short-lived CLI on every node: importing
+#: oslo.concurrency (and with it eventlet, on older releases) costs more
+#: than most requests take
+NODE_SLOW_IMPORTS = ('oslo_concurrency',)
+
+
+def imports_of(path: pathlib.Path) -> set[str]:
+    """Every module ``path`` imports, at any depth of its code."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module)
+            # "from blackstor_cinder import connector" names a module
+            found |= {f'{node.module}.{alias.name}' for alias in node.names
+                      if node.module == 'blackstor_cinder'}
+    return found
+
+
+def violations(layer: str) -> dict[str, list[str]]:
+    bad = {}
+    for path in sorted((PACKAGE / layer).glob('*.py')):
+        wrong = []
+        for name in sorted(imports_of(path)):
+            top = name.split('.')[0]
+            if top in FORBIDDEN_THIRD_PARTY:
+                wrong.append(name)
+            elif layer == 'node' and top in NODE_SLOW_IMPORTS:
+                wrong.append(name)
+            elif (name.startswith('blackstor_cinder.')
+                  and name not in SHARED
+                  and not name.startswith(ALLOWED[layer])):
+                wrong.append(name)
+        if wrong:
+            bad[f'{layer}/{path.name}'] = wrong
+    return bad
+
+
+@ddt.ddt
+class ImportDirectionTest(base.TestCase):
+
+    @ddt.data('node', 'cluster')
+    def test_layer_imports_nothing_above_it(self, layer):
+        self.assertEqual({}, violations(layer))
+
+    def test_a_lazy_upward_import_is_found(self):
+        # The check must be able to fail: an import inside a function.
+        path = pathlib.Path(self.useFixture(fixtures.TempDir()).path,
+                            'lazy.py')
+        path.write_text('def f():\n'
+                        '    from blackstor_cinder import connector\n'
+                        '    import os_brick.exception\n')
+        self.assertEqual({'blackstor_cinder', 'blackstor_cinder.connector',
+                          'os_brick.exception'}, imports_of(path))
