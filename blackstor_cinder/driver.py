@@ -35,6 +35,7 @@ from oslo_log import log as logging
 from oslo_utils import strutils
 
 from blackstor_cinder import backend
+from blackstor_cinder.cluster import adopt
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import heal
@@ -318,6 +319,92 @@ class BlackStorDriver(driver.VolumeDriver):
                     ) -> tuple[None, bool]:
         return None, False
 
+    # -- manage / unmanage (cluster/adopt.py) --------------------------------
+
+    def manage_existing(self, volume: Any, existing_ref: dict) -> dict:
+        """Adopt a resource of this driver or a bare thin LV (renamed)."""
+        name = _reference(existing_ref)
+        replicas, zones = self._type_policy(volume)
+        with _manage_translated(existing_ref, _('Manage of volume %s')
+                                % volume.id):
+            spec = adopt.adopt(self.controller, name, volume.name,
+                               replicas, zones)
+            if spec.size and spec.size % GiB:
+                # Cinder sizes are whole GiB: the device grows to it
+                self.controller.extend_volume(
+                    volume.name, -(-spec.size // GiB) * GiB,
+                    old_size=spec.size)
+        return {}
+
+    def manage_existing_get_size(self, volume: Any,
+                                 existing_ref: dict) -> int:
+        name = _reference(existing_ref)
+        with _manage_translated(existing_ref, _('Manage of volume %s')
+                                % volume.id):
+            entry = adopt.find(self.controller, name)
+        if entry.reason_not_safe:
+            raise exception.ManageExistingInvalidReference(
+                existing_ref=existing_ref, reason=entry.reason_not_safe)
+        return entry.size // GiB
+
+    def unmanage(self, volume: Any) -> None:
+        """Nothing changes on the nodes: the resource keeps running."""
+        LOG.info('Volume %(id)s unmanaged; resource %(res)s stays on the '
+                 'storage nodes', {'id': volume.id, 'res': volume.name})
+
+    def get_manageable_volumes(self, cinder_volumes: list, marker: Any,
+                               limit: int | None, offset: int | None,
+                               sort_keys: list[str],
+                               sort_dirs: list[str]) -> list[dict]:
+        managed = {v.name: v.id for v in cinder_volumes}
+        with _translated(_('Listing of manageable volumes')):
+            found = adopt.manageable(self.controller)
+        entries = [dict(_manageable_row(e, managed),
+                        extra_info={'kind': e.kind,
+                                    'nodes': ','.join(e.nodes)})
+                   for e in found]
+        return volume_utils.paginate_entries_list(
+            entries, marker, limit, offset, sort_keys, sort_dirs)
+
+    def manage_existing_snapshot(self, snapshot: Any,
+                                 existing_ref: dict) -> dict:
+        """Adopt a snapshot LV of the volume's replicas (renamed)."""
+        name = _reference(existing_ref)
+        with _manage_translated(existing_ref, _('Manage of snapshot %s')
+                                % snapshot.id):
+            adopt.adopt_snapshot(self.controller, snapshot.volume.name,
+                                 name, _snapshot_name(snapshot))
+        return {}
+
+    def manage_existing_snapshot_get_size(self, snapshot: Any,
+                                          existing_ref: dict) -> int:
+        name = _reference(existing_ref)
+        with _manage_translated(existing_ref, _('Manage of snapshot %s')
+                                % snapshot.id):
+            entry = adopt.find_snapshot(self.controller, name,
+                                        snapshot.volume.name)
+        return entry.size // GiB
+
+    def unmanage_snapshot(self, snapshot: Any) -> None:
+        """Nothing changes on the nodes: the snapshot LVs stay."""
+        LOG.info('Snapshot %(id)s unmanaged; its LVs %(lv)s stay on the '
+                 'storage nodes', {'id': snapshot.id,
+                                   'lv': _snapshot_name(snapshot)})
+
+    def get_manageable_snapshots(self, cinder_snapshots: list, marker: Any,
+                                 limit: int | None, offset: int | None,
+                                 sort_keys: list[str],
+                                 sort_dirs: list[str]) -> list[dict]:
+        managed = {_snapshot_name(s): s.id for s in cinder_snapshots}
+        with _translated(_('Listing of manageable snapshots')):
+            found = adopt.manageable_snapshots(self.controller)
+        entries = [dict(_manageable_row(e, managed),
+                        source_reference={'source-name': e.volume},
+                        extra_info={'nodes': ','.join(e.nodes)})
+                   for e in found]
+        return volume_utils.paginate_entries_list(
+            entries, marker, limit, offset, sort_keys, sort_dirs)
+
     # -- stats --------------------------------------------------------------
 
     def get_volume_stats(self, refresh: bool = False) -> dict:
@@ -479,6 +566,42 @@ class BlackStorDriver(driver.VolumeDriver):
               'zones.'), 'string', enum=list(placement.ZONE_POLICIES),
             default='any')
         return properties, 'blackstor'
+
+
+def _manageable_row(entry: Any, managed: dict[str, str]) -> dict:
+    """One entry of get_manageable_*, as Cinder lists it.
+
+    ``extra_info`` is a dict of strings: the manager turns the entries
+    into ManageableVolume/Snapshot objects, whose field is a dict.
+    """
+    cinder_id = managed.get(entry.name)
+    reason = 'already managed' if cinder_id else entry.reason_not_safe
+    return {'reference': {'source-name': entry.name},
+            'size': entry.size // GiB, 'safe_to_manage': not reason,
+            'reason_not_safe': reason, 'cinder_id': cinder_id}
+
+
+def _reference(existing_ref: Any) -> str:
+    """The name a manage reference gives, or ManageExistingInvalidReference."""
+    name = (existing_ref or {}).get('source-name') if isinstance(
+        existing_ref, dict) else None
+    if not name:
+        raise exception.ManageExistingInvalidReference(
+            existing_ref=existing_ref,
+            reason=_('the reference needs source-name: a resource or thin '
+                     'LV name on the storage nodes'))
+    return name
+
+
+@contextlib.contextmanager
+def _manage_translated(existing_ref: Any, action: str) -> Iterator[None]:
+    """A reference that names nothing manageable is an invalid one."""
+    with _translated(action):
+        try:
+            yield
+        except (errors.InvalidRequest, errors.ResourceNotFound) as exc:
+            raise exception.ManageExistingInvalidReference(
+                existing_ref=existing_ref, reason=str(exc)) from exc
 
 
 def _blackstor_backends(exclude: str) -> dict[str, Any]:

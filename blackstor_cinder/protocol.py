@@ -739,6 +739,13 @@ OPS: dict[str, tuple[dict, dict]] = {
                {'device_path': _check_device_path,
                 'timeout': _check_timeout}),
     'detach': (_RES, {'force': _check_bool}),
+    # manage / unmanage (cluster/adopt.py)
+    'rename': ({**_RES_POOL, 'new_name': check_name, **_SPEC}, {}),
+    'wrap': ({**_RES_POOL, 'lv': check_name, 'size': check_size, **_SPEC},
+             {'max_peers': check_max_peers, 'undo': _check_bool}),
+    'sync-source': (_RES, {}),
+    'snapshot-rename': ({**_RES_POOL, 'snapshot': check_name,
+                         'new_name': check_name}, {}),
 }
 
 

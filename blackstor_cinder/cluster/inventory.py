@@ -63,6 +63,8 @@ class NodeInventory:
     used_minors: frozenset[int]
     used_ports: frozenset[int]
     protocol_version: int | None = None  # None: an agent before 2
+    # thin LVs of the pools that are not ours, by name (manage)
+    bare_lvs: dict[str, dict] = dataclasses.field(default_factory=dict)
     # volume LV name -> the create_ids its create requests tagged it with
     volume_create_ids: dict[str, tuple[str, ...]] = dataclasses.field(
         default_factory=dict)
@@ -91,6 +93,8 @@ class NodeInventory:
             used_minors=frozenset(reply.get('used_minors') or ()),
             used_ports=frozenset(reply.get('used_ports') or ()),
             protocol_version=reply.get('protocol_version'),
+            bare_lvs={e['name']: e for e in reply.get('bare_lvs') or ()
+                      if isinstance(e, dict) and 'name' in e},
             volume_create_ids={
                 v['name']: tuple(v.get('create_ids') or ())
                 for v in reply.get('volumes') or ()

@@ -46,6 +46,7 @@ from blackstor_cinder.node import zeroing
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
+GiB = 1 << 30
 
 #: One line per operation, for ``blackstor-node --help``.
 OP_HELP = {
@@ -73,6 +74,14 @@ OP_HELP = {
     'attach': 'bring a diskless client up (hypervisor side) -> '
               'device_path',
     'detach': 'take a diskless client down (hypervisor side)',
+    'rename': 'down, rename LV and .res to new_name (spec: the renamed '
+              'resource), up again (manage)',
+    'wrap': 'make a bare thin LV lv the replica of a new resource: rename, '
+            'tag, .res, create-md, up (undo: back to the bare LV)',
+    'sync-source': 'make this replica the source of a full sync to its '
+                   'peers (primary --force, secondary)',
+    'snapshot-rename': 'rename a snapshot LV of the resource to new_name '
+                       '(manage)',
 }
 
 #: LVs of a revert in progress: ``<res>.rollback``, the thin snapshot of
@@ -96,6 +105,17 @@ class _Undo:
     def forget(self) -> None:
         """What was done so far stays (it took effect and is right)."""
         self._steps.clear()
+
+    @contextlib.contextmanager
+    def on_failure(self) -> Iterator[_Undo]:
+        """Run the steps if the block fails; the error names failed ones."""
+        try:
+            yield self
+        except BaseException as e:
+            failed = self.run()
+            if failed and isinstance(e, AgentError):
+                e.details['undo_failed'] = failed
+            raise
 
     def run(self) -> list[str]:
         failed = []
@@ -1045,6 +1065,212 @@ class Agent:
         return self._revert_reply('commit', resource, pool,
                                   previous_removed=removed)
 
+    # -- manage (adopt) ----------------------------------------------------
+
+    def _op_rename(self, req: dict) -> dict:
+        """Rename a resource of ours here: LV, .res and DRBD resource.
+
+        DRBD knows a resource by its name on this node only (peers match
+        by node-id and address), so each replica is renamed on its own:
+        down, ``lvrename``, the .res under the new name, up. Refused while
+        the resource is Primary here (in use). Run again after it ended
+        half-way, it converges: a done rename is brought up and reported.
+        """
+        old, new = req['resource'], req['new_name']
+        pool = self.lvm.pool(req['pool'])
+        disk = self.lvm.device_path(pool.vg, new)
+        self._check_disk(self._me(new, req['spec']), disk)
+        old_lv = self.lvm.find_ours(pool, old, 'resource', snapshot=False)
+        new_lv = self.lvm.find_ours(pool, new, 'new_name', snapshot=False)
+        if old_lv is None and new_lv is not None and self.store.exists(new):
+            return {'resource': new, 'renamed': False,
+                    'drbd': self._ensure_up(new)}
+        if old_lv is None or not self.store.exists(old):
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: {old} (LV {pool.vg}/{old} and its '
+                             '.res) not found', 'resource')
+        if new_lv is not None or self.lvm.find(pool, new) is not None \
+                or self.store.exists(new):
+            raise AgentError(protocol.E_CONFLICT,
+                             f'new_name: {new} exists here', 'new_name')
+        state = self.drbd.state(old)
+        if state is not None and state.get('role') == 'Primary':
+            raise AgentError(protocol.E_BUSY,
+                             f'resource: {old} is in use here (Primary); '
+                             'not renamed', 'resource')
+        old_text = self.store.path(old).read_bytes()
+        with _Undo().on_failure() as undo:
+            if state is not None:
+                self.drbd.down(old)
+                undo.push(f'up {old}', lambda: self.drbd.up(old))
+            self.lvm.rename(pool, old, new)
+            undo.push(f'lvrename {new} {old}',
+                      lambda: self.lvm.rename(pool, new, old))
+            # the old .res goes first: drbdadm checks the new one against
+            # the others, and the minor and port are the same
+            self.store.remove(old)
+            undo.push(f'restore the .res of {old}',
+                      lambda: self.store.restore(old, old_text))
+            self._write_res(new, req, disk, undo)
+            self.marks.remove(old)
+            self.drbd.up(new)
+        return {'resource': new, 'renamed': True, 'drbd': 'up'}
+
+    def _op_wrap(self, req: dict) -> dict:
+        """Make the bare thin LV ``lv`` this node's replica of a new resource.
+
+        The LV keeps its data: it is renamed to the resource, tagged, and
+        gets internal metadata in the room past ``size`` (refused, saying
+        how much is missing, when there is not enough). ``undo`` takes it
+        back to the bare LV it was (metadata left in its tail).
+        """
+        resource, name = req['resource'], req['lv']
+        pool = self.lvm.pool(req['pool'])
+        max_peers = req.get('max_peers', self.conf.max_peers)
+        disk = self.lvm.device_path(pool.vg, resource)
+        me = self._me(resource, req['spec'])
+        self._check_disk(me, disk)
+        self.lvm.thin_pool(pool)
+        if req.get('undo'):
+            return self._unwrap(pool, resource, name)
+        ours = self.lvm.find_ours(pool, resource, 'resource',
+                                  snapshot=False)
+        lv = self.lvm.find(pool, name)
+        if lv is None and ours is not None and self.store.exists(resource):
+            return {'resource': resource, 'wrapped': False,
+                    'drbd': self._ensure_up(resource)}
+        if lv is None or lv.pool_lv != pool.thin:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'lv: no thin LV {pool.vg}/{name} in pool '
+                             f'{pool.name}', 'lv')
+        if lv.ours:
+            raise AgentError(protocol.E_CONFLICT,
+                             f'lv: {pool.vg}/{name} is a BlackStor LV, not '
+                             'a bare one', 'lv')
+        if ours is not None or self.store.exists(resource):
+            raise AgentError(protocol.E_CONFLICT,
+                             f'resource: {resource} exists here',
+                             'resource')
+        if len(lv.attr) > 5 and lv.attr[5] == 'o':
+            raise AgentError(protocol.E_BUSY,
+                             f'lv: {pool.vg}/{name} is open (in use)', 'lv')
+        need = sizing.lv_size_for(req['size'], max_peers,
+                                  self.lvm.vg(pool.vg).extent)
+        if lv.size < need:
+            raise AgentError(
+                protocol.E_INVALID, f'lv: {missing_room(lv.size, need)}',
+                'lv')
+        if self.drbd.current_uuid(me['minor'],
+                                  self.lvm.device_path(pool.vg, name),
+                                  me['node_id']) is not None:
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'lv: {pool.vg}/{name} holds DRBD metadata (a replica of '
+                'some resource); not wrapping it', 'lv')
+        with _Undo().on_failure() as undo:
+            self.lvm.rename(pool, name, resource)
+            undo.push(f'lvrename {resource} {name}',
+                      lambda: self.lvm.rename(pool, resource, name))
+            self.lvm.add_tag(pool, resource, lvm_mod.TAG)
+            undo.push(f'untag {resource}', lambda: self.lvm.del_tag(
+                pool, resource, lvm_mod.TAG))
+            self._write_res(resource, req, disk, undo)
+            self.drbd.create_md(resource, max_peers)
+            undo.push(f'down {resource}', lambda: self.drbd.down(resource))
+            self.drbd.up(resource)
+        return {'resource': resource, 'wrapped': True, 'drbd': 'up',
+                'lv_size': lv.size}
+
+    def _ensure_up(self, resource: str) -> str:
+        """Up the resource of a manage step done already; what it did."""
+        if self.drbd.state(resource) is not None:
+            return 'unchanged'
+        self.drbd.up(resource)
+        return 'up'
+
+    def _unwrap(self, pool: lvm_mod.Pool, resource: str, name: str) -> dict:
+        lv = self.lvm.find_ours(pool, resource, 'resource', snapshot=False)
+        if lv is None:
+            if self.lvm.find(pool, name) is None:
+                raise AgentError(protocol.E_NOT_FOUND,
+                                 f'lv: neither {pool.vg}/{resource} nor '
+                                 f'{pool.vg}/{name} exists', 'lv')
+            return {'resource': resource, 'unwrapped': False}
+        self._take_down(resource)
+        self.store.remove(resource)
+        self.lvm.del_tag(pool, resource, lvm_mod.TAG)
+        self.lvm.rename(pool, resource, name)
+        return {'resource': resource, 'unwrapped': True}
+
+    def _op_snapshot_rename(self, req: dict) -> dict:
+        """Rename a snapshot of ``resource`` here; done already is fine."""
+        resource, old, new = req['resource'], req['snapshot'], req['new_name']
+        pool = self.lvm.pool(req['pool'])
+        snap = self.lvm.find_ours(pool, old, 'snapshot', snapshot=True)
+        if snap is None:
+            done = self.lvm.find_ours(pool, new, 'new_name', snapshot=True)
+            if done is not None and done.origin == resource:
+                return {'snapshot': new, 'renamed': False}
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'snapshot: {pool.vg}/{old} not found',
+                             'snapshot')
+        if snap.origin != resource:
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'snapshot: {pool.vg}/{old} is a snapshot of '
+                f'{snap.origin or "an LV that is gone"}, not of {resource}',
+                'snapshot')
+        if self.lvm.find(pool, new) is not None:
+            raise AgentError(protocol.E_CONFLICT,
+                             f'new_name: {pool.vg}/{new} exists',
+                             'new_name')
+        self.lvm.rename(pool, old, new)
+        return {'snapshot': new, 'renamed': True}
+
+    def _bare_lv(self, pool: lvm_mod.Pool,
+                 lv: lvm_mod.LogicalVolume) -> dict:
+        """An inventory entry of a thin LV not ours, with its wrap room.
+
+        ``volume_bytes``: the largest whole GiB below its size (what a
+        manage makes of it); ``missing_bytes``: how much the LV lacks for
+        DRBD's metadata past that (0: it can be wrapped).
+        """
+        volume = lv.size // GiB * GiB
+        missing = None
+        if volume:
+            need = sizing.lv_size_for(volume, self.conf.max_peers,
+                                      self.lvm.vg(pool.vg).extent)
+            missing = max(0, need - lv.size)
+        return {'name': lv.name, 'pool': pool.name, 'size_bytes': lv.size,
+                'volume_bytes': volume, 'missing_bytes': missing,
+                'open': lv.attr[5:6] == 'o'}
+
+    def _op_sync_source(self, req: dict) -> dict:
+        """Make this replica's data the resource's: a full sync to peers.
+
+        ``primary --force`` on an Inconsistent replica makes it UpToDate
+        with a new data generation; peers whose metadata was just created
+        take a full sync from it. Then back to Secondary. Nothing to do
+        when the replica is UpToDate already (a retry).
+        """
+        resource = req['resource']
+        state = self.drbd.state(resource)
+        if state is None:
+            raise AgentError(protocol.E_NOT_FOUND,
+                             f'resource: {resource} is not running here',
+                             'resource')
+        disk = next((d.get('disk-state') for d in state.get('devices') or ()
+                     if d.get('volume', 0) == protocol.VOLUME_NUMBER), None)
+        if disk == 'UpToDate':
+            return {'resource': resource, 'forced': False}
+        if disk != 'Inconsistent':
+            raise AgentError(protocol.E_CONFLICT,
+                             f'resource: {resource} is {disk} here, not '
+                             'Inconsistent; not forcing it', 'resource')
+        self.drbd.drbdadm('primary', '--force', resource)
+        self.drbd.drbdadm('secondary', resource)
+        return {'resource': resource, 'forced': True}
+
     def _op_attach(self, req: dict) -> dict:
         resource = req['resource']
         self._check_replica_kept(resource, self._me(resource, req['spec']))
@@ -1105,6 +1331,7 @@ class Agent:
                 self.lvm.drbd_scan_problem)):
             missing.append(problem)
         pools, volumes, snapshots, revert_lvs = [], [], [], []
+        bare: list[dict] = []       # thin LVs not ours (manage)
         for name in sorted(self.lvm.pools):
             pool = self.lvm.pools[name]
             usage = gather(lambda: self.lvm.pool_usage(pool))
@@ -1112,6 +1339,8 @@ class Agent:
                 continue
             pools.append(usage)
             for lv in self.lvm.lvs(pool.vg):
+                if lv.pool_lv == pool.thin and not lv.ours:
+                    bare.append(self._bare_lv(pool, lv))
                 if lv.pool_lv != pool.thin or not lv.ours:
                     continue
                 entry = {'name': lv.name, 'pool': name,
@@ -1145,7 +1374,7 @@ class Agent:
             'drbd_kernel_version': self.drbd.kernel_version(),
             'pools': pools, 'resources': resources,
             'volumes': volumes, 'snapshots': snapshots,
-            'revert_lvs': revert_lvs,
+            'revert_lvs': revert_lvs, 'bare_lvs': bare,
             'used_minors': sorted(minors), 'used_ports': sorted(ports),
             'removed_temp_files': removed,
         }
@@ -1191,6 +1420,14 @@ class Agent:
                 if isinstance(device.get('minor'), int):
                     minors.add(device['minor'])
         return minors, ports
+
+
+def missing_room(lv_size: int, need: int) -> str:
+    """Why an LV of ``lv_size`` bytes is too small, and by how much."""
+    mib = -(-(need - lv_size) // (1 << 20))
+    return (f'has {lv_size} bytes, no room for DRBD\'s internal metadata '
+            f'past the volume ({need} bytes needed): extend it by {mib} '
+            'MiB')
 
 
 def _zeroes(req: dict) -> bool:

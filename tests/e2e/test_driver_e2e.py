@@ -27,6 +27,7 @@ import importlib.util
 import json
 import re
 import statistics
+import subprocess
 import sys
 import time
 
@@ -272,6 +273,73 @@ class DriverE2ETest(testtools.TestCase):
             j.resource(vol['id'])).values()))
         self.stack.openstack('volume', 'delete', vol['id'], json=False)
         self.stack.wait_for('volume', vol['id'], 'deleted')
+        self.assertEqual({}, self.box.leftovers())
+
+    def test_8_manage_and_unmanage_through_cinder(self):
+        pool = next(p['name'] for p in self.stack.pools()
+                    if p['name'].endswith(f'@{scenario.BACKEND}'
+                                          f'#{scenario.BACKEND}'))
+        host = pool.split('#')[0]
+        # unmanage leaves the resource; manage adopts it under a new id
+        vol = self.stack.openstack('volume', 'create', '--size', '1',
+                                   'to-unmanage')
+        self.stack.wait_for('volume', vol['id'], 'available')
+        old = f'volume-{vol["id"]}'
+        lvs = self.replica_sizes(old)
+        self.assertEqual(2, len(lvs))
+        self.stack.openstack('volume', 'delete', '--remote', vol['id'],
+                             json=False)
+        self.stack.wait_for('volume', vol['id'], 'deleted')
+        self.assertEqual(lvs, self.replica_sizes(old))
+        # (--non-bootable on each manage: openstackclient 10.5 sends
+        # bootable=None without it, which the API refuses)
+        listed = self.stack.openstack('block', 'storage', 'volume',
+                                      'manageable', 'list', host)
+        say(f'manageable: {json.dumps(listed)}')
+        self.assertIn(old, json.dumps(listed))
+        managed = self.stack.openstack(
+            'volume', 'create', '--remote-source', f'source-name={old}',
+            '--host', pool, '--non-bootable', 'managed')
+        self.addCleanup(self.stack.openstack, 'volume', 'delete',
+                        managed['id'], json=False, check=False)
+        shown = self.stack.wait_for('volume', managed['id'], 'available')
+        self.assertEqual(1, shown['size'])
+        self.assertEqual({}, self.replica_sizes(old))
+        self.assertEqual(lvs, self.replica_sizes(
+            f'volume-{managed["id"]}'))
+
+        # a bare thin LV with no room for the metadata: refused, and why
+        env = self.box.node_env('stor-a')
+        subprocess.run(['lvcreate', '--yes', '--type', 'thin',
+                        '--virtualsize', f'{GiB}b', '--thinpool',
+                        cluster_box.THINPOOL, '--name', 'imported',
+                        cluster_box.VG], env=env, check=True,
+                       capture_output=True, timeout=60)
+        bad = self.stack.openstack(
+            'volume', 'create', '--remote-source', 'source-name=imported',
+            '--host', pool, '--non-bootable', 'tight')
+        self.addCleanup(self.stack.openstack, 'volume', 'delete', bad['id'],
+                        json=False, check=False)
+        self.assertRaises(stack_mod.StackError, self.stack.wait_for,
+                          'volume', bad['id'], 'available', timeout=300)
+        self.assertIn('extend it by', self.volume_log())
+        # extended, it is wrapped and synced to a second replica
+        subprocess.run(['lvextend', '--size', '+8m',
+                        f'{cluster_box.VG}/imported'], env=env, check=True,
+                       capture_output=True, timeout=60)
+        wrapped = self.stack.openstack(
+            'volume', 'create', '--remote-source', 'source-name=imported',
+            '--host', pool, '--non-bootable', 'wrapped')
+        self.addCleanup(self.stack.openstack, 'volume', 'delete',
+                        wrapped['id'], json=False, check=False)
+        shown = self.stack.wait_for('volume', wrapped['id'], 'available')
+        self.assertEqual(1, shown['size'])
+        self.assertEqual(2, len(self.replica_sizes(
+            f'volume-{wrapped["id"]}')))
+        for ident in (managed['id'], wrapped['id'], bad['id']):
+            self.stack.openstack('volume', 'delete', ident, json=False,
+                                 check=False)
+            self.stack.wait_for('volume', ident, 'deleted')
         self.assertEqual({}, self.box.leftovers())
 
     def replica_sizes(self, name):

@@ -517,13 +517,34 @@ def promote(sess, res_name, node, force=False):
             raise state_error(res_name, -1)
     if force:
         for vol in res['vols'].values():
-            if _attached(vol):
-                vol['dstate'] = 'UpToDate'
+            if _attached(vol) and vol['dstate'] != 'UpToDate':
+                _force_uptodate(sess, res_name, node, res, vol)
     if not has_uptodate_access(sess, res_name, node, res):
         raise state_error(res_name, -2)
     if not res.get('quorum', True):
         raise state_error(res_name, -23)
     res['role'] = 'Primary'
+
+
+def _force_uptodate(sess, res_name, node, res, vol):
+    """``primary --force`` of a disk that is not UpToDate (DRBD 9).
+
+    The disk becomes UpToDate with a new current UUID (written to its meta
+    data at once, as DRBD does), and the connected peers handshake again:
+    an Inconsistent peer then takes a full sync from it.
+    """
+    path = disk_to_file(sess, node, vol['disk'])
+    md = mdlib.read_md(path) if path else None
+    if md is not None:
+        mdlib.rotate_uuid(md, mdlib.new_uuid())
+        md['flags'] |= mdlib.MDF_CONSISTENT | mdlib.MDF_WAS_UP_TO_DATE
+        mdlib.write_md(path, md)
+    vol['dstate'] = 'UpToDate'
+    for b, rb, conn in connected_peers(sess, res_name, node, res):
+        conn['hs'] = ''
+        back = rb['conns'].get(str(res['node_id']))
+        if back is not None:
+            back['hs'] = ''
 
 
 def demote(sess, res_name, node):

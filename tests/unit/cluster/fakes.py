@@ -107,6 +107,10 @@ class FakeAgent:
         self.kernel_version = '9.2.18'
         self.protocol_version = protocol.PROTOCOL_VERSION
         self.zero_new_blocks: bool | None = True
+        # thin LVs not made by BlackStor (manage): name -> size; open ones
+        self.bare: dict[str, int] = {}
+        self.bare_open: set[str] = set()
+        self.primary: set[str] = set()      # resources Primary here
         self.forgotten: list[tuple[str, int]] = []   # forget-peer calls
         self.origins: dict[str, str] = {}   # snapshot -> its volume
 
@@ -150,6 +154,7 @@ class FakeAgent:
         disk = ('Diskless' if not me['diskful'] else
                 'UpToDate' if name in self.uptodate else 'Inconsistent')
         return {'name': name, 'node-id': me['node_id'],
+                'role': 'Primary' if name in self.primary else 'Secondary',
                 'suspended': name in self.suspended,
                 'devices': [{'volume': 0, 'minor': definition['minor'],
                              'disk-state': disk, 'quorum': True}],
@@ -245,8 +250,94 @@ class FakeAgent:
             'snapshots': [{'name': n, 'pool': self.pool, 'size_bytes': s,
                            'origin': self.origins.get(n)}
                           for n, s in self.snapshots.items()],
+            'bare_lvs': [self._bare_entry(n, s)
+                         for n, s in sorted(self.bare.items())],
             'used_minors': sorted(used_minors),
             'used_ports': sorted(used_ports)}
+
+    def _bare_entry(self, name: str, size: int) -> dict:
+        volume = size // GiB * GiB
+        return {'name': name, 'pool': self.pool, 'size_bytes': size,
+                'volume_bytes': volume,
+                'missing_bytes': max(0, volume + MD_BYTES - size)
+                if volume else None, 'open': name in self.bare_open}
+
+    # -- manage, as the agent's rename, wrap and sync-source --
+    def op_rename(self, req: dict) -> dict:
+        old, new = req['resource'], req['new_name']
+        if old not in self.lvs and new in self.lvs and new in self.res:
+            self._came_up(new)
+            return {'renamed': False}
+        if old not in self.lvs or old not in self.res:
+            raise tp.NodeError(self.name, protocol.E_NOT_FOUND,
+                               f'{old} not found', 'resource')
+        if new in self.lvs or new in self.res or new in self.bare:
+            raise tp.NodeError(self.name, protocol.E_CONFLICT,
+                               f'{new} exists', 'new_name')
+        if old in self.primary:
+            raise tp.NodeError(self.name, protocol.E_BUSY,
+                               f'{old} is in use here', 'resource')
+        self.res.pop(old)
+        self._store_res(dict(req, resource=new))
+        self.lvs[new] = self.lvs.pop(old)
+        self.data[new] = self.data.pop(old, '')
+        if old in self.uptodate:
+            self.uptodate.discard(old)
+            self.uptodate.add(new)
+        self.up.discard(old)
+        self._came_up(new)
+        return {'renamed': True}
+
+    def op_wrap(self, req: dict) -> dict:
+        name, lv = req['resource'], req['lv']
+        if req.get('undo'):
+            if name in self.lvs:
+                self.bare[lv] = self.lvs.pop(name) + MD_BYTES
+                self.data[lv] = self.data.pop(name, '')
+                self.res.pop(name, None)
+                self.up.discard(name)
+                self.uptodate.discard(name)
+            return {'unwrapped': True}
+        if lv not in self.bare and name in self.lvs and name in self.res:
+            return {'wrapped': False}
+        if lv not in self.bare:
+            raise tp.NodeError(self.name, protocol.E_NOT_FOUND,
+                               f'no thin LV {lv}', 'lv')
+        if self.bare[lv] < req['size'] + MD_BYTES:
+            raise tp.NodeError(self.name, protocol.E_INVALID,
+                               'no room for the metadata', 'lv')
+        self._store_res(req)
+        self.lvs[name] = self.bare.pop(lv) - MD_BYTES
+        self.data[name] = self.data.pop(lv, '')
+        self._came_up(name)
+        return {'wrapped': True}
+
+    def op_snapshot_rename(self, req: dict) -> dict:
+        old, new = req['snapshot'], req['new_name']
+        if old not in self.snapshots:
+            if self.origins.get(new) == req['resource']:
+                return {'renamed': False}
+            raise tp.NodeError(self.name, protocol.E_NOT_FOUND,
+                               f'snapshot {old} not found', 'snapshot')
+        if self.origins.get(old) != req['resource']:
+            raise tp.NodeError(self.name, protocol.E_CONFLICT,
+                               'not a snapshot of it', 'snapshot')
+        if new in self.snapshots or new in self.lvs:
+            raise tp.NodeError(self.name, protocol.E_CONFLICT,
+                               f'{new} exists', 'new_name')
+        self.snapshots[new] = self.snapshots.pop(old)
+        self.origins[new] = self.origins.pop(old)
+        self.data[new] = self.data.pop(old, '')
+        return {'renamed': True}
+
+    def op_sync_source(self, req: dict) -> dict:
+        name = req['resource']
+        self.cluster.log.append((self.name, 'sync-source'))
+        for agent in self.cluster.agents.values():
+            if name in agent.up and agent.name not in self.cluster.down:
+                agent.uptodate.add(name)
+                agent.data[name] = self.data.get(name, '')
+        return {'forced': True}
 
     def op_status(self, req: dict) -> dict:
         name = req['resource']
@@ -592,5 +683,6 @@ class FakeCluster:
     def clean(self) -> dict[str, list[str]]:
         """Whatever is left on each node (empty lists when clean)."""
         return {name: sorted(a.lvs) + sorted(a.snapshots) + sorted(a.res)
+                + sorted(a.bare)
                 for name, a in self.agents.items()
-                if a.lvs or a.snapshots or a.res}
+                if a.lvs or a.snapshots or a.res or a.bare}

@@ -14,6 +14,10 @@
 """The agent's data-safety checks against the stand-in's real state."""
 
 
+import hashlib
+import os
+import subprocess
+
 from blackstor_cinder import protocol
 from tests.unit.node import standin_node
 from tests.unit import base
@@ -126,3 +130,146 @@ class DetachNotRunningTestCase(StandinTestCase):
         self.nodes.ok('nodeb', 'detach', resource='r0')
         self.assertFalse(store.exists('r0'))
         self.assertIsNone(self.nodes.status('nodeb', 'r0'))
+
+
+class ManageTestCase(StandinTestCase):
+    """rename, wrap and sync-source (manage) on the stand-in's state."""
+
+    MiB = 1 << 20
+
+    def rename(self, name, old='r0', new='r1'):
+        return self.nodes.call(name, 'rename', resource=old, new_name=new,
+                               pool=POOL, spec=self.nodes.spec(),
+                               secret=SECRET)
+
+    def bare_lv(self, name, lv, size):
+        env = self.nodes.standin.node_env(name)
+        subprocess.run(['lvcreate', '--yes', '--type', 'thin',
+                        '--virtualsize', f'{size}b', '--thinpool',
+                        standin_node.THIN, '--name', lv, standin_node.VG],
+                       env=env, check=True, capture_output=True)
+        data = os.urandom(self.MiB)
+        path = self.nodes.standin.lv_path(name, standin_node.VG, lv)
+        with open(path, 'r+b') as f:
+            for offset in (0, 17 * self.MiB, 63 * self.MiB):
+                f.seek(offset)
+                f.write(data)
+        return self.digest(name, lv, 64 * self.MiB)
+
+    def digest(self, name, lv, size):
+        path = self.nodes.standin.lv_path(name, standin_node.VG, lv)
+        with open(path, 'rb') as f:
+            return hashlib.sha256(f.read(size)).hexdigest()
+
+    def test_rename_every_replica_keeps_the_data(self):
+        self.nodes.create()
+        self.nodes.standin.write('nodea', 'r0', 4096, b'kept' * 1024)
+        before = self.digest('nodea', 'r0', 64 * self.MiB)
+        for name in self.nodes.names:
+            reply = self.rename(name)
+            self.assertTrue(reply['ok'], reply)
+            self.assertTrue(reply['result']['renamed'])
+        for name in self.nodes.names:
+            self.assertEqual(before, self.digest(name, 'r1', 64 * self.MiB))
+            self.assertFalse(self.agent_has(name, 'r0'))
+            self.assertIn('resource "r1"', self.nodes.res_file(name, 'r1'))
+            state = self.nodes.status(name, 'r1')
+            self.assertEqual('UpToDate',
+                             state['devices'][0]['disk-state'])
+            self.assertEqual(['Connected'], [
+                c['connection-state'] for c in state['connections']])
+        # again: done, nothing to do
+        self.assertFalse(self.nodes.ok(
+            'nodea', 'rename', resource='r0', new_name='r1', pool=POOL,
+            spec=self.nodes.spec(), secret=SECRET)['renamed'])
+
+    def agent_has(self, name, resource):
+        return (self.nodes.agents[name].store.exists(resource)
+                or self.nodes.status(name, resource) is not None)
+
+    def test_rename_refused_while_primary(self):
+        self.nodes.create()
+        rc, _, err = self.nodes.standin.drbdsetup('nodea', 'primary', 'r0')
+        self.assertEqual(0, rc, err)
+        err = self.refused('nodea', 'rename', protocol.E_BUSY,
+                           resource='r0', new_name='r1', pool=POOL,
+                           spec=self.nodes.spec(), secret=SECRET)
+        self.assertIn('in use', err['message'])
+        self.assertEqual('Primary', self.nodes.status('nodea',
+                                                      'r0')['role'])
+        self.assertFalse(self.agent_has('nodea', 'r1'))
+
+    def test_wrap_then_full_sync_from_the_holder(self):
+        digest = self.bare_lv('nodea', 'data1', 72 * self.MiB)
+        inventory = self.nodes.ok('nodea', 'inventory')
+        self.assertEqual([('data1', 72 * self.MiB)], [
+            (e['name'], e['size_bytes']) for e in inventory['bare_lvs']])
+        spec = self.nodes.spec(size=64 * self.MiB)
+        result = self.nodes.ok('nodea', 'wrap', resource='r1', lv='data1',
+                               pool=POOL, size=64 * self.MiB, spec=spec,
+                               secret=SECRET)
+        self.assertTrue(result['wrapped'])
+        self.nodes.ok('nodeb', 'create', resource='r1', pool=POOL,
+                      size=64 * self.MiB, spec=spec, secret=SECRET)
+        self.assertEqual('Inconsistent', self.nodes.status(
+            'nodeb', 'r1')['devices'][0]['disk-state'])
+        self.assertTrue(self.nodes.ok('nodea', 'sync-source',
+                                      resource='r1')['forced'])
+        for name in self.nodes.names:
+            self.assertEqual(digest, self.digest(name, 'r1', 64 * self.MiB),
+                             name)
+            self.assertEqual('UpToDate', self.nodes.status(
+                name, 'r1')['devices'][0]['disk-state'])
+        self.assertEqual('Secondary', self.nodes.status('nodea',
+                                                        'r1')['role'])
+        self.assertEqual([], self.nodes.ok('nodea', 'inventory')['bare_lvs'])
+        # a retry changes nothing
+        self.assertFalse(self.nodes.ok('nodea', 'sync-source',
+                                       resource='r1')['forced'])
+
+    def test_wrap_without_room_refused_with_what_is_missing(self):
+        digest = self.bare_lv('nodea', 'data1', 64 * self.MiB)
+        entry = self.nodes.ok('nodea', 'inventory')['bare_lvs'][0]
+        self.assertEqual(0, entry['volume_bytes'])     # under 1 GiB
+        err = self.refused('nodea', 'wrap', protocol.E_INVALID,
+                           resource='r1', lv='data1', pool=POOL,
+                           size=64 * self.MiB,
+                           spec=self.nodes.spec(size=64 * self.MiB),
+                           secret=SECRET)
+        self.assertIn('extend it by 4 MiB', err['message'])
+        self.assertEqual(digest, self.digest('nodea', 'data1',
+                                             64 * self.MiB))
+        self.assertFalse(self.agent_has('nodea', 'r1'))
+
+    def test_wrap_undo_gives_the_bare_lv_back(self):
+        digest = self.bare_lv('nodea', 'data1', 72 * self.MiB)
+        spec = self.nodes.spec(size=64 * self.MiB)
+        self.nodes.ok('nodea', 'wrap', resource='r1', lv='data1', pool=POOL,
+                      size=64 * self.MiB, spec=spec, secret=SECRET)
+        self.assertTrue(self.nodes.ok(
+            'nodea', 'wrap', resource='r1', lv='data1', pool=POOL,
+            size=64 * self.MiB, spec=spec, secret=SECRET,
+            undo=True)['unwrapped'])
+        self.assertFalse(self.agent_has('nodea', 'r1'))
+        self.assertEqual(['data1'], [
+            e['name'] for e in self.nodes.ok('nodea',
+                                             'inventory')['bare_lvs']])
+        self.assertEqual(digest, self.digest('nodea', 'data1',
+                                             64 * self.MiB))
+
+    def test_snapshot_rename_only_of_that_resource(self):
+        self.nodes.create()
+        self.nodes.ok('nodea', 'snapshot-create', resource='r0', pool=POOL,
+                      snapshot='s1')
+        err = self.refused('nodea', 'snapshot-rename', protocol.E_CONFLICT,
+                           resource='r9', pool=POOL, snapshot='s1',
+                           new_name='s2')
+        self.assertIn('is a snapshot of r0, not of r9', err['message'])
+        self.assertTrue(self.nodes.ok(
+            'nodea', 'snapshot-rename', resource='r0', pool=POOL,
+            snapshot='s1', new_name='s2')['renamed'])
+        self.assertEqual(['s2'], [s['name'] for s in self.nodes.ok(
+            'nodea', 'inventory')['snapshots']])
+        self.assertFalse(self.nodes.ok(
+            'nodea', 'snapshot-rename', resource='r0', pool=POOL,
+            snapshot='s1', new_name='s2')['renamed'])
