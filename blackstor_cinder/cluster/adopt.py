@@ -42,6 +42,7 @@ from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
+from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
@@ -110,7 +111,8 @@ def _resource_entry(name: str, entries: list[tuple[str, dict]],
         (e.get('device_size') or 0 for _, e in entries), default=0)
     states = {node: e.get('state') for node, e in entries}
     diskful = [h['name'] for h in definition['hosts'] if h['diskful']]
-    clients = [h['name'] for h in definition['hosts'] if not h['diskful']]
+    clients = [h['name'] for h in definition['hosts']
+               if not h['diskful'] and not h.get('tiebreaker')]
     reason = _not_adoptable(diskful, clients, states, down)
     elsewhere = sorted(h['name'] for h in definition['hosts']
                        if h['diskful'] and h.get('disk') != disk)
@@ -173,31 +175,51 @@ def find(ctl: ctl_mod.Controller, name: str) -> Manageable:
 
 def adopt(ctl: ctl_mod.Controller, name: str, new: str,
           replicas: int, zone_policy: str) -> model.ResourceSpec:
-    """Adopt ``name`` (a resource or a bare LV) as the resource ``new``."""
+    """Adopt ``name`` (a resource or a bare LV) as the resource ``new``.
+
+    A two-replica result gets its tiebreaker afterwards (a renamed
+    resource's old one is taken down first: it has no LV to rename);
+    best effort, as at create.
+    """
     name = check_reference(name)
     with _locked(ctl, name, new):
-        done = ctl.find(new)
-        entry = next((m for m in manageable(ctl) if m.name == name), None)
-        if entry is None and name != new and done.spec is not None:
-            _check_done(ctl, done)
-            LOG.info('%(old)s is already adopted as %(new)s',
-                     {'old': name, 'new': new})
-            return done.spec
-        if entry is None:
-            raise errors.ResourceNotFound(
-                f'no resource or bare thin LV {name} on the storage nodes')
-        if entry.kind == 'resource':
-            # a rename that ended half-way has the new name on some
-            # replicas: _rename counts them and converges
-            return _rename(ctl, name, new, done)
-        if entry.reason_not_safe:
-            raise errors.InvalidRequest(
-                f'{name} cannot be managed: {entry.reason_not_safe}')
-        if done.spec is not None or done.unreachable:
-            raise errors.InvalidRequest(
-                f'{new} exists on the storage nodes (or cannot be ruled '
-                f'out): not wrapping {name} under that name')
-        return _wrap(ctl, name, entry, new, replicas, zone_policy)
+        spec = _adopt(ctl, name, new, replicas, zone_policy)
+    if tiebreaker.wanted(spec) and spec.tiebreaker_host is None:
+        try:
+            LOG.info('%(res)s: %(what)s', {
+                'res': new, 'what': ctl.ensure_tiebreaker(new)})
+        except errors.ClusterError as exc:
+            LOG.warning('%(res)s was adopted without a tiebreaker; the '
+                        'stats task places one later: %(err)s',
+                        {'res': new, 'err': exc})
+        spec = ctl.find(new).spec or spec
+    return spec
+
+
+def _adopt(ctl: ctl_mod.Controller, name: str, new: str,
+           replicas: int, zone_policy: str) -> model.ResourceSpec:
+    done = ctl.find(new)
+    entry = next((m for m in manageable(ctl) if m.name == name), None)
+    if entry is None and name != new and done.spec is not None:
+        _check_done(ctl, done)
+        LOG.info('%(old)s is already adopted as %(new)s',
+                 {'old': name, 'new': new})
+        return done.spec
+    if entry is None:
+        raise errors.ResourceNotFound(
+            f'no resource or bare thin LV {name} on the storage nodes')
+    if entry.kind == 'resource':
+        # a rename that ended half-way has the new name on some
+        # replicas: _rename counts them and converges
+        return _rename(ctl, name, new, done)
+    if entry.reason_not_safe:
+        raise errors.InvalidRequest(
+            f'{name} cannot be managed: {entry.reason_not_safe}')
+    if done.spec is not None or done.unreachable:
+        raise errors.InvalidRequest(
+            f'{new} exists on the storage nodes (or cannot be ruled '
+            f'out): not wrapping {name} under that name')
+    return _wrap(ctl, name, entry, new, replicas, zone_policy)
 
 
 def _check_done(ctl: ctl_mod.Controller, done: ctl_mod.Found) -> None:
@@ -237,6 +259,15 @@ def _rename(ctl: ctl_mod.Controller, old: str, new: str,
         raise errors.InvalidRequest(
             f'{new} exists on {", ".join(sorted(done.states))}: not '
             f'renaming {old} to it')
+    old_tiebreaker = spec.tiebreaker_host
+    if old_tiebreaker is not None:
+        # no LV to rename there: taken down (a delete without a pool
+        # removes a .res only), placed again under the new name by adopt()
+        ctl.each_or_raise(f'rename of {old}: its tiebreaker',
+                          ctl._nodes([old_tiebreaker]),
+                          {'op': 'delete', 'resource': old})
+        spec = spec.with_hosts(tuple(h for h in spec.hosts
+                                     if not h.tiebreaker))
     renamed = _renamed(spec, new, ctl.config)
     nodes = ctl._nodes(spec.diskful_hosts)
     results, failures = ctl.each(nodes, _rename_request(ctl, renamed, old))

@@ -129,6 +129,23 @@ class AdoptTestCase(base.TestCase):
             self.assertEqual(old.secret, agent.res[NEW][1])
         self.assertIsNotNone(self.ctl.find(NEW).spec)
 
+    def test_adopt_two_replicas_moves_the_tiebreaker_to_the_new_name(self):
+        old = self.ctl.create_volume(OLD, 2 * G, replicas=2)
+        keeper = old.tiebreaker_host.name
+        found = {m.name: m for m in adopt.manageable(self.ctl)}
+        self.assertIsNone(found[OLD].reason_not_safe)  # not a client
+        spec = adopt.adopt(self.ctl, OLD, NEW, 2, 'any')
+        self.assertEqual(keeper, spec.tiebreaker_host.name)
+        agent = self.cluster.agents[keeper]
+        self.assertNotIn(OLD, agent.res)        # nothing left as the old
+        self.assertNotIn(OLD, agent.up)
+        self.assertIn(NEW, agent.up)
+        self.assertEqual([], [n for n, a in self.cluster.agents.items()
+                              if OLD in a.res or OLD in a.lvs])
+        stats = self.ctl.stats()
+        self.assertEqual((), stats.divergent_volumes)
+        self.assertEqual((), tuple(stats.without_tiebreaker))
+
     def test_adopt_resource_refused_while_primary(self):
         self.make_resource()
         self.cluster.agents['n2'].primary.add(OLD)
