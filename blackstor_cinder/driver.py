@@ -437,6 +437,8 @@ class BlackStorDriver(driver.VolumeDriver):
             self._remove_temporary_snapshots(stats.temporary_snapshots)
         if stats.without_tiebreaker:
             self._ensure_tiebreakers(stats)
+        if stats.orphan_tiebreakers:
+            self._remove_orphan_tiebreakers(stats.orphan_tiebreakers)
         healing = self._heal(stats.nodes_down)
         self._stats = {
             'volume_backend_name': backend,
@@ -531,6 +533,25 @@ class BlackStorDriver(driver.VolumeDriver):
             except Exception as exc:    # never fails the stats update
                 outcome = f'failed: {strutils.mask_password(str(exc))}'
             LOG.debug('Tiebreaker of %(res)s: %(outcome)s',
+                      {'res': name, 'outcome': outcome})
+
+    def _remove_orphan_tiebreakers(self, orphans: dict) -> None:
+        """Take down tiebreakers left by deletes while their node was down."""
+        if not self.configuration.safe_get('blackstor_auto_repair'):
+            LOG.warning('Tiebreakers of deleted volumes %s are left on the '
+                        'storage nodes; blackstor_auto_repair is off',
+                        ', '.join(sorted(orphans)))
+            return
+        try:
+            outcomes = self.controller.remove_orphan_tiebreakers(orphans)
+        except Exception as exc:    # never fails the stats update
+            LOG.warning('Removal of the tiebreakers of deleted volumes '
+                        '%(res)s failed: %(err)s',
+                        {'res': ', '.join(sorted(orphans)),
+                         'err': strutils.mask_password(str(exc))})
+            return
+        for name, outcome in sorted(outcomes.items()):
+            LOG.debug('Tiebreaker of the deleted %(res)s: %(outcome)s',
                       {'res': name, 'outcome': outcome})
 
     def _remove_temporary_snapshots(self, snapshots: dict) -> None:

@@ -141,6 +141,11 @@ class ClusterStats:
         default_factory=dict)
     # two-replica volumes without a tiebreaker (see ensure_tiebreaker)
     without_tiebreaker: tuple[str, ...] = ()
+    # resource -> the storage node that still runs its tiebreaker although
+    # no other storage node holds it (deleted while that node was down;
+    # see remove_orphan_tiebreakers)
+    orphan_tiebreakers: dict[str, str] = dataclasses.field(
+        default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -524,6 +529,7 @@ class Controller:
                     temporary.setdefault(snap, []).append(node)
         degraded = []
         lacking = set()
+        orphans = {} if down else _orphan_tiebreakers(inventories)
         for report in inventories.values():
             for name, res in report.resources.items():
                 if self._lacks_tiebreaker(res):
@@ -554,6 +560,7 @@ class Controller:
             temporary_snapshots={snap: tuple(nodes)
                                  for snap, nodes in temporary.items()},
             without_tiebreaker=tuple(sorted(lacking)),
+            orphan_tiebreakers=orphans,
             divergent_volumes=divergence.divergent_names(
                 {name: report.resources for name, report in
                  {**self._client_reports, **inventories}.items()}))
@@ -1091,6 +1098,15 @@ class Controller:
                                                  found.unreachable)
             return
         targets = {n.name: n for n in self._nodes(spec.hosts)}
+        held = spec.tiebreaker_host
+        if held is not None and held.name in found.unreachable:
+            # no data there: its .res goes once the node answers again
+            # (stats: orphan_tiebreakers, remove_orphan_tiebreakers)
+            LOG.warning('Deleting %(res)s while its tiebreaker node %(node)s '
+                        'is unreachable; the periodic repair removes the '
+                        'tiebreaker there when it answers',
+                        {'res': name, 'node': held.name})
+            del targets[held.name]
         for node in self.config.storage_nodes:
             if node.name not in found.unreachable:
                 targets.setdefault(node.name, node)
@@ -1373,6 +1389,40 @@ class Controller:
                                 'stats update removes it once the node '
                                 'answers', {'snap': temp, 'name': name,
                                             'err': exc})
+
+    def remove_orphan_tiebreakers(self, orphans: dict[str, str]
+                                  ) -> dict[str, str]:
+        """Take down tiebreakers whose volume is gone; what happened.
+
+        Under the volume's lock, taken without waiting ('busy'), and only
+        while a fresh lookup finds the volume on no replica (a create of
+        the same name may have ended since the stats).
+        """
+        outcomes = {}
+        for name, node in sorted(orphans.items()):
+            lock = self._lock(_resource_lock(name))
+            if not lock.acquire(blocking=False):
+                outcomes[name] = 'busy'
+                continue
+            try:
+                found = self.find(name)
+                if set(found.states) - {node} or found.unreachable:
+                    outcomes[name] = 'kept: the volume is not gone'
+                    continue
+                try:
+                    # no pool: a .res and its DRBD resource, never an LV
+                    self.call(self.node(node),
+                              {'op': 'delete', 'resource': name})
+                except tp.NodeError as exc:
+                    outcomes[name] = f'left on {node}: {exc.message}'
+                    continue
+            finally:
+                lock.release()
+            outcomes[name] = f'removed from {node}'
+            LOG.info('Removed the tiebreaker of %(res)s from %(node)s: the '
+                     'volume was deleted while the node was down',
+                     {'res': name, 'node': node})
+        return outcomes
 
     def remove_temporary_snapshots(self, snapshots: Iterable[str]
                                    ) -> dict[str, str]:
@@ -1878,6 +1928,25 @@ def _in_sync(spec: model.ResourceSpec, node: str,
     return all(pd.get('peer-disk-state') == 'UpToDate'
                and not pd.get('out-of-sync')
                for pd in peers.values())
+
+
+def _orphan_tiebreakers(inventories: dict[str, inv.NodeInventory]
+                        ) -> dict[str, str]:
+    """Resource -> node: a tiebreaker no other node holds the volume of."""
+    found = {}
+    for node, report in inventories.items():
+        for name, res in report.resources.items():
+            definition = (res or {}).get('definition') or {}
+            mine = next((h for h in definition.get('hosts') or ()
+                         if h.get('name') == node), None)
+            if not mine or mine.get('diskful') or not mine.get('tiebreaker'):
+                continue
+            if any(name in other.resources or name in other.volumes
+                   for other_name, other in inventories.items()
+                   if other_name != node):
+                continue
+            found[name] = node
+    return found
 
 
 def _never_reached(exc: tp.NodeError) -> bool:

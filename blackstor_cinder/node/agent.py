@@ -1196,6 +1196,11 @@ class Agent:
                                  f'lv: neither {pool.vg}/{resource} nor '
                                  f'{pool.vg}/{name} exists', 'lv')
             return {'resource': resource, 'unwrapped': False}
+        if self.lvm.find(pool, name) is not None:
+            # checked before anything changes: the rename back would fail
+            raise AgentError(protocol.E_CONFLICT,
+                             f'lv: {pool.vg}/{name} exists: {resource} '
+                             'cannot get that name back', 'lv')
         self._take_down(resource)
         self.store.remove(resource)
         self.lvm.del_tag(pool, resource, lvm_mod.TAG)

@@ -114,6 +114,44 @@ class CreateTest(TiebreakerTestCase):
         self.assertEqual((), self.ctl.stats().without_tiebreaker)
 
 
+class DeleteWhileDownTest(TiebreakerTestCase):
+
+    def test_delete_with_the_tiebreaker_node_down_succeeds(self):
+        spec = self.ctl.create_volume(VOL, G)
+        node = spec.tiebreaker_host.name
+        self.cluster.down.add(node)
+        self.ctl.delete_volume(VOL)      # no data there: not needed
+        left = self.cluster.clean()
+        for name in self.replicas(spec):
+            self.assertNotIn(name, left)
+        self.assertIn(VOL, self.agent(node).res)
+        # down: nothing is called an orphan while a node is missing
+        self.assertEqual({}, self.ctl.stats().orphan_tiebreakers)
+        self.cluster.down.discard(node)
+        stats = self.ctl.stats()
+        self.assertEqual({VOL: node}, stats.orphan_tiebreakers)
+        self.assertEqual({VOL: f'removed from {node}'},
+                         self.ctl.remove_orphan_tiebreakers(
+                             stats.orphan_tiebreakers))
+        self.assertEqual({}, self.cluster.clean())
+        self.assertEqual({}, self.ctl.stats().orphan_tiebreakers)
+
+    def test_a_live_volume_is_no_orphan(self):
+        spec = self.ctl.create_volume(VOL, G)
+        self.assertEqual({}, self.ctl.stats().orphan_tiebreakers)
+        node = spec.tiebreaker_host.name
+        # a stale stats result: the volume is there, so it is kept
+        self.assertEqual({VOL: 'kept: the volume is not gone'},
+                         self.ctl.remove_orphan_tiebreakers({VOL: node}))
+        self.assertIn(VOL, self.agent(node).res)
+
+    def test_a_replica_down_still_fails_the_delete(self):
+        spec = self.ctl.create_volume(VOL, G)
+        self.cluster.down.add(self.replicas(spec)[0])
+        self.assertRaises(errors.NodeOperationFailed,
+                          self.ctl.delete_volume, VOL)
+
+
 class TwoNodesTest(TiebreakerTestCase):
 
     nodes = ('n1', 'n2')

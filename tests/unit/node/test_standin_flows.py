@@ -257,6 +257,25 @@ class ManageTestCase(StandinTestCase):
         self.assertEqual(digest, self.digest('nodea', 'data1',
                                              64 * self.MiB))
 
+    def test_wrap_undo_refused_when_the_name_is_taken_changes_nothing(self):
+        self.bare_lv('nodea', 'data1', 72 * self.MiB)
+        spec = self.nodes.spec(size=64 * self.MiB)
+        self.nodes.ok('nodea', 'wrap', resource='r1', lv='data1', pool=POOL,
+                      size=64 * self.MiB, spec=spec, secret=SECRET)
+        self.bare_lv('nodea', 'data1', 72 * self.MiB)   # the name again
+        before = self.nodes.status('nodea', 'r1')
+        err = self.refused('nodea', 'wrap', protocol.E_CONFLICT,
+                           resource='r1', lv='data1', pool=POOL,
+                           size=64 * self.MiB, spec=spec, secret=SECRET,
+                           undo=True)
+        self.assertIn('data1 exists', err['message'])
+        self.assertTrue(self.agent_has('nodea', 'r1'))
+        self.assertEqual(before['role'], self.nodes.status('nodea',
+                                                           'r1')['role'])
+        self.assertEqual(before['devices'][0]['disk-state'],
+                         self.nodes.status('nodea', 'r1')['devices'][0][
+                             'disk-state'])
+
     def test_snapshot_rename_only_of_that_resource(self):
         self.nodes.create()
         self.nodes.ok('nodea', 'snapshot-create', resource='r0', pool=POOL,
