@@ -20,7 +20,7 @@ hands them to the controller in ``blackstor_cinder.cluster``.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from cinder.common import constants
 from cinder import coordination
@@ -537,42 +537,37 @@ class BlackStorDriver(driver.VolumeDriver):
 
     def _remove_orphan_tiebreakers(self, orphans: dict) -> None:
         """Take down tiebreakers left by deletes while their node was down."""
-        if not self.configuration.safe_get('blackstor_auto_repair'):
-            LOG.warning('Tiebreakers of deleted volumes %s are left on the '
-                        'storage nodes; blackstor_auto_repair is off',
-                        ', '.join(sorted(orphans)))
-            return
-        try:
-            outcomes = self.controller.remove_orphan_tiebreakers(orphans)
-        except Exception as exc:    # never fails the stats update
-            LOG.warning('Removal of the tiebreakers of deleted volumes '
-                        '%(res)s failed: %(err)s',
-                        {'res': ', '.join(sorted(orphans)),
-                         'err': strutils.mask_password(str(exc))})
-            return
-        for name, outcome in sorted(outcomes.items()):
-            LOG.debug('Tiebreaker of the deleted %(res)s: %(outcome)s',
-                      {'res': name, 'outcome': outcome})
+        self._remove_leftovers('tiebreakers of deleted volumes', orphans,
+                               self.controller.remove_orphan_tiebreakers,
+                               '')
 
     def _remove_temporary_snapshots(self, snapshots: dict) -> None:
         """Remove the clone snapshots left on nodes that were unreachable."""
+        self._remove_leftovers('temporary clone snapshots', snapshots,
+                               self.controller.remove_temporary_snapshots,
+                               ' (blackstor-manage check --fix removes them)')
+
+    def _remove_leftovers(self, what: str, names: dict,
+                          remove: Callable[[dict], dict],
+                          otherwise: str) -> None:
+        """What a flow left on a node down, removed once it answers."""
         if not self.configuration.safe_get('blackstor_auto_repair'):
-            LOG.warning('Temporary clone snapshots %s are left on the '
-                        'storage nodes; blackstor_auto_repair is off '
-                        '(blackstor-manage check --fix removes them)',
-                        ', '.join(sorted(snapshots)))
+            LOG.warning('BlackStor %(what)s %(names)s are left on the '
+                        'storage nodes; blackstor_auto_repair is '
+                        'off%(otherwise)s',
+                        {'what': what, 'names': ', '.join(sorted(names)),
+                         'otherwise': otherwise})
             return
         try:
-            outcomes = self.controller.remove_temporary_snapshots(snapshots)
+            outcomes = remove(names)
         except Exception as exc:    # never fails the stats update
-            LOG.warning('Removal of the temporary clone snapshots %(snaps)s '
-                        'failed: %(err)s',
-                        {'snaps': ', '.join(sorted(snapshots)),
+            LOG.warning('Removal of the %(what)s %(names)s failed: %(err)s',
+                        {'what': what, 'names': ', '.join(sorted(names)),
                          'err': strutils.mask_password(str(exc))})
             return
         for name, outcome in sorted(outcomes.items()):
-            LOG.debug('Temporary clone snapshot %(snap)s: %(outcome)s',
-                      {'snap': name, 'outcome': outcome})
+            LOG.debug('%(what)s, %(name)s: %(outcome)s',
+                      {'what': what, 'name': name, 'outcome': outcome})
 
     def _init_vendor_properties(self) -> tuple[dict, str]:
         properties: dict = {}

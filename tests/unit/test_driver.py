@@ -693,6 +693,18 @@ class StatsTest(DriverTestCase):
         return [h['name'] for h in fakes.parse_res(text)['hosts']
                 if not h['diskful']]
 
+    def test_stats_remove_the_tiebreaker_of_a_volume_deleted_meanwhile(self):
+        vol = self.volume(**{driver.SPEC_REPLICAS: '2'})
+        self.drv.create_volume(vol)
+        name = next(iter(self.cluster.agents['n1'].res))
+        node = self.drv.controller.find(name).spec.tiebreaker_host.name
+        self.cluster.down.add(node)
+        self.drv.delete_volume(vol)
+        self.assertIn(name, self.cluster.agents[node].res)
+        self.cluster.down.discard(node)
+        self.drv.get_volume_stats(refresh=True)
+        self.assertEqual({}, self.cluster.clean())
+
     def test_stats_repair_a_divergent_res(self):
         name = self.stale_replica()
         stats = self.drv.get_volume_stats(refresh=True)
