@@ -26,7 +26,6 @@
 """
 
 import ctypes
-import ctypes.util
 import json
 import os
 import shutil
@@ -59,7 +58,10 @@ def proc_drbd_text(version):
 
 
 def _umount(path):
-    libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
+    # This process's own libc (no find_library: it runs ldconfig in a
+    # subprocess, which under eventlet's monkey patching can race another
+    # greenthread's read at cleanup)
+    libc = ctypes.CDLL(None, use_errno=True)
     libc.umount2(path.encode(), MNT_DETACH)
 
 
