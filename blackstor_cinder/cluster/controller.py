@@ -1750,14 +1750,16 @@ class Controller:
             if new == spec:
                 return
             self._adjust_storage(new, found)
-            self._forget_peers(new, found, [h.node_id for h in targets])
+            self.forget_peers(new, [h.node_id for h in targets],
+                              skip=found.unreachable)
             self._adjust_clients(new, found)
         LOG.info('Detached %(res)s from %(hosts)s',
                  {'res': volume, 'hosts': ', '.join(sorted(leaving))})
 
-    def _forget_peers(self, spec: model.ResourceSpec, found: Found,
-                      node_ids: Iterable[int]) -> None:
-        """``forget-peer`` the departed clients on the replicas; logged.
+    def forget_peers(self, spec: model.ResourceSpec,
+                     node_ids: Iterable[int],
+                     skip: Iterable[str] = ()) -> None:
+        """``forget-peer`` departed peers on the replicas; logged.
 
         A replica keeps a metadata slot for every peer it once connected
         (MDF_NODE_EXISTS) after the peer leaves its .res, and counts a
@@ -1765,9 +1767,12 @@ class Controller:
         such slot a tiebreaker alone no longer wins a tie (drbd_state.c,
         __calc_quorum_with_disk and calc_quorum). Best effort: a replica
         that misses it keeps the slot until a host takes that node-id.
+        Also a heal's, for the lost replica (see heal). ``skip``: nodes
+        known to be unreachable.
         """
+        skip = set(skip)
         nodes = [n for n in self._nodes(spec.diskful_hosts)
-                 if n.name not in found.unreachable]
+                 if n.name not in skip]
         for node_id in node_ids:
             _, failures = self.each(nodes, {
                 'op': 'forget-peer', 'resource': spec.name,

@@ -299,7 +299,7 @@ def node_lost(ctl, node: str, parallel: int = 2,
                 ctl, m.resource, m.target, m.size, replacing=m.source,
                 create_id=move_id(m.source, m.resource))
             membership.wait_up_to_date(ctl, spec, m.target, sync_timeout)
-            membership.forget(ctl, spec, lost_id)
+            ctl.forget_peers(spec, [lost_id])
         return m.target
 
     return _heal(ctl, node, LOST, inventories, parallel, move, progress)

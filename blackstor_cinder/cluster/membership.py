@@ -195,23 +195,6 @@ def wait_up_to_date(ctl, spec: model.ResourceSpec, node: str,
         time.sleep(poll)
 
 
-def forget(ctl, spec: model.ResourceSpec, node_id: int) -> dict[str, str]:
-    """``forget-peer`` of ``node_id`` on every replica of ``spec``.
-
-    Failures are returned (node -> why) and logged, not raised: the slot
-    stays allocated, which costs a bitmap slot and nothing else (a later
-    replica with that node-id joins with fresh metadata: full sync).
-    """
-    _, failures = ctl.each(
-        [ctl.node(h.name) for h in spec.diskful_hosts],
-        {'op': 'forget-peer', 'resource': spec.name, 'node_id': node_id})
-    for node_name, exc in failures.items():
-        LOG.warning('forget-peer %(id)s of %(res)s on %(node)s failed: '
-                    '%(err)s', {'id': node_id, 'res': spec.name,
-                                'node': node_name, 'err': exc})
-    return {n: str(getattr(e, 'message', e)) for n, e in failures.items()}
-
-
 def remove_replica(ctl, name: str, node: str) -> model.ResourceSpec | None:
     """Take the replica on ``node`` (up and reachable) out of ``name``.
 
@@ -245,7 +228,7 @@ def remove_replica(ctl, name: str, node: str) -> model.ResourceSpec | None:
     ctl.each_or_raise('adjust', [ctl.node(h.name) for h in rest],
                       ctl.res_request('adjust', new))
     adjust_clients(ctl, new)
-    forget(ctl, new, leaving.node_id)
+    ctl.forget_peers(new, [leaving.node_id])
     ctl.each_or_raise(f'removal of the replica of {name} on {node}',
                       [ctl.node(node)],
                       {'op': 'delete', 'resource': name,
