@@ -34,7 +34,7 @@ from tests.e2e import scenario  # noqa: E402
 from tests.e2e import stack as stack_mod  # noqa: E402
 from tests.functional import cluster_box  # noqa: E402
 
-BOX_STEP = 'cluster in a box (3 storage, 1 hypervisor)'
+BOX_STEP = 'cluster in a box (4 storage, 1 hypervisor)'
 STACK_STEP = 'MariaDB, RabbitMQ, Keystone, Cinder API/scheduler/volume'
 STOP_STACK_STEP = 'stop Cinder, Keystone, RabbitMQ, MariaDB'
 STOP_BOX_STEP = 'stop the cluster in a box'
@@ -136,7 +136,8 @@ def main(argv=None):
     print(f'BlackStor for Cinder demo; state and logs under {workdir}')
     table = Table(STEPS + tuple(scenario.Journey.step_names()))
     box = cluster_box.ClusterInABox(
-        storage=('stor-a', 'stor-b', 'stor-c'), hypervisors=('hv-1',),
+        storage=('stor-a', 'stor-b', 'stor-c', 'stor-d'),
+        hypervisors=('hv-1',),
         workdir=str(workdir / 'box'))
     stack = None
     box_up = False

@@ -22,7 +22,11 @@ data checks read the cluster in a box directly (the replicas' LV files).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import pathlib
+import subprocess
+import sys
 import time
 from typing import Any, Callable
 
@@ -209,10 +213,80 @@ class Journey:
         return vol['status'], (f'to {snapshot}; later writes gone from '
                                'every replica')
 
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        """``blackstor-manage`` over the stack's cinder.conf."""
+        return subprocess.run(
+            [str(pathlib.Path(sys.executable).parent / 'blackstor-manage'),
+             '--config-file', self.stack.cinder_conf, '--backend', BACKEND,
+             *args], capture_output=True, text=True, timeout=600)
+
+    def volume_keys(self) -> list[str]:
+        return [k for k in self.ids if not k.startswith('snap')
+                and not k.endswith('-attachment')]
+
+    def up_to_date_replicas(self, key: str, nodes) -> list[str]:
+        """The nodes of ``nodes`` holding an UpToDate, in-sync replica."""
+        name = self.resource(self.ids[key])
+        found = []
+        for node in nodes:
+            states = self.box.standin.status(node, name)
+            if not states:
+                continue
+            state = states[0]
+            if state['devices'][0]['disk-state'] != 'UpToDate':
+                raise AssertionError(f'{name} on {node}: {state}')
+            for conn in state['connections']:
+                for dev in conn['peer_devices']:
+                    if dev['peer-disk-state'] == 'UpToDate' and (
+                            dev['out-of-sync'] or conn['connection-state']
+                            != 'Connected'):
+                        raise AssertionError(f'{name} on {node}: {conn}')
+            found.append(node)
+        return found
+
+    def heal_lost_node(self) -> tuple[str, str]:
+        """A storage node dies for good; ``node lost`` heals its volumes.
+
+        Every volume back at 3 UpToDate replicas on the other nodes; the
+        node then returns with its stale replicas, which ``check --fix``
+        removes.
+        """
+        if len(self.box.storage_names) < 4:
+            return 'skipped', 'needs a fourth storage node'
+        keys = self.volume_keys()
+        holders = {k: self.replica_nodes(k) for k in keys}
+        lost = holders['vol'][0]
+        up = [n for n in self.box.storage_names if n != lost]
+        self.box.stop_node(lost)
+        try:
+            start = time.monotonic()
+            proc = self.manage('node', 'lost', lost, '-f', 'json')
+            took = time.monotonic() - start
+            if proc.returncode:
+                raise AssertionError(f'node lost {lost}: rc {proc.returncode}'
+                                     f': {proc.stdout} {proc.stderr}')
+            moved = json.loads(proc.stdout)
+            for key in keys:
+                now = self.up_to_date_replicas(key, up)
+                if len(now) != len(holders[key]):
+                    raise AssertionError(f'{key}: replicas {now} after the '
+                                         f'heal, {holders[key]} before')
+        finally:
+            self.box.start_node(lost)
+        proc = self.manage('check', '--fix')
+        left = self.box.leftovers([lost])
+        if proc.returncode or left:
+            raise AssertionError(f'check --fix: rc {proc.returncode}: '
+                                 f'{proc.stdout} {proc.stderr}; left on '
+                                 f'{lost}: {left}')
+        return 'ok', (f'{len(moved)} volumes re-replicated off {lost} in '
+                      f'{took:.1f}s, each back at 3 UpToDate replicas; '
+                      f'{lost} returned, check --fix removed its stale '
+                      f'replicas')
+
     def delete_all(self) -> tuple[str, str]:
         snaps = [k for k in self.ids if k.startswith('snap')]
-        vols = [k for k in self.ids if not k.startswith('snap')
-                and not k.endswith('-attachment')]
+        vols = self.volume_keys()
         for key in snaps:
             self.os('volume', 'snapshot', 'delete', self.ids[key],
                     json=False)
@@ -248,6 +322,8 @@ class Journey:
             ('write + read data', lambda: self.write_and_check('vol')),
             ('detach', lambda: self.detach('vol')),
             ('revert to snapshot', lambda: self.revert('vol', 'snap')),
+            ('node lost: blackstor-manage node lost heals',
+             self.heal_lost_node),
             ('delete all', self.delete_all),
         ]
 

@@ -39,7 +39,9 @@ from tests.functional import cluster_box
 from tests.unit import test_nova_compat
 
 GiB = 1 << 30
-POOLS = {'stor-a': 8 * GiB, 'stor-b': 8 * GiB, 'stor-c': 16 * GiB}
+#: four storage nodes: the journey's node-lost step needs a node to heal to
+POOLS = {'stor-a': 8 * GiB, 'stor-b': 8 * GiB, 'stor-c': 16 * GiB,
+         'stor-d': 8 * GiB}
 
 
 def say(text):
@@ -57,7 +59,8 @@ class DriverE2ETest(testtools.TestCase):
         why = cluster_box.missing_prerequisites()
         if why:
             raise RuntimeError(why)
-        cls.box = cluster_box.ClusterInABox(hypervisors=('hv-1',),
+        cls.box = cluster_box.ClusterInABox(storage=tuple(POOLS),
+                                            hypervisors=('hv-1',),
                                             pool_size=POOLS)
         cls.box.setUp()
         try:
@@ -105,6 +108,8 @@ class DriverE2ETest(testtools.TestCase):
                          statuses['volume create (1 GiB, 3 replicas)'])
         self.assertEqual('in-use',
                          statuses['attach to hv-1 (attachments API)'])
+        self.assertEqual('ok', statuses[
+            'node lost: blackstor-manage node lost heals'])
         self.assertEqual('deleted', statuses['delete all'])
         self.assertNotIn('FAILED', statuses.values())
         info = j.connection_info
@@ -195,16 +200,16 @@ class DriverE2ETest(testtools.TestCase):
         say(f'pool list --long: {json.dumps(mine)}')
         self.assertEqual(1, len(mine))
         caps = self.stack.pools()[0]['capabilities']
-        # 2 replicas over 8, 8 and 16 GiB: 16 GiB placeable.
-        self.assertEqual(16.0, caps['total_capacity_gb'])
-        self.assertLessEqual(caps['free_capacity_gb'], 16.0)
-        self.assertGreater(caps['free_capacity_gb'], 15.0)
+        # 2 replicas over 8, 8, 16 and 8 GiB: 20 GiB placeable.
+        self.assertEqual(20.0, caps['total_capacity_gb'])
+        self.assertLessEqual(caps['free_capacity_gb'], 20.0)
+        self.assertGreater(caps['free_capacity_gb'], 19.0)
         self.assertEqual('DRBD', caps['storage_protocol'])
         self.assertTrue(caps['thin_provisioning_support'])
         self.assertEqual(8.0 * 2, caps['blackstor_largest_volume_gb'])
 
     def test_5_oversized_volume_ends_in_error_and_leaves_nothing(self):
-        # The scheduler sees 16 GiB free x 2.0 = 32 GiB; two distinct nodes
+        # The scheduler sees 20 GiB free x 2.0 = 40 GiB; two distinct nodes
         # can hold at most 16 GiB each (8 GiB x 2.0): the driver refuses.
         vol = self.stack.openstack('volume', 'create', '--size', '24',
                                    'too-big')
@@ -220,15 +225,15 @@ class DriverE2ETest(testtools.TestCase):
         self.assertEqual({}, self.box.leftovers())
 
     def test_6_more_replicas_than_nodes(self):
-        self.stack.create_volume_type('four-replicas', scenario.BACKEND,
-                                      {'blackstor:replicas': '4'})
+        self.stack.create_volume_type('five-replicas', scenario.BACKEND,
+                                      {'blackstor:replicas': '5'})
         vol = self.stack.openstack('volume', 'create', '--size', '1',
-                                   '--type', 'four-replicas', 'four')
+                                   '--type', 'five-replicas', 'five')
         self.addCleanup(self.stack.openstack, 'volume', 'delete', vol['id'],
                         json=False, check=False)
         self.assertRaises(stack_mod.StackError, self.stack.wait_for,
                           'volume', vol['id'], 'available', timeout=300)
-        self.assertIn('4 replicas asked but the backend has only 3 '
+        self.assertIn('5 replicas asked but the backend has only 4 '
                       'storage nodes', self.volume_log())
         self.assertEqual({}, self.box.leftovers())
 

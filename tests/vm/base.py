@@ -105,7 +105,8 @@ class VMClusterTestCase(testtools.TestCase):
         cls.vms = None
         cls.ctl = None
         try:
-            cls.vms = shared_cluster(cls.THIN_POOL_SIZE)
+            cls.vms = shared_cluster(cls.THIN_POOL_SIZE,
+                                     cls.STORAGE + cls.HYPERVISORS)
             cls.boot_seconds = cls.vms.boot_seconds
             cls.ctl = ctl.Controller(
                 backend.cluster_config(cls.conf(), 20.0),
@@ -126,7 +127,7 @@ class VMClusterTestCase(testtools.TestCase):
 
     def _attach_dmesg(self, exc_info) -> None:
         for name in self.vms.names:
-            if self.vms.vms[name].proc.poll() is None:
+            if self.vms.running(name):
                 self.addDetail(f'dmesg-{name}', testtools.content.text_content(
                     self.dmesg(name, 80)))
 
@@ -259,58 +260,94 @@ class VMClusterTestCase(testtools.TestCase):
         state = checks.status(self.vms, node, name)
         return state and state.get('role')
 
+    def leftovers(self, name: str, nodes=None) -> dict[str, list[str]]:
+        """node -> what of ``name`` is still there (LVs, .res)."""
+        def one(node):
+            out = self.vms.ssh(node, f'lvs --noheadings -o lv_name '
+                                     f'{VG}; ls /etc/drbd.d').stdout
+            return [w for w in out.split() if w.startswith(name)]
+        return checks.each(nodes or self.STORAGE, one)
+
+    def power_cut(self, name: str) -> None:
+        """Stop a VM the hard way; it boots again at the test's end."""
+        self.vms.power_cut(name)
+        # a failed test must not leave the next one a node short
+        self.addCleanup(self.boot_if_stopped, name)
+
+    def boot_if_stopped(self, name: str) -> None:
+        if not self.vms.running(name):
+            self.boot(name)
+
+    def boot(self, name: str) -> None:
+        """Boot it again; DRBD brings up what its .res files say."""
+        self.vms.boot(name)
+        self.vms.ssh(name, 'drbdadm adjust all', check=False)
+
     def dmesg(self, node: str, lines: int = 40) -> str:
         return self.vms.ssh(node, f'dmesg | tail -n {lines}',
                             check=False).stdout
 
 
-#: Every VM any class uses; one boot serves all classes of the run.
-ALL_STORAGE = VMClusterTestCase.STORAGE
+#: Every VM any class uses; one boot serves all classes of the run. The
+#: fourth storage VM (a heal needs a node to move to) boots only for the
+#: class that lists it.
+ALL_STORAGE = VMClusterTestCase.STORAGE + ('vm-d',)
 ALL_HYPERVISORS = VMClusterTestCase.HYPERVISORS
+STANDBY = ('vm-d',)
 _shared: runner.VMCluster | None = None
+_prepared: set[str] = set()
 
 
-def shared_cluster(thin_pool_size: str) -> runner.VMCluster:
+def shared_cluster(thin_pool_size: str, needed) -> runner.VMCluster:
     """The VM cluster of this test run, booted on first use.
 
-    Booting the five VMs takes minutes under TCG, so the classes share
-    them. A class gets them running and empty: a VM an earlier class left
-    stopped is booted again, and what a failed test left behind (DRBD
-    resources, .res files, LVs besides the pool) is removed and logged.
-    The VMs go when the test process exits (runner's atexit, and qemu
-    dies with its parent).
+    Booting the VMs takes minutes under TCG, so the classes share them. A
+    class gets the VMs it needs running and empty: a VM an earlier class
+    left stopped (or a standby one) is booted, and what a failed test left
+    behind (DRBD resources, .res files, LVs besides the pool) is removed
+    and logged. The VMs go when the test process exits (runner's atexit,
+    and qemu dies with its parent).
     """
     global _shared
     if _shared is None:
-        vms = runner.VMCluster(ALL_STORAGE, ALL_HYPERVISORS)
+        vms = runner.VMCluster(ALL_STORAGE, ALL_HYPERVISORS, standby=[
+            n for n in STANDBY if n not in needed])
         try:
             vms.setUp()
-            versions = checks.each(vms.names, lambda n: vms.ssh(
-                n, 'head -n 1 /proc/drbd').stdout.strip())
-            for name, line in versions.items():
-                if f'version: {image.DRBD_VERSION} ' not in line:
-                    raise AssertionError(f'{name}: /proc/drbd says {line!r}')
-            checks.each(ALL_STORAGE, lambda n: vms.ssh(
-                n, f'pvcreate -q /dev/vdb && vgcreate -q {VG} /dev/vdb && '
-                   f'lvcreate -q --type thin-pool -L {thin_pool_size} '
-                   f'-n {POOL} {VG}'))
         except BaseException:
             vms.cleanUp()
             raise
         atexit.register(vms.cleanUp)
         _shared = vms
-        return vms
-    for vm in _shared.vms.values():
-        if vm.proc.poll() is not None:
-            LOG.warning('VM tier: %s was left stopped; booting it', vm.name)
-            _shared._start(vm)
-            _shared._wait_ready(vm, time.monotonic() + 420)
-    left = checks.each(_shared.names, _empty_node)
+    for name in needed:
+        if not _shared.running(name):
+            if name not in STANDBY:
+                LOG.warning('VM tier: %s was left stopped; booting it',
+                            name)
+            _shared.boot(name)
+    _prepare(thin_pool_size, [n for n in _shared.names
+                              if _shared.running(n) and n not in _prepared])
+    left = checks.each([n for n in _shared.names if _shared.running(n)],
+                       _empty_node)
     for name, what in left.items():
         if what:
             LOG.warning('VM tier: removed what an earlier class left on '
                         '%s: %s', name, what)
     return _shared
+
+
+def _prepare(thin_pool_size: str, names: list[str]) -> None:
+    """First boot of each VM: the module's version, the thin pool."""
+    versions = checks.each(names, lambda n: _shared.ssh(
+        n, 'head -n 1 /proc/drbd').stdout.strip())
+    for name, line in versions.items():
+        if f'version: {image.DRBD_VERSION} ' not in line:
+            raise AssertionError(f'{name}: /proc/drbd says {line!r}')
+    checks.each([n for n in names if n in ALL_STORAGE], lambda n: _shared.ssh(
+        n, f'pvcreate -q /dev/vdb && vgcreate -q {VG} /dev/vdb && '
+           f'lvcreate -q --type thin-pool -L {thin_pool_size} '
+           f'-n {POOL} {VG}'))
+    _prepared.update(names)
 
 
 def _empty_node(name: str) -> str:

@@ -28,7 +28,6 @@ once they are back.
 from __future__ import annotations
 
 import threading
-import time
 
 from blackstor_cinder import backend
 from blackstor_cinder.cluster import controller as ctl
@@ -36,7 +35,6 @@ from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import transport as tp
 from tests.vm import base
 from tests.vm import checks
-from tests.vm import runner
 
 MiB = checks.MiB
 SIZE = 32 * MiB
@@ -80,31 +78,8 @@ class VMFaultsTest(base.VMClusterTestCase):
 
     # -- power ---------------------------------------------------------------
 
-    def stop(self, name: str) -> None:
-        vm = self.vms.vms[name]
-        runner._killpg(vm.proc.pid)
-        vm.proc.wait(timeout=30)
-        # a failed test must not leave the next one a node short
-        self.addCleanup(self.start_if_stopped, name)
-
-    def start_if_stopped(self, name: str) -> None:
-        if self.vms.vms[name].proc.poll() is not None:
-            self.start(name)
-
-    def start(self, name: str) -> None:
-        """Boot it again; DRBD brings up what its .res files say."""
-        vm = self.vms.vms[name]
-        self.vms._start(vm)
-        self.vms._wait_ready(vm, time.monotonic() + 420)
-        self.vms.ssh(name, 'drbdadm adjust all', check=False)
-
-    def leftovers(self, name: str, nodes=None) -> dict[str, list[str]]:
-        """node -> what of ``name`` is still there (LVs, .res)."""
-        def one(node):
-            out = self.vms.ssh(node, f'lvs --noheadings -o lv_name '
-                                     f'{base.VG}; ls /etc/drbd.d').stdout
-            return [w for w in out.split() if w.startswith(name)]
-        return checks.each(nodes or self.STORAGE, one)
+    stop = base.VMClusterTestCase.power_cut
+    start = base.VMClusterTestCase.boot
 
     def fails_naming(self, node: str, op: str, flow, *args) -> None:
         self.cut_at = (node, op)
