@@ -282,6 +282,25 @@ class EvacuateTest(HealTestCase):
         self.assertRaises(errors.NodeOperationFailed, heal.evacuate,
                           self.ctl, 'n1')
 
+    def test_a_primary_replica_is_not_moved(self):
+        # a guest uses the replica on n1 (hyperconverged): moving it
+        # would pull the disk from under the guest
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.volume('volume-b', ('n1', 'n4', 'n5'))
+        self.cluster.agents['n1'].primary.add('volume-a')
+        before = len(self.cluster.requests)
+        report = heal.evacuate(self.ctl, 'n1')
+        self.assertFalse(report.ok)
+        self.assertIn('is Primary on n1', report.failed['volume-a'])
+        self.assertEqual(['volume-b'], list(report.moved))
+        self.assertEqual(['n1', 'n2', 'n3'],
+                         self.replicas('volume-a', 'n2'))
+        self.assert_healthy('volume-a', ('n1', 'n2', 'n3'))
+        self.assertEqual([], [(n, r['op']) for n, r in
+                              self.cluster.requests[before:]
+                              if r.get('resource') == 'volume-a'
+                              and r['op'] not in READS])
+
     def test_evacuate_again_converges_after_a_timeout(self):
         self.volume('volume-a', ('n1', 'n2', 'n3'))
         # the new replica does not sync within the wait
