@@ -245,19 +245,39 @@ def _remove_unlisted(controller: Any, res: divergence.Resource, node: str,
         return ('skipped: holds a replica the majority\'s .res does not '
                 'list, and it is ' + ('Primary' if not connected else
                                       'connected to ' + ', '.join(connected)))
+    target = controller.config.node(node)
     try:
-        controller.call(controller.config.node(node), {
+        controller.call(target, {
             'op': 'delete', 'resource': res.name,
             'pool': controller.config.pool})
+        # Its snapshots are as old as it: the snapshots' copies on the
+        # listed replicas are the ones that count.
+        snapshots = _snapshots_of(controller, target, res.name)
+        for snapshot in snapshots:
+            controller.call(target, {
+                'op': 'snapshot-delete', 'pool': controller.config.pool,
+                'snapshot': snapshot})
     except Exception as exc:        # reported per node, as the others
         return 'failed: ' + _clean(exc)
     LOG.warning('Removed the replica of %(res)s on %(node)s: the .res of '
                 '%(listed)s no longer lists it (a node lost and healed, or '
                 'a removal that did not finish there); its data is older '
-                'than theirs', {'res': res.name, 'node': node,
-                                'listed': ', '.join(listed)})
+                'than theirs. Its snapshots there went with it: '
+                '%(snaps)s', {'res': res.name, 'node': node,
+                              'listed': ', '.join(listed),
+                              'snaps': ', '.join(snapshots) or 'none'})
     return ('removed: a replica the majority\'s .res no longer lists '
-            '(its data is older than the replicas\' it lists)')
+            '(its data is older than the replicas\' it lists)'
+            + (f', with its snapshots {", ".join(snapshots)}'
+               if snapshots else ''))
+
+
+def _snapshots_of(controller: Any, node: Any, volume: str) -> list[str]:
+    """The snapshots of ``volume`` on ``node`` (its inventory)."""
+    report = inv.NodeInventory.from_reply(
+        node.name, controller.call(node, {'op': 'inventory'}))
+    return sorted(snap for snap, origin in report.snapshot_origins.items()
+                  if origin == volume)
 
 
 def _clients_to_read(controller: Any, res: divergence.Resource,

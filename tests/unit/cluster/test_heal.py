@@ -115,6 +115,26 @@ class NodeLostTest(HealTestCase):
         self.assertEqual((), self.ctl.stats().divergent_volumes)
         self.assertNotIn('n1', self.replicas('volume-a', 'n2'))
 
+    def test_returning_node_snapshots_go_with_its_replica(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.volume('volume-b', ('n1', 'n2', 'n3'))
+        self.ctl.create_snapshot('volume-a', 'snap-1')
+        self.ctl.create_snapshot('volume-b', 'snap-2')
+        self.cluster.down.add('n1')
+        self.assertTrue(heal.node_lost(self.ctl, 'n1').ok)
+        self.cluster.down.discard('n1')
+        outcomes = reconcile.reconcile(self.ctl, ['volume-a'])
+        self.assertIn('with its snapshots snap-1', outcomes['volume-a'])
+        n1 = self.cluster.agents['n1']
+        self.assertNotIn('snap-1', n1.snapshots)
+        # another volume's stale replica and snapshot: its own repair
+        self.assertIn('snap-2', n1.snapshots)
+        for node in ('n2', 'n3'):
+            self.assertIn('snap-1', self.cluster.agents[node].snapshots, node)
+        reconcile.reconcile(self.ctl)
+        self.assertEqual({}, {k: v for k, v in self.cluster.clean().items()
+                              if k == 'n1'})
+
     def test_zones_respected(self):
         zones = {'n1': 'a', 'n2': 'b', 'n3': 'c', 'n4': 'c', 'n5': 'a'}
         # n1 (zone a) is lost; the survivors are in b and c: n4 has the
