@@ -276,3 +276,31 @@ def disk_states(state: dict[str, Any] | None) -> dict[str, str]:
                 result[conn.get('name', str(conn.get('peer-node-id')))] = (
                     pdev.get('peer-disk-state', 'DUnknown'))
     return result
+
+
+def lv_families(volumes: dict[str, dict], snapshots: dict[str, dict]
+                ) -> dict[str, set[str]] | None:
+    """LV name -> the LVs linked to it by origin (None: origins unknown).
+
+    ``volumes`` / ``snapshots``: an inventory's entries by name. A revert
+    makes the volume a snapshot of the snapshot, a clone a snapshot of a
+    temporary snapshot: a family is what is linked either way.
+    """
+    lvs = {**volumes, **snapshots}
+    if any('origin' not in lv for lv in lvs.values()):
+        return None
+    parent = {name: name for name in lvs}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for name, lv in lvs.items():
+        origin = lv.get('origin')
+        if origin in parent:
+            parent[root(name)] = root(origin)
+    groups: dict[str, set[str]] = {}
+    for name in lvs:
+        groups.setdefault(root(name), set()).add(name)
+    return {name: groups[root(name)] for name in lvs}

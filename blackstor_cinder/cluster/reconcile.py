@@ -247,12 +247,13 @@ def _remove_unlisted(controller: Any, res: divergence.Resource, node: str,
                                       'connected to ' + ', '.join(connected)))
     target = controller.config.node(node)
     try:
+        # Its snapshots there are as old as it: the copies on the listed
+        # replicas are the ones that count. Read before the delete (the
+        # volume LV links a reverted family).
+        snapshots = _snapshots_of(controller, target, res.name)
         controller.call(target, {
             'op': 'delete', 'resource': res.name,
             'pool': controller.config.pool})
-        # Its snapshots are as old as it: the snapshots' copies on the
-        # listed replicas are the ones that count.
-        snapshots = _snapshots_of(controller, target, res.name)
         for snapshot in snapshots:
             controller.call(target, {
                 'op': 'snapshot-delete', 'pool': controller.config.pool,
@@ -273,11 +274,23 @@ def _remove_unlisted(controller: Any, res: divergence.Resource, node: str,
 
 
 def _snapshots_of(controller: Any, node: Any, volume: str) -> list[str]:
-    """The snapshots of ``volume`` on ``node`` (its inventory)."""
-    report = inv.NodeInventory.from_reply(
-        node.name, controller.call(node, {'op': 'inventory'}))
-    return sorted(snap for snap, origin in report.snapshot_origins.items()
-                  if origin == volume)
+    """The snapshots on ``node`` that only ``volume`` holds together.
+
+    Its LV family (linked by origin either way) less what another volume
+    LV of the node also links: those stay with that volume.
+    """
+    reply = controller.call(node, {'op': 'inventory'})
+    volumes = {v['name']: v for v in reply.get('volumes') or ()
+               if isinstance(v, dict) and v.get('name')}
+    snapshots = {s['name']: s for s in reply.get('snapshots') or ()
+                 if isinstance(s, dict) and s.get('name')}
+    families = inv.lv_families(volumes, snapshots)
+    if not families or volume not in families:
+        return []
+    family = families[volume]
+    if any(other in volumes for other in family - {volume}):
+        return []
+    return sorted(family & set(snapshots))
 
 
 def _clients_to_read(controller: Any, res: divergence.Resource,

@@ -123,9 +123,19 @@ class NodeLostTest(HealTestCase):
         self.cluster.down.add('n1')
         self.assertTrue(heal.node_lost(self.ctl, 'n1').ok)
         self.cluster.down.discard('n1')
+        n1 = self.cluster.agents['n1']
+        inner = n1.op_inventory
+
+        def op_inventory(req):
+            # the real agent reports every LV's origin; the fake only a
+            # snapshot's
+            reply = inner(req)
+            for lv in reply['volumes']:
+                lv.setdefault('origin', None)
+            return reply
+        n1.op_inventory = op_inventory
         outcomes = reconcile.reconcile(self.ctl, ['volume-a'])
         self.assertIn('with its snapshots snap-1', outcomes['volume-a'])
-        n1 = self.cluster.agents['n1']
         self.assertNotIn('snap-1', n1.snapshots)
         # another volume's stale replica and snapshot: its own repair
         self.assertIn('snap-2', n1.snapshots)

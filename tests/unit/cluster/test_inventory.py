@@ -130,3 +130,24 @@ class NodeInventoryTest(base.TestCase):
         # a resource the node already has uses its own values
         self.assertEqual([], report.taken_by_others('volume-other', 1001,
                                                     7001))
+
+
+class LvFamiliesTest(base.TestCase):
+
+    def test_linked_either_way(self):
+        # a reverted volume is a snapshot of its snapshot, whose own
+        # origin (the old volume LV) is gone; a volume made from the
+        # snapshot links to it too; an unrelated volume stands alone
+        volumes = {'volume-a': {'origin': 'snap-1'},
+                   'volume-b': {'origin': 'snap-1'},
+                   'volume-c': {'origin': None}}
+        snapshots = {'snap-1': {'origin': None},
+                     'snap-2': {'origin': 'volume-c'}}
+        families = inv.lv_families(volumes, snapshots)
+        self.assertEqual({'volume-a', 'volume-b', 'snap-1'},
+                         families['volume-a'])
+        self.assertEqual(families['volume-a'], families['snap-1'])
+        self.assertEqual({'volume-c', 'snap-2'}, families['snap-2'])
+
+    def test_unknown_without_origins(self):
+        self.assertIsNone(inv.lv_families({'volume-a': {}}, {}))
