@@ -76,6 +76,9 @@ class Resource:
     majority: dict | None         # the .res most replicas agree on
     # client -> its .res (lists it diskless), from the clients' reports
     clients: dict[str, dict] = dataclasses.field(default_factory=dict)
+    #: the majority is the copy listing the clients DRBD has connected
+    #: (no majority of copies: see :func:`_by_connected_clients`)
+    by_connected_clients: bool = False
 
     @property
     def definition(self) -> dict | None:
@@ -170,7 +173,51 @@ def collect(replies: Mapping[str, dict]) -> dict[str, Resource]:
                 res.majority = _largest(
                     [d for d in res.copies.values() if shape(d) == top],
                     res.copies.values())
+            else:
+                chosen = _by_connected_clients(res)
+                if chosen is not None:
+                    res.majority = _largest(chosen, res.copies.values())
+                    res.by_connected_clients = True
     return found
+
+
+def _clients_of(definition: dict) -> frozenset[str]:
+    return frozenset(h.get('name') for h in definition.get('hosts') or ()
+                     if not h.get('diskful') and not h.get('tiebreaker'))
+
+
+def _without_clients(definition: dict) -> tuple:
+    clients = _clients_of(definition)
+    return shape(dict(definition, hosts=[
+        h for h in definition.get('hosts') or ()
+        if h.get('name') not in clients]))
+
+
+def _by_connected_clients(res: Resource) -> list[dict] | None:
+    """The copies to repair to when the replicas tie: or None.
+
+    A two-replica volume has no majority when one replica missed an
+    attach while it was down: its .res lacks the client, so DRBD never
+    connects them, and the client loses its disk with the other replica.
+    When the copies differ in their clients only, the copy that lists
+    exactly the clients DRBD has connected to the replicas (at least
+    one: a live attachment) is the one to keep. Anything else stays
+    undecided.
+    """
+    copies = list(res.copies.values())
+    if len(copies) < 2 or len({_without_clients(d) for d in copies}) != 1:
+        return None
+    listed = frozenset().union(*(_clients_of(d) for d in copies))
+    connected = set()
+    for node in res.copies:
+        state = (res.entries.get(node) or {}).get('state') or {}
+        connected |= {c.get('name') for c in state.get('connections') or ()
+                      if c.get('connection-state') == 'Connected'}
+    want = frozenset(connected) & listed
+    chosen = [d for d in copies if _clients_of(d) == want]
+    if not want or not chosen or len({shape(d) for d in chosen}) != 1:
+        return None
+    return chosen
 
 
 def _largest(candidates: list[dict], every: Iterable[dict]) -> dict:
@@ -224,4 +271,6 @@ def confirmed(res: Resource, unknown: Iterable[str] = ()) -> bool:
     if res.majority is None:
         return False
     unread = set(replicas(res.majority)) & set(unknown)
+    if res.by_connected_clients:
+        return not unread
     return len(res.sources) * 2 > len(set(res.copies) | unread)

@@ -85,6 +85,41 @@ class CollectTest(base.TestCase):
         self.assertEqual([], res.sources)
         self.assertFalse(divergence.confirmed(res))
 
+    def connected(self, entries, node, *peers):
+        entries[node]['resources'][NAME]['state'] = {'connections': [
+            {'name': p, 'connection-state': 'Connected'} for p in peers]}
+
+    def test_tie_decided_by_the_client_drbd_has_connected(self):
+        # n2 was down while hv1 attached: its .res lacks hv1, so DRBD
+        # never connected them; n1 serves hv1
+        entries = inventories(n1=definition(('n1', 'n2'), ('hv1',)),
+                              n2=definition(('n1', 'n2')))
+        self.connected(entries, 'n1', 'n2', 'hv1')
+        self.connected(entries, 'n2', 'n1')
+        res = divergence.collect(entries)[NAME]
+        self.assertEqual(entries['n1']['resources'][NAME]['definition'],
+                         res.majority)
+        self.assertEqual(['n2'], list(res.divergent))
+        self.assertTrue(divergence.confirmed(res))
+        self.assertFalse(divergence.confirmed(res, ('n1',)))
+
+    def test_tie_undecided_without_a_connected_client(self):
+        # hv1 down (or detached while n1 was down): no evidence either way
+        entries = inventories(n1=definition(('n1', 'n2'), ('hv1',)),
+                              n2=definition(('n1', 'n2')))
+        self.connected(entries, 'n1', 'n2')
+        self.connected(entries, 'n2', 'n1')
+        res = divergence.collect(entries)[NAME]
+        self.assertIsNone(res.majority)
+        self.assertFalse(divergence.confirmed(res))
+
+    def test_tie_in_more_than_clients_stays_undecided(self):
+        entries = inventories(n1=definition(('n1', 'n2'), ('hv1',)),
+                              n2=definition(('n1', 'n2'), port=7001))
+        self.connected(entries, 'n1', 'hv1')
+        res = divergence.collect(entries)[NAME]
+        self.assertIsNone(res.majority)
+
     def test_copy_not_listing_its_node_as_replica_is_ignored(self):
         # hv1's .res (a client) is not a replica's copy.
         res = divergence.collect(inventories(

@@ -173,18 +173,34 @@ class ReconcileTest(base.TestCase):
         self.assertIn(VOL, self.agent('hv1').res)
         self.assertIn('is not repaired', self.log.output)
 
-    def test_tie_changes_nothing(self):
+    def test_tie_without_a_connected_client_changes_nothing(self):
         self.ctl.create_volume(VOL, G, replicas=2)
         holders = sorted(n for n in STORAGE if VOL in self.agent(n).res)
         old = self.agent(holders[1]).res[VOL]
         self.ctl.attach(VOL, 'hv1')
         self.agent(holders[1]).res[VOL] = old
+        self.agent('hv1').up.discard(VOL)       # its DRBD is not running
         mark = len(self.cluster.requests)
         outcome = reconcile.reconcile(self.ctl)
         self.assertIn('no majority', outcome[VOL])
         self.assertEqual([], self.adjusted(mark))
         self.assertEqual(old, self.agent(holders[1]).res[VOL])
         self.assertIn('is not repaired', self.log.output)
+
+    def test_tie_decided_by_the_client_drbd_has_connected(self):
+        # holders[1] missed the attach (down): DRBD connected hv1 to
+        # holders[0] only; holders[1] gets its .res
+        self.ctl.create_volume(VOL, G, replicas=2)
+        holders = sorted(n for n in STORAGE if VOL in self.agent(n).res)
+        old = self.agent(holders[1]).res[VOL]
+        self.ctl.attach(VOL, 'hv1')
+        new = self.agent(holders[0]).res[VOL]
+        self.agent(holders[1]).res[VOL] = old
+        mark = len(self.cluster.requests)
+        outcome = reconcile.reconcile(self.ctl)
+        self.assertIn(f'{holders[1]}: adjusted', outcome[VOL])
+        self.assertEqual([holders[1]], self.adjusted(mark))
+        self.assertEqual(new, self.agent(holders[1]).res[VOL])
 
     def test_busy_lock_is_left_alone(self):
         self.stale()
