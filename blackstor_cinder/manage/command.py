@@ -84,6 +84,19 @@ class Cell(columns.FormattableColumn):
     def human_readable(self) -> str:
         return text(self._value)
 
+    def __lt__(self, other: object) -> bool:
+        # For --sort-column: as cliff sorts plain values (None last), and
+        # values of different kinds by their text rather than not at all.
+        if not isinstance(other, Cell):
+            return NotImplemented
+        mine, theirs = self._value, other._value
+        if mine is None or theirs is None:
+            return mine is not None and theirs is None
+        try:
+            return bool(mine < theirs)
+        except TypeError:
+            return text(mine) < text(theirs)
+
 
 def _columns(heads: Sequence[str], wanted: Sequence[str] | None
              ) -> list[str] | None:

@@ -71,6 +71,19 @@ class OutputTest(mf.ManageTestCase):
         self.assertEqual(['n1 100.0', 'n2 100.0', 'n3 100.0', 'hv1 None'],
                          out.splitlines())
 
+    def test_sort_column(self):
+        self.agent('n2').written_bytes = 25 * mf.G
+        rows = self.run_json('nodes', 'list', '--sort-column', 'Name',
+                             '--sort-descending')
+        self.assertEqual(['n3', 'n2', 'n1', 'hv1'], [r['Name'] for r in rows])
+        # Numbers as numbers; a node without a pool (None) last.
+        code, out, err = self.run_main('nodes', 'list', '-f', 'value',
+                                       '-c', 'Name', '--sort-column',
+                                       'free_gib')
+        self.assertEqual(0, code, err)
+        self.assertEqual(['n2', 'n1', 'n3', 'hv1'], out.split())
+        self.assertNotIn('Could not sort', err)
+
     def test_columns_as_cliff_names_them(self):
         rows = self.run_json('nodes', 'list', '-c', 'free_gib',
                              '-c', 'DRBD Kernel')
