@@ -60,7 +60,8 @@ def imports_of(path: pathlib.Path) -> set[str]:
 
 def violations(layer: str) -> dict[str, list[str]]:
     bad = {}
-    for path in sorted((PACKAGE / layer).glob('*.py')):
+    # Subpackages too (cluster/transport/).
+    for path in sorted((PACKAGE / layer).rglob('*.py')):
         wrong = []
         for name in sorted(imports_of(path)):
             top = name.split('.')[0]
@@ -73,7 +74,7 @@ def violations(layer: str) -> dict[str, list[str]]:
                   and not name.startswith(ALLOWED[layer])):
                 wrong.append(name)
         if wrong:
-            bad[f'{layer}/{path.name}'] = wrong
+            bad[str(path.relative_to(PACKAGE))] = wrong
     return bad
 
 
@@ -93,3 +94,13 @@ class ImportDirectionTest(base.TestCase):
                         '    import os_brick.exception\n')
         self.assertEqual({'blackstor_cinder', 'blackstor_cinder.connector',
                           'os_brick.exception'}, imports_of(path))
+
+    def test_a_subpackage_is_checked(self):
+        root = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
+        (root / 'cluster' / 'sub').mkdir(parents=True)
+        (root / 'cluster' / 'sub' / 'x.py').write_text(
+            'from blackstor_cinder import driver\n')
+        self.useFixture(fixtures.MonkeyPatch(
+            'tests.unit.test_layers.PACKAGE', root))
+        self.assertEqual({'cluster/sub/x.py': ['blackstor_cinder.driver']},
+                         violations('cluster'))

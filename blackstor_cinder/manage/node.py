@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import heal
+from blackstor_cinder.manage import command
+from blackstor_cinder.manage import config
 
 HEADS = ['Resource', 'From', 'To', 'Result', 'Snapshots']
 
@@ -73,60 +75,63 @@ def _rows(report: heal.Report) -> list[list[Any]]:
     return rows
 
 
-def _run(what: Any, controller: ctl.Controller,
-         args: argparse.Namespace) -> tuple[tuple, int]:
-    conf = getattr(args, 'conf', None)
-    parallel = args.parallel or getattr(conf, 'blackstor_heal_parallel',
-                                        None) or 2
-    timeout = args.sync_timeout or getattr(
-        conf, 'blackstor_heal_sync_timeout', None) or heal.SYNC_TIMEOUT
-    report = what(controller, args.node, parallel=parallel,
-                  sync_timeout=timeout)
-    word = 'healed' if report.kind == heal.LOST else 'evacuated'
-    print(f'blackstor-manage: {word} {len(report.moved)} volume(s) off '
-          f'{report.node} in {report.seconds:.1f}s; '
-          f'{len(report.failed) + len(report.unplaced)} left',
-          file=sys.stderr)
-    for res, snaps in sorted(report.snapshots.items()):
-        print(f'blackstor-manage: snapshot(s) {", ".join(snaps)} of {res} '
-              f'had a copy on {report.node}; the new replica has none '
-              f'(revert and clones from them need every replica: take '
-              f'a new snapshot)', file=sys.stderr)
-    return (HEADS, _rows(report)), 0 if report.ok else 1
+class _Move(command.Lister):
+    """Moves every replica off one node (see the subclasses)."""
 
+    #: heal.node_lost or heal.evacuate.
+    move: Callable[..., heal.Report]
 
-def node_lost(controller: ctl.Controller, args: argparse.Namespace
-              ) -> tuple[tuple, int]:
-    return _run(heal.node_lost, controller, args)
-
-
-def node_evacuate(controller: ctl.Controller, args: argparse.Namespace
-                  ) -> tuple[tuple, int]:
-    return _run(heal.evacuate, controller, args)
-
-
-def add_parsers(words: Any, output: argparse.ArgumentParser) -> None:
-    """The ``node`` command and its actions."""
-    node = words.add_parser('node', help='move the replicas off one node')
-    actions = node.add_subparsers(dest='action', metavar='ACTION')
-    actions.required = True
-    for name, run, text in (
-            ('lost', node_lost,
-             'NODE is down for good: give every volume that had a replica '
-             'there a new one elsewhere and remove NODE from every .res '
-             '(its return never brings its old data back)'),
-            ('evacuate', node_evacuate,
-             'NODE is up: move every replica off it, live (the new '
-             'replica first, the old one removed once the new one is '
-             'UpToDate); then NODE can leave the configuration')):
-        action = actions.add_parser(name, parents=[output], help=text,
-                                    description=text)
-        action.add_argument('node', metavar='NODE',
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument('node', metavar='NODE',
                             help='a configured storage node')
-        action.add_argument('--parallel', type=_positive, metavar='N',
+        parser.add_argument('--parallel', type=_positive, metavar='N',
                             help='resyncs at once per node (default: '
                                  'blackstor_heal_parallel)')
-        action.add_argument('--sync-timeout', type=_seconds, metavar='S',
+        parser.add_argument('--sync-timeout', type=_seconds, metavar='S',
                             help='seconds to wait for one new replica '
                                  '(default: blackstor_heal_sync_timeout)')
-        action.set_defaults(run=run, kind='list')
+        return parser
+
+    def collect(self, controller: ctl.Controller, args: argparse.Namespace
+                ) -> tuple[command.Table, int]:
+        conf = args.conf
+        parallel = args.parallel or getattr(
+            conf, 'blackstor_heal_parallel', None) or 2
+        timeout = args.sync_timeout or getattr(
+            conf, 'blackstor_heal_sync_timeout', None) or heal.SYNC_TIMEOUT
+        report = self.move(controller, args.node, parallel=parallel,
+                           sync_timeout=timeout)
+        word = 'healed' if report.kind == heal.LOST else 'evacuated'
+        print(f'{config.PROG}: {word} {len(report.moved)} volume(s) off '
+              f'{report.node} in {report.seconds:.1f}s; '
+              f'{len(report.failed) + len(report.unplaced)} left',
+              file=sys.stderr)
+        for res, snaps in sorted(report.snapshots.items()):
+            print(f'{config.PROG}: snapshot(s) {", ".join(snaps)} of {res} '
+                  f'had a copy on {report.node}; the new replica has none '
+                  f'(revert and clones from them need every replica: take '
+                  f'a new snapshot)', file=sys.stderr)
+        return ((HEADS, _rows(report)),
+                config.EXIT_OK if report.ok else config.EXIT_PROBLEMS)
+
+
+class NodeLost(_Move):
+    """NODE is down for good: give its replicas new homes elsewhere.
+
+    Every volume that had a replica there gets a new one on another
+    storage node, and NODE leaves every .res (its return never brings its
+    old data back).
+    """
+
+    move = staticmethod(heal.node_lost)
+
+
+class NodeEvacuate(_Move):
+    """NODE is up: move every replica off it, live.
+
+    The new replica first, the old one removed once the new one is
+    UpToDate; then NODE can leave the configuration.
+    """
+
+    move = staticmethod(heal.evacuate)

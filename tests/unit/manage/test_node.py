@@ -14,7 +14,7 @@
 """blackstor-manage node lost|evacuate, in-process on the fake agents."""
 
 from tests.unit.cluster import fakes
-from tests.unit import test_manage as tm
+from tests.unit.manage import fakes as tm
 
 READS = ('inventory', 'status')
 STORAGE = tm.STORAGE + ('n4',)

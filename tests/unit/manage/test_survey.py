@@ -1,0 +1,26 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""What the nodes say, and what of it is shown."""
+
+from blackstor_cinder.manage import survey
+from tests.unit import base
+
+
+class PublicTest(base.TestCase):
+
+    def test_public_drops_secrets(self):
+        self.assertEqual({'net': {'protocol': 'C'}, 'hosts': [{'a': 1}]},
+                         survey.public({'secret': 's', 'net': {
+                             'protocol': 'C', 'shared-secret': 's'},
+                             'hosts': [{'a': 1, 'Secret': 'x'}]}))
