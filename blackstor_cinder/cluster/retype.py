@@ -99,10 +99,12 @@ def retype(ctl, name: str, replicas: int, zone_policy: str,
     with ctl.resource_lock(name):
         found = ctl.require(name)
         spec = found.spec
-        _require_healthy(found)
         inventories, down = ctl.inventories()
         steps = plan(ctl, spec, found, inventories, down, replicas,
                      zone_policy)
+        if steps.changes:
+            # (a volume that is as asked stays as it is, degraded or not)
+            _require_healthy(found)
         snapshots = sorted(
             snap for node in (h.name for h in spec.diskful_hosts)
             if node in inventories

@@ -185,6 +185,14 @@ class ReplicaCountTest(RetypeTestCase):
                           self.ctl, VOL, 2, 'any')
         self.assertEqual(before, self.changes())
 
+    def test_as_asked_while_degraded_changes_nothing(self):
+        self.make_volume(('n1', 'n2', 'n3'))
+        self.cluster.down.add('n3')
+        before = self.changes()
+        result = retype.retype(self.ctl, VOL, 3, 'any')
+        self.assertEqual(([], []), (result.added, result.removed))
+        self.assertEqual(before, self.changes())
+
     def test_failure_half_way_rolled_back_then_converges(self):
         self.make_volume(('n1', 'n2', 'n3'))
         self.cluster.faults[('n2', 'adjust')] = [tp.NodeError(
