@@ -41,6 +41,7 @@ from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import heal
 from blackstor_cinder.cluster import placement
 from blackstor_cinder.cluster import reconcile
+from blackstor_cinder.cluster import retype as retyping
 from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder.cluster import transport
 from blackstor_cinder.i18n import _
@@ -56,6 +57,10 @@ GiB = 1 << 30
 _ROOM_WARNING = 50
 SPEC_REPLICAS = 'blackstor:replicas'
 SPEC_ZONES = 'blackstor:zones'
+#: extra specs a retype changes in place (the backend's name: the manager
+#: calls retype only when the volume stays on this backend)
+_RETYPED_SPECS = frozenset((SPEC_REPLICAS, SPEC_ZONES,
+                            'volume_backend_name'))
 
 
 class BlackStorDriverError(exception.VolumeDriverException):
@@ -165,6 +170,10 @@ class BlackStorDriver(driver.VolumeDriver):
         specs = {}
         if volume.volume_type_id and volume.volume_type:
             specs = volume.volume_type.extra_specs or {}
+        return self._policy(specs)
+
+    def _policy(self, specs: dict) -> tuple[int, str]:
+        """(replicas, zone policy) of a type's extra specs."""
         replicas = specs.get(SPEC_REPLICAS)
         zones = specs.get(SPEC_ZONES) or self.configuration.safe_get(
             'blackstor_zone_policy')
@@ -230,6 +239,28 @@ class BlackStorDriver(driver.VolumeDriver):
             self.controller.revert_to_snapshot(
                 volume.name, _snapshot_name(snapshot),
                 snapshot.volume_size * GiB, volume.size * GiB)
+
+    def retype(self, context: Any, volume: Any, new_type: Any, diff: dict,
+               host: dict) -> tuple[bool, dict | None]:
+        """Change the replica count and zones live (cluster/retype.py).
+
+        False (Cinder migrates) for another backend, any other change of
+        the type, and a volume with snapshots that would get a replica.
+        """
+        why = _retype_needs_migration(volume, diff or {}, host)
+        if not why:
+            replicas, zones = self._policy(new_type.extra_specs or {})
+            with _translated(_('Retype of volume %s') % volume.id):
+                why = retyping.retype(
+                    self.controller, volume.name, replicas, zones,
+                    self.configuration.safe_get('blackstor_heal_sync_timeout')
+                    or heal.SYNC_TIMEOUT).migrate
+        if why:
+            LOG.warning('Volume %(id)s is not retyped in place, Cinder '
+                        'migrates it: %(why)s', {'id': volume.id,
+                                                 'why': why})
+            return False, None
+        return True, {}
 
     def update_migrated_volume(self, ctxt: Any, volume: Any, new_volume: Any,
                                original_volume_status: str) -> dict:
@@ -582,6 +613,27 @@ class BlackStorDriver(driver.VolumeDriver):
               'zones.'), 'string', enum=list(placement.ZONE_POLICIES),
             default='any')
         return properties, 'blackstor'
+
+
+def _retype_needs_migration(volume: Any, diff: dict,
+                            host: dict) -> str | None:
+    """Why a retype is not ours to do in place, or None."""
+    same = (volume.cluster_name and volume.cluster_name
+            == host.get('cluster_name')) or (
+        volume_utils.extract_host(volume.host)
+        == volume_utils.extract_host(host.get('host')))
+    if not same:
+        return f'it goes to another backend ({host.get("host")})'
+    changed = {f'{kind} {key}' for kind in ('qos_specs', 'encryption')
+               for key, (old, new) in (diff.get(kind) or {}).items()
+               if old != new}
+    changed |= {f'extra spec {key}' for key, (old, new) in (
+        diff.get('extra_specs') or {}).items()
+        if old != new and key not in _RETYPED_SPECS}
+    if changed:
+        return ('BlackStor changes only the replicas and zones in place, '
+                'not ' + ', '.join(sorted(changed)))
+    return None
 
 
 def _manageable_row(entry: Any, managed: dict[str, str]) -> dict:

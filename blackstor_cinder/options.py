@@ -186,10 +186,10 @@ heal_opts = [
                     'storage node (as the new replica\'s node or one it '
                     'syncs from), so that the guests keep their I/O.'),
     cfg.FloatOpt('blackstor_heal_sync_timeout', default=3600.0, min=1,
-                 help='Seconds a heal or an evacuation waits for one new '
-                      'replica to become UpToDate. A sync that takes '
-                      'longer goes on; running the heal again waits for '
-                      'it.'),
+                 help='Seconds a heal, an evacuation or a retype waits '
+                      'for one new replica to become UpToDate. A sync that '
+                      'takes longer goes on; running the heal (or the '
+                      'retype) again waits for it.'),
 ]
 
 blackstor_opts = (node_opts + ssh_opts + storage_opts + drbd_opts

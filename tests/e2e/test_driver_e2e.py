@@ -347,6 +347,72 @@ class DriverE2ETest(testtools.TestCase):
             self.stack.wait_for('volume', ident, 'deleted')
         self.assertEqual({}, self.box.leftovers())
 
+    def test_9_retype_live_through_cinder(self):
+        j = self.journey
+        for name, replicas in (('retype-2r', '2'), ('retype-3r', '3')):
+            self.stack.create_volume_type(name, scenario.BACKEND,
+                                          {'blackstor:replicas': replicas})
+        vol = self.stack.openstack('volume', 'create', '--size', '1',
+                                   '--type', 'retype-2r', 'to-retype')
+        j.ids['rt'] = vol['id']
+        self.addCleanup(self.stack.openstack, 'volume', 'delete', vol['id'],
+                        json=False, check=False)
+        self.stack.wait_for('volume', vol['id'], 'available')
+        self.assertEqual(2, len(j.replica_nodes('rt')))
+        j.attach('rt')
+        j.write_and_check('rt')
+        written = [j.pattern]
+        # --migration-policy never: Cinder fails the retype unless the
+        # driver did it in place
+        for new_type, count in (('retype-3r', 3), ('retype-2r', 2)):
+            started = time.monotonic()
+            self.stack.openstack('volume', 'set', '--type', new_type,
+                                 '--migration-policy', 'never', vol['id'],
+                                 json=False)
+            self.wait_retyped(vol['id'], new_type, 'in-use')
+            say(f'retype in use to {new_type}: '
+                f'{time.monotonic() - started:.1f}s')
+            holders = j.replica_nodes('rt')
+            self.assertEqual(count, len(holders))
+            for offset, pattern in written:
+                for node in holders:
+                    self.assertEqual(pattern, self.box.lv_bytes(
+                        node, j.resource(vol['id']), offset,
+                        len(pattern)), f'{node} at {offset}')
+            j.write_and_check('rt', offset=(4 + 4 * count) << 20)
+            written.append(j.pattern)
+        j.detach('rt')
+
+        # a replica more with a snapshot is no retype in place, and
+        # Cinder does not migrate a volume with snapshots: refused
+        j.snapshot('snap-rt', 'rt')
+        holders = j.replica_nodes('rt')
+        self.stack.openstack('volume', 'set', '--type', 'retype-3r',
+                             '--migration-policy', 'on-demand', vol['id'],
+                             json=False)
+        self.wait_retyped(vol['id'], 'retype-2r', 'available')
+        self.assertIn(f'Volume {vol["id"]} is not retyped in place',
+                      self.volume_log())
+        self.assertEqual(holders, j.replica_nodes('rt'))
+        self.stack.openstack('volume', 'snapshot', 'delete',
+                             j.ids['snap-rt'], json=False)
+        self.stack.wait_for('snapshot', j.ids['snap-rt'], 'deleted')
+        self.stack.openstack('volume', 'delete', vol['id'], json=False)
+        self.stack.wait_for('volume', vol['id'], 'deleted')
+        self.assertEqual({}, self.box.leftovers())
+
+    def wait_retyped(self, volume_id, volume_type, status, timeout=300):
+        """Wait until the volume has the type and status (retype over)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.stack.openstack('volume', 'show', volume_id)
+            if (shown['status'], shown['type']) == (status, volume_type):
+                return shown
+            if time.monotonic() > deadline or 'error' in shown['status']:
+                raise AssertionError(f'{volume_id}: {shown["status"]}, '
+                                     f'type {shown["type"]}')
+            time.sleep(1)
+
     def replica_sizes(self, name):
         """Storage node -> size of the volume's LV there."""
         return {node: v['size_bytes'] for node in self.box.storage_names
