@@ -28,10 +28,13 @@ import fixtures
 from blackstor_cinder.node import client
 from blackstor_cinder.node import agent
 from blackstor_cinder.node import config
+from blackstor_cinder.node import locks
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import resfiles
 from blackstor_cinder.node import resrender
 from blackstor_cinder.node import sizing
+from blackstor_cinder.node import undo
+from blackstor_cinder.node import zeroing
 from blackstor_cinder import protocol
 from tests.unit.node import fakes
 from tests.unit.node import samples
@@ -203,7 +206,7 @@ class CreateTestCase(AgentTestCase):
         clean.doCleanups()
 
         self.fake.crash(*words, after=after)
-        with mock.patch.object(agent._Undo, 'run', return_value=[]):
+        with mock.patch.object(undo.Undo, 'run', return_value=[]):
             self.assertRaises(fakes.Crash, self.agent.handle,
                               dict(op='create', **self.create_req()))
         self.ok('create', **self.create_req())
@@ -527,7 +530,7 @@ class BadInputTestCase(AgentTestCase):
             return real_open(name, *args, **kwargs)
 
         self.conf.lock_timeout = 0.5
-        with mock.patch.object(agent.os, 'open', open_stale_first):
+        with mock.patch.object(locks.os, 'open', open_stale_first):
             self.error('create', protocol.E_BUSY, None, **self.create_req())
         self.assertEqual([path], opened)
         self.assertEqual([], self.fake.calls)
@@ -536,8 +539,7 @@ class BadInputTestCase(AgentTestCase):
     def test_every_op_has_help(self):
         self.assertEqual(set(protocol.OPS), set(agent.OP_HELP))
         for op in protocol.OPS:
-            self.assertTrue(hasattr(self.agent,
-                                    '_op_' + op.replace('-', '_')), op)
+            self.assertTrue(callable(agent.HANDLERS[op]), op)
 
 
 class SnapshotTestCase(AgentTestCase):
@@ -1082,7 +1084,7 @@ class LifecycleTestCase(AgentTestCase):
         self.error('resize', protocol.E_FAILED, resource='r0',
                    pool='vg0/thin', size=2 * GiB)
         # recorded before the lvextend, kept although it failed
-        mark = agent.zeroing.GrowMarks(self.conf.lock_dir).read('r0')
+        mark = zeroing.GrowMarks(self.conf.lock_dir).read('r0')
         self.assertEqual(before, mark.lv_size)
         self.assertIsNone(mark.zero)
 
@@ -1124,7 +1126,7 @@ class LifecycleTestCase(AgentTestCase):
         def half(fd, start, end, **kwargs):
             os.pwrite(fd, bytes(MiB), start)
             raise OSError(errno.EIO, os.strerror(errno.EIO))
-        return mock.patch.object(agent.zeroing, 'zero_range',
+        return mock.patch.object(zeroing, 'zero_range',
                                  side_effect=half)
 
     def test_a_failed_zeroing_stays_pending_and_the_next_resize_ends_it(
@@ -1166,8 +1168,8 @@ class LifecycleTestCase(AgentTestCase):
         self.assertFalse(self.mark_path().exists())
 
     def pending(self, start=MiB, end=3 * MiB):
-        agent.zeroing.GrowMarks(self.conf.lock_dir).write(
-            'r0', agent.zeroing.GrowMark(end, start, (start, end)))
+        zeroing.GrowMarks(self.conf.lock_dir).write(
+            'r0', zeroing.GrowMark(end, start, (start, end)))
 
     def test_a_pending_zeroing_below_the_volume_size_is_refused(self):
         device = self.device_agent(device_size=4 * MiB)
