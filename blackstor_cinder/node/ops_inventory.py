@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from blackstor_cinder.node import drbd as drbd_mod
 from blackstor_cinder.node import drbdconf
+from blackstor_cinder.node import drbdstatus
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import lvm as lvm_mod
 from blackstor_cinder.node import ops_snapshot
@@ -43,7 +43,7 @@ def status(node: Node, req: dict) -> dict:
     state = node.drbd.state(resource)
     return {'resource': resource, 'exists': exists,
             'definition': definition, 'state': state,
-            'device_size': drbd_mod.device_size(state),
+            'device_size': drbdstatus.device_size(state),
             'zero_pending': node.marks.pending(resource)}
 
 
@@ -154,7 +154,7 @@ def _resources(node: Node, names: list[str], states: list[dict]
             definition.pop('secret', None)
         state = running.get(name)
         resources[name] = dict(entry, state=state,
-                               device_size=drbd_mod.device_size(state),
+                               device_size=drbdstatus.device_size(state),
                                zero_pending=node.marks.pending(name))
     return resources
 
@@ -175,10 +175,8 @@ def _used_minors_ports(node: Node, states: list[dict]
             continue
         minors |= found[0]
         ports |= found[1]
-    for state in states:
-        for device in state.get('devices') or ():
-            if isinstance(device.get('minor'), int):
-                minors.add(device['minor'])
+    for entry in states:
+        minors.update(drbdstatus.ResourceState.from_json(entry).minors)
     return minors, ports
 
 

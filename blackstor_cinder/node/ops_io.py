@@ -19,6 +19,7 @@ acts on the resource running here and changes no LV or .res.
 
 from __future__ import annotations
 
+from blackstor_cinder.node import drbdstatus
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import lease as lease_mod
 from blackstor_cinder.node.steps import Node
@@ -28,7 +29,7 @@ from blackstor_cinder import protocol
 def suspend_io(node: Node, req: dict) -> dict:
     resource = req['resource']
     path = lease_mod.lease_path(node.conf, resource)
-    state = node.drbd.state(resource)
+    state = drbdstatus.of(node.drbd.state(resource))
     if state is None:
         lease_mod.remove(path)
         return {'resource': resource, 'running': False,
@@ -49,7 +50,7 @@ def suspend_io(node: Node, req: dict) -> dict:
         except BaseException:
             lease_mod.remove(path)
             raise
-    if not _user_suspended(state):
+    if not state.user_suspended:
         try:
             node.drbd.suspend_io(resource)
         except BaseException:
@@ -66,11 +67,11 @@ def resume_io(node: Node, req: dict) -> dict:
 def resume(node: Node, resource: str) -> dict:
     """Cancel any lease and resume; already so (or down) is success."""
     cancelled = lease_mod.remove(lease_mod.lease_path(node.conf, resource))
-    state = node.drbd.state(resource)
+    state = drbdstatus.of(node.drbd.state(resource))
     if state is None:
         return {'resource': resource, 'running': False,
                 'suspended': False, 'lease_cancelled': cancelled}
-    resumed = _user_suspended(state)
+    resumed = state.user_suspended
     if resumed:
         node.drbd.resume_io(resource)
     return {'resource': resource, 'running': True, 'suspended': False,
@@ -105,17 +106,6 @@ def _require_up(node: Node, resource: str) -> None:
         raise AgentError(protocol.E_NOT_FOUND,
                          f'resource: {resource} is not up on this node',
                          'resource')
-
-
-def _user_suspended(state: dict) -> bool:
-    """Whether DRBD reports I/O suspended by the user (suspend-io).
-
-    Versions without ``suspended-user`` count as suspended when
-    ``suspended`` is set, so a resume is never skipped.
-    """
-    if 'suspended-user' in state:
-        return bool(state['suspended-user'])
-    return bool(state.get('suspended', True))
 
 
 OPS = {

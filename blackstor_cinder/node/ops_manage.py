@@ -20,6 +20,7 @@ ended half-way, each converges.
 
 from __future__ import annotations
 
+from blackstor_cinder.node import drbdstatus
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import lvm as lvm_mod
 from blackstor_cinder.node import sizing
@@ -52,8 +53,8 @@ def rename(node: Node, req: dict) -> dict:
             or node.store.exists(new):
         raise AgentError(protocol.E_CONFLICT,
                          f'new_name: {new} exists here', 'new_name')
-    state = node.drbd.state(old)
-    if state is not None and state.get('role') == 'Primary':
+    state = drbdstatus.of(node.drbd.state(old))
+    if state is not None and state.role == drbdstatus.PRIMARY:
         raise AgentError(protocol.E_BUSY,
                          f'resource: {old} is in use here (Primary); '
                          'not renamed', 'resource')
@@ -173,14 +174,13 @@ def sync_source(node: Node, req: dict) -> dict:
     when the replica is UpToDate already (a retry).
     """
     resource = req['resource']
-    state = node.drbd.state(resource)
+    state = drbdstatus.of(node.drbd.state(resource))
     if state is None:
         raise AgentError(protocol.E_NOT_FOUND,
                          f'resource: {resource} is not running here',
                          'resource')
-    disk = next((d.get('disk-state') for d in state.get('devices') or ()
-                 if d.get('volume', 0) == protocol.VOLUME_NUMBER), None)
-    if disk == 'UpToDate':
+    disk = state.disk
+    if disk == drbdstatus.UP_TO_DATE:
         return {'resource': resource, 'forced': False}
     if disk != 'Inconsistent':
         raise AgentError(protocol.E_CONFLICT,

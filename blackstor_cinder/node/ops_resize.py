@@ -24,6 +24,7 @@ import logging
 import os
 
 from blackstor_cinder.node import drbd as drbd_mod
+from blackstor_cinder.node import drbdstatus
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node.steps import Node
 from blackstor_cinder.node.undo import Undo
@@ -62,8 +63,8 @@ def resize(node: Node, req: dict) -> dict:
         # the most, so the device can always expose ``size``.
         need = node.lv_size_for(pool, size, protocol.MAX_PEERS_MAX, lv)
         if lv.size < need:
-            state = node.drbd.state(resource)
-            if not drbd_mod.attached(state):
+            state = drbdstatus.of(node.drbd.state(resource))
+            if state is None or not state.attached:
                 raise AgentError(
                     protocol.E_CONFLICT,
                     f'resource: {resource} is not attached on this node;'
@@ -73,8 +74,7 @@ def resize(node: Node, req: dict) -> dict:
             if mark is None:
                 # Before the first lvextend: a retry after a crash
                 # must still find where the old metadata ended.
-                mark = zeroing.GrowMark(lv.size,
-                                        drbd_mod.device_size(state))
+                mark = zeroing.GrowMark(lv.size, state.size)
                 node.marks.write(resource, mark)
             node.lvm.extend(pool, resource, need)
             lv_size, grown = need, True
@@ -99,7 +99,7 @@ def _live_mark(node: Node, resource: str) -> zeroing.GrowMark | None:
     """The resource's grow mark; a stale one is removed first."""
     mark = node.marks.read(resource)
     if mark is not None and mark.zero is None and mark.stale(
-            drbd_mod.device_size(node.drbd.state(resource))):
+            drbdstatus.device_size(node.drbd.state(resource))):
         node.marks.remove(resource)
         return None
     return mark
@@ -127,8 +127,8 @@ def _resize_drbd(node: Node, resource: str, req: dict, undo: Undo,
     assume_clean = req.get('assume_clean', False)
     lower, upper = req.get('zero_from'), req.get('zero_to')
     pending = mark.zero if mark is not None else None
-    state = node.drbd.state(resource)
-    device_size = drbd_mod.device_size(state)
+    state = drbdstatus.of(node.drbd.state(resource))
+    device_size = state.size if state is not None else None
     ranges = [pending] if pending else []
     if _zeroes(req) and (device_size is None or device_size <= lower):
         ranges.append((lower, upper))       # this resize exposes it
@@ -138,12 +138,10 @@ def _resize_drbd(node: Node, resource: str, req: dict, undo: Undo,
     start, end = min(r[0] for r in ranges), max(r[1] for r in ranges)
     if pending:
         _check_pending(node, resource, pending, lower)
-    minors = [d.get('minor') for d in (state or {}).get('devices') or ()
-              if d.get('volume', 0) == protocol.VOLUME_NUMBER]
-    if not minors or not isinstance(minors[0], int):
+    if state is None or state.minor is None:
         raise AgentError(protocol.E_NOT_FOUND, f'resource: {resource} '
                          'is not up on this node', 'resource')
-    device = os.path.join(node.conf.device_root, f'drbd{minors[0]}')
+    device = os.path.join(node.conf.device_root, f'drbd{state.minor}')
     try:
         fd = os.open(device, os.O_WRONLY)
     except OSError as e:
@@ -225,9 +223,8 @@ def _smaller_than_res(node: Node, resource: str,
 def _refuse_suspended(node: Node, resource: str) -> None:
     # Writes to a device with suspended I/O wait until it resumes: the
     # zeroing would hang holding the lock (found by fuzzing).
-    state = node.drbd.state(resource) or {}
-    if any(value for key, value in state.items()
-           if key.startswith('suspended')):
+    state = drbdstatus.of(node.drbd.state(resource))
+    if state is not None and state.suspended_reasons:
         raise AgentError(
             protocol.E_CONFLICT,
             f'resource: I/O of {resource} is suspended on this node; '

@@ -55,6 +55,7 @@ from typing import Callable, Iterator
 
 from blackstor_cinder.node import drbd as drbd_mod
 from blackstor_cinder.node import drbdconf
+from blackstor_cinder.node import drbdstatus
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import executor
 from blackstor_cinder.node import resrender
@@ -419,7 +420,7 @@ class ResFileStore:
 
     def running_size(self, resource: str) -> int | None:
         """Bytes of the resource's running device here; None if down."""
-        return drbd_mod.device_size(self.running_state(resource))
+        return drbdstatus.device_size(self.running_state(resource))
 
     def _current(self, path: pathlib.Path, resource: str) -> dict | None:
         """The definition in the .res in place, as written; None if none."""
@@ -443,28 +444,29 @@ class ResFileStore:
             self._refuse('spec.hosts', f'the .res of {resource} gives node '
                          f'{self.node_name} the disk {me["disk"] or "none"}'
                          f', but it holds a replica on {mine["disk"]}')
-        if drbd_mod.attached(state) and not me['disk']:
+        model = drbdstatus.of(state)
+        if model is not None and model.attached and not me['disk']:
             self._refuse('spec.hosts', f'{resource} runs with a local disk '
                          f'on node {self.node_name}; the .res makes it '
                          'diskless')
-        if state is not None:
-            self._check_identity(resource, new, me, old, state)
+        if model is not None:
+            self._check_identity(resource, new, me, old, model)
         self._check_no_shrink(resource, new, state)
 
     def _check_identity(self, resource: str, new: dict, me: dict,
-                        old: dict | None, state: dict) -> None:
+                        old: dict | None,
+                        state: drbdstatus.ResourceState) -> None:
         """Minor, port and node-ids of a running resource stay."""
         running = f'{resource} runs on node {self.node_name} with'
-        minors = {d.get('minor') for d in state.get('devices') or ()
-                  if d.get('volume', 0) == protocol.VOLUME_NUMBER}
+        minors = {state.minor}
         minors |= {old['minor']} if old else set()
         minors -= {None}
         if minors and new['minor'] not in minors:
             self._refuse('minor', f'{running} minor '
                          f'{min(minors)}, not {new["minor"]}')
-        node_ids = {self.node_name: state.get('node-id')}
-        for conn in state.get('connections') or ():
-            node_ids[conn.get('name')] = conn.get('peer-node-id')
+        node_ids = {self.node_name: state.node_id}
+        for peer in state.peers:
+            node_ids[peer.name] = peer.node_id
         for host in (old or {}).get('hosts') or ():
             node_ids.setdefault(host['name'], host['node_id'])
         for host in new['hosts']:
@@ -493,7 +495,7 @@ class ResFileStore:
         except ValueError as e:
             raise AgentError(protocol.E_INVALID, f'size: {e}',
                              'size') from None
-        current = drbd_mod.device_size(state)
+        current = drbdstatus.device_size(state)
         if current is not None and new < current:
             self._refuse(
                 'size', f'disk {{ size {text}; }} is {new} bytes, less '
