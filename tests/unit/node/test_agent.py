@@ -30,8 +30,8 @@ from blackstor_cinder.node import agent
 from blackstor_cinder.node import config
 from blackstor_cinder.node import locks
 from blackstor_cinder.node.errors import AgentError
-from blackstor_cinder.node import resfiles
 from blackstor_cinder.node import resrender
+from blackstor_cinder.node import restemp
 from blackstor_cinder.node import sizing
 from blackstor_cinder.node import undo
 from blackstor_cinder.node import zeroing
@@ -1407,7 +1407,7 @@ class InventoryTestCase(AgentTestCase):
 
     def test_inventory_removes_stale_temp_files(self):
         self.ok('create', **self.create_req())
-        old = time.time() - resfiles.STALE_TEMP_AGE - 1
+        old = time.time() - restemp.STALE_AGE - 1
         stale = self.res_dir / '.r0.0123456789abcdef.tmp'
         fresh = self.res_dir / '.r1.0123456789abcdef.tmp'
         other = self.res_dir / '.r0.res.swp'

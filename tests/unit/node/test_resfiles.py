@@ -30,6 +30,7 @@ import testtools
 from blackstor_cinder.node import errors
 from blackstor_cinder.node import executor
 from blackstor_cinder.node import resfiles
+from blackstor_cinder.node import restemp
 from blackstor_cinder import protocol
 from tests.unit.node import samples
 from tests.unit import base
@@ -528,7 +529,7 @@ class StaleTempFilesTestCase(_Base):
     def setUp(self):
         super().setUp()
         self.log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
-        self.old = time.time() - resfiles.STALE_TEMP_AGE - 5
+        self.old = time.time() - restemp.STALE_AGE - 5
 
     def make(self, name, age=None, content='secret'):
         path = self.res_dir / name
@@ -540,7 +541,7 @@ class StaleTempFilesTestCase(_Base):
 
     def test_write_temp_name_is_ours(self):
         with self.store._lock():
-            tmp = self.store._write_temp('r0', 'text')
+            tmp = restemp.write(self.res_dir, 'r0', 'text')
         self.assertRegex(os.path.basename(tmp),
                          r'^\.r0\.[0-9a-f]{16}\.tmp$')
         self.assertEqual(str(self.res_dir), os.path.dirname(tmp))
@@ -555,7 +556,7 @@ class StaleTempFilesTestCase(_Base):
         with mock.patch('secrets.token_hex',
                         side_effect=['0' * 16, '1' * 16]):
             with self.store._lock():
-                tmp = self.store._write_temp('r0', 'new')
+                tmp = restemp.write(self.res_dir, 'r0', 'new')
         self.assertEqual('old', pathlib.Path(taken).read_text())
         self.assertTrue(tmp.endswith('.r0.1111111111111111.tmp'))
 
