@@ -303,6 +303,10 @@ class BadInputTestCase(AgentTestCase):
         for op in protocol.OPS:
             self.assertTrue(callable(agent.HANDLERS[op]), op)
 
+    def test_each_op_has_one_family(self):
+        ops = [op for family in agent.FAMILIES for op in family.OPS]
+        self.assertEqual(sorted(protocol.OPS), sorted(ops))
+
 
 class LvmCallsTestCase(AgentTestCase):
     """How often each operation asks LVM (1-2 s each on a small node)."""

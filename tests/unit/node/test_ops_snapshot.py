@@ -13,6 +13,7 @@
 # under the License.
 """Snapshots and reverts (one shot and two-phase) on a fake node."""
 
+from blackstor_cinder.node import ops_snapshot
 from blackstor_cinder import protocol
 from tests.unit.node import fakes
 from tests.unit.node import samples
@@ -27,6 +28,10 @@ class SnapshotTestCase(test_agent.AgentTestCase):
         super().setUp()
         self.ok('create', **self.create_req())
         self.fake.calls.clear()
+
+    def test_every_revert_phase_has_its_step(self):
+        self.assertEqual(set(protocol.REVERT_PHASES),
+                         set(ops_snapshot._PHASES))
 
     def snap_req(self, **extra):
         return dict(resource='r0', pool='vg0/thin', snapshot='s1', **extra)
