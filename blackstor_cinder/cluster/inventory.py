@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from blackstor_cinder.cluster import model
+from blackstor_cinder.node import drbdstatus
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
@@ -256,26 +257,14 @@ def spec_from_definition(definition: dict[str, Any],
 
 def peers_connected(state: dict[str, Any] | None) -> bool:
     """All configured peers of a ``drbdsetup status --json`` entry are up."""
-    if not state:
-        return False
-    conns = state.get('connections') or []
-    return all(c.get('connection-state') == 'Connected' for c in conns)
+    model = drbdstatus.of(state)
+    return model is not None and model.peers_connected
 
 
 def disk_states(state: dict[str, Any] | None) -> dict[str, str]:
     """{'local': ..., '<peer>': ...} disk states of volume 0."""
-    if not state:
-        return {}
-    result = {}
-    for dev in state.get('devices') or []:
-        if dev.get('volume', 0) == 0:
-            result['local'] = dev.get('disk-state', 'Unknown')
-    for conn in state.get('connections') or []:
-        for pdev in conn.get('peer_devices') or []:
-            if pdev.get('volume', 0) == 0:
-                result[conn.get('name', str(conn.get('peer-node-id')))] = (
-                    pdev.get('peer-disk-state', 'DUnknown'))
-    return result
+    model = drbdstatus.of(state)
+    return model.disk_states() if model is not None else {}
 
 
 def lv_families(volumes: dict[str, dict], snapshots: dict[str, dict]

@@ -88,29 +88,6 @@ def _cinder_names(path: str) -> set[str]:
     return names
 
 
-def _families(volumes: dict[str, dict], snapshots: dict[str, dict]
-              ) -> dict[str, set[str]] | None:
-    """LV name -> the LVs linked to it by origin (None: origins unknown)."""
-    lvs = {**volumes, **snapshots}
-    if any('origin' not in lv for lv in lvs.values()):
-        return None
-    parent = {name: name for name in lvs}
-
-    def root(name: str) -> str:
-        while parent[name] != name:
-            name = parent[name]
-        return name
-
-    for name, lv in lvs.items():
-        origin = lv.get('origin')
-        if origin in parent:
-            parent[root(name)] = root(origin)
-    groups: dict[str, set[str]] = {}
-    for name in lvs:
-        groups.setdefault(root(name), set()).add(name)
-    return {name: groups[root(name)] for name in lvs}
-
-
 def _by_name(items: Any) -> dict[str, dict]:
     if isinstance(items, dict):
         return {k: dict(v or {}, name=k) for k, v in items.items()}
@@ -191,7 +168,7 @@ def _node_problems(cluster: model.ClusterConfig, node: str, survey: sv.Survey,
             f'{lv.get("role")} LV of an interrupted revert of '
             f'{lv.get("resource")} (revert the volume again, or delete '
             f'it, to finish)'))
-    families = _families(volumes, snapshots)
+    families = inv.lv_families(volumes, snapshots)
     origins = {lv.get('origin') for lv in list(volumes.values())
                + list(snapshots.values())}
     for name, lv in sorted(volumes.items()):

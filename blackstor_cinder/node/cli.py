@@ -67,7 +67,7 @@ class _Parser(argparse.ArgumentParser):
 def _epilog() -> str:
     width = max(len(op) for op in agent_mod.OP_HELP)
     lines = ['operations ("op" of the request; fields: see '
-             'blackstor_cinder/protocol.py):']
+             'blackstor_cinder/protocol/):']
     for op, text in agent_mod.OP_HELP.items():
         wrapped = textwrap.wrap(text, 76 - width - 4) or ['']
         lines.append(f'  {op:<{width}}  {wrapped[0]}')

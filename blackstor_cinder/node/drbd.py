@@ -228,30 +228,6 @@ def size_bytes(text: str) -> int:
     return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
 
 
-def device_size(state: dict | None) -> int | None:
-    """Bytes of the running device (volume 0) from a status entry.
-
-    drbdsetup prints ``size`` in KiB; None when the resource is down here
-    or this DRBD reports no size.
-    """
-    for device in (state or {}).get('devices') or ():
-        if device.get('volume', 0) != protocol.VOLUME_NUMBER:
-            continue
-        size = device.get('size')
-        if isinstance(size, int) and not isinstance(size, bool):
-            return size * 1024
-    return None
-
-
-def attached(state: dict | None) -> bool:
-    """The running resource has its local disk here (not diskless)."""
-    for device in (state or {}).get('devices') or ():
-        if device.get('volume', 0) == protocol.VOLUME_NUMBER:
-            return device.get('disk-state') not in (None, 'Diskless',
-                                                    'Detaching')
-    return False
-
-
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines()
              if line.strip() and 'modprobe: not found' not in line]

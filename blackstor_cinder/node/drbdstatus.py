@@ -13,9 +13,12 @@
 # under the License.
 """One resource's state from ``drbdsetup status --json``, read defensively.
 
-DRBD versions differ in what they report and how they name it: every
-field may be missing, and the older text-status words ("yes"/"no") are
-accepted where JSON booleans are expected.
+The one model of DRBD's status: the agent reads its own resources
+through it, the diskless client (and with it the os-brick connector)
+its devices, and ``cluster/`` the ``state`` entries of the agents'
+replies (:func:`of`). DRBD versions differ in what they report and how
+they name it: every field may be missing, and the older text-status
+words ("yes"/"no") are accepted where JSON booleans are expected.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from blackstor_cinder import protocol
 
 UP_TO_DATE = 'UpToDate'
 PRIMARY = 'Primary'
+CONNECTED = 'Connected'
+#: Local disk states of a resource that has no local disk (any more).
+NO_DISK = (None, 'Diskless', 'Detaching')
 
 
 def _first(mapping: dict, *keys: str) -> Any:
@@ -87,12 +93,15 @@ class PeerState:
     role: str | None
     disk: str | None
     replication: str | None
+    #: the connection reports a peer device of the volume
+    has_volume: bool = False
 
     @classmethod
     def from_json(cls, conn: dict, volume: int) -> PeerState:
         peer_devices = _first(conn, 'peer_devices', 'peer-devices')
         peer_dev = _pick_volume(
             peer_devices if isinstance(peer_devices, list) else [], volume)
+        has_volume = peer_dev is not None
         peer_dev = peer_dev or {}
         return cls(
             name=_as_str(_first(conn, 'name', 'conn-name')),
@@ -103,7 +112,8 @@ class PeerState:
             disk=_as_str(_first(peer_dev, 'peer-disk-state', 'peer-disk',
                                 'pdsk')),
             replication=_as_str(_first(peer_dev, 'replication-state',
-                                       'replication', 'repl')))
+                                       'replication', 'repl')),
+            has_volume=has_volume)
 
     def describe(self) -> str:
         who = self.name or '?'
@@ -133,13 +143,30 @@ class ResourceState:
     quorum: bool | None
     open: bool | None
     peers: list[PeerState]
+    #: this node's node-id in the resource
+    node_id: int | None = None
+    #: bytes of the device (drbdsetup says KiB, with --statistics)
+    size: int | None = None
+    #: the minor of every volume's device (of other backends' too)
+    minors: tuple[int, ...] = ()
+    #: ``suspended-user``: I/O suspended by suspend-io (None: not said)
+    suspended_user: bool | None = None
+    #: every ``suspended*`` key that is set (user, no-data, quorum, ...)
+    suspended_reasons: tuple[str, ...] = ()
+    #: the status has a device entry of the volume
+    has_volume: bool = False
 
     @classmethod
     def from_json(cls, res: dict, volume: int = protocol.VOLUME_NUMBER
                   ) -> ResourceState:
         devices = res.get('devices')
-        device = _pick_volume(devices if isinstance(devices, list) else [],
-                              volume) or {}
+        devices = devices if isinstance(devices, list) else []
+        device = _pick_volume(devices, volume)
+        has_volume = device is not None
+        device = device or {}
+        size = _as_int(device.get('size'))
+        minors = (_as_int(d.get('minor')) for d in devices
+                  if isinstance(d, dict))
         connections = res.get('connections')
         peers = [PeerState.from_json(conn, volume)
                  for conn in (connections
@@ -154,7 +181,51 @@ class ResourceState:
             client=_as_bool(device.get('client')),
             quorum=_as_bool(device.get('quorum')),
             open=_as_bool(_first(device, 'open', 'opened')),
-            peers=peers)
+            peers=peers,
+            node_id=_as_int(res.get('node-id')),
+            size=size * 1024 if size is not None else None,
+            minors=tuple(m for m in minors if m is not None),
+            suspended_user=_as_bool(res.get('suspended-user')),
+            suspended_reasons=tuple(
+                key for key, value in res.items()
+                if key.startswith('suspended') and _as_bool(value)),
+            has_volume=has_volume)
+
+    @property
+    def attached(self) -> bool:
+        """The resource has its local disk here (not diskless)."""
+        return self.disk not in NO_DISK
+
+    @property
+    def user_suspended(self) -> bool:
+        """I/O suspended by the user (suspend-io), as far as DRBD says.
+
+        Versions without ``suspended-user`` count as suspended unless
+        ``suspended`` says no, so a resume is never skipped.
+        """
+        if self.suspended_user is not None:
+            return self.suspended_user
+        return self.suspended is not False
+
+    @property
+    def peers_connected(self) -> bool:
+        """Every configured peer is connected (true without peers)."""
+        return all(peer.connection == CONNECTED for peer in self.peers)
+
+    def disk_states(self) -> dict[str, str]:
+        """{'local': ..., '<peer>': ...}: the disk states of the volume.
+
+        A side whose device is not reported is left out; one reported
+        without a state is ``Unknown`` (local) or ``DUnknown`` (peer).
+        """
+        result = {}
+        if self.has_volume:
+            result['local'] = self.disk or 'Unknown'
+        for peer in self.peers:
+            if peer.has_volume:
+                result[peer.name or str(peer.node_id)] = (peer.disk
+                                                          or 'DUnknown')
+        return result
 
     @property
     def up_to_date_peers(self) -> list[PeerState]:
@@ -191,6 +262,22 @@ class ResourceState:
         peers = '; '.join(peer.describe() for peer in self.peers)
         parts.append(f'peers: {peers or "none"}')
         return ', '.join(parts)
+
+
+def of(entry: dict | None) -> ResourceState | None:
+    """The model of one ``drbdsetup status --json`` entry; None: down.
+
+    The entry as the agent's replies carry it (``state``).
+    """
+    if not isinstance(entry, dict) or not entry:
+        return None
+    return ResourceState.from_json(entry)
+
+
+def device_size(entry: dict | None) -> int | None:
+    """Bytes of the running device; None when down or not reported."""
+    state = of(entry)
+    return state.size if state is not None else None
 
 
 def parse_status(text: str) -> dict[str, ResourceState]:

@@ -24,19 +24,14 @@ the expected backing disk, and clash with no other resource of the node
 secret lives in this file only). A failed check leaves the old file
 untouched and no temporary file behind.
 
-Every write, whoever asks (agent op or connector), keeps these invariants
-(conflict, nothing changed): the ``disk { size }`` never goes below the
-running device's size; a node whose .res or running device has a disk
-keeps that disk (a replica never becomes diskless); while the resource
-runs here its minor, its port and the node-ids of its hosts stay.
+Every write, whoever asks (agent op or connector), keeps the invariants
+of :mod:`.resguard` (conflict, nothing changed).
 
 A writer killed between writing the temporary file and renaming it
-(SIGKILL, a node crash) leaves ``.<resource>.<random>.tmp`` behind, which
-holds the secret. :meth:`ResFileStore.remove_stale_temp_files` removes such
-files (the agent runs it at every ``inventory``): only names this module
-gives its temporary files, only regular files, only old ones, and only
-while it holds the lock every write holds from creating its temporary file
-to renaming or removing it.
+leaves the file behind (:mod:`.restemp`);
+:meth:`ResFileStore.remove_stale_temp_files` removes such files (the
+agent runs it at every ``inventory``) while it holds the lock every write
+holds from creating its temporary file to renaming or removing it.
 """
 
 from __future__ import annotations
@@ -48,34 +43,21 @@ import logging
 import os
 import pathlib
 import re
-import secrets
-import stat
-import time
 from typing import Callable, Iterator
 
 from blackstor_cinder.node import drbd as drbd_mod
 from blackstor_cinder.node import drbdconf
+from blackstor_cinder.node import drbdstatus
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import executor
+from blackstor_cinder.node import resguard
 from blackstor_cinder.node import resrender
+from blackstor_cinder.node import restemp
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
 
 SUFFIX = '.res'
-_TMP_SUFFIX = '.tmp'
-#: Names of the temporary files of a write or restore (never "*.res", so
-#: drbd.conf's include does not see them): ``.<resource>.<16 hex>.tmp``;
-#: older agents wrote ``.<resource>.<8 of [a-z0-9_]>.tmp`` (mkstemp) and
-#: ``.<resource>.res.restore.tmp``.
-_TMP_RE = re.compile(
-    r'^\.[A-Za-z0-9][A-Za-z0-9_-]{0,62}'
-    r'\.(?:[0-9a-f]{16}|[a-z0-9_]{8}|res\.restore)\.tmp\Z')
-#: Seconds before a temporary file counts as left behind. The directory
-#: lock already keeps away every writer of this module; the age also
-#: spares a writer that does not take it (an agent of an older version
-#: restoring a .res during an upgrade).
-STALE_TEMP_AGE = 600
 #: The comment ``drbdadm dump`` puts before each resource: "ignored" ones
 #: have no section for this host (``dump <res>`` refuses them).
 _NOT_IGNORED_RE = re.compile(
@@ -269,7 +251,7 @@ class ResFileStore:
             raise AgentError(protocol.E_INVALID,
                              f'{field}: no {protocol.SECRET_PLACEHOLDER} '
                              'where the shared secret goes', field)
-        check_shape(resource, text, field)
+        resguard.check_shape(resource, text, field)
         content = text.replace(protocol.SECRET_PLACEHOLDER, secret)
         try:
             if path.read_text() == content:
@@ -299,7 +281,7 @@ class ResFileStore:
         """
         path = self.path(resource)  # checks the name before any I/O
         with self._lock():
-            tmp = self._write_temp(resource, content)
+            tmp = restemp.write(self.resource_dir, resource, content)
             try:
                 if check is not None:
                     check(tmp)
@@ -309,37 +291,6 @@ class ResFileStore:
                     os.unlink(tmp)
                 raise
             self._fsync_dir()
-
-    def _write_temp(self, resource: str, content: str | bytes) -> str:
-        """A new temporary file (mode 0600) holding ``content``; its path.
-
-        Called with the directory lock held.
-        """
-        flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                 | os.O_CLOEXEC)
-        for _attempt in range(100):
-            tmp = str(self.resource_dir /
-                      f'.{resource}.{secrets.token_hex(8)}{_TMP_SUFFIX}')
-            try:
-                fd = os.open(tmp, flags, 0o600)
-                break
-            except FileExistsError:
-                continue
-        else:
-            raise AgentError(protocol.E_FAILED, 'cannot name a temporary '
-                             f'file in {self.resource_dir}')
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                f.write(content.encode() if isinstance(content, str)
-                        else content)
-                f.flush()
-                os.fchmod(f.fileno(), 0o600)
-                os.fsync(f.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return tmp
 
     def restore(self, resource: str, content: bytes) -> None:
         """Put back a .res an operation replaced: ``content``, unchecked.
@@ -367,8 +318,11 @@ class ResFileStore:
                              f'{field}: no host {self.node_name} (this '
                              'node)', field)
         for host in definition['hosts']:
-            check_node_id(host)
-        self._check_invariants(resource, definition, path)
+            resguard.check_node_id(host)
+        resguard.check_invariants(resource, definition,
+                                  self._current(path, resource),
+                                  self.running_state(resource),
+                                  self.node_name)
         # 2. The backing disk of this node is the one we expect.
         ll_dev = self._drbdadm(
             ['sh-ll-dev', f'{resource}/{protocol.VOLUME_NUMBER}'],
@@ -419,7 +373,7 @@ class ResFileStore:
 
     def running_size(self, resource: str) -> int | None:
         """Bytes of the resource's running device here; None if down."""
-        return drbd_mod.device_size(self.running_state(resource))
+        return drbdstatus.device_size(self.running_state(resource))
 
     def _current(self, path: pathlib.Path, resource: str) -> dict | None:
         """The definition in the .res in place, as written; None if none."""
@@ -431,75 +385,39 @@ class ResFileStore:
             LOG.warning('Cannot read %s for its invariants: %s', path, e)
             return None
 
-    def _check_invariants(self, resource: str, new: dict,
-                          path: pathlib.Path) -> None:
-        state = self.running_state(resource)
-        old = self._current(path, resource)
-        me = _host(new, self.node_name)
-        mine = _host(old, self.node_name) if old else None
-        # A replica stays a replica, on the same disk: a .res without its
-        # disk would make the next adjust detach it.
-        if mine is not None and mine['disk'] and mine['disk'] != me['disk']:
-            self._refuse('spec.hosts', f'the .res of {resource} gives node '
-                         f'{self.node_name} the disk {me["disk"] or "none"}'
-                         f', but it holds a replica on {mine["disk"]}')
-        if drbd_mod.attached(state) and not me['disk']:
-            self._refuse('spec.hosts', f'{resource} runs with a local disk '
-                         f'on node {self.node_name}; the .res makes it '
-                         'diskless')
-        if state is not None:
-            self._check_identity(resource, new, me, old, state)
-        self._check_no_shrink(resource, new, state)
+    def stale_temp_files(self) -> list[str]:
+        """Paths of the temporary files in the directory, of any age.
 
-    def _check_identity(self, resource: str, new: dict, me: dict,
-                        old: dict | None, state: dict) -> None:
-        """Minor, port and node-ids of a running resource stay."""
-        running = f'{resource} runs on node {self.node_name} with'
-        minors = {d.get('minor') for d in state.get('devices') or ()
-                  if d.get('volume', 0) == protocol.VOLUME_NUMBER}
-        minors |= {old['minor']} if old else set()
-        minors -= {None}
-        if minors and new['minor'] not in minors:
-            self._refuse('minor', f'{running} minor '
-                         f'{min(minors)}, not {new["minor"]}')
-        node_ids = {self.node_name: state.get('node-id')}
-        for conn in state.get('connections') or ():
-            node_ids[conn.get('name')] = conn.get('peer-node-id')
-        for host in (old or {}).get('hosts') or ():
-            node_ids.setdefault(host['name'], host['node_id'])
-        for host in new['hosts']:
-            was = node_ids.get(host['name'])
-            if isinstance(was, int) and host['node_id'] != was:
-                self._refuse('node_id', f'{running} node-id {was} for '
-                             f'{host["name"]}, not {host["node_id"]}')
-        mine = _host(old, self.node_name) if old else None
-        if mine is not None and mine['port'] not in (None, me['port']):
-            self._refuse('port', f'{running} port {mine["port"]}, not '
-                         f'{me["port"]}')
+        Outside a write they are left by a writer that was killed in the
+        middle of it.
+        """
+        return restemp.listed(self.resource_dir)
 
-    def _refuse(self, field: str, message: str, **details) -> None:
-        raise AgentError(protocol.E_CONFLICT, f'{field}: {message}', field,
-                         **details)
+    def remove_stale_temp_files(self, min_age: float = restemp.STALE_AGE
+                                ) -> list[str]:
+        """Remove temporary files a killed writer left; their paths.
 
-    def _check_no_shrink(self, resource: str, definition: dict,
-                         state: dict | None) -> None:
-        # A smaller disk { size } would make the next adjust (or attach)
-        # cut the device, and the data beyond.
-        text = (definition.get('disk') or {}).get('size')
-        if text is None:
-            return
+        Only regular files (a symlink is neither followed nor removed)
+        whose name is one this module gives its temporary files and that
+        were last changed ``min_age`` seconds ago or earlier. It runs under
+        the directory lock, which every write holds while its temporary
+        file exists; when a write holds it now, nothing is done (the next
+        call will). A file that cannot be removed is logged and skipped.
+        """
         try:
-            new = drbd_mod.size_bytes(text)
-        except ValueError as e:
-            raise AgentError(protocol.E_INVALID, f'size: {e}',
-                             'size') from None
-        current = drbd_mod.device_size(state)
-        if current is not None and new < current:
-            self._refuse(
-                'size', f'disk {{ size {text}; }} is {new} bytes, less '
-                f'than the {current} bytes of {resource} running on node '
-                f'{self.node_name}; a volume never shrinks',
-                size=new, device_size=current)
+            with self._lock(blocking=False) as dir_fd:
+                return restemp.remove_stale(self.resource_dir, dir_fd,
+                                            min_age)
+        except FileNotFoundError:
+            return []
+        except BlockingIOError:
+            LOG.debug('%s is being written to; stale temporary files are '
+                      'left for later', self.resource_dir)
+            return []
+        except OSError as e:
+            LOG.warning('Cannot look for stale temporary files in %s: %s',
+                        self.resource_dir, e)
+            return []
 
     @contextlib.contextmanager
     def _lock(self, blocking: bool = True) -> Iterator[int]:
@@ -539,146 +457,6 @@ class ResFileStore:
         self._fsync_dir()
         LOG.info('Removed %s', path)
         return True
-
-    def stale_temp_files(self) -> list[str]:
-        """Paths of the temporary files in the directory, of any age.
-
-        Outside a write they are left by a writer that was killed in the
-        middle of it.
-        """
-        try:
-            with os.scandir(self.resource_dir) as entries:
-                return sorted(e.path for e in entries
-                              if _TMP_RE.match(e.name)
-                              and e.is_file(follow_symlinks=False))
-        except FileNotFoundError:
-            return []
-
-    def remove_stale_temp_files(self, min_age: float = STALE_TEMP_AGE
-                                ) -> list[str]:
-        """Remove temporary files a killed writer left; their paths.
-
-        Only regular files (a symlink is neither followed nor removed)
-        whose name is one this module gives its temporary files and that
-        were last changed ``min_age`` seconds ago or earlier. It runs under
-        the directory lock, which every write holds while its temporary
-        file exists; when a write holds it now, nothing is done (the next
-        call will). A file that cannot be removed is logged and skipped.
-        """
-        try:
-            with self._lock(blocking=False) as dir_fd:
-                return self._remove_stale(dir_fd, min_age)
-        except FileNotFoundError:
-            return []
-        except BlockingIOError:
-            LOG.debug('%s is being written to; stale temporary files are '
-                      'left for later', self.resource_dir)
-            return []
-        except OSError as e:
-            LOG.warning('Cannot look for stale temporary files in %s: %s',
-                        self.resource_dir, e)
-            return []
-
-    def _remove_stale(self, dir_fd: int, min_age: float) -> list[str]:
-        removed = []
-        now = time.time()
-        with os.scandir(dir_fd) as entries:
-            names = sorted(e.name for e in entries if _TMP_RE.match(e.name))
-        for name in names:
-            path = str(self.resource_dir / name)
-            try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < min_age:
-                    continue
-                os.unlink(name, dir_fd=dir_fd)
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                LOG.warning('Cannot remove the stale temporary file %s: %s',
-                            path, e.strerror)
-                continue
-            LOG.warning('Removed %s, a temporary .res file left by a write '
-                        'that did not finish', path)
-            removed.append(path)
-        if removed:
-            os.fsync(dir_fd)
-        return removed
-
-
-#: What may appear in a .res, section by section: the shape
-#: :mod:`.resrender` writes and nothing else. Each kind of section maps
-#: its statements to the kind of section they open (None: a plain
-#: ``name values;`` statement); an ``options`` section takes plain
-#: statements only.
-_SHAPE: dict[str, dict[str, str | None]] = {
-    'resource': {'options': 'options', 'net': 'options', 'disk': 'options',
-                 'on': 'on', 'connection': 'connection'},
-    'on': {'node-id': None, 'address': None, 'volume': 'volume'},
-    'volume': {'device': None, 'disk': None, 'meta-disk': None},
-    'connection': {'host': None},
-}
-
-
-def check_shape(resource: str, text: str, field: str = 'spec') -> None:
-    """Refuse a .res that is not one resource of the renderer's shape.
-
-    Checked on the text before drbdadm reads it: drbdadm follows
-    ``include`` as root, runs ``handlers`` through a shell, and
-    ``create-md`` works on every volume's disk.
-    """
-    try:
-        statements = drbdconf.parse(text)
-    except drbdconf.ParseError as e:
-        raise AgentError(protocol.E_INVALID, f'{field}: {e}',
-                         field) from None
-    if ([s.words for s in statements] != [['resource', resource]]
-            or statements[0].body is None):
-        raise AgentError(protocol.E_INVALID, f'{field}: a .res holds '
-                         f'exactly one resource, {resource}', field)
-    _check_body(statements[0], 'resource', field)
-
-
-def _check_body(section: drbdconf.Statement, kind: str, field: str) -> None:
-    allowed = _SHAPE.get(kind)
-    for statement in section.body or ():
-        word = statement.keyword
-        opens = allowed.get(word) if allowed is not None else None
-        if allowed is not None and word not in allowed:
-            raise AgentError(protocol.E_INVALID, f'{field}: "{word}" is not '
-                             f'allowed in a {kind} section', field)
-        if (opens is None) != (statement.body is None):
-            raise AgentError(protocol.E_INVALID, f'{field}: "{word}" in a '
-                             f'{kind} section is not of the shape the '
-                             'agent writes', field)
-        if opens is not None:
-            _check_body(statement, opens, field)
-    if kind == 'volume':
-        meta = section.first('meta-disk')
-        if (section.args != [str(protocol.VOLUME_NUMBER)] or meta is None
-                or meta.args != ['internal']):
-            raise AgentError(protocol.E_INVALID, f'{field}: one volume, '
-                             f'{protocol.VOLUME_NUMBER}, with internal '
-                             'metadata', field)
-
-
-def _host(definition: dict, name: str) -> dict | None:
-    return next((h for h in definition.get('hosts') or ()
-                 if h['name'] == name), None)
-
-
-def check_node_id(host: dict) -> None:
-    """A host of a parsed .res has a node-id DRBD can use (0..31).
-
-    drbdadm itself accepts 32, so the range is checked here.
-    """
-    node_id = host['node_id']
-    if node_id is None or not (protocol.NODE_ID_MIN <= node_id
-                               <= protocol.NODE_ID_MAX):
-        raise AgentError(
-            protocol.E_INVALID,
-            f'node_id: node-id of {host["name"]} must be '
-            f'{protocol.NODE_ID_MIN}..{protocol.NODE_ID_MAX}, '
-            f'not {node_id}', 'node_id')
 
 
 def _check(checker: Callable, field: str, value) -> None:

@@ -35,7 +35,7 @@ from oslo_config import cfg
 
 from blackstor_cinder import backend as backend_conf
 from blackstor_cinder.node import config as node_config
-from blackstor_cinder.node import lvm
+from blackstor_cinder.node import lvmfilter
 from blackstor_cinder import options
 from tests.unit import base
 
@@ -483,15 +483,16 @@ class TestDevstackPlugin(base.TestCase):
 
     def patterns(self):
         return [('a' if accepts else 'r') + regex.pattern
-                for accepts, regex in lvm.parse_filter(self.global_filter())]
+                for accepts, regex in lvmfilter.parse_filter(
+                    self.global_filter())]
 
     def assert_keeps_drbd_out(self, value):
         # What the agent checks: LVM must not scan a DRBD device by any
         # of its names.
-        self.assertIsNone(lvm.scan_problem(
+        self.assertIsNone(lvmfilter.scan_problem(
             {'global_filter': value, 'filter': '["a|.*|"]'},
-            lvm.drbd_device_names(1000, 'volume-x',
-                                  '/dev/blackstor/volume-x')))
+            lvmfilter.drbd_device_names(1000, 'volume-x',
+                                        '/dev/blackstor/volume-x')))
 
     def test_init_keeps_lvm_off_drbd_devices(self):
         self.proc_drbd.write_text('version: 9.2.18 (api:2/proto:86-122)\n')
@@ -528,9 +529,9 @@ class TestDevstackPlugin(base.TestCase):
             self.assertEqual(['r^/dev/drbd', 'r^/dev/block/147:',
                               'a^/dev/sda2$', 'r.*'], self.patterns())
             self.assert_keeps_drbd_out(value)
-            patterns = lvm.parse_filter(value)
-            self.assertTrue(lvm.passes(patterns, ['/dev/sda2']))
-            self.assertFalse(lvm.passes(patterns, ['/dev/sdb']))
+            patterns = lvmfilter.parse_filter(value)
+            self.assertTrue(lvmfilter.passes(patterns, ['/dev/sda2']))
+            self.assertFalse(lvmfilter.passes(patterns, ['/dev/sdb']))
             self.assertIn('#blackstor-off# ' + old,
                           self.lvm_conf.read_text())
         self.run_plugin('source "$DEVSTACK/plugin.sh" clean')

@@ -11,7 +11,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The import direction of the package's layers.
+"""The import direction of the package's layers, and their modules' size.
 
 ``node/`` (the agent on every node, and the diskless client it shares
 with the os-brick connector) and ``cluster/`` (the flows) never import
@@ -38,6 +38,11 @@ ALLOWED = {
     'node': ('blackstor_cinder.node',),
     'cluster': ('blackstor_cinder.cluster', 'blackstor_cinder.node'),
 }
+#: One concept per module: no module of these packages grows past this.
+MAX_MODULE_LINES = 500
+#: The packages held to it (cluster/ and the modules above it join once
+#: they are split: issue 16).
+SIZED = ('node', 'protocol')
 #: node/ runs as a short-lived CLI on every node: importing
 #: oslo.concurrency (and with it eventlet, on older releases) costs more
 #: than most requests take
@@ -84,6 +89,14 @@ class ImportDirectionTest(base.TestCase):
     @ddt.data('node', 'cluster')
     def test_layer_imports_nothing_above_it(self, layer):
         self.assertEqual({}, violations(layer))
+
+    @ddt.data(*SIZED)
+    def test_modules_stay_small(self, package):
+        sizes = {path.name: len(path.read_text().splitlines())
+                 for path in (PACKAGE / package).glob('*.py')}
+        self.assertTrue(sizes)
+        self.assertEqual({}, {name: lines for name, lines in sizes.items()
+                              if lines >= MAX_MODULE_LINES})
 
     def test_a_lazy_upward_import_is_found(self):
         # The check must be able to fail: an import inside a function.

@@ -132,6 +132,36 @@ class NodeInventoryTest(base.TestCase):
                                                     7001))
 
 
+class StateTest(base.TestCase):
+    """The controller's view of a node's ``state`` (node/drbdstatus.py)."""
+
+    STATE = {'name': 'r0',
+             'devices': [{'volume': 0, 'disk-state': 'UpToDate'}],
+             'connections': [
+                 {'name': 'nodeb', 'connection-state': 'Connected',
+                  'peer_devices': [{'volume': 0,
+                                    'peer-disk-state': 'Inconsistent'}]},
+                 {'name': 'nodec', 'connection-state': 'Connecting',
+                  'peer_devices': [{'volume': 0}]}]}
+
+    def test_disk_states(self):
+        self.assertEqual({'local': 'UpToDate', 'nodeb': 'Inconsistent',
+                          'nodec': 'DUnknown'},
+                         inv.disk_states(self.STATE))
+        self.assertEqual({}, inv.disk_states(None))
+        # no device reported: no local disk state (not "Unknown")
+        self.assertIsNone(inv.disk_states(
+            {'name': 'r0', 'devices': []}).get('local'))
+
+    def test_peers_connected(self):
+        self.assertFalse(inv.peers_connected(self.STATE))
+        self.assertFalse(inv.peers_connected(None))
+        self.assertTrue(inv.peers_connected({'name': 'r0'}))
+        connected = dict(self.STATE,
+                         connections=self.STATE['connections'][:1])
+        self.assertTrue(inv.peers_connected(connected))
+
+
 class LvFamiliesTest(base.TestCase):
 
     def test_linked_either_way(self):

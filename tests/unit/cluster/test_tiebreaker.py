@@ -20,6 +20,7 @@ from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder.node import resrender
 from blackstor_cinder import protocol
+from blackstor_cinder.protocol import spec as protocol_spec
 from tests.unit import base
 from tests.unit.cluster import fakes
 from tests.unit.cluster.test_controller import make
@@ -397,7 +398,7 @@ class RenderTest(base.TestCase):
     def test_a_diskful_tiebreaker_refused(self):
         host = {'name': 'a', 'node_id': 0, 'address': '10.0.0.1',
                 'role': 'diskful', 'vg': 'vg', 'tiebreaker': True}
-        self.assertRaises(protocol.ProtocolError, protocol._check_host,
+        self.assertRaises(protocol.ProtocolError, protocol_spec._check_host,
                           'h', host)
         self.assertRaises(ValueError, model.ResourceHost, 'a', 0,
                           '10.0.0.1', True, '/dev/vg/r0', True)

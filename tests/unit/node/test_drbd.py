@@ -82,15 +82,6 @@ class DrbdTestCase(base.TestCase):
                           'r0'], self.argv()[0])
         self.assertEqual([entry], self.drbd.status())
 
-    def test_device_size(self):
-        entry = {'devices': [{'volume': 0, 'minor': 1000,
-                              'size': 1048576}]}
-        self.assertEqual(1 << 30, drbd.device_size(entry))
-        for state in (None, {}, {'devices': [{'volume': 0}]},
-                      {'devices': [{'volume': 1, 'size': 4}]},
-                      {'devices': [{'volume': 0, 'size': True}]}):
-            self.assertIsNone(drbd.device_size(state), state)
-
     def test_size_bytes(self):
         for text, size in (('1048576k', 1 << 30), ('2097152s', 1 << 30),
                            ('2097152', 1 << 30), ('1G', 1 << 30),

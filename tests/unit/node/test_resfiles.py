@@ -13,17 +13,12 @@
 # under the License.
 """ResFileStore against the real drbdadm, on temporary directories."""
 
-import fcntl
-import logging
-import json
 import os
 import pathlib
 import shutil
 import stat
-import time
 from unittest import mock
 
-import ddt
 import fixtures
 import testtools
 
@@ -37,7 +32,8 @@ from tests.unit import base
 HAVE_DRBDADM = shutil.which('drbdadm') is not None
 
 
-class _Base(base.TestCase):
+class StoreTestCase(base.TestCase):
+    """A store on a temporary directory, running the real drbdadm."""
 
     def setUp(self):
         super().setUp()
@@ -59,7 +55,7 @@ class _Base(base.TestCase):
         return sorted(p.name for p in self.res_dir.iterdir())
 
 
-class ResFileStoreTestCase(_Base):
+class ResFileStoreTestCase(StoreTestCase):
     def test_path_and_names(self):
         self.assertEqual(self.res_dir / 'r0.res', self.store.path('r0'))
         for bad in ('../x', 'a/b', 'a b', '', '.', '..', 'x;y', '$(id)',
@@ -142,7 +138,7 @@ class ResFileStoreTestCase(_Base):
 
 
 @testtools.skipUnless(HAVE_DRBDADM, 'drbdadm is not installed')
-class WriteTestCase(_Base):
+class WriteTestCase(StoreTestCase):
 
     def test_write_new(self):
         text = samples.res_text()
@@ -354,291 +350,3 @@ class WriteTestCase(_Base):
         e = self.assertRaises(errors.AgentError, self.store.read_definition,
                               'r0')
         self.assertEqual(protocol.E_MISSING, e.code)
-
-
-@ddt.ddt
-class ShapeTestCase(_Base):
-    """Only the renderer's shape gets to drbdadm (issue 13's findings)."""
-
-    @ddt.data(
-        # include is followed by drbdadm as root (and its parse error
-        # quoted the included file)
-        ('    net {', 'include "/etc/shadow";\n    net {'),
-        ('resource "r0" {', 'include "/etc/drbd.d/x.res";\nresource "r0" {'),
-        # handlers run through /bin/sh -c as root
-        ('    net {', '    handlers { before-resync-target "id"; }\n'
-         '    net {'),
-        ('    net {', '    startup { wfc-timeout 1; }\n    net {'),
-        ('    net {', '    proxy { memlimit 1M; }\n    net {'),
-        # create-md runs on every volume's disk
-        ('        volume 0 {', '        volume 1 { device minor 1001; '
-         'disk "/dev/vg0/other"; meta-disk internal; }\n'
-         '        volume 0 {'),
-        ('meta-disk internal;', 'meta-disk "/dev/vg0/md";'),
-        ('meta-disk internal;', 'meta-disk internal; '
-         'handlers { x "id"; }'),
-        ('    net {', '    net { net { x; }'),
-        ('        node-id 0;', '        node-id 0; handlers { x "y"; }'))
-    @ddt.unpack
-    def test_refused_before_drbdadm_reads_it(self, old, new):
-        text = samples.res_text().replace(old, new, 1)
-        self.assertNotEqual(samples.res_text(), text)
-        e = self._refused(text)
-        self.assertEqual([], self.calls)
-        self.assertNotIn('root', e.message)
-
-    def test_second_resource_refused(self):
-        text = samples.res_text() + samples.res_text('r9', 1009, 7009)
-        self._refused(text)
-        self.assertEqual([], self.calls)
-
-    def test_field_named_as_asked(self):
-        text = samples.res_text().replace('    net {', 'include "x";\n'
-                                          '    net {')
-        e = self.assertRaises(errors.AgentError, self.store.write, 'r0',
-                              text, samples.SECRET,
-                              expect_disk='/dev/vg0/r0', field='config')
-        self.assertEqual('config', e.field)
-
-    def _refused(self, text):
-        e = self.assertRaises(errors.AgentError, self.store.write, 'r0',
-                              text, samples.SECRET,
-                              expect_disk='/dev/vg0/r0')
-        self.assertEqual(protocol.E_INVALID, e.code, e.message)
-        self.assertEqual('spec', e.field)
-        self.assertEqual([], self._files())
-        return e
-
-
-class InvariantsTestCase(_Base):
-    """What every write keeps, whoever asks: drbdsetup status is faked."""
-
-    def setUp(self):
-        super().setUp()
-        self.state = None
-        real = self.store._execute
-
-        def execute(*cmd, **kwargs):
-            if cmd[:2] == ('drbdsetup', 'status'):
-                if self.state is None:
-                    return '', ''
-                return json.dumps([self.state]), ''
-            return real(*cmd, **kwargs)
-
-        self.store._execute = execute
-        self.store.write('r0', samples.res_text(size='1048576k'),
-                         samples.SECRET, expect_disk='/dev/vg0/r0')
-
-    def run_as(self, minor=1000, node_id=0, peer_id=1, disk='UpToDate'):
-        self.state = {'name': 'r0', 'node-id': node_id, 'devices': [
-            {'volume': 0, 'minor': minor, 'disk-state': disk,
-             'size': 1 << 20}],
-            'connections': [{'name': 'nodeb', 'peer-node-id': peer_id}]}
-
-    def refused(self, field, text, expect_disk='/dev/vg0/r0'):
-        before = (self.res_dir / 'r0.res').read_text()
-        e = self.assertRaises(errors.AgentError, self.store.write, 'r0',
-                              text, samples.SECRET, expect_disk=expect_disk)
-        self.assertEqual(protocol.E_CONFLICT, e.code, e.message)
-        self.assertEqual(field, e.field, e.message)
-        self.assertEqual(before, (self.res_dir / 'r0.res').read_text())
-        self.assertEqual(['r0.res'], self._files())
-        return e
-
-    def hosts(self, a=0, b=1, disk='/dev/vg0/r0'):
-        return [('nodea', a, '10.0.0.1', disk), ('nodeb', b, '10.0.0.2',
-                                                 '/dev/vg0/r0')]
-
-    def test_replica_never_rewritten_diskless(self):
-        # down, and whatever the caller expects: the file says disk
-        e = self.refused('spec.hosts', samples.res_text(
-            hosts=self.hosts(disk=None)), expect_disk=None)
-        self.assertIn('/dev/vg0/r0', e.message)
-
-    def test_running_disk_never_rewritten_diskless(self):
-        self.run_as()
-        (self.res_dir / 'r0.res').unlink()
-        e = self.assertRaises(errors.AgentError, self.store.write, 'r0',
-                              samples.res_text(hosts=self.hosts(disk=None)),
-                              samples.SECRET, expect_disk=None)
-        self.assertEqual(protocol.E_CONFLICT, e.code)
-        self.assertEqual('spec.hosts', e.field)
-        self.assertEqual([], self._files())
-
-    def test_running_minor_kept(self):
-        self.run_as()
-        self.refused('minor', samples.res_text(minor=1001,
-                                               size='1048576k'))
-
-    def test_running_port_kept(self):
-        self.run_as()
-        self.refused('port', samples.res_text(port=7001, size='1048576k'))
-
-    def test_running_node_ids_kept(self):
-        self.run_as()
-        self.refused('node_id', samples.res_text(
-            hosts=self.hosts(a=2), size='1048576k'))
-        self.refused('node_id', samples.res_text(
-            hosts=self.hosts(b=3), size='1048576k'))
-
-    def test_node_ids_of_the_running_state_count_without_a_file(self):
-        self.run_as(node_id=5, peer_id=6)
-        (self.res_dir / 'r0.res').unlink()
-        e = self.assertRaises(errors.AgentError, self.store.write, 'r0',
-                              samples.res_text(size='1048576k'),
-                              samples.SECRET, expect_disk='/dev/vg0/r0')
-        self.assertEqual('node_id', e.field)
-
-    def test_no_shrink_on_any_store(self):
-        self.run_as()
-        self.refused('size', samples.res_text(size='1048575k'))
-
-    def test_all_may_change_while_down(self):
-        self.assertTrue(self.store.write(
-            'r0', samples.res_text(minor=1001, port=7001,
-                                   hosts=self.hosts(a=2, b=3)),
-            samples.SECRET, expect_disk='/dev/vg0/r0'))
-
-    def test_same_identity_while_running_accepted(self):
-        self.run_as()
-        self.assertTrue(self.store.write(
-            'r0', samples.res_text(size='2097152k'), samples.SECRET,
-            expect_disk='/dev/vg0/r0'))
-        # a client added keeps everyone else's node-id
-        hosts = self.hosts() + [('hv1', 2, '10.0.0.3', None)]
-        self.assertTrue(self.store.write(
-            'r0', samples.res_text(hosts=hosts, size='2097152k'),
-            samples.SECRET, expect_disk='/dev/vg0/r0'))
-
-
-class StaleTempFilesTestCase(_Base):
-    """Temporary files a killed writer left behind (they hold a secret)."""
-
-    OURS = ('.r0.0123456789abcdef.tmp',     # this version
-            '.r1.ab_c1234.tmp',             # mkstemp, older agents
-            '.r-2_x.res.restore.tmp')       # restore, older agents
-    NOT_OURS = ('r0.res', '.r0.res', 'x.tmp', '.r0.tmp', '.r2.abc.tmp',
-                '.r0.0123456789ABCDEF.tmp', '.r0.0123456789abcdef.tmp~',
-                '.r0.0123456789abcdef.tmp.bak', '..0123456789abcdef.tmp',
-                '.-r0.0123456789abcdef.tmp', '.r 0.0123456789abcdef.tmp',
-                '.r0.0123456789abcdef0.tmp', '.r0.abc_12345.tmp',
-                '.r0.restore.tmp', 'r0.0123456789abcdef.tmp',
-                '.r0.x.0123456789abcdef.tmp', '.swp.tmp')
-
-    def setUp(self):
-        super().setUp()
-        self.log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
-        self.old = time.time() - resfiles.STALE_TEMP_AGE - 5
-
-    def make(self, name, age=None, content='secret'):
-        path = self.res_dir / name
-        path.write_text(content)
-        os.chmod(path, 0o600)
-        mtime = self.old if age is None else time.time() - age
-        os.utime(path, (mtime, mtime))
-        return str(path)
-
-    def test_write_temp_name_is_ours(self):
-        with self.store._lock():
-            tmp = self.store._write_temp('r0', 'text')
-        self.assertRegex(os.path.basename(tmp),
-                         r'^\.r0\.[0-9a-f]{16}\.tmp$')
-        self.assertEqual(str(self.res_dir), os.path.dirname(tmp))
-        self.assertEqual(0o600, stat.S_IMODE(os.stat(tmp).st_mode))
-        self.assertEqual('text', pathlib.Path(tmp).read_text())
-        self.assertEqual([tmp], self.store.stale_temp_files())
-        os.utime(tmp, (self.old, self.old))
-        self.assertEqual([tmp], self.store.remove_stale_temp_files())
-
-    def test_write_temp_never_reuses_a_name(self):
-        taken = self.make('.r0.0000000000000000.tmp', content='old')
-        with mock.patch('secrets.token_hex',
-                        side_effect=['0' * 16, '1' * 16]):
-            with self.store._lock():
-                tmp = self.store._write_temp('r0', 'new')
-        self.assertEqual('old', pathlib.Path(taken).read_text())
-        self.assertTrue(tmp.endswith('.r0.1111111111111111.tmp'))
-
-    def test_removes_only_old_files_with_our_names(self):
-        ours = [self.make(name) for name in self.OURS]
-        for name in self.NOT_OURS:
-            self.make(name)
-        fresh = self.make('.r3.fedcba9876543210.tmp', age=10)
-        self.assertEqual(sorted(ours), self.store.remove_stale_temp_files())
-        self.assertEqual(sorted([*self.NOT_OURS,
-                                 os.path.basename(fresh)]), self._files())
-        for path in ours:
-            self.assertIn(f'Removed {path}', self.log.output)
-        self.assertEqual([], self.store.remove_stale_temp_files())
-        self.assertEqual([fresh], self.store.stale_temp_files())
-        self.assertEqual([fresh],
-                         self.store.remove_stale_temp_files(min_age=5))
-
-    def test_symlinks_and_directories_left_alone(self):
-        outside = self.useFixture(fixtures.TempDir()).path
-        target = os.path.join(outside, '.r0.0123456789abcdef.tmp')
-        pathlib.Path(target).write_text('not ours')
-        link = self.res_dir / '.r0.0123456789abcdef.tmp'
-        os.symlink(target, link)
-        dir_link = self.res_dir / '.r1.0123456789abcdef.tmp'
-        os.symlink(outside, dir_link)
-        subdir = self.res_dir / '.r2.0123456789abcdef.tmp'
-        subdir.mkdir()
-        (subdir / 'x').write_text('x')
-        for path in (target, outside, subdir):
-            os.utime(path, (self.old, self.old))
-        for path in (link, dir_link):
-            os.utime(path, (self.old, self.old), follow_symlinks=False)
-        self.assertEqual([], self.store.stale_temp_files())
-        self.assertEqual([], self.store.remove_stale_temp_files())
-        self.assertTrue(os.path.islink(link))
-        self.assertTrue(os.path.islink(dir_link))
-        self.assertEqual('not ours', pathlib.Path(target).read_text())
-        self.assertTrue((subdir / 'x').exists())
-
-    def test_nothing_while_a_write_holds_the_lock(self):
-        stale = self.make(self.OURS[0])
-        fd = os.open(self.res_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self.assertEqual([], self.store.remove_stale_temp_files())
-            self.assertTrue(os.path.exists(stale))
-        finally:
-            os.close(fd)
-        self.assertEqual([stale], self.store.remove_stale_temp_files())
-
-    def test_missing_directory(self):
-        store = resfiles.ResFileStore('/nonexistent/x', str(self.conf), 'a')
-        self.assertEqual([], store.remove_stale_temp_files())
-        self.assertEqual([], store.stale_temp_files())
-
-    def test_file_that_cannot_be_removed_is_skipped(self):
-        first, second = sorted(self.make(name) for name in self.OURS[:2])
-        real = os.unlink
-
-        def unlink(name, *args, **kwargs):
-            if name == os.path.basename(first):
-                raise PermissionError(13, 'Permission denied')
-            return real(name, *args, **kwargs)
-        with mock.patch.object(os, 'unlink', side_effect=unlink):
-            self.assertEqual([second], self.store.remove_stale_temp_files())
-        self.assertTrue(os.path.exists(first))
-        self.assertIn(f'Cannot remove the stale temporary file {first}',
-                      self.log.output)
-
-    def test_restore(self):
-        path = self.res_dir / 'r0.res'
-        path.write_text('new')
-        os.chmod(path, 0o644)
-        self.store.restore('r0', b'old with secret')
-        self.assertEqual('old with secret', path.read_text())
-        self.assertEqual(0o600, stat.S_IMODE(os.stat(path).st_mode))
-        self.assertEqual(['r0.res'], self._files())
-        self.assertRaises(errors.AgentError, self.store.restore, '../x',
-                          b'x')
-
-    def test_restore_failure_leaves_no_temp(self):
-        (self.res_dir / 'r0.res').write_text('new')
-        with mock.patch.object(os, 'rename', side_effect=OSError(28, 'x')):
-            self.assertRaises(OSError, self.store.restore, 'r0', b'old')
-        self.assertEqual(['r0.res'], self._files())

@@ -1,0 +1,122 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""A running resource's I/O and generations: suspend, resume, new UUID.
+
+Also ``forget-peer``, which frees a removed peer's bitmap slot. Each
+acts on the resource running here and changes no LV or .res.
+"""
+
+from __future__ import annotations
+
+from blackstor_cinder.node import drbdstatus
+from blackstor_cinder.node.errors import AgentError
+from blackstor_cinder.node import lease as lease_mod
+from blackstor_cinder.node.steps import Node
+from blackstor_cinder import protocol
+
+
+def suspend_io(node: Node, req: dict) -> dict:
+    resource = req['resource']
+    path = lease_mod.lease_path(node.conf, resource)
+    state = drbdstatus.of(node.drbd.state(resource))
+    if state is None:
+        lease_mod.remove(path)
+        return {'resource': resource, 'running': False,
+                'suspended': False, 'lease_expires_in': None}
+    seconds = req.get('lease')
+    if seconds is None:
+        # An explicit suspend without a lease is meant to last.
+        lease_mod.remove(path)
+    else:
+        # The token is in place before I/O stops: whatever happens
+        # to this agent or its reply from here on, the lease ends it.
+        lease_id = lease_mod.new_id()
+        lease_mod.write(path, lease_id, seconds)
+        try:
+            lease_mod.spawn(lease_mod.command(node.conf, resource,
+                                              lease_id, seconds),
+                            node.popen)
+        except BaseException:
+            lease_mod.remove(path)
+            raise
+    if not state.user_suspended:
+        try:
+            node.drbd.suspend_io(resource)
+        except BaseException:
+            lease_mod.remove(path)
+            raise
+    return {'resource': resource, 'running': True, 'suspended': True,
+            'lease_expires_in': seconds}
+
+
+def resume_io(node: Node, req: dict) -> dict:
+    return resume(node, req['resource'])
+
+
+def resume(node: Node, resource: str) -> dict:
+    """Cancel any lease and resume; already so (or down) is success."""
+    cancelled = lease_mod.remove(lease_mod.lease_path(node.conf, resource))
+    state = drbdstatus.of(node.drbd.state(resource))
+    if state is None:
+        return {'resource': resource, 'running': False,
+                'suspended': False, 'lease_cancelled': cancelled}
+    resumed = state.user_suspended
+    if resumed:
+        node.drbd.resume_io(resource)
+    return {'resource': resource, 'running': True, 'suspended': False,
+            'resumed': resumed, 'lease_cancelled': cancelled}
+
+
+def new_current_uuid(node: Node, req: dict) -> dict:
+    resource = req['resource']
+    _require_up(node, resource)
+    clear = req.get('clear_bitmap', True)
+    node.drbd.new_current_uuid(resource, clear)
+    return {'resource': resource, 'clear_bitmap': clear}
+
+
+def forget_peer(node: Node, req: dict) -> dict:
+    resource, node_id = req['resource'], req['node_id']
+    _require_up(node, resource)
+    definition = node.store.read_definition(resource)
+    for host in (definition or {}).get('hosts') or ():
+        if host.get('node_id') == node_id:
+            raise AgentError(
+                protocol.E_CONFLICT,
+                f'node_id: {node_id} is {host.get("name")}, still a '
+                f'host of {resource} here; remove it from the .res '
+                'first', 'node_id')
+    node.drbd.forget_peer(resource, node_id)
+    return {'resource': resource, 'node_id': node_id}
+
+
+def _require_up(node: Node, resource: str) -> None:
+    if node.drbd.state(resource) is None:
+        raise AgentError(protocol.E_NOT_FOUND,
+                         f'resource: {resource} is not up on this node',
+                         'resource')
+
+
+OPS = {
+    'suspend-io': (suspend_io, 'suspend I/O of a resource (for a consistent '
+                               'snapshot; lease: seconds after which it '
+                               'resumes by itself)'),
+    'resume-io': (resume_io, 'resume I/O of a resource (and cancel its '
+                             'lease)'),
+    'new-current-uuid': (new_current_uuid,
+                         'new current UUID (clear_bitmap: skip the '
+                         'initial sync of thin replicas)'),
+    'forget-peer': (forget_peer, 'free the bitmap slot of a peer removed '
+                                 'from the resource'),
+}

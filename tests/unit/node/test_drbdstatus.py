@@ -1,0 +1,115 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The one model of ``drbdsetup status --json`` (node/drbdstatus.py).
+
+What the agent and cluster/ read of a status entry (the connector's
+part is in test_connector.ParseStatusTestCase).
+"""
+
+from blackstor_cinder.node import drbdstatus
+from tests.unit import base
+
+
+def entry(**fields):
+    """A running resource: volume 0 UpToDate, one peer connected."""
+    state = {'name': 'r0', 'node-id': 1, 'role': 'Secondary',
+             'suspended': False, 'suspended-user': False,
+             'devices': [{'volume': 0, 'minor': 1000,
+                          'disk-state': 'UpToDate', 'size': 1048576}],
+             'connections': [{'name': 'nodeb', 'peer-node-id': 2,
+                              'connection-state': 'Connected',
+                              'peer_devices': [{
+                                  'volume': 0,
+                                  'peer-disk-state': 'UpToDate'}]}]}
+    state.update(fields)
+    return state
+
+
+class ModelTestCase(base.TestCase):
+
+    def test_a_running_replica(self):
+        state = drbdstatus.of(entry())
+        self.assertEqual(1, state.node_id)
+        self.assertEqual(1 << 30, state.size)
+        self.assertEqual(1000, state.minor)
+        self.assertEqual((1000,), state.minors)
+        self.assertTrue(state.attached)
+        self.assertFalse(state.user_suspended)
+        self.assertEqual((), state.suspended_reasons)
+        self.assertTrue(state.peers_connected)
+        self.assertEqual({'local': 'UpToDate', 'nodeb': 'UpToDate'},
+                         state.disk_states())
+
+    def test_down_is_none(self):
+        for down in (None, {}, 'junk'):
+            self.assertIsNone(drbdstatus.of(down), down)
+            self.assertIsNone(drbdstatus.device_size(down), down)
+
+    def test_device_size(self):
+        self.assertEqual(1 << 30, drbdstatus.device_size(entry()))
+        for devices in ([{'volume': 0}], [{'volume': 1, 'size': 4}],
+                        [{'volume': 0, 'size': True}]):
+            self.assertIsNone(drbdstatus.device_size(
+                entry(devices=devices)), devices)
+
+    def test_attached_only_with_a_local_disk(self):
+        for disk in ('Diskless', 'Detaching'):
+            self.assertFalse(drbdstatus.of(entry(devices=[
+                {'volume': 0, 'disk-state': disk}])).attached, disk)
+        self.assertFalse(drbdstatus.of(entry(devices=[])).attached)
+        self.assertTrue(drbdstatus.of(entry(devices=[
+            {'volume': 0, 'disk-state': 'Inconsistent'}])).attached)
+
+    def test_every_volume_counts_for_used_minors(self):
+        state = drbdstatus.of(entry(devices=[
+            {'volume': 0, 'minor': 7}, {'volume': 1, 'minor': 8},
+            {'volume': 2}]))
+        self.assertEqual(7, state.minor)
+        self.assertEqual((7, 8), state.minors)
+
+    def test_user_suspended(self):
+        self.assertTrue(drbdstatus.of(
+            entry(**{'suspended-user': True})).user_suspended)
+        # without suspended-user: suspended, unless DRBD says it is not
+        old = entry()
+        del old['suspended-user']
+        self.assertFalse(drbdstatus.of(old).user_suspended)
+        del old['suspended']
+        self.assertTrue(drbdstatus.of(old).user_suspended)
+
+    def test_suspended_for_any_reason(self):
+        state = drbdstatus.of(entry(**{'suspended': True,
+                                       'suspended-quorum': True}))
+        self.assertEqual(('suspended', 'suspended-quorum'),
+                         state.suspended_reasons)
+        self.assertFalse(state.user_suspended)
+
+    def test_peers_connected(self):
+        conns = entry()['connections']
+        conns.append({'name': 'nodec', 'connection-state': 'Connecting'})
+        self.assertFalse(drbdstatus.of(
+            entry(connections=conns)).peers_connected)
+        self.assertTrue(drbdstatus.of(entry(connections=[])).peers_connected)
+
+    def test_disk_states_leave_out_what_is_not_reported(self):
+        conns = [{'peer-node-id': 3, 'peer_devices': [{'volume': 0}]},
+                 {'name': 'noded', 'peer_devices': []}]
+        state = drbdstatus.of(entry(devices=[{'volume': 0}],
+                                    connections=conns))
+        # reported without a state: Unknown; a peer without the volume
+        # and the local side without a device are left out
+        self.assertEqual({'local': 'Unknown', '3': 'DUnknown'},
+                         state.disk_states())
+        self.assertEqual({}, drbdstatus.of(entry(
+            devices=[], connections=[])).disk_states())

@@ -1,0 +1,53 @@
+# Copyright 2026 BlackStor developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""suspend-io, resume-io, new-current-uuid and forget-peer."""
+
+from blackstor_cinder import protocol
+from tests.unit.node import test_agent
+
+
+class IoTestCase(test_agent.ReplicaTestCase):
+
+    def test_suspend_resume(self):
+        self.ok('suspend-io', resource='r0')
+        self.ok('suspend-io', resource='r0')
+        self.ok('resume-io', resource='r0')
+        self.ok('resume-io', resource='r0')
+        self.assertEqual([['drbdadm', 'suspend-io', 'r0'],
+                          ['drbdadm', 'resume-io', 'r0']], self.changes())
+        result = self.ok('suspend-io', resource='r9')
+        self.assertFalse(result['running'])
+
+    def test_new_current_uuid(self):
+        self.ok('new-current-uuid', resource='r0')
+        self.ok('new-current-uuid', resource='r0', clear_bitmap=False)
+        self.assertEqual(
+            [['drbdadm', 'new-current-uuid', '--clear-bitmap', 'r0/0'],
+             ['drbdadm', 'new-current-uuid', 'r0/0']], self.changes())
+        self.error('new-current-uuid', protocol.E_NOT_FOUND, 'resource',
+                   resource='r9')
+
+    def test_forget_peer(self):
+        self.ok('forget-peer', resource='r0', node_id=5)
+        self.assertEqual([['drbdsetup', 'forget-peer', 'r0', '5']],
+                         self.changes())
+        # a peer the .res still lists keeps its slot
+        self.error('forget-peer', protocol.E_CONFLICT, 'node_id',
+                   resource='r0', node_id=1)
+        self.error('forget-peer', protocol.E_NOT_FOUND, 'resource',
+                   resource='r9', node_id=5)
+        self.error('forget-peer', protocol.E_INVALID, 'node_id',
+                   resource='r0', node_id=32)
+        self.assertEqual([['drbdsetup', 'forget-peer', 'r0', '5']],
+                         self.changes())
