@@ -264,12 +264,12 @@ def _rename(ctl: ctl_mod.Controller, old: str, new: str,
         # no LV to rename there: taken down (a delete without a pool
         # removes a .res only), placed again under the new name by adopt()
         ctl.each_or_raise(f'rename of {old}: its tiebreaker',
-                          ctl._nodes([old_tiebreaker]),
+                          ctl.nodes([old_tiebreaker]),
                           {'op': 'delete', 'resource': old})
         spec = spec.with_hosts(tuple(h for h in spec.hosts
                                      if not h.tiebreaker))
     renamed = _renamed(spec, new, ctl.config)
-    nodes = ctl._nodes(spec.diskful_hosts)
+    nodes = ctl.nodes(spec.diskful_hosts)
     results, failures = ctl.each(nodes, _rename_request(ctl, renamed, old))
     if failures:
         back = [n for n in nodes if n.name in results]
@@ -308,8 +308,8 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
     cfg = ctl.config
     holder = entry.nodes[0]
     size = entry.size
-    with ctl._lock(ctl_mod.ALLOCATION_LOCK):
-        inventories, down, used = ctl._survey()
+    with ctl.lock(ctl_mod.ALLOCATION_LOCK):
+        inventories, down, used = ctl.survey()
         refused = ctl.refused(inventories)
         if holder in refused or holder not in inventories:
             raise errors.InvalidRequest(
@@ -318,15 +318,15 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
         others: list[str] = []
         if replicas > 1:
             zone = cfg.node(holder).zone
-            cands = [c for c in ctl._candidates(inventories)
+            cands = [c for c in ctl.candidates(inventories)
                      if c.name != holder and not (
                          zone_policy == 'spread' and zone is not None
                          and c.zone == zone)]
             others = placement.place(cands, size, replicas - 1, zone_policy,
                                      cfg.over_subscription,
-                                     ctl._unavailable(inventories, down))
+                                     ctl.unavailable(inventories, down))
         reservation = ctl.allocator.reserve(*used)
-        ctl._in_flight.add(new, [holder] + others, size)
+        ctl.in_flight.add(new, [holder] + others, size)
     spec = ctl._new_spec(new, reservation.minor, reservation.port,
                          [(n, i) for i, n in enumerate([holder] + others)],
                          size)
@@ -357,8 +357,8 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
             _unwrap(ctl, spec, lv, first, peers, create_id)
             raise
     finally:
-        with ctl._lock(ctl_mod.ALLOCATION_LOCK):
-            ctl._in_flight.discard(new)
+        with ctl.lock(ctl_mod.ALLOCATION_LOCK):
+            ctl.in_flight.discard(new)
             reservation.release()
     LOG.info('Adopted thin LV %(lv)s of %(holder)s as %(new)s (%(size)s '
              'bytes), full sync to %(peers)s',
@@ -492,8 +492,8 @@ def adopt_snapshot(ctl: ctl_mod.Controller, volume: str, name: Any,
         found = ctl.find(volume)
         if found.spec is None:
             raise errors.ResourceNotFound(f'resource {volume} not found')
-        ctl._require_replicas(found, f'manage of snapshot {name}')
-        nodes = ctl._nodes(found.spec.diskful_hosts)
+        ctl.require_replicas(found, f'manage of snapshot {name}')
+        nodes = ctl.nodes(found.spec.diskful_hosts)
         if name != new:
             try:
                 find_snapshot(ctl, name, volume)

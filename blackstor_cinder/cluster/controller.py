@@ -11,108 +11,44 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The controller: volume, snapshot and attach flows over the node agents.
+"""The controller: the volume, snapshot and attach flows' public facade.
 
-Every step that touches several nodes sends one request to each of them in
-parallel. A flow that fails half-way undoes what it did (create) or leaves
-a state that the same call converges from when retried (delete, detach).
-The controller keeps no state of its own beyond the creates it is running:
-the nodes' .res files, LVs and DRBD state are the truth, read back at the
-start of each flow.
-
-Locks (from the ``lock`` factory: Cinder's tooz locks, shared by every
-cinder-volume service of the backend): ``blackstor-allocation`` covers a
-create's decision only (inventory, placement, minor/port reservation), not
-its provisioning, so creates run concurrently (and the creates of this
-process waiting for it are decided together, on one inventory);
-``blackstor-resource-<name>`` covers every flow that changes one resource,
-its create included; ``blackstor-minor-<n>`` and ``blackstor-port-<n>`` are
-claims on the values of creates in flight, taken without waiting (see
-``allocation``); ``blackstor-clone-<name>`` covers a clone from its
-temporary snapshot's create to its removal (see
-:meth:`Controller.remove_temporary_snapshots`).
+``Controller`` is what the driver, ``blackstor-manage`` and the flows of
+other modules (heal, membership, adopt, reconcile) use: the
+:class:`core.Core` (transports, locks, the parallel fan-out, the nodes'
+reports; its docstring says which lock covers what) with one method per
+flow.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import functools
-import inspect
 import logging
 import secrets
-import threading
 import time
-from typing import Any, Callable, Iterable, Protocol, TypeVar, cast
+from typing import Any, Callable, Iterable
 
 from blackstor_cinder.cluster import allocation
+from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import divergence
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
-from blackstor_cinder.cluster import resspec
 from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
 
-ALLOCATION_LOCK = 'blackstor-allocation'
+ALLOCATION_LOCK = core.ALLOCATION_LOCK
 #: Prefix of clone_volume's temporary snapshots; nothing else uses it.
 CLONE_PREFIX = 'clone-'
-
-
-class NamedLock(Protocol):
-    """What the lock factory returns (a tooz lock, a threading.Lock)."""
-
-    def acquire(self, blocking: bool = True) -> bool:
-        ...
-
-    def release(self) -> Any:
-        ...
-
-    def __enter__(self) -> Any:
-        ...
-
-    def __exit__(self, *exc_info: Any) -> Any:
-        ...
-
-
-def _resource_lock(name: str) -> str:
-    return f'blackstor-resource-{name}'
 
 
 def _clone_lock(temporary: str) -> str:
     """Held by the clone whose temporary snapshot is ``temporary``."""
     return f'blackstor-{temporary}'
-
-
-_Flow = TypeVar('_Flow', bound=Callable[..., Any])
-
-
-def _one_resource(flow: _Flow) -> _Flow:
-    """Run a flow on one resource (its first argument) under its lock."""
-    signature = inspect.signature(flow)
-    first = list(signature.parameters)[1]
-
-    @functools.wraps(flow)
-    def locked(self: Controller, *args: Any, **kwargs: Any) -> Any:
-        name = signature.bind(self, *args, **kwargs).arguments[first]
-        with self._lock(_resource_lock(name)):
-            return flow(self, *args, **kwargs)
-    return cast(_Flow, locked)
-
-
-@dataclasses.dataclass(frozen=True)
-class Found:
-    """A resource as the storage nodes report it."""
-
-    spec: model.ResourceSpec | None
-    states: dict[str, dict | None]          # holder node -> DRBD state
-    unreachable: dict[str, Exception]       # node -> why
-    # the smallest size a replica's .res gives (the spec has the largest)
-    smallest_size: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,293 +114,8 @@ class _Decision:
     error: BaseException | None = None
 
 
-class _LocalLocks:
-    """Named in-process locks: the default when no distributed lock."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-
-    def __call__(self, name: str) -> NamedLock:
-        with self._guard:
-            return self._locks.setdefault(name, threading.Lock())
-
-
-class Controller:
+class Controller(core.Core):
     """Volume operations on a cluster of blackstor-node agents."""
-
-    def __init__(self, config: model.ClusterConfig,
-                 transport_for: Callable[[model.Node], tp.Transport],
-                 lock: Callable[[str], NamedLock] | None = None,
-                 max_workers: int = 16, poll_interval: float = 0.5) -> None:
-        self.config = config
-        self._transports = tp.TransportPool(transport_for)
-        self._lock = lock or _LocalLocks()
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix='blackstor')
-        self._poll = poll_interval
-        self.allocator = allocation.Allocator(config.minors, config.ports,
-                                              claim=self._claim)
-        self._in_flight = placement.InFlight()
-        self._queue: list[_Decision] = []       # creates to decide
-        self._decisions = threading.Condition()  # guards the queue
-        self._leading = False                   # a thread decides them
-        # node -> DRBD kernel version of its last inventory (snapshots
-        # refuse nodes known to run one too old for them)
-        self._kernel_versions: dict[str, str | None] = {}
-        # configured client -> its last full inventory (see _survey)
-        self._client_reports: dict[str, inv.NodeInventory] = {}
-        # configured client -> the (minors, ports) it uses, other
-        # backends' included, as its last inventory of any kind said
-        self._client_used: dict[str, tuple[frozenset[int],
-                                           frozenset[int]]] = {}
-
-    # -- plumbing ---------------------------------------------------------
-
-    def resource_lock(self, name: str) -> Any:
-        """The lock every flow that changes resource ``name`` holds.
-
-        A tooz lock in cinder-volume (shared by Active/Active services);
-        ``acquire(blocking=False)`` and ``release()`` work on it too.
-        """
-        return self._lock(_resource_lock(name))
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False)
-        self._transports.close()
-
-    def call(self, node: model.Node, request: dict,
-             timeout: float | None = None) -> dict:
-        return self._transports.get(node).call(request, timeout=timeout)
-
-    def each(self, nodes: Iterable[model.Node],
-             request: dict | Callable[[model.Node], dict],
-             timeout: float | None = None
-             ) -> tuple[dict[str, dict], dict[str, tp.NodeError]]:
-        """Send a request to every node in parallel.
-
-        Returns (results, failures) keyed by node name; only the agents'
-        and transports' errors are collected, anything else propagates.
-        """
-        futures = {}
-        for node in nodes:
-            req = request(node) if callable(request) else request
-            futures[node.name] = self._executor.submit(
-                self.call, node, req, timeout)
-        results, failures = {}, {}
-        for name, future in futures.items():
-            try:
-                results[name] = future.result()
-            except tp.NodeError as exc:
-                failures[name] = exc
-        return results, failures
-
-    def each_or_raise(self, step: str, nodes: Iterable[model.Node],
-                      request: dict | Callable[[model.Node], dict],
-                      timeout: float | None = None) -> dict[str, dict]:
-        results, failures = self.each(nodes, request, timeout)
-        if failures:
-            raise errors.NodeOperationFailed(step, failures)
-        return results
-
-    def node(self, name: str, address: str | None = None) -> model.Node:
-        """The configured node of that name, or an unlisted client."""
-        known = self.config.node(name)
-        if known:
-            return known
-        if not self.config.allow_unlisted_clients:
-            raise errors.InvalidRequest(
-                f'host {name} is not a configured client node and '
-                f'unlisted clients are not allowed')
-        if not address:
-            raise errors.InvalidRequest(
-                f'host {name} is not configured and has no address')
-        return model.Node(name=name, replication_address=address,
-                          ssh_host=address, storage=False)
-
-    def _nodes(self, hosts: Iterable[model.ResourceHost]
-               ) -> list[model.Node]:
-        return [self.node(h.name, h.address) for h in hosts]
-
-    def res_request(self, op: str, spec: model.ResourceSpec,
-                    **fields: Any) -> dict:
-        """An agent request carrying ``spec`` as fields (the agent renders)."""
-        try:
-            wire = resspec.to_wire(spec)
-        except ValueError as exc:
-            # e.g. a client whose address family differs from the replicas'
-            raise errors.InvalidRequest(f'{spec.name}: {exc}') from exc
-        return {'op': op, 'resource': spec.name, 'spec': wire,
-                'secret': spec.secret, **fields}
-
-    # -- reading the truth ------------------------------------------------
-
-    def inventories(self) -> tuple[dict[str, inv.NodeInventory],
-                                   dict[str, tp.NodeError]]:
-        """The storage nodes' inventories, and the nodes that failed."""
-        return self._inventories(self.config.storage_nodes)
-
-    def _inventories(self, nodes: Iterable[model.Node], brief: bool = False
-                     ) -> tuple[dict[str, inv.NodeInventory],
-                                dict[str, tp.NodeError]]:
-        """Inventories in one parallel round; ``brief``: placement's only.
-
-        A brief inventory has each resource's name, not its definition or
-        state (see the protocol); an agent that does not know ``brief``
-        (another version, which ``NodeInventory.problem`` then names) is
-        asked the full one.
-        """
-        nodes = list(nodes)
-        results, failures = self.each(
-            nodes, {'op': 'inventory', 'brief': True} if brief
-            else {'op': 'inventory'})
-        older = [node for node in nodes
-                 if getattr(failures.get(node.name), 'field', None)
-                 == 'brief']
-        if older:
-            more, failed = self.each(older, {'op': 'inventory'})
-            for name in more:
-                del failures[name]
-            results.update(more)
-            failures.update(failed)
-        reports = {name: inv.NodeInventory.from_reply(name, reply)
-                   for name, reply in results.items()}
-        for name, report in reports.items():
-            self._kernel_versions[name] = report.drbd_kernel_version
-        return reports, failures
-
-    def _survey(self, brief: bool = False
-                ) -> tuple[dict[str, inv.NodeInventory],
-                           dict[str, tp.NodeError],
-                           tuple[set[int], set[int]]]:
-        """:meth:`inventories`, and the (minors, ports) used anywhere.
-
-        The configured clients are asked in the same parallel round: a
-        hypervisor may run resources of another backend, whose minors and
-        ports a new volume must not take, or its attach there would clash.
-        A client that does not answer counts with its last report (the
-        attach check catches what changed since). ``brief``: the
-        inventories a create's decision needs (see :meth:`_inventories`);
-        a client's brief report does not replace its last full one, which
-        the divergence checks of stats read.
-        """
-        clients = self.config.client_nodes
-        reports, failures = self._inventories(
-            self.config.storage_nodes + clients, brief)
-        for node in clients:
-            if node.name in reports:
-                report = reports.pop(node.name)
-                self._client_used[node.name] = (report.used_minors,
-                                                report.used_ports)
-                if not brief:
-                    self._client_reports[node.name] = report
-            elif node.name in failures:
-                LOG.warning('Client %(node)s did not report the DRBD '
-                            'minors and ports it uses%(last)s: %(err)s',
-                            {'node': node.name,
-                             'last': ' (its last report counts)'
-                             if node.name in self._client_used else '',
-                             'err': failures.pop(node.name)})
-        minors, ports = _used(reports)
-        for client_minors, client_ports in self._client_used.values():
-            minors |= client_minors
-            ports |= client_ports
-        return reports, failures, (minors, ports)
-
-    def clients_holding(self, name: str) -> list[model.Node]:
-        """Configured clients whose last inventory has a .res of ``name``."""
-        return [node for node in self.config.client_nodes
-                if name in getattr(self._client_reports.get(node.name),
-                                   'resources', ())]
-
-    def find(self, name: str) -> Found:
-        """Ask every storage node about a resource (one round trip each)."""
-        results, failures = self.each(self.config.storage_nodes,
-                                      {'op': 'status', 'resource': name})
-        spec, states, sizes = None, {}, []
-        # a replica's .res first: a diskless storage node (the tiebreaker)
-        # may hold a copy a flow failed to update
-        for node_name, reply in sorted(
-                results.items(), key=lambda item: (
-                    not _holds_replica(item[0], item[1]), item[0])):
-            if not reply.get('exists'):
-                continue
-            states[node_name] = reply.get('state')
-            definition = reply.get('definition')
-            if not definition:
-                continue
-            size = inv.definition_size(definition)
-            if size is not None:
-                sizes.append(size)
-            if spec is None:
-                spec = inv.spec_from_definition(definition, self.config)
-        if spec is not None and sizes:
-            # A grow that stopped half-way leaves the new size on some
-            # replicas only, after every LV was grown: the largest size is
-            # the one the replicas can all hold, and where a retry goes.
-            spec = dataclasses.replace(spec, size=max(sizes))
-        return Found(spec, states, failures,
-                     min(sizes) if sizes else None)
-
-    def _require(self, name: str) -> Found:
-        found = self.find(name)
-        if found.spec is None:
-            if found.unreachable:
-                raise errors.NodeOperationFailed('lookup of ' + name,
-                                                 found.unreachable)
-            raise errors.ResourceNotFound(f'resource {name} not found on '
-                                          f'any storage node')
-        return found
-
-    #: for the flows outside this module (membership, heal)
-    require = _require
-
-    def _require_replicas(self, found: Found, step: str) -> None:
-        """Refuse a step that must reach every replica."""
-        spec = found.spec
-        missing = {h.name: found.unreachable[h.name]
-                   for h in spec.diskful_hosts if h.name in found.unreachable}
-        if missing:
-            raise errors.NodeOperationFailed(step, missing)
-
-    def _candidates(self, inventories: dict[str, inv.NodeInventory]
-                    ) -> list[placement.Candidate]:
-        """The nodes that may hold new replicas (see ``refused``)."""
-        cands = []
-        refused = self.refused(inventories)
-        for node in self.config.storage_nodes:
-            report = inventories.get(node.name)
-            if report is None or node.name in refused:
-                continue
-            pool = report.pools[self.config.pool]
-            cands.append(self._in_flight.apply(placement.Candidate(
-                name=node.name, zone=node.zone,
-                total_bytes=pool.total_bytes, free_bytes=pool.free_bytes,
-                provisioned_bytes=pool.provisioned_bytes,
-                resources=len(report.resources)),
-                report.volumes, report.resources))
-        return cands
-
-    #: the placement candidates, for heal's planning
-    candidates = _candidates
-
-    def _unavailable(self, inventories: dict[str, inv.NodeInventory],
-                     down: dict[str, tp.NodeError]) -> dict[str, str]:
-        """Storage nodes that are not candidates, and why (for messages)."""
-        unavailable = {node: exc.message for node, exc in down.items()}
-        unavailable.update(self.refused(inventories))
-        return unavailable
-
-    def refused(self, inventories: dict[str, inv.NodeInventory]
-                ) -> dict[str, str]:
-        """Answering nodes that must not serve, and why.
-
-        A DRBD kernel older than :data:`inventory.MIN_DRBD_KERNEL`, a
-        missing pool, a pool that does not zero new blocks, a host name
-        that is not the configured one.
-        """
-        return {name: why for name, report in inventories.items()
-                if (why := report.problem(self.config.pool))}
 
     def _lacks_tiebreaker(self, entry: dict | None) -> bool:
         """An inventory entry of a two-replica volume without tiebreaker."""
@@ -502,8 +153,8 @@ class Controller:
         which can still be placed; a create that needs more fails in
         placement, naming why.
         """
-        inventories, failures, used = self._survey()
-        cands = self._candidates(inventories)
+        inventories, failures, used = self.survey()
+        cands = self.candidates(inventories)
         cfg = self.config
         replicas = min(cfg.replicas, placement.domain_count(
             cands, cfg.zone_policy)) or cfg.replicas
@@ -563,7 +214,7 @@ class Controller:
             orphan_tiebreakers=orphans,
             divergent_volumes=divergence.divergent_names(
                 {name: report.resources for name, report in
-                 {**self._client_reports, **inventories}.items()}))
+                 {**self.client_reports, **inventories}.items()}))
 
     # -- create -------------------------------------------------------------
 
@@ -608,7 +259,7 @@ class Controller:
         are given back; on success they are given back under the
         allocation lock once the .res files hold the values.
         """
-        with self._lock(_resource_lock(name)):
+        with self.lock(core.resource_lock_name(name)):
             job = self._decided(_Decision(name, size, final_size, decide))
             try:
                 self._remove_leftovers(job)
@@ -618,7 +269,7 @@ class Controller:
                     spec = self._grow(spec, final_size)
                 if tiebreaker.wanted(spec):
                     spec = self._push_tiebreaker(
-                        spec, spec, Found(spec, {}, {}),
+                        spec, spec, core.Found(spec, {}, {}),
                         job.tiebreaker)
             except BaseException:
                 self._abandon(job)
@@ -636,42 +287,42 @@ class Controller:
         inventory safely, and concurrent creates wait for one inventory
         instead of one each.
         """
-        with self._decisions:
-            self._queue.append(decision)
+        with self.decisions.changed:
+            self.decisions.pending.append(decision)
         while True:
-            with self._decisions:
-                while not decision.done and self._leading:
-                    self._decisions.wait()
+            with self.decisions.changed:
+                while not decision.done and self.decisions.leading:
+                    self.decisions.changed.wait()
                 if decision.done:
                     break
-                self._leading = True
+                self.decisions.leading = True
             try:
                 self._decide_queued()
             except BaseException:
                 # The allocation lock failed us (taking or giving it back)
-                with self._decisions:
-                    if decision in self._queue:
-                        self._queue.remove(decision)
+                with self.decisions.changed:
+                    if decision in self.decisions.pending:
+                        self.decisions.pending.remove(decision)
                 if decision.job is not None:
                     self._abandon(decision.job)
                 raise
             finally:
-                with self._decisions:
-                    self._leading = False
-                    self._decisions.notify_all()
+                with self.decisions.changed:
+                    self.decisions.leading = False
+                    self.decisions.changed.notify_all()
         if decision.error is not None:
             raise decision.error
         return decision.job
 
     def _decide_queued(self) -> None:
-        with self._lock(ALLOCATION_LOCK):
+        with self.lock(ALLOCATION_LOCK):
             failed: BaseException | None = None
             try:
-                inventories, down, used = self._survey(brief=True)
+                inventories, down, used = self.survey(brief=True)
             except BaseException as exc:
                 failed = exc
-            with self._decisions:
-                batch, self._queue = self._queue, []
+            with self.decisions.changed:
+                batch, self.decisions.pending = self.decisions.pending, []
             for decision in batch:
                 try:
                     if failed is not None:
@@ -689,21 +340,21 @@ class Controller:
                 except BaseException as exc:
                     decision.error = exc
                 finally:
-                    with self._decisions:
+                    with self.decisions.changed:
                         decision.done = True
-                        self._decisions.notify_all()
+                        self.decisions.changed.notify_all()
 
     def _start(self, name: str, size: int, final_size: int,
                hosts: list[tuple[str, int]],
                used: tuple[set[int], set[int]]) -> _Create:
         """Reserve minor/port and count the volume in flight (locked).
 
-        ``used``: the (minors, ports) used on the nodes (see _survey).
+        ``used``: the (minors, ports) used on the nodes (see Core.survey).
         """
         reservation = self.allocator.reserve(*used)
         try:
-            self._in_flight.add(name, (node for node, _ in hosts),
-                                final_size)
+            self.in_flight.add(name, (node for node, _ in hosts),
+                               final_size)
         except BaseException:
             reservation.release()
             raise
@@ -754,7 +405,7 @@ class Controller:
             if request['op'] == 'create':
                 job.create_id = secrets.token_hex(16)
                 request['create_id'] = job.create_id
-            nodes = self._nodes(spec.diskful_hosts)
+            nodes = self.nodes(spec.diskful_hosts)
             job.sent = True
             _, failures = self.each(nodes, request)
             if not failures:
@@ -776,8 +427,8 @@ class Controller:
     def _reallocate(self, job: _Create, avoid_minors: set[int],
                     avoid_ports: set[int]) -> None:
         """New values for a create whose values clashed."""
-        with self._lock(ALLOCATION_LOCK):
-            used_minors, used_ports = self._survey(brief=True)[2]
+        with self.lock(ALLOCATION_LOCK):
+            used_minors, used_ports = self.survey(brief=True)[2]
             fresh = self.allocator.reserve(used_minors | avoid_minors,
                                            used_ports | avoid_ports)
             old, job.reservation = job.reservation, fresh
@@ -790,7 +441,7 @@ class Controller:
                 self._remove(job.name, self._nodes_of(job), job.create_id)
                 job.sent = False
         finally:
-            self._in_flight.discard(job.name)
+            self.in_flight.discard(job.name)
             job.reservation.release()
 
     def _end(self, job: _Create) -> None:
@@ -799,22 +450,15 @@ class Controller:
             # Under the lock: a decision under way may have read its
             # inventory before these .res files were written, and must
             # find the values still reserved.
-            with self._lock(ALLOCATION_LOCK):
-                self._in_flight.discard(job.name)
+            with self.lock(ALLOCATION_LOCK):
+                self.in_flight.discard(job.name)
                 job.reservation.release()
         finally:
-            self._in_flight.discard(job.name)
+            self.in_flight.discard(job.name)
             job.reservation.release()
 
     def _nodes_of(self, job: _Create) -> list[model.Node]:
         return [self.node(node) for node, _ in job.hosts]
-
-    def _claim(self, kind: str, value: int) -> Callable[[], Any] | None:
-        """Hold ``value`` for other controllers without waiting."""
-        lock = self._lock(f'blackstor-{kind}-{value}')
-        if not lock.acquire(blocking=False):
-            return None
-        return lock.release
 
     def _remove(self, name: str, nodes: list[model.Node],
                 create_id: str | None = None) -> None:
@@ -840,7 +484,7 @@ class Controller:
         cfg = self.config
         replicas = replicas or cfg.replicas
         policy = zone_policy or cfg.zone_policy
-        _check_size(size, 'volume size')
+        core.check_size(size, 'volume size')
         if replicas > len(cfg.storage_nodes):
             raise errors.InvalidRequest(
                 f'{replicas} replicas asked but the backend has only '
@@ -856,10 +500,10 @@ class Controller:
                 LOG.warning('Placing %(name)s without unreachable nodes '
                             '%(down)s', {'name': name,
                                          'down': ', '.join(sorted(down))})
-            chosen = placement.place(self._candidates(inventories), size,
+            chosen = placement.place(self.candidates(inventories), size,
                                      replicas, policy,
                                      cfg.over_subscription,
-                                     self._unavailable(inventories, down))
+                                     self.unavailable(inventories, down))
             return [(node, i) for i, node in enumerate(chosen)]
 
         spec = self._create(
@@ -889,7 +533,7 @@ class Controller:
         already share their generation identifiers and need nothing. The
         caller rolls back.
         """
-        nodes = self._nodes(spec.diskful_hosts)
+        nodes = self.nodes(spec.diskful_hosts)
         first = nodes[0]
         try:
             if not fresh:
@@ -941,7 +585,7 @@ class Controller:
                 raise errors.ClusterError(
                     f'replicas of {spec.name} not {what}: {why}; DRBD '
                     f'state: {brief}')
-            time.sleep(self._poll)
+            time.sleep(self.poll_interval)
 
     def _wait_connected(self, spec: model.ResourceSpec,
                         node: model.Node) -> dict:
@@ -958,7 +602,7 @@ class Controller:
                     f'replicas of {spec.name} did not connect within '
                     f'{self.config.connect_timeout:.0f}s; DRBD state on '
                     f'{node.name}: {_brief(state)}')
-            time.sleep(self._poll)
+            time.sleep(self.poll_interval)
 
     # -- tiebreaker -------------------------------------------------------
 
@@ -972,11 +616,11 @@ class Controller:
         tiebreaker that cannot be placed is not an error: the volume
         works without, as before (see :mod:`tiebreaker`).
         """
-        lock = self._lock(_resource_lock(name))
+        lock = self.lock(core.resource_lock_name(name))
         if not lock.acquire(blocking=wait):
             return 'busy'
         try:
-            found = self._require(name)
+            found = self.require(name)
             spec = found.spec
             current = tiebreaker.third_vote(self.config, spec)
             if not tiebreaker.wanted(spec):
@@ -992,7 +636,7 @@ class Controller:
         return (f'tiebreaker placed on {placed.name}' if placed
                 else 'tiebreaker removed: no storage node can take it')
 
-    def _place_tiebreaker(self, spec: model.ResourceSpec, found: Found,
+    def _place_tiebreaker(self, spec: model.ResourceSpec, found: core.Found,
                           avoid: Iterable[str] = ()) -> model.ResourceSpec:
         """The volume with a tiebreaker on a node not in ``avoid``.
 
@@ -1007,7 +651,7 @@ class Controller:
             base = tiebreaker.without(spec, lost)
         if not tiebreaker.fits(base):
             return self._push_tiebreaker(spec, base, found, None)
-        reports, _ = self._inventories(
+        reports, _ = self.inventories_of(
             n for n in self.config.storage_nodes
             if base.host(n.name) is None and n.name not in avoid)
         refused = self.refused(reports)
@@ -1033,7 +677,7 @@ class Controller:
             {n: r for n, r in inventories.items() if n not in refused})
 
     def _push_tiebreaker(self, old: model.ResourceSpec,
-                         base: model.ResourceSpec, found: Found,
+                         base: model.ResourceSpec, found: core.Found,
                          chosen: str | None) -> model.ResourceSpec:
         """Replicas, then the tiebreaker on ``chosen``, then clients.
 
@@ -1062,7 +706,7 @@ class Controller:
             self._adjust_storage(new, found)
             if node is not None:
                 self.each_or_raise('adjust of the tiebreaker',
-                                   self._nodes([node]),
+                                   self.nodes([node]),
                                    self.res_request('adjust', new))
         except errors.ClusterError as exc:
             LOG.warning('Tiebreaker of %(res)s not placed on %(node)s, the '
@@ -1071,7 +715,7 @@ class Controller:
             self._adjust_storage(old, found, quiet=True)
             if node is not None:
                 # never an LV: a delete without pool takes a .res down
-                self.each(self._nodes([node]),
+                self.each(self.nodes([node]),
                           {'op': 'delete', 'resource': old.name})
             return old
         self._adjust_clients(new, found, skip=chosen)
@@ -1082,7 +726,7 @@ class Controller:
 
     # -- delete -------------------------------------------------------------
 
-    @_one_resource
+    @core.one_resource
     def delete_volume(self, name: str) -> None:
         """Remove every replica and client of a volume; gone is success.
 
@@ -1097,7 +741,7 @@ class Controller:
                 raise errors.NodeOperationFailed('delete of ' + name,
                                                  found.unreachable)
             return
-        targets = {n.name: n for n in self._nodes(spec.hosts)}
+        targets = {n.name: n for n in self.nodes(spec.hosts)}
         held = spec.tiebreaker_host
         if held is not None and held.name in found.unreachable:
             # no data there: its .res goes once the node answers again
@@ -1119,7 +763,7 @@ class Controller:
 
     # -- snapshots ----------------------------------------------------------
 
-    @_one_resource
+    @core.one_resource
     def create_snapshot(self, volume: str, snapshot: str) -> None:
         """Crash-consistent snapshot of every replica at one instant.
 
@@ -1136,13 +780,13 @@ class Controller:
         Every node a suspend was sent to is resumed, a timed-out one too
         (its suspend may have taken effect), retried until the lease ends.
         """
-        found = self._require(volume)
+        found = self.require(volume)
         spec = found.spec
-        self._require_replicas(found, 'snapshot of ' + volume)
-        diskful = self._nodes(spec.diskful_hosts)
+        self.require_replicas(found, 'snapshot of ' + volume)
+        diskful = self.nodes(spec.diskful_hosts)
         replicas = {n.name for n in diskful}
         # the tiebreaker is never Primary: it has no I/O to suspend
-        everyone = self._nodes(h for h in spec.hosts if not h.tiebreaker)
+        everyone = self.nodes(h for h in spec.hosts if not h.tiebreaker)
         self._require_draining_suspend(volume, everyone)
         step = self.config.io_suspend_timeout
         lease = 4 * step
@@ -1153,7 +797,7 @@ class Controller:
                 everyone, {'op': 'suspend-io', 'resource': volume,
                            'lease': lease}, timeout=step)
             not_sent = {name for name, exc in unsuspended.items()
-                        if _never_reached(exc)}
+                        if core.never_reached(exc)}
             on_replicas = {name: exc for name, exc in unsuspended.items()
                            if name in replicas}
             if on_replicas:
@@ -1198,9 +842,9 @@ class Controller:
         Known from the nodes' last inventory (stats, creates, attaches).
         """
         old = {node.name: why for node in nodes
-               if node.name in self._kernel_versions
+               if node.name in self.kernel_versions
                and (why := inv.kernel_too_old(
-                   self._kernel_versions[node.name]))}
+                   self.kernel_versions[node.name]))}
         if old:
             raise errors.ClusterError(
                 f'snapshot of {volume} refused: ' + '; '.join(
@@ -1264,7 +908,7 @@ class Controller:
                        and n.name not in not_sent]
             if not pending or time.monotonic() >= deadline:
                 break
-            time.sleep(self._poll)
+            time.sleep(self.poll_interval)
         for node_name, exc in failures.items():
             LOG.error('resume-io of %(res)s on %(node)s failed: %(err)s; '
                       'its lease resumes I/O by itself',
@@ -1316,7 +960,7 @@ class Controller:
             self._delete_snapshot_on(list(self.config.storage_nodes),
                                      snapshot)
             return
-        with self._lock(_resource_lock(volume)):
+        with self.lock(core.resource_lock_name(volume)):
             required = None
             found = self.find(volume)
             if found.spec is not None:
@@ -1339,20 +983,20 @@ class Controller:
         the snapshot must be available and have room for ``size`` more
         bytes within ``max_over_subscription_ratio``.
         """
-        _check_fits(snapshot_size, size)
+        core.check_fits(snapshot_size, size)
         cfg = self.config
-        with self._lock(_resource_lock(source)):
-            found = self._require(source)
-            self._require_replicas(found, 'volume from snapshot ' + snapshot)
+        with self.lock(core.resource_lock_name(source)):
+            found = self.require(source)
+            self.require_replicas(found, 'volume from snapshot ' + snapshot)
             hosts = [(h.name, h.node_id) for h in found.spec.diskful_hosts]
 
             def decide(inventories: dict[str, inv.NodeInventory],
                        down: dict[str, tp.NodeError]
                        ) -> list[tuple[str, int]]:
                 placement.require_room(
-                    self._candidates(inventories), [n for n, _ in hosts],
+                    self.candidates(inventories), [n for n, _ in hosts],
                     size, cfg.over_subscription,
-                    self._unavailable(inventories, down))
+                    self.unavailable(inventories, down))
                 return hosts
 
             return self._create(
@@ -1373,7 +1017,7 @@ class Controller:
         answers again.
         """
         temp = f'{CLONE_PREFIX}{name}'[:63]
-        with self._lock(_clone_lock(temp)):
+        with self.lock(_clone_lock(temp)):
             try:
                 # inside the try: a snapshot that failed late (its resume,
                 # say) may exist on some replicas and is removed too
@@ -1400,7 +1044,7 @@ class Controller:
         """
         outcomes = {}
         for name, node in sorted(orphans.items()):
-            lock = self._lock(_resource_lock(name))
+            lock = self.lock(core.resource_lock_name(name))
             if not lock.acquire(blocking=False):
                 outcomes[name] = 'busy'
                 continue
@@ -1440,7 +1084,7 @@ class Controller:
             if not snap.startswith(CLONE_PREFIX):
                 outcomes[snap] = 'skipped: not a temporary clone snapshot'
                 continue
-            lock = self._lock(_clone_lock(snap))
+            lock = self.lock(_clone_lock(snap))
             if not lock.acquire(blocking=False):
                 outcomes[snap] = 'busy'
                 continue
@@ -1461,7 +1105,7 @@ class Controller:
                          'left on a node unreachable at its end', snap)
         return outcomes
 
-    @_one_resource
+    @core.one_resource
     def revert_to_snapshot(self, volume: str, snapshot: str,
                            snapshot_size: int, size: int) -> None:
         """Every replica becomes the snapshot again, or none does.
@@ -1477,16 +1121,16 @@ class Controller:
         It comes up at the snapshot's size (what its LV holds) and is
         grown online to ``size`` when the volume was extended since.
         """
-        _check_fits(snapshot_size, size)
-        found = self._require(volume)
+        core.check_fits(snapshot_size, size)
+        found = self.require(volume)
         old = found.spec
-        self._require_replicas(found, 'revert of ' + volume)
+        self.require_replicas(found, 'revert of ' + volume)
         if old.client_hosts:
             raise errors.InvalidRequest(
                 f'{volume} is attached to '
                 f'{", ".join(h.name for h in old.client_hosts)}; detach '
                 f'it before reverting')
-        nodes = self._nodes(old.diskful_hosts)
+        nodes = self.nodes(old.diskful_hosts)
         spec = dataclasses.replace(old, size=snapshot_size)
         rollback = {'op': 'snapshot-rollback', 'resource': volume,
                     'pool': self.config.pool, 'snapshot': snapshot}
@@ -1528,7 +1172,7 @@ class Controller:
 
     # -- resize -------------------------------------------------------------
 
-    @_one_resource
+    @core.one_resource
     def extend_volume(self, name: str, size: int,
                       old_size: int | None = None) -> None:
         """Grow ``name`` to ``size`` bytes.
@@ -1537,9 +1181,9 @@ class Controller:
         nothing below it is ever zeroed. Without it, the smallest size a
         replica's .res gives stands for it.
         """
-        _check_size(size, 'volume size')
-        found = self._require(name)
-        self._require_replicas(found, 'extend of ' + name)
+        core.check_size(size, 'volume size')
+        found = self.require(name)
+        self.require_replicas(found, 'extend of ' + name)
         if found.spec.size is not None and size < found.spec.size:
             raise errors.InvalidRequest(
                 f'{name} has {found.spec.size} bytes; it cannot shrink to '
@@ -1573,7 +1217,7 @@ class Controller:
         pending. Returns the grown spec.
         """
         grown = dataclasses.replace(spec, size=size)
-        nodes = self._nodes(spec.diskful_hosts)
+        nodes = self.nodes(spec.diskful_hosts)
         grown_lvs = self.each_or_raise('resize', nodes, {
             'op': 'resize', 'resource': spec.name, 'pool': self.config.pool,
             'size': size, 'lv': True, 'drbd': False})
@@ -1641,13 +1285,13 @@ class Controller:
         try:
             report = self.call(client, {'op': 'inventory'})
             # a snapshot suspends the client too (see create_snapshot)
-            self._kernel_versions[host] = report.get('drbd_kernel_version')
+            self.kernel_versions[host] = report.get('drbd_kernel_version')
         except tp.NodeError as exc:
             raise errors.NodeOperationFailed(
                 f'attach of {volume}: host {host} cannot be used',
                 {host: exc}) from exc
-        with self._lock(_resource_lock(volume)):
-            found = self._require(volume)
+        with self.lock(core.resource_lock_name(volume)):
+            found = self.require(volume)
             old = found.spec
             _require_free_on(host, report, old)
             hosts = tuple(tiebreaker.as_client(h) if h.name == host else h
@@ -1708,7 +1352,7 @@ class Controller:
         A host that answers and refuses (device in use) fails the detach
         unless ``force``.
         """
-        with self._lock(_resource_lock(volume)):
+        with self.lock(core.resource_lock_name(volume)):
             found = self.find(volume)
             spec = found.spec
             if spec is None:
@@ -1724,7 +1368,7 @@ class Controller:
             gone = {h.name for h in targets}
             if targets:
                 _, failures = self.each(
-                    self._nodes(targets),
+                    self.nodes(targets),
                     {'op': 'detach', 'resource': volume, 'force': force})
                 for node_name, exc in list(failures.items()):
                     if isinstance(exc, tp.NodeUnreachable):
@@ -1771,7 +1415,7 @@ class Controller:
         known to be unreachable.
         """
         skip = set(skip)
-        nodes = [n for n in self._nodes(spec.diskful_hosts)
+        nodes = [n for n in self.nodes(spec.diskful_hosts)
                  if n.name not in skip]
         for node_id in node_ids:
             _, failures = self.each(nodes, {
@@ -1784,7 +1428,7 @@ class Controller:
                                         'node': node_name, 'err': exc})
 
     @staticmethod
-    def _two_primaries(found: Found,
+    def _two_primaries(found: core.Found,
                        hosts: Iterable[model.ResourceHost],
                        attaching: str | None = None,
                        leaving: Iterable[str] = ()) -> bool:
@@ -1816,7 +1460,7 @@ class Controller:
             tuple(sorted(hosts, key=lambda h: h.node_id)),
             allow_two_primaries=two_primaries)
 
-    def _adjust_clients(self, spec: model.ResourceSpec, found: Found,
+    def _adjust_clients(self, spec: model.ResourceSpec, found: core.Found,
                         skip: str | None = None) -> None:
         """Push a changed .res to the clients already attached; best effort.
 
@@ -1828,7 +1472,7 @@ class Controller:
         here gets it from the periodic repair (stats find it divergent,
         see ``reconcile``) or on its next attach.
         """
-        clients = [n for n in self._nodes(
+        clients = [n for n in self.nodes(
             h for h in spec.diskless_hosts if h.name != skip)]
         if not clients:
             return
@@ -1839,7 +1483,7 @@ class Controller:
                         'new configuration: %(err)s',
                         {'res': spec.name, 'node': node_name, 'err': exc})
 
-    def _adjust_storage(self, spec: model.ResourceSpec, found: Found,
+    def _adjust_storage(self, spec: model.ResourceSpec, found: core.Found,
                         quiet: bool = False) -> None:
         """Push a changed .res to every reachable replica.
 
@@ -1848,7 +1492,7 @@ class Controller:
         took the .res: it gets it from the periodic repair. A refusal or a
         timeout (the adjust may have run) fails as before.
         """
-        nodes = [n for n in self._nodes(spec.diskful_hosts)
+        nodes = [n for n in self.nodes(spec.diskful_hosts)
                  if n.name not in found.unreachable]
         for missing in set(h.name for h in spec.diskful_hosts) - {
                 n.name for n in nodes}:
@@ -1856,7 +1500,7 @@ class Controller:
                         'gets the new configuration on its next adjust',
                         {'node': missing, 'res': spec.name})
         done, failures = self.each(nodes, self.res_request('adjust', spec))
-        if done and failures and all(_never_reached(exc)
+        if done and failures and all(core.never_reached(exc)
                                      for exc in failures.values()):
             for node_name, exc in failures.items():
                 LOG.warning('Replica %(node)s of %(res)s became unreachable '
@@ -1876,12 +1520,6 @@ class Controller:
 _RESYNC = ('SyncSource', 'SyncTarget', 'PausedSyncS', 'PausedSyncT',
            'StartingSyncS', 'StartingSyncT', 'WFBitMapS', 'WFBitMapT',
            'WFSyncUUID')
-
-
-def _holds_replica(node: str, reply: dict) -> bool:
-    """A ``status`` reply whose .res gives ``node`` a disk."""
-    return any(h.get('name') == node and h.get('diskful')
-               for h in (reply.get('definition') or {}).get('hosts') or ())
 
 
 def _peer_devices(spec: model.ResourceSpec, node: str,
@@ -1954,19 +1592,6 @@ def _orphan_tiebreakers(inventories: dict[str, inv.NodeInventory]
     return found
 
 
-def _never_reached(exc: tp.NodeError) -> bool:
-    """The request surely did not reach the agent (not a timeout)."""
-    return (isinstance(exc, tp.NodeUnreachable)
-            and not isinstance(exc, tp.NodeTimeout))
-
-
-def _used(inventories: dict[str, inv.NodeInventory]
-          ) -> tuple[set[int], set[int]]:
-    """(minors, ports) used on any of the nodes."""
-    return (set().union(*(i.used_minors for i in inventories.values())),
-            set().union(*(i.used_ports for i in inventories.values())))
-
-
 def _require_free_on(host: str, report: dict[str, Any],
                      spec: model.ResourceSpec) -> None:
     """Refuse an attach whose minor or port ``host`` uses elsewhere.
@@ -2011,26 +1636,6 @@ def _check_peer_slots(volume: str, host: str,
         f'together). Detach '
         f'it from another host first; a larger blackstor_max_peers '
         f'applies to volumes created afterwards')
-
-
-def _check_fits(snapshot_size: int, size: int) -> None:
-    """A volume of ``size`` bytes can hold a snapshot of ``snapshot_size``."""
-    _check_size(snapshot_size, 'snapshot size')
-    _check_size(size, 'volume size')
-    if size < snapshot_size:
-        raise errors.InvalidRequest(
-            f'a volume of {size} bytes cannot hold a snapshot of '
-            f'{snapshot_size} bytes')
-
-
-def _check_size(size: int, what: str) -> None:
-    """A size DRBD can give a device: whole 512-byte sectors."""
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise errors.InvalidRequest(f'{what} must be a positive number of '
-                                    f'bytes, not {size!r}')
-    if size % protocol.SECTOR:
-        raise errors.InvalidRequest(f'{what} {size} is not a multiple of '
-                                    f'{protocol.SECTOR} bytes')
 
 
 def _brief(state: dict | None) -> str:

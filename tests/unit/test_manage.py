@@ -24,6 +24,7 @@ import yaml
 
 from blackstor_cinder import backend
 from blackstor_cinder.cluster import controller as ctl
+from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import manage
@@ -500,7 +501,7 @@ class CheckTest(ManageTestCase):
 
         def lock(self_, name):
             return held if name == f'blackstor-resource-{VOL_B}' else free
-        with mock.patch.object(ctl._LocalLocks, '__call__', lock):
+        with mock.patch.object(core.LocalLocks, '__call__', lock):
             found = self.check('--fix', expect=1)
         self.assertEqual('busy', found[('divergent-res', 'n3', VOL_B)]
                          ['Result'])

@@ -23,6 +23,7 @@ import ddt
 import fixtures
 
 from blackstor_cinder.cluster import controller as ctl
+from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import transport as tp
@@ -235,7 +236,7 @@ class RecordingLocks:
     """In-process locks that log (name, 'acquire'|'release') in order."""
 
     def __init__(self):
-        self._locks = ctl._LocalLocks()
+        self._locks = core.LocalLocks()
         self.events = []
         self._guard = threading.Lock()
 
@@ -293,10 +294,10 @@ class ConcurrencyTestCase(ControllerTestCase):
         controller = controller or self.ctl
         self.assertEqual((frozenset(), frozenset()),
                          controller.allocator.outstanding())
-        self.assertEqual(frozenset(), controller._in_flight.names())
+        self.assertEqual(frozenset(), controller.in_flight.names())
 
     def assert_free(self, name, controller=None):
-        lock = (controller or self.ctl)._lock(name)
+        lock = (controller or self.ctl).lock(name)
         self.assertTrue(lock.acquire(blocking=False), f'{name} is held')
         lock.release()
 
@@ -335,7 +336,7 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
 
         def probe(node, request):
             if request['op'] in ('create', 'status', 'new-current-uuid'):
-                lock = self.ctl._lock(ctl.ALLOCATION_LOCK)
+                lock = self.ctl.lock(ctl.ALLOCATION_LOCK)
                 free.append(lock.acquire(blocking=False))
                 if free[-1]:
                     lock.release()
@@ -440,7 +441,7 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
 
         def probe(node, request):
             if request['op'] == 'create':
-                lock = self.ctl._lock(ctl.ALLOCATION_LOCK)
+                lock = self.ctl.lock(ctl.ALLOCATION_LOCK)
                 free.append(lock.acquire(blocking=False))
                 if free[-1]:
                     lock.release()
@@ -513,7 +514,7 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
         # Two cinder-volume services (Active/Active) share the locks but
         # not their memory; their volumes land on distinct nodes, so no
         # agent sees a clash.
-        locks = ctl._LocalLocks()
+        locks = core.LocalLocks()
         self.cluster, one = make(nodes=('n1', 'n2', 'n3', 'n4'), lock=locks)
         two = ctl.Controller(one.config, self.cluster.transport_for,
                              lock=locks, poll_interval=0.01)
@@ -619,7 +620,7 @@ class BatchedDecisionTest(ConcurrencyTestCase):
 
     def queued(self, count):
         deadline = time.monotonic() + self.WAIT
-        while len(self.ctl._queue) < count:
+        while len(self.ctl.decisions.pending) < count:
             self.assertLess(time.monotonic(), deadline,
                             f'{count} creates never queued')
             time.sleep(0.01)
@@ -696,7 +697,7 @@ class BatchedDecisionTest(ConcurrencyTestCase):
                 if self.fail == 'exit':
                     raise ConnectionError('lock lost')
 
-        locks = ctl._LocalLocks()
+        locks = core.LocalLocks()
         for fail in ('enter', 'exit'):
             def factory(name):
                 if name == ctl.ALLOCATION_LOCK:
@@ -708,7 +709,7 @@ class BatchedDecisionTest(ConcurrencyTestCase):
             self.assertRaises(ConnectionError, controller.create_volume,
                               VOL, G)
             self.assertEqual([], cluster.ops('create'))
-            self.assertEqual([], controller._queue)
+            self.assertEqual([], controller.decisions.pending)
             self.assert_nothing_held(controller)
             for name in (f'blackstor-resource-{VOL}',
                          'blackstor-minor-1000', 'blackstor-port-7000'):
@@ -730,7 +731,7 @@ class ResourceLockTest(ControllerTestCase):
         def probe(node, request):
             if request.get('resource') != VOL:
                 return
-            lock = self.ctl._lock(f'blackstor-resource-{VOL}')
+            lock = self.ctl.lock(f'blackstor-resource-{VOL}')
             free = lock.acquire(blocking=False)
             if free:
                 lock.release()
@@ -757,7 +758,7 @@ class ResourceLockTest(ControllerTestCase):
         # the client check of attach comes first, without the lock
         self.assertGreaterEqual(len(self.held), 2)
         self.assertTrue(all(self.held), self.held)
-        lock = self.ctl._lock(f'blackstor-resource-{VOL}')
+        lock = self.ctl.lock(f'blackstor-resource-{VOL}')
         self.assertTrue(lock.acquire(blocking=False))
         lock.release()
 
