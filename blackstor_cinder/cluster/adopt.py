@@ -42,13 +42,12 @@ from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
+from blackstor_cinder.cluster import sync
 from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
 GiB = 1 << 30
-#: replication states of a peer taking a sync from the holder
-_SYNCING = ('SyncSource', 'PausedSyncS', 'WFBitMapS', 'StartingSyncS')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +280,7 @@ def _rename(ctl: ctl_mod.Controller, old: str, new: str,
         raise errors.NodeOperationFailed(f'rename of {old} to {new}',
                                          failures)
     if len(nodes) > 1:
-        ctl._wait_connected(renamed, nodes[0])
+        sync.wait_connected(ctl, renamed, nodes[0])
     LOG.info('Adopted resource %(old)s as %(new)s on %(nodes)s',
              {'old': old, 'new': new,
               'nodes': ', '.join(n.name for n in nodes)})
@@ -346,12 +345,12 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
                 'create', spec, pool=cfg.pool, size=size,
                 max_peers=cfg.max_peers, create_id=create_id))
             if peers:
-                ctl._wait_replicas(spec, [first] + peers,
-                                   ctl_mod._ready_to_skip_sync,
+                sync.wait_replicas(ctl, spec, [first] + peers,
+                                   sync.ready_to_skip_sync,
                                    'connected to each other and '
                                    'Inconsistent')
             ctl.call(first, {'op': 'sync-source', 'resource': new})
-            ctl._wait_replicas(spec, [first], _sync_started,
+            sync.wait_replicas(ctl, spec, [first], sync.sync_started,
                                f'syncing from {holder}')
         except BaseException:
             _unwrap(ctl, spec, lv, first, peers, create_id)
@@ -384,17 +383,6 @@ def _unwrap(ctl: ctl_mod.Controller, spec: model.ResourceSpec, lv: str,
         LOG.error('Rollback of the wrap of %(lv)s as %(res)s on %(node)s '
                   'failed: %(err)s', {'lv': lv, 'res': spec.name,
                                       'node': node, 'err': exc})
-
-
-def _sync_started(spec: model.ResourceSpec, node: str,
-                  state: dict | None) -> bool:
-    """The holder UpToDate, every peer synced or taking the sync."""
-    peers = ctl_mod._peer_devices(spec, node, state)
-    return (inv.disk_states(state).get('local') == 'UpToDate'
-            and peers is not None
-            and all(pd.get('replication-state') in _SYNCING
-                    or pd.get('peer-disk-state') == 'UpToDate'
-                    for pd in peers.values()))
 
 
 # -- snapshots --------------------------------------------------------------

@@ -35,6 +35,8 @@ from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
+from blackstor_cinder.cluster import reconfigure
+from blackstor_cinder.cluster import sync
 from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import protocol
@@ -116,6 +118,12 @@ class _Decision:
 
 class Controller(core.Core):
     """Volume operations on a cluster of blackstor-node agents."""
+
+    def forget_peers(self, spec: model.ResourceSpec,
+                     node_ids: Iterable[int],
+                     skip: Iterable[str] = ()) -> None:
+        """See :func:`reconfigure.forget_peers`."""
+        reconfigure.forget_peers(self, spec, node_ids, skip)
 
     def _lacks_tiebreaker(self, entry: dict | None) -> bool:
         """An inventory entry of a two-replica volume without tiebreaker."""
@@ -538,71 +546,21 @@ class Controller(core.Core):
         try:
             if not fresh:
                 if len(nodes) > 1:
-                    self._wait_connected(spec, first)
+                    sync.wait_connected(self, spec, first)
                 return
             if len(nodes) > 1:
-                self._wait_replicas(
-                    spec, nodes, _ready_to_skip_sync,
+                sync.wait_replicas(
+                    self, spec, nodes, sync.ready_to_skip_sync,
                     'connected to each other and Inconsistent')
             self.call(first, {'op': 'new-current-uuid',
                               'resource': spec.name, 'clear_bitmap': True})
             if len(nodes) > 1:
-                self._wait_replicas(
-                    spec, nodes, _in_sync,
+                sync.wait_replicas(
+                    self, spec, nodes, sync.in_sync,
                     'UpToDate on every replica with no resync')
         except tp.NodeError as exc:
             raise errors.NodeOperationFailed(
                 'initial sync', {exc.node: exc}) from exc
-
-    def _wait_replicas(self, spec: model.ResourceSpec,
-                       nodes: list[model.Node],
-                       check: Callable[[model.ResourceSpec, str,
-                                        dict | None], bool | None],
-                       what: str) -> None:
-        """Poll every replica until ``check`` holds on all of them.
-
-        ``check`` returns True (holds), False (not yet) or None (can no
-        longer hold: fail now).
-        """
-        deadline = time.monotonic() + self.config.connect_timeout
-        while True:
-            results = self.each_or_raise(
-                'status', nodes, {'op': 'status', 'resource': spec.name})
-            states = {name: reply.get('state')
-                      for name, reply in results.items()}
-            verdicts = {name: check(spec, name, state)
-                        for name, state in states.items()}
-            if all(verdicts.values()):
-                return
-            broken = [name for name, v in verdicts.items() if v is None]
-            if broken or time.monotonic() > deadline:
-                brief = '; '.join(f'{name}: {_brief(states[name])}'
-                                  for name in sorted(states))
-                why = ('went wrong on ' + ', '.join(sorted(broken))
-                       if broken else
-                       f'not reached within '
-                       f'{self.config.connect_timeout:.0f}s')
-                raise errors.ClusterError(
-                    f'replicas of {spec.name} not {what}: {why}; DRBD '
-                    f'state: {brief}')
-            time.sleep(self.poll_interval)
-
-    def _wait_connected(self, spec: model.ResourceSpec,
-                        node: model.Node) -> dict:
-        deadline = time.monotonic() + self.config.connect_timeout
-        while True:
-            state = self.each_or_raise(
-                f'waiting for the replicas of {spec.name} to connect',
-                [node], {'op': 'status', 'resource': spec.name}
-            )[node.name].get('state')
-            if inv.peers_connected(state) and state.get('connections'):
-                return state
-            if time.monotonic() > deadline:
-                raise errors.ClusterError(
-                    f'replicas of {spec.name} did not connect within '
-                    f'{self.config.connect_timeout:.0f}s; DRBD state on '
-                    f'{node.name}: {_brief(state)}')
-            time.sleep(self.poll_interval)
 
     # -- tiebreaker -------------------------------------------------------
 
@@ -703,7 +661,7 @@ class Controller(core.Core):
             return old
         node = new.tiebreaker_host
         try:
-            self._adjust_storage(new, found)
+            reconfigure.adjust_storage(self, new, found)
             if node is not None:
                 self.each_or_raise('adjust of the tiebreaker',
                                    self.nodes([node]),
@@ -712,13 +670,13 @@ class Controller(core.Core):
             LOG.warning('Tiebreaker of %(res)s not placed on %(node)s, the '
                         'volume keeps its hosts: %(err)s',
                         {'res': old.name, 'node': chosen, 'err': exc})
-            self._adjust_storage(old, found, quiet=True)
+            reconfigure.adjust_storage(self, old, found, quiet=True)
             if node is not None:
                 # never an LV: a delete without pool takes a .res down
                 self.each(self.nodes([node]),
                           {'op': 'delete', 'resource': old.name})
             return old
-        self._adjust_clients(new, found, skip=chosen)
+        reconfigure.adjust_clients(self, new, found, skip=chosen)
         LOG.info('%(res)s: tiebreaker %(how)s',
                  {'res': new.name, 'how': f'on {chosen}' if node
                   else 'removed'})
@@ -1144,7 +1102,7 @@ class Controller(core.Core):
         self.each_or_raise('adjust', nodes,
                            self.res_request('adjust', spec))
         if len(nodes) > 1:
-            self._wait_connected(spec, nodes[0])
+            sync.wait_connected(self, spec, nodes[0])
         _, failures = self.each(nodes, dict(rollback, phase='commit'))
         for node_name, exc in failures.items():
             LOG.error('Revert of %(res)s: the old LV %(res)s.previous is '
@@ -1303,18 +1261,19 @@ class Controller(core.Core):
                     name=host, node_id=node_id,
                     address=client.replication_address, diskful=False),)
                 _check_peer_slots(volume, host, hosts, old.max_peers)
-            spec = self._with_clients(old, hosts, self._two_primaries(
-                found, hosts, attaching=host))
+            spec = reconfigure.with_clients(
+                old, hosts, reconfigure.two_primaries(found, hosts,
+                                                      attaching=host))
             changed = spec != old
             if changed:
                 try:
-                    self._adjust_storage(spec, found)
+                    reconfigure.adjust_storage(self, spec, found)
                 except errors.ClusterError:
                     # the replicas that took the new .res give it back:
                     # no phantom client, no allow-two-primaries left on
-                    self._adjust_storage(old, found, quiet=True)
+                    reconfigure.adjust_storage(self, old, found, quiet=True)
                     raise
-                self._adjust_clients(spec, found, skip=host)
+                reconfigure.adjust_clients(self, spec, found, skip=host)
             elif spec.host(host).diskful:
                 # The connector there takes the .res only when it is the
                 # one the replica already has: make sure it is.
@@ -1326,8 +1285,8 @@ class Controller(core.Core):
                     timeout=self.config.attach_timeout + 30)
             except tp.NodeError as exc:
                 if changed:
-                    self._adjust_storage(old, found, quiet=True)
-                    self._adjust_clients(old, found, skip=host)
+                    reconfigure.adjust_storage(self, old, found, quiet=True)
+                    reconfigure.adjust_clients(self, old, found, skip=host)
                 raise errors.NodeOperationFailed(
                     f'attach of {volume} on {host}', {host: exc}) from exc
         LOG.info('Attached %(res)s on %(host)s%(how)s',
@@ -1389,188 +1348,17 @@ class Controller(core.Core):
             leaving = gone | kept | ({host} if host is not None else set())
             hosts = tuple(tiebreaker.restored(h) if h.name in kept else h
                           for h in spec.hosts if h.name not in gone)
-            new = self._with_clients(spec, hosts, self._two_primaries(
-                found, hosts, leaving=leaving))
+            new = reconfigure.with_clients(
+                spec, hosts, reconfigure.two_primaries(found, hosts,
+                                                       leaving=leaving))
             if new == spec:
                 return
-            self._adjust_storage(new, found)
+            reconfigure.adjust_storage(self, new, found)
             self.forget_peers(new, [h.node_id for h in targets],
                               skip=found.unreachable)
-            self._adjust_clients(new, found)
+            reconfigure.adjust_clients(self, new, found)
         LOG.info('Detached %(res)s from %(hosts)s',
                  {'res': volume, 'hosts': ', '.join(sorted(leaving))})
-
-    def forget_peers(self, spec: model.ResourceSpec,
-                     node_ids: Iterable[int],
-                     skip: Iterable[str] = ()) -> None:
-        """``forget-peer`` departed peers on the replicas; logged.
-
-        A replica keeps a metadata slot for every peer it once connected
-        (MDF_NODE_EXISTS) after the peer leaves its .res, and counts a
-        diskless one as a missing diskless peer in its quorum: with one
-        such slot a tiebreaker alone no longer wins a tie (drbd_state.c,
-        __calc_quorum_with_disk and calc_quorum). Best effort: a replica
-        that misses it keeps the slot until a host takes that node-id.
-        Also a heal's, for the lost replica (see heal). ``skip``: nodes
-        known to be unreachable.
-        """
-        skip = set(skip)
-        nodes = [n for n in self.nodes(spec.diskful_hosts)
-                 if n.name not in skip]
-        for node_id in node_ids:
-            _, failures = self.each(nodes, {
-                'op': 'forget-peer', 'resource': spec.name,
-                'node_id': node_id})
-            for node_name, exc in failures.items():
-                LOG.warning('forget-peer %(id)s of %(res)s on %(node)s '
-                            'failed; a later quorum tie may be lost there: '
-                            '%(err)s', {'id': node_id, 'res': spec.name,
-                                        'node': node_name, 'err': exc})
-
-    @staticmethod
-    def _two_primaries(found: core.Found,
-                       hosts: Iterable[model.ResourceHost],
-                       attaching: str | None = None,
-                       leaving: Iterable[str] = ()) -> bool:
-        """Whether two of ``hosts`` may be Primary at once.
-
-        Counted: every diskless client (its guest may open the device at
-        any time), every replica (or tiebreaker) that is Primary now
-        (auto-promote: a guest has the device open there) and the host
-        being attached; not the hosts in ``leaving``, nor a tiebreaker
-        that is not Primary (it is no user). DRBD refuses to promote a node
-        while a peer it is connected to is Primary unless the promoted
-        node's net options for that connection allow two primaries
-        (drbd_state.c, __is_valid_soft_transition: SS_TWO_PRIMARIES).
-        """
-        leaving = set(leaving)
-        users = {h.name for h in hosts if not h.diskful and not h.tiebreaker}
-        users |= {h.name for h in hosts if (h.diskful or h.tiebreaker)
-                  and (found.states.get(h.name) or {}).get('role')
-                  == 'Primary'}
-        if attaching is not None:
-            users.add(attaching)
-        return len(users - leaving) >= 2
-
-    @staticmethod
-    def _with_clients(spec: model.ResourceSpec,
-                      hosts: tuple[model.ResourceHost, ...],
-                      two_primaries: bool) -> model.ResourceSpec:
-        return spec.with_hosts(
-            tuple(sorted(hosts, key=lambda h: h.node_id)),
-            allow_two_primaries=two_primaries)
-
-    def _adjust_clients(self, spec: model.ResourceSpec, found: core.Found,
-                        skip: str | None = None) -> None:
-        """Push a changed .res to the clients already attached; best effort.
-
-        DRBD takes a peer's changed ``allow-two-primaries`` over a live
-        connection (receive_protocol on P_PROTOCOL_UPDATE), but a
-        connection being established is refused when both ends disagree
-        ("incompatible allow-two-primaries settings"): each client's own
-        .res must say the same for a reconnect to work. A client missed
-        here gets it from the periodic repair (stats find it divergent,
-        see ``reconcile``) or on its next attach.
-        """
-        clients = [n for n in self.nodes(
-            h for h in spec.diskless_hosts if h.name != skip)]
-        if not clients:
-            return
-        _, failures = self.each(clients, self.res_request('adjust', spec))
-        for node_name, exc in failures.items():
-            LOG.warning('Adjust of %(res)s on client %(node)s failed; the '
-                        'periodic repair or its next attach gives it the '
-                        'new configuration: %(err)s',
-                        {'res': spec.name, 'node': node_name, 'err': exc})
-
-    def _adjust_storage(self, spec: model.ResourceSpec, found: core.Found,
-                        quiet: bool = False) -> None:
-        """Push a changed .res to every reachable replica.
-
-        A replica lost since the lookup (its request never reached it) is
-        treated as one found unreachable there, as long as another replica
-        took the .res: it gets it from the periodic repair. A refusal or a
-        timeout (the adjust may have run) fails as before.
-        """
-        nodes = [n for n in self.nodes(spec.diskful_hosts)
-                 if n.name not in found.unreachable]
-        for missing in set(h.name for h in spec.diskful_hosts) - {
-                n.name for n in nodes}:
-            LOG.warning('Replica %(node)s of %(res)s is unreachable; it '
-                        'gets the new configuration on its next adjust',
-                        {'node': missing, 'res': spec.name})
-        done, failures = self.each(nodes, self.res_request('adjust', spec))
-        if done and failures and all(core.never_reached(exc)
-                                     for exc in failures.values()):
-            for node_name, exc in failures.items():
-                LOG.warning('Replica %(node)s of %(res)s became unreachable '
-                            'during the flow; it gets the new configuration '
-                            'from the periodic repair: %(err)s',
-                            {'node': node_name, 'res': spec.name,
-                             'err': exc})
-            failures = {}
-        if failures and not quiet:
-            raise errors.NodeOperationFailed('adjust', failures)
-        for node_name, exc in failures.items():
-            LOG.error('Adjust of %(res)s on %(node)s failed: %(err)s',
-                      {'res': spec.name, 'node': node_name, 'err': exc})
-
-
-#: replication states of a peer device that is resynchronising
-_RESYNC = ('SyncSource', 'SyncTarget', 'PausedSyncS', 'PausedSyncT',
-           'StartingSyncS', 'StartingSyncT', 'WFBitMapS', 'WFBitMapT',
-           'WFSyncUUID')
-
-
-def _peer_devices(spec: model.ResourceSpec, node: str,
-                  state: dict | None) -> dict[str, dict] | None:
-    """Volume 0 peer device per other replica of ``node``, if connected.
-
-    None while a replica peer has no connection in ``state`` or it is not
-    Connected.
-    """
-    found = {}
-    conns = {c.get('name'): c for c in (state or {}).get('connections')
-             or ()}
-    for host in spec.diskful_hosts:
-        if host.name == node:
-            continue
-        conn = conns.get(host.name)
-        if not conn or conn.get('connection-state') != 'Connected':
-            return None
-        found[host.name] = next(
-            (pd for pd in conn.get('peer_devices') or ()
-             if pd.get('volume', 0) == 0), {})
-    return found
-
-
-def _ready_to_skip_sync(spec: model.ResourceSpec, node: str,
-                        state: dict | None) -> bool | None:
-    """Connected to every replica, all Established and Inconsistent."""
-    if inv.disk_states(state).get('local') != 'Inconsistent':
-        # anything else on a just-created disk: not ours to skip
-        return False if inv.disk_states(state).get('local') in (
-            None, 'Attaching', 'Negotiating', 'DUnknown') else None
-    peers = _peer_devices(spec, node, state)
-    if peers is None:
-        return False
-    return all(pd.get('replication-state', 'Established') == 'Established'
-               and pd.get('peer-disk-state') == 'Inconsistent'
-               for pd in peers.values())
-
-
-def _in_sync(spec: model.ResourceSpec, node: str,
-             state: dict | None) -> bool | None:
-    """UpToDate here and towards every replica, no resync, none to do."""
-    peers = _peer_devices(spec, node, state)
-    if any(pd.get('replication-state') in _RESYNC
-           for pd in (peers or {}).values()):
-        return None
-    if inv.disk_states(state).get('local') != 'UpToDate' or peers is None:
-        return False
-    return all(pd.get('peer-disk-state') == 'UpToDate'
-               and not pd.get('out-of-sync')
-               for pd in peers.values())
 
 
 def _orphan_tiebreakers(inventories: dict[str, inv.NodeInventory]
@@ -1636,13 +1424,3 @@ def _check_peer_slots(volume: str, host: str,
         f'together). Detach '
         f'it from another host first; a larger blackstor_max_peers '
         f'applies to volumes created afterwards')
-
-
-def _brief(state: dict | None) -> str:
-    """One line of DRBD state for error messages."""
-    if not state:
-        return 'not running'
-    conns = ', '.join(f"{c.get('name')}={c.get('connection-state')}"
-                      for c in state.get('connections') or [])
-    disks = ', '.join(f'{k}={v}' for k, v in inv.disk_states(state).items())
-    return f'connections [{conns}] disks [{disks}]'
