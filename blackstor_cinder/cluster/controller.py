@@ -36,6 +36,7 @@ from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
 from blackstor_cinder.cluster import reconfigure
+from blackstor_cinder.cluster import resize
 from blackstor_cinder.cluster import sync
 from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder.cluster import transport as tp
@@ -188,7 +189,7 @@ class Controller(core.Core):
                     temporary.setdefault(snap, []).append(node)
         degraded = []
         lacking = set()
-        orphans = {} if down else _orphan_tiebreakers(inventories)
+        orphans = {} if down else tiebreaker.orphaned(inventories)
         for report in inventories.values():
             for name, res in report.resources.items():
                 if self._lacks_tiebreaker(res):
@@ -274,10 +275,10 @@ class Controller(core.Core):
                 spec = self._provision(job, make_request)
                 self._finish_create(spec, fresh)
                 if final_size > size:
-                    spec = self._grow(spec, final_size)
+                    spec = resize.grow(self, spec, final_size)
                 if tiebreaker.wanted(spec):
-                    spec = self._push_tiebreaker(
-                        spec, spec, core.Found(spec, {}, {}),
+                    spec = tiebreaker.push(
+                        self, spec, spec, core.Found(spec, {}, {}),
                         job.tiebreaker)
             except BaseException:
                 self._abandon(job)
@@ -339,8 +340,8 @@ class Controller(core.Core):
                     decision.job = self._start(
                         decision.name, decision.size, decision.final_size,
                         hosts, used)
-                    decision.job.tiebreaker = self._choose_tiebreaker(
-                        inventories, [node for node, _ in hosts])
+                    decision.job.tiebreaker = tiebreaker.choose_at_create(
+                        self, inventories, [node for node, _ in hosts])
                     decision.job.leftovers = tuple(sorted(
                         node for node, report in inventories.items()
                         if decision.name in report.resources
@@ -566,121 +567,13 @@ class Controller(core.Core):
 
     def ensure_tiebreaker(self, name: str, lost: Iterable[str] = (),
                           wait: bool = True) -> str:
-        """Give a two-replica volume a tiebreaker if it has none; say what.
+        """See :func:`tiebreaker.ensure`."""
+        return tiebreaker.ensure(self, name, lost, wait)
 
-        ``lost``: nodes that will not come back: a tiebreaker there is
-        replaced (or removed from the .res when no node can take it).
-        ``wait`` False: 'busy' when another flow holds the volume. A
-        tiebreaker that cannot be placed is not an error: the volume
-        works without, as before (see :mod:`tiebreaker`).
-        """
-        lock = self.lock(core.resource_lock_name(name))
-        if not lock.acquire(blocking=wait):
-            return 'busy'
-        try:
-            found = self.require(name)
-            spec = found.spec
-            current = tiebreaker.third_vote(self.config, spec)
-            if not tiebreaker.wanted(spec):
-                return 'no tiebreaker: not a volume of two replicas'
-            if current is not None and current.name not in set(lost):
-                return f'tiebreaker on {current.name}'
-            new = self._place_tiebreaker(spec, found, avoid=lost)
-        finally:
-            lock.release()
-        if new == spec:
-            return 'unchanged: no tiebreaker could be placed (see the log)'
-        placed = new.tiebreaker_host
-        return (f'tiebreaker placed on {placed.name}' if placed
-                else 'tiebreaker removed: no storage node can take it')
-
-    def _place_tiebreaker(self, spec: model.ResourceSpec, found: core.Found,
-                          avoid: Iterable[str] = ()) -> model.ResourceSpec:
-        """The volume with a tiebreaker on a node not in ``avoid``.
-
-        A tiebreaker on a node of ``avoid`` is replaced, or removed when
-        no node can take its place. Returns the spec the nodes hold.
-        """
-        avoid = set(avoid)
-        base = spec
-        lost = tiebreaker.replaced(self.config, spec, avoid)
-        if lost is not None:
-            avoid.add(lost)
-            base = tiebreaker.without(spec, lost)
-        if not tiebreaker.fits(base):
-            return self._push_tiebreaker(spec, base, found, None)
-        reports, _ = self.inventories_of(
-            n for n in self.config.storage_nodes
-            if base.host(n.name) is None and n.name not in avoid)
-        refused = self.refused(reports)
-        chosen = tiebreaker.choose(
-            self.config, [h.name for h in base.diskful_hosts],
-            {n: r for n, r in reports.items() if n not in refused
-             and not r.taken_by_others(spec.name, spec.minor, spec.port)},
-            avoid)
-        return self._push_tiebreaker(spec, base, found, chosen)
-
-    def _choose_tiebreaker(self, inventories: dict[str, inv.NodeInventory],
-                           replicas: list[str]) -> str | None:
-        """At a create's decision: the node of its tiebreaker, if any.
-
-        The create's minor and port are reserved free on every node of
-        ``inventories``, so they are free on the one chosen.
-        """
-        if len(replicas) != tiebreaker.REPLICAS:
-            return None
-        refused = self.refused(inventories)
-        return tiebreaker.choose(
-            self.config, replicas,
-            {n: r for n, r in inventories.items() if n not in refused})
-
-    def _push_tiebreaker(self, old: model.ResourceSpec,
-                         base: model.ResourceSpec, found: core.Found,
-                         chosen: str | None) -> model.ResourceSpec:
-        """Replicas, then the tiebreaker on ``chosen``, then clients.
-
-        Best effort: when the tiebreaker's node fails, the replicas get
-        ``old`` back and the volume stays as it was (the stats list it,
-        the periodic repair tries again). Returns the spec the nodes hold.
-        """
-        new = base
-        if not tiebreaker.fits(base):
-            LOG.warning('%(res)s gets no tiebreaker: blackstor_max_peers '
-                        '%(max)s leaves no room for it and the two clients '
-                        'of a live migration',
-                        {'res': old.name, 'max': old.max_peers})
-        elif chosen is None:
-            LOG.warning('%(res)s has two replicas and no tiebreaker: no '
-                        'other storage node answers with its minor and '
-                        'port free; after a replica loss it keeps quorum '
-                        'only through its attached clients',
-                        {'res': old.name})
-        else:
-            new = tiebreaker.with_tiebreaker(base, self.config.node(chosen))
-        if new == old:
-            return old
-        node = new.tiebreaker_host
-        try:
-            reconfigure.adjust_storage(self, new, found)
-            if node is not None:
-                self.each_or_raise('adjust of the tiebreaker',
-                                   self.nodes([node]),
-                                   self.res_request('adjust', new))
-        except errors.ClusterError as exc:
-            LOG.warning('Tiebreaker of %(res)s not placed on %(node)s, the '
-                        'volume keeps its hosts: %(err)s',
-                        {'res': old.name, 'node': chosen, 'err': exc})
-            reconfigure.adjust_storage(self, old, found, quiet=True)
-            if node is not None:
-                # never an LV: a delete without pool takes a .res down
-                self.each(self.nodes([node]),
-                          {'op': 'delete', 'resource': old.name})
-            return old
-        reconfigure.adjust_clients(self, new, found, skip=chosen)
-        LOG.info('%(res)s: tiebreaker %(how)s',
-                 {'res': new.name, 'how': f'on {chosen}' if node
-                  else 'removed'})
-        return new
+    def remove_orphan_tiebreakers(self, orphans: dict[str, str]
+                                  ) -> dict[str, str]:
+        """See :func:`tiebreaker.remove_orphans`."""
+        return tiebreaker.remove_orphans(self, orphans)
 
     # -- delete -------------------------------------------------------------
 
@@ -992,40 +885,6 @@ class Controller(core.Core):
                                 'answers', {'snap': temp, 'name': name,
                                             'err': exc})
 
-    def remove_orphan_tiebreakers(self, orphans: dict[str, str]
-                                  ) -> dict[str, str]:
-        """Take down tiebreakers whose volume is gone; what happened.
-
-        Under the volume's lock, taken without waiting ('busy'), and only
-        while a fresh lookup finds the volume on no replica (a create of
-        the same name may have ended since the stats).
-        """
-        outcomes = {}
-        for name, node in sorted(orphans.items()):
-            lock = self.lock(core.resource_lock_name(name))
-            if not lock.acquire(blocking=False):
-                outcomes[name] = 'busy'
-                continue
-            try:
-                found = self.find(name)
-                if set(found.states) - {node} or found.unreachable:
-                    outcomes[name] = 'kept: the volume is not gone'
-                    continue
-                try:
-                    # no pool: a .res and its DRBD resource, never an LV
-                    self.call(self.node(node),
-                              {'op': 'delete', 'resource': name})
-                except tp.NodeError as exc:
-                    outcomes[name] = f'left on {node}: {exc.message}'
-                    continue
-            finally:
-                lock.release()
-            outcomes[name] = f'removed from {node}'
-            LOG.info('Removed the tiebreaker of %(res)s from %(node)s: the '
-                     'volume was deleted while the node was down',
-                     {'res': name, 'node': node})
-        return outcomes
-
     def remove_temporary_snapshots(self, snapshots: Iterable[str]
                                    ) -> dict[str, str]:
         """Remove the temporary snapshots clones left; what happened.
@@ -1063,162 +922,25 @@ class Controller(core.Core):
                          'left on a node unreachable at its end', snap)
         return outcomes
 
-    @core.one_resource
-    def revert_to_snapshot(self, volume: str, snapshot: str,
-                           snapshot_size: int, size: int) -> None:
-        """Every replica becomes the snapshot again, or none does.
-
-        Two phases, so that replicas never end with different data under
-        the same generation identifiers: every replica first makes its
-        rolled-back LV beside the live one (``prepare``), then swaps them
-        while down (``swap``, the old LV kept as ``<res>.previous``). If
-        either phase fails anywhere, every replica undoes both (``undo``)
-        and comes back up with its old data. Only once every replica runs
-        the snapshot's data again is the old LV removed (``commit``).
-
-        It comes up at the snapshot's size (what its LV holds) and is
-        grown online to ``size`` when the volume was extended since.
-        """
-        core.check_fits(snapshot_size, size)
-        found = self.require(volume)
-        old = found.spec
-        self.require_replicas(found, 'revert of ' + volume)
-        if old.client_hosts:
-            raise errors.InvalidRequest(
-                f'{volume} is attached to '
-                f'{", ".join(h.name for h in old.client_hosts)}; detach '
-                f'it before reverting')
-        nodes = self.nodes(old.diskful_hosts)
-        spec = dataclasses.replace(old, size=snapshot_size)
-        rollback = {'op': 'snapshot-rollback', 'resource': volume,
-                    'pool': self.config.pool, 'snapshot': snapshot}
-        try:
-            for phase in ('prepare', 'swap'):
-                self.each_or_raise(f'revert ({phase})', nodes,
-                                   dict(rollback, phase=phase))
-        except errors.ClusterError:
-            self._undo_revert(old, nodes, rollback)
-            raise
-        self.each_or_raise('adjust', nodes,
-                           self.res_request('adjust', spec))
-        if len(nodes) > 1:
-            sync.wait_connected(self, spec, nodes[0])
-        _, failures = self.each(nodes, dict(rollback, phase='commit'))
-        for node_name, exc in failures.items():
-            LOG.error('Revert of %(res)s: the old LV %(res)s.previous is '
-                      'left on %(node)s (the next revert or the delete '
-                      'removes it): %(err)s',
-                      {'res': volume, 'node': node_name, 'err': exc})
-        if size > snapshot_size:
-            self._grow(spec, size)
-        LOG.info('Reverted %(res)s to %(snap)s on %(nodes)s',
-                 {'res': volume, 'snap': snapshot,
-                  'nodes': ', '.join(n.name for n in nodes)})
-
-    def _undo_revert(self, old: model.ResourceSpec, nodes: list[model.Node],
-                     rollback: dict) -> None:
-        """Every replica back to its old LV and up; loud when it cannot."""
-        _, failures = self.each(nodes, dict(rollback, phase='undo'))
-        if not failures:
-            _, failures = self.each(nodes, self.res_request('adjust', old))
-        for node_name, exc in failures.items():
-            LOG.error('Revert of %(res)s failed and could not be undone on '
-                      '%(node)s: %(err)s. Do not use the volume until '
-                      'every replica has its old LV back (retry the revert '
-                      'or blackstor-manage check)',
-                      {'res': old.name, 'node': node_name, 'err': exc})
-
-    # -- resize -------------------------------------------------------------
+    # -- resize and revert ----------------------------------------------------
 
     @core.one_resource
     def extend_volume(self, name: str, size: int,
                       old_size: int | None = None) -> None:
-        """Grow ``name`` to ``size`` bytes.
+        """See :func:`resize.extend_volume`."""
+        resize.extend_volume(self, name, size, old_size)
 
-        ``old_size``: the size the volume has for its user (Cinder's);
-        nothing below it is ever zeroed. Without it, the smallest size a
-        replica's .res gives stands for it.
-        """
-        core.check_size(size, 'volume size')
-        found = self.require(name)
-        self.require_replicas(found, 'extend of ' + name)
-        if found.spec.size is not None and size < found.spec.size:
-            raise errors.InvalidRequest(
-                f'{name} has {found.spec.size} bytes; it cannot shrink to '
-                f'{size}')
-        self._grow(found.spec, size,
-                   found.smallest_size if old_size is None else old_size)
-
-    def _grow(self, spec: model.ResourceSpec, size: int,
-              known: int | None = None) -> model.ResourceSpec:
-        """Grow every replica's LV, then the DRBD device, online.
-
-        The LVs first: DRBD is never larger than a replica can hold. Then
-        one replica gets the .res with the new size and runs ``drbdadm
-        resize``, which hands the size to ``drbdsetup resize --size=``;
-        DRBD passes it to the connected peers, which take it as their own
-        (the kernel's "Peer sets u_size"). Then the other replicas get the
-        new .res (their ``adjust`` finds the size already in place).
-
-        The grown range is marked in sync (--assume-clean): new thin
-        blocks read zeros on every replica, except where the old internal
-        metadata was (it moves to the LV's new end, and what it leaves
-        behind differs per node: node-id, bitmaps). That replica zeroes
-        the range from the old size (``known``, default the spec's) to
-        the old end of the largest LV (``lv_size_base``: the LVs' size
-        before the first grow of this extend, also on a retry) through
-        the device, so every replica gets the same zeros; when it cannot
-        (another node is Primary) it lets DRBD resync the grown range
-        instead. A zeroing an earlier attempt left pending on another
-        replica is finished before, and the one on that replica by its
-        own resize, so no replica gets the larger .res while one is
-        pending. Returns the grown spec.
-        """
-        grown = dataclasses.replace(spec, size=size)
-        nodes = self.nodes(spec.diskful_hosts)
-        grown_lvs = self.each_or_raise('resize', nodes, {
-            'op': 'resize', 'resource': spec.name, 'pool': self.config.pool,
-            'size': size, 'lv': True, 'drbd': False})
-        lower = spec.size if known is None else known
-        fields: dict[str, Any] = {}
-        bases = [r.get('lv_size_base', r.get('lv_size_before'))
-                 for r in grown_lvs.values()]
-        if spec.size is not None and lower is not None:
-            fields['zero_from'] = lower
-            if bases and all(isinstance(b, int) for b in bases) and max(
-                    bases) > lower:
-                # the old metadata ended at the end of each old LV
-                fields['zero_to'] = max(bases)
-        for node in nodes[1:]:
-            if grown_lvs[node.name].get('zero_pending'):
-                self.each_or_raise('zeroing left by an earlier extend',
-                                   [node], self.zeroing_request(
-                                       spec.name, lower, spec.size or size))
-        reply = self.each_or_raise('resize', nodes[:1], self.res_request(
-            'resize', grown, pool=self.config.pool, size=size, lv=False,
-            drbd=True, assume_clean=True, **fields))[nodes[0].name]
-        if len(nodes) > 1:
-            self.each_or_raise('adjust', nodes[1:],
-                               self.res_request('adjust', grown))
-        LOG.info('Grew %(res)s to %(size)s bytes%(how)s',
-                 {'res': spec.name, 'size': size,
-                  'how': ' (DRBD resyncs the grown range)'
-                  if reply.get('resynced') else ''})
-        return grown
+    @core.one_resource
+    def revert_to_snapshot(self, volume: str, snapshot: str,
+                           snapshot_size: int, size: int) -> None:
+        """See :func:`resize.revert_to_snapshot`."""
+        resize.revert_to_snapshot(self, volume, snapshot, snapshot_size,
+                                  size)
 
     def zeroing_request(self, name: str, zero_from: int | None,
                         size: int) -> dict:
-        """The request that finishes a zeroing pending on a replica.
-
-        ``zero_from``: the size the volume has (the agent refuses a
-        pending range below it); ``size``: the device's size (its .res).
-        """
-        request = {'op': 'resize', 'resource': name,
-                   'pool': self.config.pool, 'size': size, 'lv': False,
-                   'drbd': True, 'assume_clean': True}
-        if zero_from is not None:
-            request['zero_from'] = zero_from
-        return request
+        """See :func:`resize.zeroing_request`."""
+        return resize.zeroing_request(self, name, zero_from, size)
 
     # -- attach -------------------------------------------------------------
 
@@ -1359,25 +1081,6 @@ class Controller(core.Core):
             reconfigure.adjust_clients(self, new, found)
         LOG.info('Detached %(res)s from %(hosts)s',
                  {'res': volume, 'hosts': ', '.join(sorted(leaving))})
-
-
-def _orphan_tiebreakers(inventories: dict[str, inv.NodeInventory]
-                        ) -> dict[str, str]:
-    """Resource -> node: a tiebreaker no other node holds the volume of."""
-    found = {}
-    for node, report in inventories.items():
-        for name, res in report.resources.items():
-            definition = (res or {}).get('definition') or {}
-            mine = next((h for h in definition.get('hosts') or ()
-                         if h.get('name') == node), None)
-            if not mine or mine.get('diskful') or not mine.get('tiebreaker'):
-                continue
-            if any(name in other.resources or name in other.volumes
-                   for other_name, other in inventories.items()
-                   if other_name != node):
-                continue
-            found[name] = node
-    return found
 
 
 def _require_free_on(host: str, report: dict[str, Any],
