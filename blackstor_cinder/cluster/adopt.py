@@ -38,6 +38,7 @@ import secrets
 from typing import Any, Iterator
 
 from blackstor_cinder.cluster import controller as ctl_mod
+from blackstor_cinder.cluster import create
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
@@ -324,11 +325,10 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
             others = placement.place(cands, size, replicas - 1, zone_policy,
                                      cfg.over_subscription,
                                      ctl.unavailable(inventories, down))
-        reservation = ctl.allocator.reserve(*used)
-        ctl.in_flight.add(new, [holder] + others, size)
-    spec = ctl._new_spec(new, reservation.minor, reservation.port,
-                         [(n, i) for i, n in enumerate([holder] + others)],
-                         size)
+        job = create.start(ctl, new, size, size, [
+            (n, i) for i, n in enumerate([holder] + others)], used)
+    spec = create.new_spec(ctl, new, job.reservation.minor,
+                           job.reservation.port, job.hosts, size)
     first = ctl.node(holder)
     peers = [ctl.node(n) for n in others]
     create_id = secrets.token_hex(16)
@@ -356,9 +356,7 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
             _unwrap(ctl, spec, lv, first, peers, create_id)
             raise
     finally:
-        with ctl.lock(ctl_mod.ALLOCATION_LOCK):
-            ctl.in_flight.discard(new)
-            reservation.release()
+        create.end(ctl, job)
     LOG.info('Adopted thin LV %(lv)s of %(holder)s as %(new)s (%(size)s '
              'bytes), full sync to %(peers)s',
              {'lv': lv, 'holder': holder, 'new': new, 'size': size,
