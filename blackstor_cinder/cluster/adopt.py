@@ -43,6 +43,7 @@ from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
+from blackstor_cinder.cluster import snapshots
 from blackstor_cinder.cluster import sync
 from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder import protocol
@@ -403,7 +404,7 @@ def manageable_snapshots(ctl: ctl_mod.Controller
     held: dict[str, dict[str, tuple[str | None, int]]] = {}
     for node, report in sorted(inventories.items()):
         for name, size in report.snapshots.items():
-            if name.startswith(ctl_mod.CLONE_PREFIX):
+            if name.startswith(snapshots.CLONE_PREFIX):
                 continue
             held.setdefault(name, {})[node] = (
                 report.snapshot_origins.get(name), size)

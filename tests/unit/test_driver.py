@@ -428,7 +428,7 @@ class VolumeTest(DriverTestCase):
                          if f'snap-{snap.id}' in a.snapshots)
         other = ({'n1', 'n2', 'n3'} - set(holders)).pop()
         self.cluster.down.add(other)
-        with self.assertLogs('blackstor_cinder.cluster.controller',
+        with self.assertLogs('blackstor_cinder.cluster.snapshots',
                              'WARNING') as logs:
             self.drv.delete_snapshot(snap)
         for node in holders:
