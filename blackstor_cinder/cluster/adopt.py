@@ -31,13 +31,13 @@ Unmanage changes nothing on the nodes.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import secrets
-from typing import Any, Iterator
+from typing import Any
 
 from blackstor_cinder.cluster import controller as ctl_mod
+from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import create
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
@@ -69,14 +69,6 @@ def check_reference(name: Any) -> str:
         return protocol.check_name('source-name', name)
     except protocol.ProtocolError as exc:
         raise errors.InvalidRequest(str(exc)) from None
-
-
-@contextlib.contextmanager
-def _locked(ctl: ctl_mod.Controller, *names: str) -> Iterator[None]:
-    with contextlib.ExitStack() as stack:
-        for name in sorted(set(names)):
-            stack.enter_context(ctl.resource_lock(name))
-        yield
 
 
 # -- listing ------------------------------------------------------------------
@@ -183,7 +175,7 @@ def adopt(ctl: ctl_mod.Controller, name: str, new: str,
     best effort, as at create.
     """
     name = check_reference(name)
-    with _locked(ctl, name, new):
+    with ctl.resource_locks(name, new):
         spec = _adopt(ctl, name, new, replicas, zone_policy)
     if tiebreaker.wanted(spec) and spec.tiebreaker_host is None:
         try:
@@ -223,7 +215,7 @@ def _adopt(ctl: ctl_mod.Controller, name: str, new: str,
     return _wrap(ctl, name, entry, new, replicas, zone_policy)
 
 
-def _check_done(ctl: ctl_mod.Controller, done: ctl_mod.Found) -> None:
+def _check_done(ctl: ctl_mod.Controller, done: core.Found) -> None:
     missing = [h.name for h in done.spec.diskful_hosts
                if h.name not in done.states]
     if missing or done.unreachable:
@@ -234,7 +226,7 @@ def _check_done(ctl: ctl_mod.Controller, done: ctl_mod.Found) -> None:
 
 
 def _rename(ctl: ctl_mod.Controller, old: str, new: str,
-            done: ctl_mod.Found) -> model.ResourceSpec:
+            done: core.Found) -> model.ResourceSpec:
     found = ctl.find(old)
     spec = found.spec
     if spec is None:
@@ -309,7 +301,7 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
     cfg = ctl.config
     holder = entry.nodes[0]
     size = entry.size
-    with ctl.lock(ctl_mod.ALLOCATION_LOCK):
+    with ctl.lock(core.ALLOCATION_LOCK):
         inventories, down, used = ctl.survey()
         refused = ctl.refused(inventories)
         if holder in refused or holder not in inventories:
@@ -475,7 +467,7 @@ def adopt_snapshot(ctl: ctl_mod.Controller, volume: str, name: Any,
                    new: str) -> None:
     """Rename the snapshot ``name`` of ``volume`` on every replica."""
     name = check_reference(name)
-    with _locked(ctl, volume):
+    with ctl.resource_locks(volume):
         found = ctl.find(volume)
         if found.spec is None:
             raise errors.ResourceNotFound(f'resource {volume} not found')

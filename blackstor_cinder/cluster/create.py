@@ -199,7 +199,7 @@ def _decided(ctl: core.Core, decision: _Decision) -> Job:
     return decision.job
 
 
-def _decide_queued(ctl: core.Core, ) -> None:
+def _decide_queued(ctl: core.Core) -> None:
     with ctl.lock(core.ALLOCATION_LOCK):
         failed: BaseException | None = None
         try:

@@ -336,7 +336,7 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
 
         def probe(node, request):
             if request['op'] in ('create', 'status', 'new-current-uuid'):
-                lock = self.ctl.lock(ctl.ALLOCATION_LOCK)
+                lock = self.ctl.lock(core.ALLOCATION_LOCK)
                 free.append(lock.acquire(blocking=False))
                 if free[-1]:
                     lock.release()
@@ -411,7 +411,7 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
         self.assertEqual({}, self.cluster.clean())
         self.assert_nothing_held()
         for name in ('blackstor-minor-1000', 'blackstor-port-7000',
-                     ctl.ALLOCATION_LOCK, f'blackstor-resource-{VOL}'):
+                     core.ALLOCATION_LOCK, f'blackstor-resource-{VOL}'):
             self.assert_free(name)
         # the whole capacity and the same identities again
         spec = self.ctl.create_volume('volume-b', 6 * G)
@@ -441,7 +441,7 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
 
         def probe(node, request):
             if request['op'] == 'create':
-                lock = self.ctl.lock(ctl.ALLOCATION_LOCK)
+                lock = self.ctl.lock(core.ALLOCATION_LOCK)
                 free.append(lock.acquire(blocking=False))
                 if free[-1]:
                     lock.release()
@@ -503,7 +503,7 @@ class ConcurrentCreateTest(ConcurrencyTestCase):
         controller.create_volume(VOL, G)
         released = locks.events.index(('blackstor-minor-1000', 'release'))
         allocation = [what for name, what in locks.events[:released]
-                      if name == ctl.ALLOCATION_LOCK]
+                      if name == core.ALLOCATION_LOCK]
         self.assertEqual(['acquire', 'release', 'acquire'], allocation)
         # the resource lock is held from before the decision to the end
         names = [name for name, _ in locks.events]
@@ -700,7 +700,7 @@ class BatchedDecisionTest(ConcurrencyTestCase):
         locks = core.LocalLocks()
         for fail in ('enter', 'exit'):
             def factory(name):
-                if name == ctl.ALLOCATION_LOCK:
+                if name == core.ALLOCATION_LOCK:
                     return Broken(locks(name), fail)
                 return locks(name)
 
