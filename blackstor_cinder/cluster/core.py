@@ -113,7 +113,7 @@ class Found:
 class DecisionQueue:
     """The creates of this process waiting for their decision.
 
-    See :func:`create.decided`: one thread at a time (the leader) decides
+    See ``create._decided``: one thread at a time (the leader) decides
     every create queued by then, on one inventory.
     """
 

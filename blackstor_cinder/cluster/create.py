@@ -171,43 +171,45 @@ def _decided(ctl: core.Core, decision: _Decision) -> Job:
     inventory safely, and concurrent creates wait for one inventory
     instead of one each.
     """
-    with ctl.decisions.changed:
-        ctl.decisions.pending.append(decision)
+    queue = ctl.decisions
+    with queue.changed:
+        queue.pending.append(decision)
     while True:
-        with ctl.decisions.changed:
-            while not decision.done and ctl.decisions.leading:
-                ctl.decisions.changed.wait()
+        with queue.changed:
+            while not decision.done and queue.leading:
+                queue.changed.wait()
             if decision.done:
                 break
-            ctl.decisions.leading = True
+            queue.leading = True
         try:
             _decide_queued(ctl)
         except BaseException:
             # The allocation lock failed us (taking or giving it back)
-            with ctl.decisions.changed:
-                if decision in ctl.decisions.pending:
-                    ctl.decisions.pending.remove(decision)
+            with queue.changed:
+                if decision in queue.pending:
+                    queue.pending.remove(decision)
             if decision.job is not None:
                 _abandon(ctl, decision.job)
             raise
         finally:
-            with ctl.decisions.changed:
-                ctl.decisions.leading = False
-                ctl.decisions.changed.notify_all()
+            with queue.changed:
+                queue.leading = False
+                queue.changed.notify_all()
     if decision.error is not None:
         raise decision.error
     return decision.job
 
 
 def _decide_queued(ctl: core.Core) -> None:
+    queue = ctl.decisions
     with ctl.lock(core.ALLOCATION_LOCK):
         failed: BaseException | None = None
         try:
             inventories, down, used = ctl.survey(brief=True)
         except BaseException as exc:
             failed = exc
-        with ctl.decisions.changed:
-            batch, ctl.decisions.pending = ctl.decisions.pending, []
+        with queue.changed:
+            batch, queue.pending = queue.pending, []
         for decision in batch:
             try:
                 if failed is not None:
@@ -224,9 +226,9 @@ def _decide_queued(ctl: core.Core) -> None:
             except BaseException as exc:
                 decision.error = exc
             finally:
-                with ctl.decisions.changed:
+                with queue.changed:
                     decision.done = True
-                    ctl.decisions.changed.notify_all()
+                    queue.changed.notify_all()
 
 
 def start(ctl: core.Core, name: str, size: int, final_size: int,

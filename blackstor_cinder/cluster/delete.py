@@ -32,8 +32,9 @@ LOG = logging.getLogger(__name__)
 def delete_volume(ctl: core.Core, name: str) -> None:
     """Remove every replica and client of a volume; gone is success.
 
-    Under the volume's resource lock: a create of the same name still
-    running (its replicas not all written yet) ends first.
+    Under the volume's resource lock (the facade's ``core.one_resource``
+    takes it): a create of the same name still running (its replicas not
+    all written yet) ends first.
     """
     found = ctl.find(name)
     spec = found.spec

@@ -64,6 +64,8 @@ def create_snapshot(ctl: core.Core, volume: str, snapshot: str) -> None:
     the snapshot is discarded when its steps ended later than that.
     Every node a suspend was sent to is resumed, a timed-out one too
     (its suspend may have taken effect), retried until the lease ends.
+    Under the volume's resource lock (the facade's ``core.one_resource``
+    takes it).
     """
     found = ctl.require(volume)
     spec = found.spec
