@@ -31,24 +31,25 @@ Unmanage changes nothing on the nodes.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import secrets
-from typing import Any, Iterator
+from typing import Any
 
 from blackstor_cinder.cluster import controller as ctl_mod
+from blackstor_cinder.cluster import core
+from blackstor_cinder.cluster import create
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
+from blackstor_cinder.cluster import snapshots
+from blackstor_cinder.cluster import sync
 from blackstor_cinder.cluster import tiebreaker
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
 GiB = 1 << 30
-#: replication states of a peer taking a sync from the holder
-_SYNCING = ('SyncSource', 'PausedSyncS', 'WFBitMapS', 'StartingSyncS')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +69,6 @@ def check_reference(name: Any) -> str:
         return protocol.check_name('source-name', name)
     except protocol.ProtocolError as exc:
         raise errors.InvalidRequest(str(exc)) from None
-
-
-@contextlib.contextmanager
-def _locked(ctl: ctl_mod.Controller, *names: str) -> Iterator[None]:
-    with contextlib.ExitStack() as stack:
-        for name in sorted(set(names)):
-            stack.enter_context(ctl.resource_lock(name))
-        yield
 
 
 # -- listing ------------------------------------------------------------------
@@ -182,7 +175,7 @@ def adopt(ctl: ctl_mod.Controller, name: str, new: str,
     best effort, as at create.
     """
     name = check_reference(name)
-    with _locked(ctl, name, new):
+    with ctl.resource_locks(name, new):
         spec = _adopt(ctl, name, new, replicas, zone_policy)
     if tiebreaker.wanted(spec) and spec.tiebreaker_host is None:
         try:
@@ -222,7 +215,7 @@ def _adopt(ctl: ctl_mod.Controller, name: str, new: str,
     return _wrap(ctl, name, entry, new, replicas, zone_policy)
 
 
-def _check_done(ctl: ctl_mod.Controller, done: ctl_mod.Found) -> None:
+def _check_done(ctl: ctl_mod.Controller, done: core.Found) -> None:
     missing = [h.name for h in done.spec.diskful_hosts
                if h.name not in done.states]
     if missing or done.unreachable:
@@ -233,7 +226,7 @@ def _check_done(ctl: ctl_mod.Controller, done: ctl_mod.Found) -> None:
 
 
 def _rename(ctl: ctl_mod.Controller, old: str, new: str,
-            done: ctl_mod.Found) -> model.ResourceSpec:
+            done: core.Found) -> model.ResourceSpec:
     found = ctl.find(old)
     spec = found.spec
     if spec is None:
@@ -264,12 +257,12 @@ def _rename(ctl: ctl_mod.Controller, old: str, new: str,
         # no LV to rename there: taken down (a delete without a pool
         # removes a .res only), placed again under the new name by adopt()
         ctl.each_or_raise(f'rename of {old}: its tiebreaker',
-                          ctl._nodes([old_tiebreaker]),
+                          ctl.nodes([old_tiebreaker]),
                           {'op': 'delete', 'resource': old})
         spec = spec.with_hosts(tuple(h for h in spec.hosts
                                      if not h.tiebreaker))
     renamed = _renamed(spec, new, ctl.config)
-    nodes = ctl._nodes(spec.diskful_hosts)
+    nodes = ctl.nodes(spec.diskful_hosts)
     results, failures = ctl.each(nodes, _rename_request(ctl, renamed, old))
     if failures:
         back = [n for n in nodes if n.name in results]
@@ -281,7 +274,7 @@ def _rename(ctl: ctl_mod.Controller, old: str, new: str,
         raise errors.NodeOperationFailed(f'rename of {old} to {new}',
                                          failures)
     if len(nodes) > 1:
-        ctl._wait_connected(renamed, nodes[0])
+        sync.wait_connected(ctl, renamed, nodes[0])
     LOG.info('Adopted resource %(old)s as %(new)s on %(nodes)s',
              {'old': old, 'new': new,
               'nodes': ', '.join(n.name for n in nodes)})
@@ -308,8 +301,8 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
     cfg = ctl.config
     holder = entry.nodes[0]
     size = entry.size
-    with ctl._lock(ctl_mod.ALLOCATION_LOCK):
-        inventories, down, used = ctl._survey()
+    with ctl.lock(core.ALLOCATION_LOCK):
+        inventories, down, used = ctl.survey()
         refused = ctl.refused(inventories)
         if holder in refused or holder not in inventories:
             raise errors.InvalidRequest(
@@ -318,18 +311,17 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
         others: list[str] = []
         if replicas > 1:
             zone = cfg.node(holder).zone
-            cands = [c for c in ctl._candidates(inventories)
+            cands = [c for c in ctl.candidates(inventories)
                      if c.name != holder and not (
                          zone_policy == 'spread' and zone is not None
                          and c.zone == zone)]
             others = placement.place(cands, size, replicas - 1, zone_policy,
                                      cfg.over_subscription,
-                                     ctl._unavailable(inventories, down))
-        reservation = ctl.allocator.reserve(*used)
-        ctl._in_flight.add(new, [holder] + others, size)
-    spec = ctl._new_spec(new, reservation.minor, reservation.port,
-                         [(n, i) for i, n in enumerate([holder] + others)],
-                         size)
+                                     ctl.unavailable(inventories, down))
+        job = create.start(ctl, new, size, size, [
+            (n, i) for i, n in enumerate([holder] + others)], used)
+    spec = create.new_spec(ctl, new, job.reservation.minor,
+                           job.reservation.port, job.hosts, size)
     first = ctl.node(holder)
     peers = [ctl.node(n) for n in others]
     create_id = secrets.token_hex(16)
@@ -346,20 +338,18 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
                 'create', spec, pool=cfg.pool, size=size,
                 max_peers=cfg.max_peers, create_id=create_id))
             if peers:
-                ctl._wait_replicas(spec, [first] + peers,
-                                   ctl_mod._ready_to_skip_sync,
+                sync.wait_replicas(ctl, spec, [first] + peers,
+                                   sync.ready_to_skip_sync,
                                    'connected to each other and '
                                    'Inconsistent')
             ctl.call(first, {'op': 'sync-source', 'resource': new})
-            ctl._wait_replicas(spec, [first], _sync_started,
+            sync.wait_replicas(ctl, spec, [first], sync.sync_started,
                                f'syncing from {holder}')
         except BaseException:
             _unwrap(ctl, spec, lv, first, peers, create_id)
             raise
     finally:
-        with ctl._lock(ctl_mod.ALLOCATION_LOCK):
-            ctl._in_flight.discard(new)
-            reservation.release()
+        create.end(ctl, job)
     LOG.info('Adopted thin LV %(lv)s of %(holder)s as %(new)s (%(size)s '
              'bytes), full sync to %(peers)s',
              {'lv': lv, 'holder': holder, 'new': new, 'size': size,
@@ -386,17 +376,6 @@ def _unwrap(ctl: ctl_mod.Controller, spec: model.ResourceSpec, lv: str,
                                       'node': node, 'err': exc})
 
 
-def _sync_started(spec: model.ResourceSpec, node: str,
-                  state: dict | None) -> bool:
-    """The holder UpToDate, every peer synced or taking the sync."""
-    peers = ctl_mod._peer_devices(spec, node, state)
-    return (inv.disk_states(state).get('local') == 'UpToDate'
-            and peers is not None
-            and all(pd.get('replication-state') in _SYNCING
-                    or pd.get('peer-disk-state') == 'UpToDate'
-                    for pd in peers.values()))
-
-
 # -- snapshots --------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -417,7 +396,7 @@ def manageable_snapshots(ctl: ctl_mod.Controller
     held: dict[str, dict[str, tuple[str | None, int]]] = {}
     for node, report in sorted(inventories.items()):
         for name, size in report.snapshots.items():
-            if name.startswith(ctl_mod.CLONE_PREFIX):
+            if name.startswith(snapshots.CLONE_PREFIX):
                 continue
             held.setdefault(name, {})[node] = (
                 report.snapshot_origins.get(name), size)
@@ -488,12 +467,12 @@ def adopt_snapshot(ctl: ctl_mod.Controller, volume: str, name: Any,
                    new: str) -> None:
     """Rename the snapshot ``name`` of ``volume`` on every replica."""
     name = check_reference(name)
-    with _locked(ctl, volume):
+    with ctl.resource_locks(volume):
         found = ctl.find(volume)
         if found.spec is None:
             raise errors.ResourceNotFound(f'resource {volume} not found')
-        ctl._require_replicas(found, f'manage of snapshot {name}')
-        nodes = ctl._nodes(found.spec.diskful_hosts)
+        ctl.require_replicas(found, f'manage of snapshot {name}')
+        nodes = ctl.nodes(found.spec.diskful_hosts)
         if name != new:
             try:
                 find_snapshot(ctl, name, volume)

@@ -128,21 +128,23 @@ class Progress:
                     'running': len(self.running)}
 
 
-def _definitions(inventories: dict[str, inv.NodeInventory], node: str
-                 ) -> dict[str, dict]:
-    """Resource -> a .res definition that lists ``node`` as a replica.
+def _definitions(inventories: dict[str, inv.NodeInventory], node: str,
+                 role: str = 'diskful', own: bool = True) -> dict[str, dict]:
+    """Resource -> a .res definition that gives ``node`` the ``role``.
 
-    Read from every node but ``node`` first (a lost node answers nothing;
-    an evacuated one may be behind), then from ``node``.
+    ``role``: the host entry's flag (``diskful``: a replica,
+    ``tiebreaker``). Read from every node but ``node`` first (a lost node
+    answers nothing; an evacuated one may be behind), then, with ``own``,
+    from ``node``.
     """
     found: dict[str, dict] = {}
     order = sorted(n for n in inventories if n != node) + [
-        n for n in inventories if n == node]
+        n for n in inventories if n == node and own]
     for name in order:
         for res, entry in sorted(inventories[name].resources.items()):
             definition = (entry or {}).get('definition') or {}
             if res not in found and any(
-                    h.get('name') == node and h.get('diskful')
+                    h.get('name') == node and h.get(role)
                     for h in definition.get('hosts') or ()):
                 found[res] = definition
     return found
@@ -376,7 +378,8 @@ def _heal(ctl, node: str, kind: str, inventories: dict,
             report.done_before.append(res)
         else:
             report.moved[res] = text
-    for res in _tiebreakers_on(inventories, node):
+    for res in sorted(_definitions(inventories, node, 'tiebreaker',
+                                   own=False)):
         # not a replica: a new tiebreaker elsewhere, or none (see log)
         try:
             report.tiebreakers[res] = ctl.ensure_tiebreaker(res, lost=[node])
@@ -387,21 +390,6 @@ def _heal(ctl, node: str, kind: str, inventories: dict,
                       {'res': res, 'node': node, 'err': exc})
     report.seconds = time.monotonic() - started
     return report
-
-
-def _tiebreakers_on(inventories: dict[str, inv.NodeInventory], node: str
-                    ) -> list[str]:
-    """Resources whose .res on another node puts their tiebreaker on it."""
-    found = set()
-    for name, report in inventories.items():
-        if name == node:
-            continue
-        for res, entry in report.resources.items():
-            definition = (entry or {}).get('definition') or {}
-            if any(h.get('name') == node and h.get('tiebreaker')
-                   for h in definition.get('hosts') or ()):
-                found.add(res)
-    return sorted(found)
 
 
 def _snapshots(inventories: dict[str, inv.NodeInventory], node: str,

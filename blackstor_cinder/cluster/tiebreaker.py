@@ -44,11 +44,18 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 from typing import Iterable, Mapping, Sequence
 
 from blackstor_cinder.cluster import allocation
+from blackstor_cinder.cluster import core
+from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
+from blackstor_cinder.cluster import reconfigure
+from blackstor_cinder.cluster import transport as tp
+
+LOG = logging.getLogger(__name__)
 
 #: replicas a volume has when it gets a tiebreaker
 REPLICAS = 2
@@ -170,3 +177,181 @@ def restored(host: model.ResourceHost) -> model.ResourceHost:
 def _storage_node(config: model.ClusterConfig, name: str) -> bool:
     node = config.node(name)
     return node is not None and node.storage
+
+
+# -- the flows: placing and removing tiebreakers on the nodes ----------------
+
+def ensure(ctl: core.Core, name: str, lost: Iterable[str] = (),
+           wait: bool = True) -> str:
+    """Give a two-replica volume a tiebreaker if it has none; say what.
+
+    ``lost``: nodes that will not come back: a tiebreaker there is
+    replaced (or removed from the .res when no node can take it).
+    ``wait`` False: 'busy' when another flow holds the volume. A
+    tiebreaker that cannot be placed is not an error: the volume
+    works without, as before (see the module's docstring).
+    """
+    lock = ctl.resource_lock(name)
+    if not lock.acquire(blocking=wait):
+        return 'busy'
+    try:
+        found = ctl.require(name)
+        spec = found.spec
+        current = third_vote(ctl.config, spec)
+        if not wanted(spec):
+            return 'no tiebreaker: not a volume of two replicas'
+        if current is not None and current.name not in set(lost):
+            return f'tiebreaker on {current.name}'
+        new = place(ctl, spec, found, avoid=lost)
+    finally:
+        lock.release()
+    if new == spec:
+        return 'unchanged: no tiebreaker could be placed (see the log)'
+    placed = new.tiebreaker_host
+    return (f'tiebreaker placed on {placed.name}' if placed
+            else 'tiebreaker removed: no storage node can take it')
+
+
+def place(ctl: core.Core, spec: model.ResourceSpec, found: core.Found,
+          avoid: Iterable[str] = ()) -> model.ResourceSpec:
+    """The volume with a tiebreaker on a node not in ``avoid``.
+
+    A tiebreaker on a node of ``avoid`` is replaced, or removed when
+    no node can take its place. Returns the spec the nodes hold.
+    """
+    avoid = set(avoid)
+    base = spec
+    lost = replaced(ctl.config, spec, avoid)
+    if lost is not None:
+        avoid.add(lost)
+        base = without(spec, lost)
+    if not fits(base):
+        return push(ctl, spec, base, found, None)
+    reports, _ = ctl.inventories_of(
+        n for n in ctl.config.storage_nodes
+        if base.host(n.name) is None and n.name not in avoid)
+    refused = ctl.refused(reports)
+    chosen = choose(
+        ctl.config, [h.name for h in base.diskful_hosts],
+        {n: r for n, r in reports.items() if n not in refused
+         and not r.taken_by_others(spec.name, spec.minor, spec.port)},
+        avoid)
+    return push(ctl, spec, base, found, chosen)
+
+
+def choose_at_create(ctl: core.Core, inventories: dict[str, inv.NodeInventory],
+                     replicas: list[str]) -> str | None:
+    """At a create's decision: the node of its tiebreaker, if any.
+
+    The create's minor and port are reserved free on every node of
+    ``inventories``, so they are free on the one chosen.
+    """
+    if len(replicas) != REPLICAS:
+        return None
+    refused = ctl.refused(inventories)
+    return choose(
+        ctl.config, replicas,
+        {n: r for n, r in inventories.items() if n not in refused})
+
+
+def push(ctl: core.Core, old: model.ResourceSpec,
+         base: model.ResourceSpec, found: core.Found,
+         chosen: str | None) -> model.ResourceSpec:
+    """Replicas, then the tiebreaker on ``chosen``, then clients.
+
+    Best effort: when the tiebreaker's node fails, the replicas get
+    ``old`` back and the volume stays as it was (the stats list it,
+    the periodic repair tries again). Returns the spec the nodes hold.
+    """
+    new = base
+    if not fits(base):
+        LOG.warning('%(res)s gets no tiebreaker: blackstor_max_peers '
+                    '%(max)s leaves no room for it and the two clients '
+                    'of a live migration',
+                    {'res': old.name, 'max': old.max_peers})
+    elif chosen is None:
+        LOG.warning('%(res)s has two replicas and no tiebreaker: no '
+                    'other storage node answers with its minor and '
+                    'port free; after a replica loss it keeps quorum '
+                    'only through its attached clients',
+                    {'res': old.name})
+    else:
+        new = with_tiebreaker(base, ctl.config.node(chosen))
+    if new == old:
+        return old
+    node = new.tiebreaker_host
+    try:
+        reconfigure.adjust_storage(ctl, new, found)
+        if node is not None:
+            ctl.each_or_raise('adjust of the tiebreaker',
+                              ctl.nodes([node]),
+                              ctl.res_request('adjust', new))
+    except errors.ClusterError as exc:
+        LOG.warning('Tiebreaker of %(res)s not placed on %(node)s, the '
+                    'volume keeps its hosts: %(err)s',
+                    {'res': old.name, 'node': chosen, 'err': exc})
+        reconfigure.adjust_storage(ctl, old, found, quiet=True)
+        if node is not None:
+            # never an LV: a delete without pool takes a .res down
+            ctl.each(ctl.nodes([node]),
+                     {'op': 'delete', 'resource': old.name})
+        return old
+    reconfigure.adjust_clients(ctl, new, found, skip=chosen)
+    LOG.info('%(res)s: tiebreaker %(how)s',
+             {'res': new.name, 'how': f'on {chosen}' if node
+              else 'removed'})
+    return new
+
+
+def remove_orphans(ctl: core.Core, orphans: dict[str, str]
+                   ) -> dict[str, str]:
+    """Take down tiebreakers whose volume is gone; what happened.
+
+    Under the volume's lock, taken without waiting ('busy'), and only
+    while a fresh lookup finds the volume on no replica (a create of
+    the same name may have ended since the stats).
+    """
+    outcomes = {}
+    for name, node in sorted(orphans.items()):
+        lock = ctl.resource_lock(name)
+        if not lock.acquire(blocking=False):
+            outcomes[name] = 'busy'
+            continue
+        try:
+            found = ctl.find(name)
+            if set(found.states) - {node} or found.unreachable:
+                outcomes[name] = 'kept: the volume is not gone'
+                continue
+            try:
+                # no pool: a .res and its DRBD resource, never an LV
+                ctl.call(ctl.node(node),
+                         {'op': 'delete', 'resource': name})
+            except tp.NodeError as exc:
+                outcomes[name] = f'left on {node}: {exc.message}'
+                continue
+        finally:
+            lock.release()
+        outcomes[name] = f'removed from {node}'
+        LOG.info('Removed the tiebreaker of %(res)s from %(node)s: the '
+                 'volume was deleted while the node was down',
+                 {'res': name, 'node': node})
+    return outcomes
+
+
+def orphaned(inventories: dict[str, inv.NodeInventory]
+             ) -> dict[str, str]:
+    """Resource -> node: a tiebreaker no other node holds the volume of."""
+    found = {}
+    for node, report in inventories.items():
+        for name, res in report.resources.items():
+            definition = (res or {}).get('definition') or {}
+            mine = next((h for h in definition.get('hosts') or ()
+                         if h.get('name') == node), None)
+            if not mine or mine.get('diskful') or not mine.get('tiebreaker'):
+                continue
+            if any(name in other.resources or name in other.volumes
+                   for other_name, other in inventories.items()
+                   if other_name != node):
+                continue
+            found[name] = node
+    return found

@@ -29,7 +29,7 @@ from oslo_config import fixture as config_fixture
 
 objects.register_all()
 
-from blackstor_cinder.cluster import controller as ctl  # noqa: E402
+from blackstor_cinder.cluster import core  # noqa: E402
 from blackstor_cinder import driver  # noqa: E402
 
 
@@ -56,7 +56,7 @@ class DriverFixture(fixtures.Fixture):
         self.conf.config(group=self.backend,
                          volume_backend_name=self.backend)
         self.useFixture(fixtures.MockPatchObject(
-            driver, '_coordination_lock', ctl._LocalLocks()))
+            driver, '_coordination_lock', core.LocalLocks()))
         self.configuration = configuration_
         self.driver = driver.BlackStorDriver(configuration=configuration_)
         self.driver.do_setup(self.ctxt)

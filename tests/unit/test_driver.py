@@ -31,7 +31,7 @@ from oslo_config import fixture as config_fixture
 
 objects.register_all()
 
-from blackstor_cinder.cluster import controller as ctl  # noqa: E402
+from blackstor_cinder.cluster import core  # noqa: E402
 from blackstor_cinder.cluster import transport as tp  # noqa: E402
 from blackstor_cinder import driver  # noqa: E402
 from blackstor_cinder import options  # noqa: E402
@@ -113,7 +113,7 @@ class DriverTestCase(base.TestCase):
         self.cluster.add('hv2', pool=None)
         self.mock_object = mock.patch.object
         patcher = mock.patch.object(driver, '_coordination_lock',
-                                    ctl._LocalLocks())
+                                    core.LocalLocks())
         patcher.start()
         self.addCleanup(patcher.stop)
         self.drv = self.make_driver()
@@ -129,7 +129,7 @@ class DriverTestCase(base.TestCase):
             drv.do_setup(self.ctxt)
         drv.controller.config = drv.controller.config.__class__(
             **{**drv.controller.config.__dict__, 'connect_timeout': 1.0})
-        drv.controller._poll = 0.01
+        drv.controller.poll_interval = 0.01
         self.addCleanup(drv.controller.close)
         return drv
 
@@ -428,7 +428,7 @@ class VolumeTest(DriverTestCase):
                          if f'snap-{snap.id}' in a.snapshots)
         other = ({'n1', 'n2', 'n3'} - set(holders)).pop()
         self.cluster.down.add(other)
-        with self.assertLogs('blackstor_cinder.cluster.controller',
+        with self.assertLogs('blackstor_cinder.cluster.snapshots',
                              'WARNING') as logs:
             self.drv.delete_snapshot(snap)
         for node in holders:

@@ -246,7 +246,7 @@ class VMSafetyTest(base.VMClusterTestCase):
         name = 'volume-grow-old'
         self.written_volume(name)
         spec = self.spec(name)
-        nodes = self.ctl._nodes(spec.diskful_hosts)
+        nodes = self.ctl.nodes(spec.diskful_hosts)
         grown = dataclasses.replace(spec, size=3 * SIZE)
         pool = self.ctl.config.pool
         self.ctl.each_or_raise('resize', nodes, {
@@ -275,7 +275,7 @@ class VMSafetyTest(base.VMClusterTestCase):
         name = 'volume-grow-cut'
         expected = self.written_volume(name)
         spec = self.spec(name)
-        nodes = self.ctl._nodes(spec.diskful_hosts)
+        nodes = self.ctl.nodes(spec.diskful_hosts)
         zeroer = nodes[0].name
         # 1. The reply of the DRBD resize is lost: the agent went through
         #    (resize, zeroing); the retry must converge and not zero the

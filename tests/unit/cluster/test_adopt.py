@@ -16,6 +16,7 @@
 import copy
 
 from blackstor_cinder.cluster import adopt
+from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import protocol
@@ -286,6 +287,29 @@ class AdoptTestCase(base.TestCase):
         self.cluster.faults.clear()
         spec = self.ctl.create_volume('volume-next', G)
         self.assertEqual(1000, spec.minor)
+
+    def test_wrap_gives_its_values_back_when_the_lock_fails(self):
+        # The allocation lock fails when the wrap gives its minor and
+        # port back (a coordination backend lost): they are given back
+        # anyway, not held by this process until it restarts.
+        locks = core.LocalLocks()
+        taken = []
+
+        def lock(name):
+            if name == core.ALLOCATION_LOCK:
+                taken.append(name)
+                if len(taken) == 2:
+                    raise RuntimeError('coordination lost')
+            return locks(name)
+        self.cluster, self.ctl = test_controller.make(lock=lock)
+        self.addCleanup(self.ctl.close)
+        self.cluster.agents['n1'].bare['data1'] = 2 * G + (8 << 20)
+        self.assertRaisesRegex(RuntimeError, 'coordination lost',
+                               adopt.adopt, self.ctl, 'data1', NEW, 1,
+                               'any')
+        self.assertEqual((frozenset(), frozenset()),
+                         self.ctl.allocator.outstanding())
+        self.assertEqual(frozenset(), self.ctl.in_flight.names())
 
     def test_wrap_with_one_replica(self):
         self.cluster.agents['n1'].bare['data1'] = 2 * G + (8 << 20)

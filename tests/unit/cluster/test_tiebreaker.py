@@ -158,7 +158,7 @@ class TwoNodesTest(TiebreakerTestCase):
     nodes = ('n1', 'n2')
 
     def test_created_without_one_and_reported(self):
-        with self.assertLogs('blackstor_cinder.cluster.controller',
+        with self.assertLogs('blackstor_cinder.cluster.tiebreaker',
                              'WARNING') as logs:
             spec = self.ctl.create_volume(VOL, G)
         self.assertIsNone(spec.tiebreaker_host)

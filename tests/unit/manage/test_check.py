@@ -18,7 +18,7 @@ from unittest import mock
 
 import yaml
 
-from blackstor_cinder.cluster import controller as ctl
+from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import protocol
@@ -153,7 +153,7 @@ class CheckTest(mf.ManageTestCase):
 
         def lock(self_, name):
             return held if name == f'blackstor-resource-{mf.VOL_B}' else free
-        with mock.patch.object(ctl._LocalLocks, '__call__', lock):
+        with mock.patch.object(core.LocalLocks, '__call__', lock):
             found = self.check('--fix', expect=1)
         self.assertEqual('busy', found[('divergent-res', 'n3', mf.VOL_B)]
                          ['Result'])
