@@ -157,7 +157,7 @@ class VMFlowsTest(base.VMClusterTestCase):
                 took = time.monotonic() - t
                 kernel = '\n'.join(
                     f'--- {n} dmesg:\n{self.dmesg(n, 15)}'
-                    for n in self.vms.names)
+                    for n in self.STORAGE + self.HYPERVISORS)
                 failures.append(f'{what}: {type(exc).__name__}: {exc}\n'
                                 f'{kernel}')
                 log.error('== step failed: %s: %s', what, exc)
@@ -342,7 +342,7 @@ class VMFlowsTest(base.VMClusterTestCase):
         def check_empty():
             for vm, lvs in self.lvs().items():
                 self.assertEqual([POOL], sorted(lvs), f'LVs left on {vm}')
-            for vm in self.vms.names:
+            for vm in self.STORAGE + self.HYPERVISORS:
                 res = [f for f in self.vms.ssh(
                     vm, 'ls /etc/drbd.d').stdout.split()
                     if f.endswith('.res')]
