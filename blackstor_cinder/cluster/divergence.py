@@ -35,6 +35,7 @@ import dataclasses
 from typing import Any, Iterable, Mapping
 
 from blackstor_cinder.cluster import inventory as inv
+from blackstor_cinder.node import drbdstatus
 
 
 def key(definition: dict) -> tuple:
@@ -210,9 +211,9 @@ def _by_connected_clients(res: Resource) -> list[dict] | None:
     listed = frozenset().union(*(_clients_of(d) for d in copies))
     connected = set()
     for node in res.copies:
-        state = (res.entries.get(node) or {}).get('state') or {}
-        connected |= {c.get('name') for c in state.get('connections') or ()
-                      if c.get('connection-state') == 'Connected'}
+        state = drbdstatus.of((res.entries.get(node) or {}).get('state'))
+        connected |= {p.name for p in (state.peers if state else ())
+                      if p.connection == drbdstatus.CONNECTED}
     want = frozenset(connected) & listed
     chosen = [d for d in copies if _clients_of(d) == want]
     if not want or not chosen or len({shape(d) for d in chosen}) != 1:

@@ -267,6 +267,14 @@ def disk_states(state: dict[str, Any] | None) -> dict[str, str]:
     return model.disk_states() if model is not None else {}
 
 
+def by_name(items: Any) -> dict[str, dict]:
+    """An inventory's ``volumes`` / ``snapshots`` entries by name."""
+    if isinstance(items, dict):
+        return {k: dict(v or {}, name=k) for k, v in items.items()}
+    return {i['name']: i for i in items or ()
+            if isinstance(i, dict) and i.get('name')}
+
+
 def lv_families(volumes: dict[str, dict], snapshots: dict[str, dict]
                 ) -> dict[str, set[str]] | None:
     """LV name -> the LVs linked to it by origin (None: origins unknown).

@@ -280,10 +280,8 @@ def _snapshots_of(controller: Any, node: Any, volume: str) -> list[str]:
     LV of the node also links: those stay with that volume.
     """
     reply = controller.call(node, {'op': 'inventory'})
-    volumes = {v['name']: v for v in reply.get('volumes') or ()
-               if isinstance(v, dict) and v.get('name')}
-    snapshots = {s['name']: s for s in reply.get('snapshots') or ()
-                 if isinstance(s, dict) and s.get('name')}
+    volumes = inv.by_name(reply.get('volumes'))
+    snapshots = inv.by_name(reply.get('snapshots'))
     families = inv.lv_families(volumes, snapshots)
     if not families or volume not in families:
         return []

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from typing import Any, Callable
+from typing import Callable
 
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import divergence
@@ -88,12 +88,6 @@ def _cinder_names(path: str) -> set[str]:
     return names
 
 
-def _by_name(items: Any) -> dict[str, dict]:
-    if isinstance(items, dict):
-        return {k: dict(v or {}, name=k) for k, v in items.items()}
-    return {i['name']: i for i in items or () if i.get('name')}
-
-
 def find_problems(cluster: model.ClusterConfig, survey: sv.Survey,
                   cinder: set[str] | None = None) -> list[Problem]:
     """Everything ``check`` reports, with the repairs --fix may run."""
@@ -116,11 +110,11 @@ def find_problems(cluster: model.ClusterConfig, survey: sv.Survey,
     if cinder is not None:
         names = set(resources)
         for reply in survey.replies.values():
-            names |= set(_by_name(reply.get('volumes')))
+            names |= set(inv.by_name(reply.get('volumes')))
         for name in sorted(names - cinder):
             holders = sorted(n for n, r in survey.replies.items()
                              if name in (r.get('resources') or {})
-                             or name in _by_name(r.get('volumes')))
+                             or name in inv.by_name(r.get('volumes')))
             problems.append(Problem(
                 'no-cinder-volume', ', '.join(holders), name,
                 'no Cinder volume has this name'))
@@ -141,8 +135,8 @@ def _node_problems(cluster: model.ClusterConfig, node: str, survey: sv.Survey,
         found.append(Problem('node-setup', node, None,
                              f'the agent\'s DRBD host name is '
                              f'{report.hostname}'))
-    volumes = _by_name(reply.get('volumes'))
-    snapshots = _by_name(reply.get('snapshots'))
+    volumes = inv.by_name(reply.get('volumes'))
+    snapshots = inv.by_name(reply.get('snapshots'))
     entries = reply.get('resources') or {}
     for name, entry in sorted(entries.items()):
         definition = (entry or {}).get('definition')
@@ -254,7 +248,7 @@ def _resource_problems(cluster: model.ClusterConfig,
             found.append(Problem('divergent-res', node, res.name,
                                  'its .res does not make it a replica; '
                                  'other replicas list it as one'))
-        elif res.name not in _by_name(reply.get('volumes')):
+        elif res.name not in inv.by_name(reply.get('volumes')):
             found.append(Problem('missing-replica', node, res.name,
                                  'listed as a replica but neither LV nor '
                                  '.res exists on the node'))
