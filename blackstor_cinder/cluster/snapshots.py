@@ -34,6 +34,7 @@ from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import placement
 from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder import protocol
 
 if TYPE_CHECKING:
     from blackstor_cinder.cluster import controller
@@ -60,7 +61,8 @@ def create_snapshot(ctl: core.Core, volume: str, snapshot: str) -> None:
     connected to it, checked before and after the thin snapshots.
 
     Each step has ``io_suspend_timeout``; every node was asked to
-    resume by itself after ``4 * io_suspend_timeout`` (a lease), and
+    resume by itself after ``SUSPEND_STEPS * io_suspend_timeout`` (a
+    lease; the agent's drbdsetup gets a step's share of it), and
     the snapshot is discarded when its steps ended later than that.
     Every node a suspend was sent to is resumed, a timed-out one too
     (its suspend may have taken effect), retried until the lease ends.
@@ -76,7 +78,7 @@ def create_snapshot(ctl: core.Core, volume: str, snapshot: str) -> None:
     everyone = ctl.nodes(h for h in spec.hosts if not h.tiebreaker)
     _require_draining_suspend(ctl, volume, everyone)
     step = ctl.config.io_suspend_timeout
-    lease = 4 * step
+    lease = protocol.SUSPEND_STEPS * step
     started = time.monotonic()
     not_sent: set[str] = set()
     try:

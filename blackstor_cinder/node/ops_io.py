@@ -51,8 +51,16 @@ def suspend_io(node: Node, req: dict) -> dict:
             lease_mod.remove(path)
             raise
     if not state.user_suspended:
+        timeout = (seconds / (protocol.SUSPEND_STEPS + 1)
+                   if seconds is not None else None)
         try:
-            node.drbd.suspend_io(resource)
+            node.drbd.suspend_io(_minors(state), timeout)
+        except AgentError as exc:
+            # A suspend that timed out may yet take effect in the
+            # kernel: its lease stays, to resume it.
+            if exc.code != protocol.E_TIMEOUT:
+                lease_mod.remove(path)
+            raise
         except BaseException:
             lease_mod.remove(path)
             raise
@@ -73,7 +81,7 @@ def resume(node: Node, resource: str) -> dict:
                 'suspended': False, 'lease_cancelled': cancelled}
     resumed = state.user_suspended
     if resumed:
-        node.drbd.resume_io(resource)
+        node.drbd.resume_io(_minors(state))
     return {'resource': resource, 'running': True, 'suspended': False,
             'resumed': resumed, 'lease_cancelled': cancelled}
 
@@ -99,6 +107,17 @@ def forget_peer(node: Node, req: dict) -> dict:
                 'first', 'node_id')
     node.drbd.forget_peer(resource, node_id)
     return {'resource': resource, 'node_id': node_id}
+
+
+def _minors(state: drbdstatus.ResourceState) -> tuple[int, ...]:
+    """The minors of the resource's devices (drbdsetup acts on minors)."""
+    minors = state.minors or ((state.minor,) if state.minor is not None
+                              else ())
+    if not minors:
+        raise AgentError(protocol.E_FAILED,
+                         f'resource: {state.name} shows no device minor '
+                         'in drbdsetup status', 'resource')
+    return minors
 
 
 def _require_up(node: Node, resource: str) -> None:

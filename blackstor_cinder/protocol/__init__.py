@@ -223,6 +223,7 @@ from blackstor_cinder.protocol.fields import (
     SECRET_RE,
     SECTOR,
     SIZE_MAX,
+    SUSPEND_STEPS,
 )
 from blackstor_cinder.protocol.spec import (
     ALGORITHM_RE,
@@ -291,6 +292,7 @@ __all__ = [
     'SECRET_RE',
     'SECTOR',
     'SIZE_MAX',
+    'SUSPEND_STEPS',
     'SPEC_VERSION',
     'VOLUME_NUMBER',
     'check_address',

@@ -24,8 +24,8 @@ class IoTestCase(test_agent.ReplicaTestCase):
         self.ok('suspend-io', resource='r0')
         self.ok('resume-io', resource='r0')
         self.ok('resume-io', resource='r0')
-        self.assertEqual([['drbdadm', 'suspend-io', 'r0'],
-                          ['drbdadm', 'resume-io', 'r0']], self.changes())
+        self.assertEqual([['drbdsetup', 'suspend-io', '1000'],
+                          ['drbdsetup', 'resume-io', '1000']], self.changes())
         result = self.ok('suspend-io', resource='r9')
         self.assertFalse(result['running'])
 
