@@ -250,6 +250,18 @@ def peers_connected(state: dict[str, Any] | None) -> bool:
     return model is not None and model.peers_connected
 
 
+def is_primary(state: dict[str, Any] | None) -> bool:
+    """The node of a ``drbdsetup status --json`` entry is Primary."""
+    model = drbdstatus.of(state)
+    return model is not None and model.primary
+
+
+def connected_peers(state: dict[str, Any] | None) -> tuple[str, ...]:
+    """The peers a ``drbdsetup status --json`` entry is connected to."""
+    model = drbdstatus.of(state)
+    return model.connected_peers if model is not None else ()
+
+
 def disk_states(state: dict[str, Any] | None) -> dict[str, str]:
     """{'local': ..., '<peer>': ...} disk states of volume 0."""
     model = drbdstatus.of(state)

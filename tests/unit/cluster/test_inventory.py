@@ -153,6 +153,18 @@ class StateTest(base.TestCase):
                          connections=self.STATE['connections'][:1])
         self.assertTrue(inv.peers_connected(connected))
 
+    def test_connected_peers(self):
+        self.assertEqual(('nodeb',), inv.connected_peers(self.STATE))
+        self.assertEqual((), inv.connected_peers(None))
+        self.assertEqual((), inv.connected_peers({'name': 'r0'}))
+
+    def test_is_primary(self):
+        self.assertTrue(inv.is_primary(dict(self.STATE, role='Primary')))
+        self.assertFalse(inv.is_primary(dict(self.STATE, role='Secondary')))
+        self.assertFalse(inv.is_primary(self.STATE))        # not reported
+        for down in (None, {}):
+            self.assertFalse(inv.is_primary(down), down)
+
 
 class LvFamiliesTest(base.TestCase):
 
