@@ -14,15 +14,17 @@
 """Cinder volume driver for DRBD 9 on LVM thin (BlackStor).
 
 Cinder glue only: every method turns Cinder objects into plain data and
-hands them to the controller in ``blackstor_cinder.cluster``.
+hands them to the controller in ``blackstor_cinder.cluster``. The glue of
+one concept lives beside this module: the volume types' extra specs
+(``driver_types``), manage / unmanage (``driver_manage``), retype
+(``driver_retype``), the stats and their repairs (``driver_stats``), and
+the error mapping they share (``driver_common``).
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from cinder.common import constants
 from cinder import coordination
 from cinder import exception
 from cinder import interface
@@ -32,18 +34,16 @@ from cinder.volume import manager
 from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
-from oslo_utils import strutils
 
 from blackstor_cinder import backend
-from blackstor_cinder.cluster import adopt
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
-from blackstor_cinder.cluster import heal
-from blackstor_cinder.cluster import placement
-from blackstor_cinder.cluster import reconcile
-from blackstor_cinder.cluster import retype as retyping
-from blackstor_cinder.cluster import tiebreaker
-from blackstor_cinder.cluster import transport
+from blackstor_cinder import driver_common
+from blackstor_cinder.driver_common import GiB
+from blackstor_cinder import driver_manage
+from blackstor_cinder import driver_retype
+from blackstor_cinder import driver_stats
+from blackstor_cinder import driver_types
 from blackstor_cinder.i18n import _
 from blackstor_cinder import options
 
@@ -52,36 +52,15 @@ CONF = cfg.CONF
 CONF.register_opts(options.blackstor_opts,
                    group=configuration.SHARED_CONF_GROUP)
 
-GiB = 1 << 30
-#: stats warn when fewer volumes than this still fit in the ranges
-_ROOM_WARNING = 50
-SPEC_REPLICAS = 'blackstor:replicas'
-SPEC_ZONES = 'blackstor:zones'
-#: extra specs a retype changes in place (the backend's name: the manager
-#: calls retype only when the volume stays on this backend)
-_RETYPED_SPECS = frozenset((SPEC_REPLICAS, SPEC_ZONES,
-                            'volume_backend_name'))
+#: the extra specs of the volume types (driver_types.py)
+SPEC_REPLICAS = driver_types.SPEC_REPLICAS
+SPEC_ZONES = driver_types.SPEC_ZONES
+_translated = driver_common.translated
+_snapshot_name = driver_common.snapshot_name
 
 
 class BlackStorDriverError(exception.VolumeDriverException):
     message = _('BlackStor: %(reason)s')
-
-
-@contextlib.contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """Map the controller's errors to Cinder's, once, with the action."""
-    try:
-        yield
-    except errors.InvalidRequest as exc:
-        raise exception.InvalidInput(
-            reason=_('%(action)s: %(err)s') % {'action': action,
-                                               'err': exc}) from exc
-    except (errors.ClusterError, transport.NodeError) as exc:
-        # a node's error is a ClusterError's cause; one that escapes as
-        # it is says which node and why too
-        raise exception.VolumeBackendAPIException(
-            data=_('%(action)s: %(err)s') % {'action': action,
-                                             'err': exc}) from exc
 
 
 @interface.volumedriver
@@ -106,8 +85,8 @@ class BlackStorDriver(driver.VolumeDriver):
         if self.configuration:
             self.configuration.append_config_values(options.blackstor_opts)
         self._stats: dict[str, Any] = {}
-        self._auto_heal: heal.AutoHeal | None = None
         self.controller: ctl.Controller | None = None
+        self.reporter: driver_stats.Reporter | None = None
 
     @staticmethod
     def get_driver_options() -> list:
@@ -129,6 +108,8 @@ class BlackStorDriver(driver.VolumeDriver):
         self.controller = ctl.Controller(
             config, backend.transport_factory(conf),
             lock=_coordination_lock)
+        self.reporter = driver_stats.Reporter(conf, self.controller,
+                                              self.VERSION)
 
     def check_for_setup_error(self) -> None:
         """Validate the configuration; never ask the nodes.
@@ -166,35 +147,9 @@ class BlackStorDriver(driver.VolumeDriver):
 
     # -- volumes ------------------------------------------------------------
 
-    def _type_policy(self, volume: Any) -> tuple[int, str]:
-        specs = {}
-        if volume.volume_type_id and volume.volume_type:
-            specs = volume.volume_type.extra_specs or {}
-        return self._policy(specs)
-
-    def _policy(self, specs: dict) -> tuple[int, str]:
-        """(replicas, zone policy) of a type's extra specs."""
-        replicas = specs.get(SPEC_REPLICAS)
-        zones = specs.get(SPEC_ZONES) or self.configuration.safe_get(
-            'blackstor_zone_policy')
-        try:
-            replicas = int(replicas) if replicas is not None else (
-                self.configuration.blackstor_replicas)
-        except ValueError:
-            replicas = 0
-        if not 1 <= replicas <= 8:
-            raise exception.InvalidVolumeType(reason=_(
-                '%(key)s must be an integer from 1 to 8, not %(val)r') % {
-                    'key': SPEC_REPLICAS, 'val': specs.get(SPEC_REPLICAS)})
-        if zones not in placement.ZONE_POLICIES:
-            raise exception.InvalidVolumeType(reason=_(
-                '%(key)s must be one of %(allowed)s, not %(val)r') % {
-                    'key': SPEC_ZONES, 'allowed': placement.ZONE_POLICIES,
-                    'val': zones})
-        return replicas, zones
-
     def create_volume(self, volume: Any) -> None:
-        replicas, zones = self._type_policy(volume)
+        replicas, zones = driver_types.volume_policy(self.configuration,
+                                                     volume)
         with _translated(_('Create of volume %s') % volume.id):
             self.controller.create_volume(volume.name, volume.size * GiB,
                                           replicas, zones)
@@ -247,20 +202,8 @@ class BlackStorDriver(driver.VolumeDriver):
         False (Cinder migrates) for another backend, any other change of
         the type, and a volume with snapshots that would get a replica.
         """
-        why = _retype_needs_migration(volume, diff or {}, host)
-        if not why:
-            replicas, zones = self._policy(new_type.extra_specs or {})
-            with _translated(_('Retype of volume %s') % volume.id):
-                why = retyping.retype(
-                    self.controller, volume.name, replicas, zones,
-                    self.configuration.safe_get('blackstor_heal_sync_timeout')
-                    or heal.SYNC_TIMEOUT).migrate
-        if why:
-            LOG.warning('Volume %(id)s is not retyped in place, Cinder '
-                        'migrates it: %(why)s', {'id': volume.id,
-                                                 'why': why})
-            return False, None
-        return True, {}
+        return driver_retype.retype(self.controller, self.configuration,
+                                    volume, new_type, diff, host)
 
     def update_migrated_volume(self, ctxt: Any, volume: Any, new_volume: Any,
                                original_volume_status: str) -> dict:
@@ -354,29 +297,13 @@ class BlackStorDriver(driver.VolumeDriver):
 
     def manage_existing(self, volume: Any, existing_ref: dict) -> dict:
         """Adopt a resource of this driver or a bare thin LV (renamed)."""
-        name = _reference(existing_ref)
-        replicas, zones = self._type_policy(volume)
-        with _manage_translated(existing_ref, _('Manage of volume %s')
-                                % volume.id):
-            spec = adopt.adopt(self.controller, name, volume.name,
-                               replicas, zones)
-            if spec.size and spec.size % GiB:
-                # Cinder sizes are whole GiB: the device grows to it
-                self.controller.extend_volume(
-                    volume.name, -(-spec.size // GiB) * GiB,
-                    old_size=spec.size)
-        return {}
+        return driver_manage.manage_existing(
+            self.controller, self.configuration, volume, existing_ref)
 
     def manage_existing_get_size(self, volume: Any,
                                  existing_ref: dict) -> int:
-        name = _reference(existing_ref)
-        with _manage_translated(existing_ref, _('Manage of volume %s')
-                                % volume.id):
-            entry = adopt.find(self.controller, name)
-        if entry.reason_not_safe:
-            raise exception.ManageExistingInvalidReference(
-                existing_ref=existing_ref, reason=entry.reason_not_safe)
-        return entry.size // GiB
+        return driver_manage.manage_existing_get_size(
+            self.controller, volume, existing_ref)
 
     def unmanage(self, volume: Any) -> None:
         """Nothing changes on the nodes: the resource keeps running."""
@@ -387,34 +314,20 @@ class BlackStorDriver(driver.VolumeDriver):
                                limit: int | None, offset: int | None,
                                sort_keys: list[str],
                                sort_dirs: list[str]) -> list[dict]:
-        managed = {v.name: v.id for v in cinder_volumes}
-        with _translated(_('Listing of manageable volumes')):
-            found = adopt.manageable(self.controller)
-        entries = [dict(_manageable_row(e, managed),
-                        extra_info={'kind': e.kind,
-                                    'nodes': ','.join(e.nodes)})
-                   for e in found]
-        return volume_utils.paginate_entries_list(
-            entries, marker, limit, offset, sort_keys, sort_dirs)
+        return driver_manage.manageable_volumes(
+            self.controller, cinder_volumes, marker, limit, offset,
+            sort_keys, sort_dirs)
 
     def manage_existing_snapshot(self, snapshot: Any,
                                  existing_ref: dict) -> dict:
         """Adopt a snapshot LV of the volume's replicas (renamed)."""
-        name = _reference(existing_ref)
-        with _manage_translated(existing_ref, _('Manage of snapshot %s')
-                                % snapshot.id):
-            adopt.adopt_snapshot(self.controller, snapshot.volume.name,
-                                 name, _snapshot_name(snapshot))
-        return {}
+        return driver_manage.manage_existing_snapshot(
+            self.controller, snapshot, existing_ref)
 
     def manage_existing_snapshot_get_size(self, snapshot: Any,
                                           existing_ref: dict) -> int:
-        name = _reference(existing_ref)
-        with _manage_translated(existing_ref, _('Manage of snapshot %s')
-                                % snapshot.id):
-            entry = adopt.find_snapshot(self.controller, name,
-                                        snapshot.volume.name)
-        return entry.size // GiB
+        return driver_manage.manage_existing_snapshot_get_size(
+            self.controller, snapshot, existing_ref)
 
     def unmanage_snapshot(self, snapshot: Any) -> None:
         """Nothing changes on the nodes: the snapshot LVs stay."""
@@ -426,15 +339,9 @@ class BlackStorDriver(driver.VolumeDriver):
                                  limit: int | None, offset: int | None,
                                  sort_keys: list[str],
                                  sort_dirs: list[str]) -> list[dict]:
-        managed = {_snapshot_name(s): s.id for s in cinder_snapshots}
-        with _translated(_('Listing of manageable snapshots')):
-            found = adopt.manageable_snapshots(self.controller)
-        entries = [dict(_manageable_row(e, managed),
-                        source_reference={'source-name': e.volume},
-                        extra_info={'nodes': ','.join(e.nodes)})
-                   for e in found]
-        return volume_utils.paginate_entries_list(
-            entries, marker, limit, offset, sort_keys, sort_dirs)
+        return driver_manage.manageable_snapshots(
+            self.controller, cinder_snapshots, marker, limit, offset,
+            sort_keys, sort_dirs)
 
     # -- stats --------------------------------------------------------------
 
@@ -444,232 +351,12 @@ class BlackStorDriver(driver.VolumeDriver):
         return self._stats
 
     def _update_volume_stats(self) -> None:
-        conf = self.configuration
-        backend = conf.safe_get('volume_backend_name') or 'BlackStor'
-        stats = self.controller.stats()
-        cluster = self.controller.config
-        nodes = ','.join(n.name for n in cluster.storage_nodes)
-        if stats.nodes_down:
-            LOG.warning('BlackStor nodes unreachable: %s',
-                        ', '.join(sorted(stats.nodes_down)))
-        for node, why in sorted(stats.nodes_refused.items()):
-            LOG.warning('BlackStor node %(node)s is not used: %(why)s',
-                        {'node': node, 'why': why})
-        if stats.capacity_replicas < cluster.replicas:
-            LOG.warning('BlackStor backend %(backend)s can place %(n)d '
-                        'replica(s) only, fewer than blackstor_replicas '
-                        '(%(replicas)d): capacity is reported for %(n)d; '
-                        'creates that need more fail until nodes return',
-                        {'backend': backend, 'n': stats.capacity_replicas,
-                         'replicas': cluster.replicas})
-        if stats.divergent_volumes:
-            self._repair(stats.divergent_volumes)
-        if stats.temporary_snapshots:
-            self._remove_temporary_snapshots(stats.temporary_snapshots)
-        if stats.without_tiebreaker:
-            self._ensure_tiebreakers(stats)
-        if stats.orphan_tiebreakers:
-            self._remove_orphan_tiebreakers(stats.orphan_tiebreakers)
-        healing = self._heal(stats.nodes_down)
-        self._stats = {
-            'volume_backend_name': backend,
-            'vendor_name': 'BlackStor',
-            'driver_version': self.VERSION,
-            'storage_protocol': constants.DRBD,
-            'total_capacity_gb': _gib(stats.total_bytes),
-            'free_capacity_gb': _gib(stats.free_bytes),
-            'provisioned_capacity_gb': _gib(stats.provisioned_bytes),
-            'thin_provisioning_support': True,
-            'thick_provisioning_support': False,
-            'max_over_subscription_ratio': cluster.over_subscription,
-            'reserved_percentage': conf.reserved_percentage,
-            'total_volumes': stats.total_volumes,
-            # DRBD does not order overlapping writes of two primaries:
-            # only an operator who knows the guests' file systems opts in
-            'multiattach': bool(conf.safe_get('blackstor_multiattach')),
-            # Nova cannot grow an attached 'local' volume in the guest
-            # (LibvirtVolumeDriver.extend_volume raises
-            # NotImplementedError): Cinder then refuses such an extend
-            'online_extend_support': False,
-            'sparse_copy_volume': True,
-            'QoS_support': False,
-            'location_info': f'BlackStorDriver:{nodes}:{cluster.pool}',
-            'blackstor_largest_volume_gb': _gib(stats.largest_volume_bytes),
-            'blackstor_degraded_volumes': len(stats.degraded_volumes),
-            'blackstor_nodes_down': sorted(stats.nodes_down),
-            'blackstor_nodes_refused': sorted(stats.nodes_refused),
-            'blackstor_divergent_volumes': len(stats.divergent_volumes),
-            'blackstor_healing': healing,
-            'blackstor_volumes_without_tiebreaker': len(
-                stats.without_tiebreaker),
-            'blackstor_capacity_replicas': stats.capacity_replicas,
-            'blackstor_minors_free': stats.minors_free,
-            'blackstor_ports_free': stats.ports_free,
-        }
-        if min(stats.minors_free, stats.ports_free) < _ROOM_WARNING:
-            LOG.warning('BlackStor backend %(backend)s has room for '
-                        '%(left)d more volume(s): %(minors)d minor(s) left '
-                        'in blackstor_minor_range, %(ports)d port(s) in '
-                        'blackstor_port_range',
-                        {'backend': backend,
-                         'left': min(stats.minors_free, stats.ports_free),
-                         'minors': stats.minors_free,
-                         'ports': stats.ports_free})
-
-    def _heal(self, nodes_down: dict) -> dict | None:
-        """Heal a node down longer than blackstor_heal_after; progress."""
-        after = self.configuration.safe_get('blackstor_heal_after')
-        if not after:
-            return None
-        if self._auto_heal is None:
-            conf = self.configuration
-            self._auto_heal = heal.AutoHeal(
-                self.controller, after,
-                conf.safe_get('blackstor_heal_parallel') or 2,
-                conf.safe_get('blackstor_heal_sync_timeout')
-                or heal.SYNC_TIMEOUT)
-        self._auto_heal.observe(nodes_down)
-        return self._auto_heal.progress.as_dict()
-
-    def _repair(self, names: tuple[str, ...]) -> None:
-        """Push the majority's .res to replicas that missed a change."""
-        if not self.configuration.safe_get('blackstor_auto_repair'):
-            LOG.warning('The .res of %s differs between replicas; '
-                        'blackstor_auto_repair is off (blackstor-manage '
-                        'check --fix repairs it)', ', '.join(names))
-            return
-        try:
-            outcomes = reconcile.reconcile(self.controller, names)
-        except Exception as exc:    # never fails the stats update
-            LOG.warning('Repair of the divergent .res of %(res)s failed: '
-                        '%(err)s', {'res': ', '.join(names),
-                                    'err': strutils.mask_password(str(exc))})
-            return
-        for name, outcome in sorted(outcomes.items()):
-            LOG.debug('Repair of the .res of %(res)s: %(outcome)s',
-                      {'res': name, 'outcome': outcome})
-
-    def _ensure_tiebreakers(self, stats: ctl.ClusterStats) -> None:
-        """Give the two-replica volumes without one a tiebreaker."""
-        names = stats.without_tiebreaker
-        LOG.warning('BlackStor volumes with two replicas and no tiebreaker '
-                    '(a replica loss leaves them quorum only through their '
-                    'clients): %s', ', '.join(names))
-        if (not self.configuration.safe_get('blackstor_auto_repair')
-                or len(stats.nodes_up) <= tiebreaker.REPLICAS):
-            return          # no third storage node answers: nothing to try
-        for name in names:
-            try:
-                outcome = self.controller.ensure_tiebreaker(name, wait=False)
-            except Exception as exc:    # never fails the stats update
-                outcome = f'failed: {strutils.mask_password(str(exc))}'
-            LOG.debug('Tiebreaker of %(res)s: %(outcome)s',
-                      {'res': name, 'outcome': outcome})
-
-    def _remove_orphan_tiebreakers(self, orphans: dict) -> None:
-        """Take down tiebreakers left by deletes while their node was down."""
-        self._remove_leftovers('tiebreakers of deleted volumes', orphans,
-                               self.controller.remove_orphan_tiebreakers,
-                               '')
-
-    def _remove_temporary_snapshots(self, snapshots: dict) -> None:
-        """Remove the clone snapshots left on nodes that were unreachable."""
-        self._remove_leftovers('temporary clone snapshots', snapshots,
-                               self.controller.remove_temporary_snapshots,
-                               ' (blackstor-manage check --fix removes them)')
-
-    def _remove_leftovers(self, what: str, names: dict,
-                          remove: Callable[[dict], dict],
-                          otherwise: str) -> None:
-        """What a flow left on a node down, removed once it answers."""
-        if not self.configuration.safe_get('blackstor_auto_repair'):
-            LOG.warning('BlackStor %(what)s %(names)s are left on the '
-                        'storage nodes; blackstor_auto_repair is '
-                        'off%(otherwise)s',
-                        {'what': what, 'names': ', '.join(sorted(names)),
-                         'otherwise': otherwise})
-            return
-        try:
-            outcomes = remove(names)
-        except Exception as exc:    # never fails the stats update
-            LOG.warning('Removal of the %(what)s %(names)s failed: %(err)s',
-                        {'what': what, 'names': ', '.join(sorted(names)),
-                         'err': strutils.mask_password(str(exc))})
-            return
-        for name, outcome in sorted(outcomes.items()):
-            LOG.debug('%(what)s, %(name)s: %(outcome)s',
-                      {'what': what, 'name': name, 'outcome': outcome})
+        """One reading of the cluster, and its repairs (driver_stats.py)."""
+        self._stats = self.reporter.stats()
 
     def _init_vendor_properties(self) -> tuple[dict, str]:
-        properties: dict = {}
-        self._set_property(
-            properties, SPEC_REPLICAS, 'Replicas',
-            _('Number of diskful DRBD replicas of the volume.'), 'integer',
-            minimum=1, maximum=8,
-            default=self.configuration.safe_get('blackstor_replicas') or 3)
-        self._set_property(
-            properties, SPEC_ZONES, 'Zone placement',
-            _('spread puts every replica in a distinct zone; any ignores '
-              'zones.'), 'string', enum=list(placement.ZONE_POLICIES),
-            default='any')
-        return properties, 'blackstor'
-
-
-def _retype_needs_migration(volume: Any, diff: dict,
-                            host: dict) -> str | None:
-    """Why a retype is not ours to do in place, or None."""
-    same = (volume.cluster_name and volume.cluster_name
-            == host.get('cluster_name')) or (
-        volume_utils.extract_host(volume.host)
-        == volume_utils.extract_host(host.get('host')))
-    if not same:
-        return f'it goes to another backend ({host.get("host")})'
-    changed = {f'{kind} {key}' for kind in ('qos_specs', 'encryption')
-               for key, (old, new) in (diff.get(kind) or {}).items()
-               if old != new}
-    changed |= {f'extra spec {key}' for key, (old, new) in (
-        diff.get('extra_specs') or {}).items()
-        if old != new and key not in _RETYPED_SPECS}
-    if changed:
-        return ('BlackStor changes only the replicas and zones in place, '
-                'not ' + ', '.join(sorted(changed)))
-    return None
-
-
-def _manageable_row(entry: Any, managed: dict[str, str]) -> dict:
-    """One entry of get_manageable_*, as Cinder lists it.
-
-    ``extra_info`` is a dict of strings: the manager turns the entries
-    into ManageableVolume/Snapshot objects, whose field is a dict.
-    """
-    cinder_id = managed.get(entry.name)
-    reason = 'already managed' if cinder_id else entry.reason_not_safe
-    return {'reference': {'source-name': entry.name},
-            'size': entry.size // GiB, 'safe_to_manage': not reason,
-            'reason_not_safe': reason, 'cinder_id': cinder_id}
-
-
-def _reference(existing_ref: Any) -> str:
-    """The name a manage reference gives, or ManageExistingInvalidReference."""
-    name = (existing_ref or {}).get('source-name') if isinstance(
-        existing_ref, dict) else None
-    if not name:
-        raise exception.ManageExistingInvalidReference(
-            existing_ref=existing_ref,
-            reason=_('the reference needs source-name: a resource or thin '
-                     'LV name on the storage nodes'))
-    return name
-
-
-@contextlib.contextmanager
-def _manage_translated(existing_ref: Any, action: str) -> Iterator[None]:
-    """A reference that names nothing manageable is an invalid one."""
-    with _translated(action):
-        try:
-            yield
-        except (errors.InvalidRequest, errors.ResourceNotFound) as exc:
-            raise exception.ManageExistingInvalidReference(
-                existing_ref=existing_ref, reason=str(exc)) from exc
+        return driver_types.vendor_properties(self.configuration,
+                                              self._set_property)
 
 
 def _blackstor_backends(exclude: str) -> dict[str, Any]:
@@ -691,20 +378,6 @@ def _blackstor_backends(exclude: str) -> dict[str, Any]:
         conf.append_config_values(options.blackstor_opts)
         found[name] = conf
     return found
-
-
-def _snapshot_name(snapshot: Any) -> str:
-    """The snapshot's LV name on every replica.
-
-    Cinder's default 'snapshot-<id>' is refused by LVM, which reserves the
-    'snapshot' prefix.
-    """
-    return f'snap-{snapshot.id}'
-
-
-def _gib(value: int) -> float:
-    """Bytes to GiB, rounded down to 2 decimals (never over-report)."""
-    return int(value * 100 // GiB) / 100
 
 
 def _coordination_lock(name: str) -> Any:

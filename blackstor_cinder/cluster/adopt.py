@@ -125,8 +125,7 @@ def _not_adoptable(diskful: list[str], clients: list[str],
     if clients:
         return (f'attached to {", ".join(sorted(clients))}: detach it '
                 'first')
-    primary = sorted(n for n, s in states.items()
-                     if (s or {}).get('role') == 'Primary')
+    primary = sorted(n for n, s in states.items() if inv.is_primary(s))
     if primary:
         return f'in use (Primary) on {", ".join(primary)}'
     return None

@@ -35,7 +35,6 @@ import dataclasses
 from typing import Any, Iterable, Mapping
 
 from blackstor_cinder.cluster import inventory as inv
-from blackstor_cinder.node import drbdstatus
 
 
 def key(definition: dict) -> tuple:
@@ -209,11 +208,10 @@ def _by_connected_clients(res: Resource) -> list[dict] | None:
     if len(copies) < 2 or len({_without_clients(d) for d in copies}) != 1:
         return None
     listed = frozenset().union(*(_clients_of(d) for d in copies))
-    connected = set()
+    connected: set[str] = set()
     for node in res.copies:
-        state = drbdstatus.of((res.entries.get(node) or {}).get('state'))
-        connected |= {p.name for p in (state.peers if state else ())
-                      if p.connection == drbdstatus.CONNECTED}
+        connected.update(inv.connected_peers(
+            (res.entries.get(node) or {}).get('state')))
     want = frozenset(connected) & listed
     chosen = [d for d in copies if _clients_of(d) == want]
     if not want or not chosen or len({shape(d) for d in chosen}) != 1:

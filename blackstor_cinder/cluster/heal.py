@@ -326,7 +326,7 @@ def evacuate(ctl, node: str, parallel: int = 2,
             held = found.spec.host(m.source) if found.spec else None
             if held is None or not held.diskful:
                 return 'done before'
-            if (found.states.get(m.source) or {}).get('role') == 'Primary':
+            if inv.is_primary(found.states.get(m.source)):
                 raise errors.ClusterError(
                     f'{m.resource} is Primary on {m.source} (a guest uses '
                     f'it there): not moved')

@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from blackstor_cinder.cluster import model
+from blackstor_cinder.node import drbd
 from blackstor_cinder.node import drbdstatus
 from blackstor_cinder import protocol
 
@@ -28,8 +29,6 @@ LOG = logging.getLogger(__name__)
 
 # drbdsetup's numbers (drbd-utils' new_strtoll): digits and an optional
 # unit; the ``size`` option's default unit is the 512-byte sector.
-_SIZE_RE = re.compile(r'^(\d+)([sSkKmMgG]?)\Z')
-_SIZE_UNITS = {'': 512, 's': 512, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
 _VERSION_RE = re.compile(r'^(\d+)\.(\d+)\.(\d+)')
 
 #: The oldest DRBD kernel module a storage node may run: from 9.2.14 on
@@ -197,30 +196,20 @@ def _sizes(items: Any) -> dict[str, int]:
             for i in items or ()}
 
 
-def parse_size(value: Any) -> int | None:
-    """Bytes of a DRBD ``size`` value ('1048576k', '2097152s', '2097152').
-
-    None for anything else: a .res on a node is read defensively.
-    """
-    match = _SIZE_RE.match(value.strip()) if isinstance(value, str) else None
-    if not match:
-        return None
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-
-
 def definition_size(definition: dict[str, Any] | None) -> int | None:
     """The device size a parsed .res sets (``disk { size }``), or None."""
     value = ((definition or {}).get('disk') or {}).get('size')
     if value is None:
         return None
-    size = parse_size(value)
-    if size == 0:
-        return None                 # DRBD's default: no size set
-    if size is None:
+    try:
+        size = drbd.size_bytes(value)
+    except ValueError:
         LOG.warning('Resource %(res)s: size %(value)r in its .res is not '
                     'understood; taken as not set',
                     {'res': (definition or {}).get('name'), 'value': value})
         return None
+    if size == 0:
+        return None                 # DRBD's default: no size set
     return size
 
 
@@ -259,6 +248,18 @@ def peers_connected(state: dict[str, Any] | None) -> bool:
     """All configured peers of a ``drbdsetup status --json`` entry are up."""
     model = drbdstatus.of(state)
     return model is not None and model.peers_connected
+
+
+def is_primary(state: dict[str, Any] | None) -> bool:
+    """The node of a ``drbdsetup status --json`` entry is Primary."""
+    model = drbdstatus.of(state)
+    return model is not None and model.primary
+
+
+def connected_peers(state: dict[str, Any] | None) -> tuple[str, ...]:
+    """The peers a ``drbdsetup status --json`` entry is connected to."""
+    model = drbdstatus.of(state)
+    return model.connected_peers if model is not None else ()
 
 
 def disk_states(state: dict[str, Any] | None) -> dict[str, str]:

@@ -220,7 +220,7 @@ def remove_replica(ctl, name: str, node: str) -> model.ResourceSpec | None:
                'it is the last one' if not rest else
                'the other replicas are not all UpToDate: ' + ', '.join(
                    f'{n}={d}' for n, d in sorted(bad.items()))))
-    if (found.states.get(node) or {}).get('role') == 'Primary':
+    if inv.is_primary(found.states.get(node)):
         raise errors.ClusterError(
             f'replica of {name} on {node} not removed: it is Primary (in '
             f'use there)')

@@ -236,12 +236,9 @@ def _remove_unlisted(controller: Any, res: divergence.Resource, node: str,
                 'list; kept while the listed replicas are not all '
                 'UpToDate' + (f' ({", ".join(not_ready)})'
                               if not_ready else ''))
-    state = (replies.get(node) or {}).get('state') or {}
-    connected = sorted(
-        c.get('name') for c in state.get('connections') or ()
-        if c.get('name') in listed
-        and c.get('connection-state') == 'Connected')
-    if state.get('role') == 'Primary' or connected:
+    state = (replies.get(node) or {}).get('state')
+    connected = sorted(n for n in inv.connected_peers(state) if n in listed)
+    if inv.is_primary(state) or connected:
         return ('skipped: holds a replica the majority\'s .res does not '
                 'list, and it is ' + ('Primary' if not connected else
                                       'connected to ' + ', '.join(connected)))

@@ -26,6 +26,7 @@ from typing import Iterable
 
 from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import errors
+from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 
 LOG = logging.getLogger(__name__)
@@ -77,8 +78,7 @@ def two_primaries(found: core.Found,
     leaving = set(leaving)
     users = {h.name for h in hosts if not h.diskful and not h.tiebreaker}
     users |= {h.name for h in hosts if (h.diskful or h.tiebreaker)
-              and (found.states.get(h.name) or {}).get('role')
-              == 'Primary'}
+              and inv.is_primary(found.states.get(h.name))}
     if attaching is not None:
         users.add(attaching)
     return len(users - leaving) >= 2

@@ -178,7 +178,7 @@ def plan(ctl, spec: model.ResourceSpec, found,
     cfg = ctl.config
     name = spec.name
     in_use = {h.name for h in spec.diskful_hosts
-              if (found.states.get(h.name) or {}).get('role') == 'Primary'}
+              if inv.is_primary(found.states.get(h.name))}
 
     def room(node: str) -> int:
         report = inventories.get(node)

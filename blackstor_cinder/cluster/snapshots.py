@@ -162,11 +162,8 @@ def _require_cut_off(ctl: core.Core, volume: str, replicas: list[model.Node],
             f'cut off', failures)
     connected = sorted(
         {client for reply in results.values()
-         for conn in ((reply.get('state') or {}).get('connections')
-                      or ())
-         for client in clients
-         if conn.get('name') == client
-         and conn.get('connection-state') == 'Connected'})
+         for client in inv.connected_peers(reply.get('state'))
+         if client in clients})
     if connected:
         raise errors.ClusterError(
             f'snapshot of {volume} refused: I/O of client(s) '

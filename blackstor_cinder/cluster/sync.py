@@ -28,6 +28,7 @@ from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
+from blackstor_cinder.node import drbdstatus
 
 #: replication states of a peer device that is resynchronising
 _RESYNC = ('SyncSource', 'SyncTarget', 'PausedSyncS', 'PausedSyncT',
@@ -80,7 +81,8 @@ def wait_connected(ctl: core.Core, spec: model.ResourceSpec,
             f'waiting for the replicas of {spec.name} to connect',
             [node], {'op': 'status', 'resource': spec.name}
         )[node.name].get('state')
-        if inv.peers_connected(state) and state.get('connections'):
+        status = drbdstatus.of(state)
+        if status is not None and status.peers and status.peers_connected:
             return state
         if time.monotonic() > deadline:
             raise errors.ClusterError(
@@ -90,25 +92,22 @@ def wait_connected(ctl: core.Core, spec: model.ResourceSpec,
         time.sleep(ctl.poll_interval)
 
 
-def peer_devices(spec: model.ResourceSpec, node: str,
-                 state: dict | None) -> dict[str, dict] | None:
-    """Volume 0 peer device per other replica of ``node``, if connected.
+def peer_devices(spec: model.ResourceSpec, node: str, state: dict | None
+                 ) -> dict[str, drbdstatus.PeerState] | None:
+    """Volume 0 towards every other replica of ``node``, if connected.
 
     None while a replica peer has no connection in ``state`` or it is not
     Connected.
     """
+    status = drbdstatus.of(state)
     found = {}
-    conns = {c.get('name'): c for c in (state or {}).get('connections')
-             or ()}
     for host in spec.diskful_hosts:
         if host.name == node:
             continue
-        conn = conns.get(host.name)
-        if not conn or conn.get('connection-state') != 'Connected':
+        peer = status.peer(host.name) if status is not None else None
+        if peer is None or not peer.connected:
             return None
-        found[host.name] = next(
-            (pd for pd in conn.get('peer_devices') or ()
-             if pd.get('volume', 0) == 0), {})
+        found[host.name] = peer
     return found
 
 
@@ -122,23 +121,22 @@ def ready_to_skip_sync(spec: model.ResourceSpec, node: str,
     peers = peer_devices(spec, node, state)
     if peers is None:
         return False
-    return all(pd.get('replication-state', 'Established') == 'Established'
-               and pd.get('peer-disk-state') == 'Inconsistent'
-               for pd in peers.values())
+    # a replication state not reported is taken as Established
+    return all(peer.replication in (None, 'Established')
+               and peer.disk == 'Inconsistent'
+               for peer in peers.values())
 
 
 def in_sync(spec: model.ResourceSpec, node: str,
             state: dict | None) -> bool | None:
     """UpToDate here and towards every replica, no resync, none to do."""
     peers = peer_devices(spec, node, state)
-    if any(pd.get('replication-state') in _RESYNC
-           for pd in (peers or {}).values()):
+    if any(peer.replication in _RESYNC for peer in (peers or {}).values()):
         return None
     if inv.disk_states(state).get('local') != 'UpToDate' or peers is None:
         return False
-    return all(pd.get('peer-disk-state') == 'UpToDate'
-               and not pd.get('out-of-sync')
-               for pd in peers.values())
+    return all(peer.disk == drbdstatus.UP_TO_DATE and not peer.out_of_sync
+               for peer in peers.values())
 
 
 def sync_started(spec: model.ResourceSpec, node: str,
@@ -147,16 +145,17 @@ def sync_started(spec: model.ResourceSpec, node: str,
     peers = peer_devices(spec, node, state)
     return (inv.disk_states(state).get('local') == 'UpToDate'
             and peers is not None
-            and all(pd.get('replication-state') in _SYNCING
-                    or pd.get('peer-disk-state') == 'UpToDate'
-                    for pd in peers.values()))
+            and all(peer.replication in _SYNCING
+                    or peer.disk == drbdstatus.UP_TO_DATE
+                    for peer in peers.values()))
 
 
 def _brief(state: dict | None) -> str:
     """One line of DRBD state for error messages."""
-    if not state:
+    status = drbdstatus.of(state)
+    if status is None:
         return 'not running'
-    conns = ', '.join(f"{c.get('name')}={c.get('connection-state')}"
-                      for c in state.get('connections') or [])
+    conns = ', '.join(f'{peer.name}={peer.connection}'
+                      for peer in status.peers)
     disks = ', '.join(f'{k}={v}' for k, v in inv.disk_states(state).items())
     return f'connections [{conns}] disks [{disks}]'

@@ -26,6 +26,7 @@ from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder.manage import config
+from blackstor_cinder.node import drbdstatus
 
 GiB = 1 << 30
 
@@ -123,13 +124,12 @@ def out_of_sync(state: dict | None,
                 peers: Iterable[str] | None = None) -> int | None:
     """Most bytes this node's bitmap holds for one peer (None: unknown)."""
     most = None
-    for conn in (state or {}).get('connections') or ():
-        if peers is not None and conn.get('name') not in peers:
+    status = drbdstatus.of(state)
+    for peer in status.peers if status is not None else ():
+        if peers is not None and peer.name not in peers:
             continue
-        for pdev in conn.get('peer_devices') or ():
-            kib = pdev.get('out-of-sync')       # drbdsetup reports KiB
-            if isinstance(kib, int) and not isinstance(kib, bool):
-                most = max(most or 0, kib * 1024)
+        if peer.out_of_sync is not None:    # drbdsetup reports KiB
+            most = max(most or 0, peer.out_of_sync * 1024)
     return most
 
 
@@ -173,12 +173,11 @@ def health(res: divergence.Resource, survey: Survey,
                 continue
             if disks[node] != 'UpToDate':
                 troubles.append(Trouble(f'{node}: disk {disks[node]}'))
-            for conn in state.get('connections') or ():
-                if (conn.get('name') in replicas
-                        and conn.get('connection-state') != 'Connected'):
+            status = drbdstatus.of(state)
+            for peer in status.peers if status is not None else ():
+                if peer.name in replicas and not peer.connected:
                     troubles.append(Trouble(
-                        f'{node}: {conn.get("connection-state")} to '
-                        f'{conn.get("name")}'))
+                        f'{node}: {peer.connection} to {peer.name}'))
             mine = out_of_sync(state, replicas)
             if mine is not None:
                 oos = max(oos or 0, mine)
@@ -198,15 +197,15 @@ def node_view(entry: dict | None, failure: tp.NodeError | None) -> Any:
         return f'unreadable .res: {clean(entry["error"])}'
     if state is None:
         return {'running': False}
+    status = drbdstatus.ResourceState.from_json(state)
     connections = {}
-    for conn in state.get('connections') or ():
-        pdev = next(iter(conn.get('peer_devices') or ()), {})
-        view = {'connection': conn.get('connection-state'),
-                'peer_disk': pdev.get('peer-disk-state')}
-        if isinstance(pdev.get('out-of-sync'), int):
-            view['out_of_sync_bytes'] = pdev['out-of-sync'] * 1024
-        connections[conn.get('name')] = view
-    return {'running': True, 'role': state.get('role'),
-            'disk': local_disk(state), 'suspended':
-            state.get('suspended-user', state.get('suspended')),
+    for peer in status.peers:
+        view = {'connection': peer.connection, 'peer_disk': peer.disk}
+        if peer.out_of_sync is not None:
+            view['out_of_sync_bytes'] = peer.out_of_sync * 1024
+        connections[peer.name] = view
+    suspended = (status.suspended_user if status.suspended_user is not None
+                 else status.suspended)
+    return {'running': True, 'role': status.role,
+            'disk': local_disk(state), 'suspended': suspended,
             'connections': connections}

@@ -228,14 +228,21 @@ class Drbd:
         return None
 
 
-_SIZE_UNITS = {'': 512, 's': 512, 'k': 1 << 10, 'm': 1 << 20,
-               'g': 1 << 30, 't': 1 << 40}
-_SIZE_RE = re.compile(r'^(\d+)([sSkKmMgGtT]?)\Z')
+#: The units drbdadm (9.22) takes for a size: it refuses any other
+#: ('1T': "Value is not a number").
+_SIZE_UNITS = {'': 512, 's': 512, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
+_SIZE_RE = re.compile(r'^(\d+)([sSkKmMgG]?)\Z')
 
 
 def size_bytes(text: str) -> int:
-    """Bytes of a DRBD size (``disk { size }``): sectors unless a unit."""
-    match = _SIZE_RE.match(str(text).strip())
+    """Bytes of a DRBD size (``disk { size }``): sectors unless a unit.
+
+    ``'1048576k'``, ``'2097152s'``, ``'2097152'``; ValueError for what
+    drbdadm would not take, a value that is not a string included.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f'{text!r} is not a DRBD size')
+    match = _SIZE_RE.match(text.strip())
     if not match:
         raise ValueError(f'{text!r} is not a DRBD size')
     return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]

@@ -95,6 +95,9 @@ class PeerState:
     replication: str | None
     #: the connection reports a peer device of the volume
     has_volume: bool = False
+    #: what is still to resync with the peer, as drbdsetup reports it
+    #: (KiB, with ``--statistics``); None: not reported
+    out_of_sync: int | None = None
 
     @classmethod
     def from_json(cls, conn: dict, volume: int) -> PeerState:
@@ -113,7 +116,12 @@ class PeerState:
                                 'pdsk')),
             replication=_as_str(_first(peer_dev, 'replication-state',
                                        'replication', 'repl')),
-            has_volume=has_volume)
+            has_volume=has_volume,
+            out_of_sync=_as_int(peer_dev.get('out-of-sync')))
+
+    @property
+    def connected(self) -> bool:
+        return self.connection == CONNECTED
 
     def describe(self) -> str:
         who = self.name or '?'
@@ -208,9 +216,25 @@ class ResourceState:
         return self.suspended is not False
 
     @property
+    def primary(self) -> bool:
+        """This node is Primary (a user has the device open for writing)."""
+        return self.role == PRIMARY
+
+    @property
     def peers_connected(self) -> bool:
         """Every configured peer is connected (true without peers)."""
-        return all(peer.connection == CONNECTED for peer in self.peers)
+        return all(peer.connected for peer in self.peers)
+
+    @property
+    def connected_peers(self) -> tuple[str, ...]:
+        """The names of the peers connected now, as reported."""
+        return tuple(peer.name for peer in self.peers
+                     if peer.connected and peer.name is not None)
+
+    def peer(self, name: str) -> PeerState | None:
+        """The connection to the peer ``name``; None: none reported."""
+        return next((peer for peer in self.peers if peer.name == name),
+                    None)
 
     def disk_states(self) -> dict[str, str]:
         """{'local': ..., '<peer>': ...}: the disk states of the volume.
@@ -248,7 +272,7 @@ class ResourceState:
         Primary, so Primary catches openers on versions that do not report
         ``open``.
         """
-        return bool(self.open) or self.role == PRIMARY
+        return bool(self.open) or self.primary
 
     def describe(self) -> str:
         quorum = {True: 'yes', False: 'no', None: 'not reported'}

@@ -38,8 +38,8 @@ import fixtures
 from oslotest import base
 
 from blackstor_cinder.cluster import errors
-from blackstor_cinder.cluster import inventory
 from blackstor_cinder.cluster import transport
+from blackstor_cinder.node import drbd
 from blackstor_cinder.node import drbdconf
 from tests.functional import cluster_box
 
@@ -193,7 +193,7 @@ class BoxTestCase(base.BaseTestCase):
         self.assertEqual(dict.fromkeys(everyone, size),
                          self.device_sizes(name, everyone))
         for node in nodes:
-            self.assertEqual(size, inventory.parse_size(
+            self.assertEqual(size, drbd.size_bytes(
                 self.definition(node, name)['disk'].get('size')), node)
         for node in clients:
             self.assertEqual(size, os.stat(

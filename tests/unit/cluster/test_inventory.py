@@ -52,21 +52,6 @@ CONFIG = model.ClusterConfig(
 @ddt.ddt
 class SizeTest(base.TestCase):
 
-    @ddt.data(('1048576k', G), ('1048576K', G), ('2097152s', G),
-              ('2097152', G), ('1024M', G), ('1g', G), ('3s', 1536),
-              (' 1048576k', G))
-    @ddt.unpack
-    def test_parse(self, text, size):
-        self.assertEqual(size, inv.parse_size(text))
-
-    @ddt.data('1x', '1.5G', '1T', '', 'k', '-1k', '1 k', None, 1024, [])
-    def test_parse_garbage(self, text):
-        self.assertIsNone(inv.parse_size(text))
-
-    @ddt.data(1536, 4096, G, 3 * G, (2 << 40) * 512)
-    def test_what_resfile_renders_reads_back(self, size):
-        self.assertEqual(size, inv.parse_size(resrender.size_option(size)))
-
     def test_definition_size(self):
         self.assertEqual(2 * G, inv.definition_size(
             definition({'size': '2097152k', 'al-extents': '6007'})))
@@ -76,10 +61,17 @@ class SizeTest(base.TestCase):
         # DRBD's default: no size set
         self.assertIsNone(inv.definition_size(definition({'size': '0'})))
 
-    def test_unreadable_size_is_not_set(self):
+    @ddt.data(1536, 4096, G, 3 * G)
+    def test_what_the_agent_renders_reads_back(self, size):
+        self.assertEqual(size, inv.definition_size(
+            definition({'size': resrender.size_option(size)})))
+
+    # node/drbd.size_bytes reads the value (its tests hold the units)
+    @ddt.data('1T', '1.5G', 'k', 1024, [])
+    def test_unreadable_size_is_not_set(self, value):
         log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
-        self.assertIsNone(inv.definition_size(definition({'size': '1T'})))
-        self.assertIn("'1T'", log.output)
+        self.assertIsNone(inv.definition_size(definition({'size': value})))
+        self.assertIn(repr(value), log.output)
 
 
 class SpecFromDefinitionTest(base.TestCase):
@@ -160,6 +152,18 @@ class StateTest(base.TestCase):
         connected = dict(self.STATE,
                          connections=self.STATE['connections'][:1])
         self.assertTrue(inv.peers_connected(connected))
+
+    def test_connected_peers(self):
+        self.assertEqual(('nodeb',), inv.connected_peers(self.STATE))
+        self.assertEqual((), inv.connected_peers(None))
+        self.assertEqual((), inv.connected_peers({'name': 'r0'}))
+
+    def test_is_primary(self):
+        self.assertTrue(inv.is_primary(dict(self.STATE, role='Primary')))
+        self.assertFalse(inv.is_primary(dict(self.STATE, role='Secondary')))
+        self.assertFalse(inv.is_primary(self.STATE))        # not reported
+        for down in (None, {}):
+            self.assertFalse(inv.is_primary(down), down)
 
 
 class LvFamiliesTest(base.TestCase):

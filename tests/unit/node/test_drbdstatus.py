@@ -113,3 +113,39 @@ class ModelTestCase(base.TestCase):
                          state.disk_states())
         self.assertEqual({}, drbdstatus.of(entry(
             devices=[], connections=[])).disk_states())
+
+    def test_primary(self):
+        self.assertFalse(drbdstatus.of(entry()).primary)
+        self.assertTrue(drbdstatus.of(entry(role='Primary')).primary)
+        self.assertFalse(drbdstatus.of(entry(role=None)).primary)
+
+    def test_connected_peers(self):
+        conns = entry()['connections'] + [
+            {'name': 'nodec', 'connection-state': 'Connecting'},
+            {'peer-node-id': 4, 'connection-state': 'Connected'},
+            {'conn-name': 'noded', 'connection-state': 'Connected'}]
+        state = drbdstatus.of(entry(connections=conns))
+        # a peer reported without a name cannot be named
+        self.assertEqual(('nodeb', 'noded'), state.connected_peers)
+        self.assertEqual((), drbdstatus.of(
+            entry(connections=[])).connected_peers)
+
+    def test_peer_by_name(self):
+        conns = entry()['connections'] + [
+            {'name': 'nodec', 'connection-state': 'StandAlone'}]
+        state = drbdstatus.of(entry(connections=conns))
+        self.assertTrue(state.peer('nodeb').connected)
+        self.assertEqual('UpToDate', state.peer('nodeb').disk)
+        self.assertFalse(state.peer('nodec').connected)
+        self.assertIsNone(state.peer('nodez'))
+
+    def test_out_of_sync(self):
+        def peer(**device):
+            conn = dict(entry()['connections'][0],
+                        peer_devices=[dict(volume=0, **device)])
+            return drbdstatus.of(entry(connections=[conn])).peers[0]
+        self.assertEqual(4096, peer(**{'out-of-sync': 4096}).out_of_sync)
+        self.assertEqual(0, peer(**{'out-of-sync': 0}).out_of_sync)
+        # not reported (no --statistics, older versions): None
+        self.assertIsNone(peer().out_of_sync)
+        self.assertIsNone(peer(**{'out-of-sync': 'junk'}).out_of_sync)
