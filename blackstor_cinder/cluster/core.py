@@ -353,7 +353,7 @@ class Core:
         # may hold a copy a flow failed to update
         for node_name, reply in sorted(
                 results.items(), key=lambda item: (
-                    not _holds_replica(item[0], item[1]), item[0])):
+                    not holds_replica(item[0], item[1]), item[0])):
             if not reply.get('exists'):
                 continue
             states[node_name] = reply.get('state')
@@ -429,7 +429,7 @@ class Core:
                 if (why := report.problem(self.config.pool))}
 
 
-def _holds_replica(node: str, reply: dict) -> bool:
+def holds_replica(node: str, reply: dict) -> bool:
     """A ``status`` reply whose .res gives ``node`` a disk."""
     return any(h.get('name') == node and h.get('diskful')
                for h in (reply.get('definition') or {}).get('hosts') or ())

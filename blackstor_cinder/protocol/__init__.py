@@ -88,14 +88,19 @@ and the ``node_id`` of every host stay.
     is larger), .res, up; no create-md (metadata comes with the snapshot).
 ``adjust`` resource*, spec*, secret*
     validate and write the .res, ``drbdadm adjust``.
-``delete`` resource*, pool, create_id
+``delete`` resource*, pool, create_id, report
     down, wipe-md, lvremove, remove .res; what is already gone is success.
+    With ``report`` true the reply also has ``definition``: what this
+    node's .res said before (as in ``status``, without the secret), or
+    None when it had none (or none readable), so the controller deletes
+    in one round trip per node without a ``status`` first.
     With ``create_id`` (the rollback of a failed create) the LV goes only
     if that create made it (its tag), the .res only if the LV went or
     there is none and the resource is not running; otherwise nothing
     changes. Without it, the ``<res>.rollback`` / ``<res>.previous`` LVs
     an interrupted revert left go too. -> {resource, down, lv_removed,
-    res_removed, revert_lvs_removed [str], kept, reason}
+    res_removed, revert_lvs_removed [str], kept, reason, definition
+    (with ``report``)}
 ``resize`` resource*, pool*, size*, lv, drbd, assume_clean, spec,
     secret
     ``lv`` (default true) grows the LV, ``drbd`` (default false) runs
@@ -350,7 +355,8 @@ OPS: dict[str, tuple[dict, dict]] = {
     'create-from-snapshot': ({**_RES_POOL, 'snapshot': check_name,
                               'size': check_size, **_SPEC}, {}),
     'adjust': ({**_RES, **_SPEC}, {}),
-    'delete': (_RES, {'pool': check_pool, 'create_id': check_create_id}),
+    'delete': (_RES, {'pool': check_pool, 'create_id': check_create_id,
+                      'report': _check_bool}),
     'resize': ({**_RES_POOL, 'size': check_size},
                {'lv': _check_bool, 'drbd': _check_bool,
                 'assume_clean': _check_bool, 'zero_from': check_size,
