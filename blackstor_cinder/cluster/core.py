@@ -348,6 +348,14 @@ class Core:
         """Ask every storage node about a resource (one round trip each)."""
         results, failures = self.each(self.config.storage_nodes,
                                       {'op': 'status', 'resource': name})
+        return self.found(results, failures)
+
+    def found(self, results: dict[str, dict],
+              failures: dict[str, tp.NodeError]) -> Found:
+        """The resource as the storage nodes' ``status`` replies say.
+
+        Also from replies that carry a ``status`` (``report``).
+        """
         spec, states, sizes = None, {}, []
         # a replica's .res first: a diskless storage node (the tiebreaker)
         # may hold a copy a flow failed to update
@@ -373,9 +381,12 @@ class Core:
         return Found(spec, states, failures,
                      min(sizes) if sizes else None)
 
-    def require(self, name: str) -> Found:
-        """:meth:`find`, or ResourceNotFound (or why it cannot tell)."""
-        found = self.find(name)
+    def require(self, name: str, found: Found | None = None) -> Found:
+        """:meth:`find`, or ResourceNotFound (or why it cannot tell).
+
+        ``found``: what the storage nodes already said (no new request).
+        """
+        found = self.find(name) if found is None else found
         if found.spec is None:
             if found.unreachable:
                 raise errors.NodeOperationFailed('lookup of ' + name,

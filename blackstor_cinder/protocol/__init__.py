@@ -137,12 +137,18 @@ and the ``node_id`` of every host stay.
     -> {lv_size, lv_size_before, lv_size_base, lv_grown, drbd_resized,
     res_changed, zeroed [start, end] or None, resynced, zero_pending
     [start, end] or None}
-``suspend-io`` resource*, lease
-    suspends I/O here. With ``lease`` (seconds, 1..600) I/O resumes by
+``suspend-io`` resource*, lease, report
+    suspends I/O here (a resource not running here: nothing done,
+    ``running`` false). With ``lease`` (seconds, 1..600) I/O resumes by
     itself once the lease is over unless a ``resume-io`` came first, even
     when the controller died or lost the reply: a detached process on the
     node holds a token file and resumes as ``resume-io`` would. A second
     suspend replaces the lease; one without ``lease`` cancels it.
+    With ``report`` true the reply also holds the ``status`` fields
+    (exists, definition, state, device_size, zero_pending), read before
+    anything is suspended, and a node whose .res names it the
+    resource's tiebreaker suspends nothing (it has no I/O): the
+    controller sends it to every storage node instead of a ``status``.
     -> {resource, running, suspended, lease_expires_in (seconds or None)}
 ``resume-io`` resource*
     cancels the lease, resumes whenever DRBD reports user-suspended I/O;
@@ -361,7 +367,7 @@ OPS: dict[str, tuple[dict, dict]] = {
                {'lv': _check_bool, 'drbd': _check_bool,
                 'assume_clean': _check_bool, 'zero_from': check_size,
                 'zero_to': check_size, **_SPEC}),
-    'suspend-io': (_RES, {'lease': check_lease}),
+    'suspend-io': (_RES, {'lease': check_lease, 'report': _check_bool}),
     'resume-io': (_RES, {}),
     'new-current-uuid': (_RES, {'clear_bitmap': _check_bool}),
     'forget-peer': ({**_RES, 'node_id': check_node_id}, {}),

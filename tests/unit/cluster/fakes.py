@@ -500,11 +500,20 @@ class FakeAgent:
         return {'zeroed': [start, end]}
 
     def op_suspend_io(self, req: dict) -> dict:
+        # with ``report``: what status says, read before suspending
+        reply = self.op_status(req) if req.get('report') else {}
+        me = [h for h in (reply.get('definition') or {}).get('hosts', ())
+              if h['name'] == self.name]
+        if req['resource'] not in self.up or (me and me[0]['tiebreaker']):
+            # as the agent: down here is no error, nothing suspended;
+            # with report, neither is the tiebreaker its .res names
+            return dict(reply, running=req['resource'] in self.up,
+                        suspended=False)
         self.suspended.add(req['resource'])
         if 'lease' in req:
             self.leases[req['resource']] = req['lease']
         self.cluster.log.append((self.name, 'suspend-io'))
-        return {}
+        return dict(reply, running=True, suspended=True)
 
     def op_resume_io(self, req: dict) -> dict:
         self.suspended.discard(req['resource'])
