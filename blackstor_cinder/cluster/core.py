@@ -348,12 +348,20 @@ class Core:
         """Ask every storage node about a resource (one round trip each)."""
         results, failures = self.each(self.config.storage_nodes,
                                       {'op': 'status', 'resource': name})
+        return self.found(results, failures)
+
+    def found(self, results: dict[str, dict],
+              failures: dict[str, tp.NodeError]) -> Found:
+        """The resource as the storage nodes' ``status`` replies say.
+
+        Also from replies that carry a ``status`` (``report``).
+        """
         spec, states, sizes = None, {}, []
         # a replica's .res first: a diskless storage node (the tiebreaker)
         # may hold a copy a flow failed to update
         for node_name, reply in sorted(
                 results.items(), key=lambda item: (
-                    not _holds_replica(item[0], item[1]), item[0])):
+                    not holds_replica(item[0], item[1]), item[0])):
             if not reply.get('exists'):
                 continue
             states[node_name] = reply.get('state')
@@ -373,9 +381,12 @@ class Core:
         return Found(spec, states, failures,
                      min(sizes) if sizes else None)
 
-    def require(self, name: str) -> Found:
-        """:meth:`find`, or ResourceNotFound (or why it cannot tell)."""
-        found = self.find(name)
+    def require(self, name: str, found: Found | None = None) -> Found:
+        """:meth:`find`, or ResourceNotFound (or why it cannot tell).
+
+        ``found``: what the storage nodes already said (no new request).
+        """
+        found = self.find(name) if found is None else found
         if found.spec is None:
             if found.unreachable:
                 raise errors.NodeOperationFailed('lookup of ' + name,
@@ -429,7 +440,7 @@ class Core:
                 if (why := report.problem(self.config.pool))}
 
 
-def _holds_replica(node: str, reply: dict) -> bool:
+def holds_replica(node: str, reply: dict) -> bool:
     """A ``status`` reply whose .res gives ``node`` a disk."""
     return any(h.get('name') == node and h.get('diskful')
                for h in (reply.get('definition') or {}).get('hosts') or ())

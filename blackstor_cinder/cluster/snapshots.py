@@ -68,25 +68,82 @@ def create_snapshot(ctl: core.Core, volume: str, snapshot: str) -> None:
     (its suspend may have taken effect), retried until the lease ends.
     Under the volume's resource lock (the facade's ``core.one_resource``
     takes it).
+
+    Three round trips per replica: the first suspend goes to every
+    storage node and reports what ``status`` would (``report``; a node
+    without the resource running changes nothing), so no ``status``
+    comes first; the clients it names are suspended next, before any
+    snapshot. A refusal found then (a replica unreachable) resumes what
+    was suspended. When a node is known to run a DRBD kernel whose
+    suspend does not drain, or an agent does not know ``report``, the
+    volume is looked up first as before, so such a snapshot is refused
+    before anything is suspended.
     """
-    found = ctl.require(volume)
-    spec = found.spec
-    ctl.require_replicas(found, 'snapshot of ' + volume)
-    diskful = ctl.nodes(spec.diskful_hosts)
-    replicas = {n.name for n in diskful}
-    # the tiebreaker is never Primary: it has no I/O to suspend
-    everyone = ctl.nodes(h for h in spec.hosts if not h.tiebreaker)
-    _require_draining_suspend(ctl, volume, everyone)
     step = ctl.config.io_suspend_timeout
     lease = protocol.SUSPEND_STEPS * step
+    request = {'op': 'suspend-io', 'resource': volume, 'lease': lease}
+    if any(inv.kernel_too_old(version)
+           for version in ctl.kernel_versions.values()):
+        _snapshot(ctl, volume, snapshot, ctl.require(volume), request)
+        return
     started = time.monotonic()
+    results, failures = ctl.each(ctl.config.storage_nodes,
+                                 dict(request, report=True), timeout=step)
+    older = {name for name, exc in failures.items()
+             if exc.code == protocol.E_INVALID and exc.field == 'report'}
+    asked = [node for node in ctl.config.storage_nodes
+             if results.get(node.name, {}).get('suspended')
+             or (node.name in failures and node.name not in older
+                 and not core.never_reached(failures[node.name]))]
+    if older:
+        # an agent before ``report``: suspended nothing; as before
+        _resume(ctl, volume, asked, set(), started + lease)
+        _snapshot(ctl, volume, snapshot, ctl.require(volume), request)
+        return
+    _snapshot(ctl, volume, snapshot, ctl.found(results, failures), request,
+              first=(started, asked, failures, results))
+
+
+def _snapshot(ctl: core.Core, volume: str, snapshot: str,
+              found: core.Found, request: dict,
+              first: tuple[float, list[model.Node],
+                           dict[str, tp.NodeError],
+                           dict[str, dict]] | None = None) -> None:
+    """:func:`create_snapshot` once the volume's nodes are known.
+
+    ``first``: the storage nodes were sent the suspend already (when,
+    those to resume, those that failed, the replies); else every node
+    is suspended here, after the checks.
+    """
+    step = ctl.config.io_suspend_timeout
+    resume_on = list(first[1]) if first else []
+    started = first[0] if first else time.monotonic()
     not_sent: set[str] = set()
     try:
-        _, unsuspended = ctl.each(
-            everyone, {'op': 'suspend-io', 'resource': volume,
-                       'lease': lease}, timeout=step)
+        spec = ctl.require(volume, found).spec
+        ctl.require_replicas(found, 'snapshot of ' + volume)
+        diskful = ctl.nodes(spec.diskful_hosts)
+        replicas = {n.name for n in diskful}
+        # the tiebreaker is never Primary: it has no I/O to suspend
+        everyone = ctl.nodes(h for h in spec.hosts if not h.tiebreaker)
+        _require_draining_suspend(ctl, volume, everyone)
+        # the storage nodes' suspend was sent already: each that runs
+        # the resource and is not suspended (its .res there names it the
+        # tiebreaker) is suspended now, with the clients
+        storage = ({name for name, reply in first[3].items()
+                    if reply.get('suspended') or not reply.get('running')}
+                   if first else set()) | set(first[2] if first else ())
+        to_suspend = [n for n in everyone if n.name not in storage]
+        if not first:
+            started = time.monotonic()
+        resume_on += to_suspend
+        _, unsuspended = ctl.each(to_suspend, request, timeout=step)
         not_sent = {name for name, exc in unsuspended.items()
                     if core.never_reached(exc)}
+        if first:
+            unsuspended.update(
+                (n.name, first[2][n.name]) for n in everyone
+                if n.name in first[2])
         on_replicas = {name: exc for name, exc in unsuspended.items()
                        if name in replicas}
         if on_replicas:
@@ -105,19 +162,19 @@ def create_snapshot(ctl: core.Core, volume: str, snapshot: str) -> None:
             if unsuspended:         # still cut off after the snapshots
                 _require_cut_off(ctl, volume, diskful, unsuspended,
                                  step, warn=False)
-            if time.monotonic() >= started + lease:
+            if time.monotonic() >= started + request['lease']:
                 raise errors.ClusterError(
                     f'snapshot {snapshot} of {volume} took longer than '
-                    f'the {lease:.0f}s lease of the suspended I/O: a '
-                    f'node may have resumed I/O before every replica '
-                    f'was snapshotted; discarded')
+                    f'the {request["lease"]:.0f}s lease of the suspended '
+                    f'I/O: a node may have resumed I/O before every '
+                    f'replica was snapshotted; discarded')
         except errors.ClusterError:
             delete_snapshot_on(ctl, diskful, snapshot, quiet=True)
             raise
     finally:
         # Never leave I/O suspended, whatever happened above.
-        resume_failures = _resume(ctl, volume, everyone, not_sent,
-                                  started + lease)
+        resume_failures = _resume(ctl, volume, resume_on, not_sent,
+                                  started + request['lease'])
     if resume_failures:
         raise errors.NodeOperationFailed('resume-io', resume_failures)
     LOG.info('Snapshot %(snap)s of %(res)s taken on %(nodes)s',

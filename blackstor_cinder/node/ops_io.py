@@ -22,18 +22,29 @@ from __future__ import annotations
 from blackstor_cinder.node import drbdstatus
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import lease as lease_mod
+from blackstor_cinder.node import ops_inventory
 from blackstor_cinder.node.steps import Node
 from blackstor_cinder import protocol
 
 
 def suspend_io(node: Node, req: dict) -> dict:
+    """Suspend I/O here (with a lease); down here is no error.
+
+    With ``report`` the reply also holds what ``status`` would say,
+    read before anything is suspended (a .res that cannot be read fails
+    the request with nothing suspended), and the resource's tiebreaker
+    (as its .res here says) is not suspended.
+    """
     resource = req['resource']
+    report = (ops_inventory.status(node, {'resource': resource})
+              if req.get('report') else {})
     path = lease_mod.lease_path(node.conf, resource)
     state = drbdstatus.of(node.drbd.state(resource))
-    if state is None:
+    if state is None or _tiebreaker_here(node, report):
         lease_mod.remove(path)
-        return {'resource': resource, 'running': False,
-                'suspended': False, 'lease_expires_in': None}
+        return {**report, 'resource': resource,
+                'running': state is not None, 'suspended': False,
+                'lease_expires_in': None}
     seconds = req.get('lease')
     if seconds is None:
         # An explicit suspend without a lease is meant to last.
@@ -64,8 +75,20 @@ def suspend_io(node: Node, req: dict) -> dict:
         except BaseException:
             lease_mod.remove(path)
             raise
-    return {'resource': resource, 'running': True, 'suspended': True,
-            'lease_expires_in': seconds}
+    return {**report, 'resource': resource, 'running': True,
+            'suspended': True, 'lease_expires_in': seconds}
+
+
+def _tiebreaker_here(node: Node, report: dict) -> bool:
+    """The reported .res makes this node the resource's tiebreaker.
+
+    Never Primary, it has no I/O to suspend: the controller, which
+    asks every storage node at once (``report``), suspends none there.
+    """
+    return any(host.get('name') == node.conf.node_name
+               and host.get('tiebreaker') and not host.get('diskful')
+               for host in (report.get('definition') or {}).get('hosts')
+               or ())
 
 
 def resume_io(node: Node, req: dict) -> dict:

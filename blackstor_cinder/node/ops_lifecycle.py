@@ -184,10 +184,10 @@ def delete(node: Node, req: dict) -> dict:
                                        pool)
         if reason:
             LOG.warning('Not deleting %s: %s', resource, reason)
-            return {'resource': resource, 'down': False,
-                    'lv_removed': False, 'res_removed': False,
-                    'revert_lvs_removed': [],
-                    'kept': True, 'reason': reason}
+            return _reported(req, definition, {
+                'resource': resource, 'down': False,
+                'lv_removed': False, 'res_removed': False,
+                'revert_lvs_removed': [], 'kept': True, 'reason': reason})
     lv = (node.lvm.find_ours(pool, resource, 'resource', snapshot=False)
           if pool is not None else None)
     was_up = node.take_down(resource)
@@ -210,10 +210,24 @@ def delete(node: Node, req: dict) -> dict:
     res_removed = node.store.remove(resource)
     # what an unfinished extend recorded goes with the LV
     node.marks.remove(resource)
-    return {'resource': resource, 'down': was_up,
-            'lv_removed': lv_removed, 'res_removed': res_removed,
-            'revert_lvs_removed': revert_removed,
-            'kept': False, 'reason': None}
+    return _reported(req, definition, {
+        'resource': resource, 'down': was_up, 'lv_removed': lv_removed,
+        'res_removed': res_removed, 'revert_lvs_removed': revert_removed,
+        'kept': False, 'reason': None})
+
+
+def _reported(req: dict, definition: dict | None, reply: dict) -> dict:
+    """``reply``, with what the .res said before when ``report`` asks.
+
+    The controller learns from it which hosts held the resource (its
+    clients, its tiebreaker) without asking ``status`` first; the
+    secret stays out of it.
+    """
+    if req.get('report'):
+        reply['definition'] = ({k: v for k, v in definition.items()
+                                if k != 'secret'}
+                               if definition is not None else None)
+    return reply
 
 
 def _rollback_check(node: Node, resource: str, create_id: str,

@@ -88,14 +88,19 @@ and the ``node_id`` of every host stay.
     is larger), .res, up; no create-md (metadata comes with the snapshot).
 ``adjust`` resource*, spec*, secret*
     validate and write the .res, ``drbdadm adjust``.
-``delete`` resource*, pool, create_id
+``delete`` resource*, pool, create_id, report
     down, wipe-md, lvremove, remove .res; what is already gone is success.
+    With ``report`` true the reply also has ``definition``: what this
+    node's .res said before (as in ``status``, without the secret), or
+    None when it had none (or none readable), so the controller deletes
+    in one round trip per node without a ``status`` first.
     With ``create_id`` (the rollback of a failed create) the LV goes only
     if that create made it (its tag), the .res only if the LV went or
     there is none and the resource is not running; otherwise nothing
     changes. Without it, the ``<res>.rollback`` / ``<res>.previous`` LVs
     an interrupted revert left go too. -> {resource, down, lv_removed,
-    res_removed, revert_lvs_removed [str], kept, reason}
+    res_removed, revert_lvs_removed [str], kept, reason, definition
+    (with ``report``)}
 ``resize`` resource*, pool*, size*, lv, drbd, assume_clean, spec,
     secret
     ``lv`` (default true) grows the LV, ``drbd`` (default false) runs
@@ -132,12 +137,18 @@ and the ``node_id`` of every host stay.
     -> {lv_size, lv_size_before, lv_size_base, lv_grown, drbd_resized,
     res_changed, zeroed [start, end] or None, resynced, zero_pending
     [start, end] or None}
-``suspend-io`` resource*, lease
-    suspends I/O here. With ``lease`` (seconds, 1..600) I/O resumes by
+``suspend-io`` resource*, lease, report
+    suspends I/O here (a resource not running here: nothing done,
+    ``running`` false). With ``lease`` (seconds, 1..600) I/O resumes by
     itself once the lease is over unless a ``resume-io`` came first, even
     when the controller died or lost the reply: a detached process on the
     node holds a token file and resumes as ``resume-io`` would. A second
     suspend replaces the lease; one without ``lease`` cancels it.
+    With ``report`` true the reply also holds the ``status`` fields
+    (exists, definition, state, device_size, zero_pending), read before
+    anything is suspended, and a node whose .res names it the
+    resource's tiebreaker suspends nothing (it has no I/O): the
+    controller sends it to every storage node instead of a ``status``.
     -> {resource, running, suspended, lease_expires_in (seconds or None)}
 ``resume-io`` resource*
     cancels the lease, resumes whenever DRBD reports user-suspended I/O;
@@ -352,12 +363,13 @@ OPS: dict[str, tuple[dict, dict]] = {
     'create-from-snapshot': ({**_RES_POOL, 'snapshot': check_name,
                               'size': check_size, **_SPEC}, {}),
     'adjust': ({**_RES, **_SPEC}, {}),
-    'delete': (_RES, {'pool': check_pool, 'create_id': check_create_id}),
+    'delete': (_RES, {'pool': check_pool, 'create_id': check_create_id,
+                      'report': _check_bool}),
     'resize': ({**_RES_POOL, 'size': check_size},
                {'lv': _check_bool, 'drbd': _check_bool,
                 'assume_clean': _check_bool, 'zero_from': check_size,
                 'zero_to': check_size, **_SPEC}),
-    'suspend-io': (_RES, {'lease': check_lease}),
+    'suspend-io': (_RES, {'lease': check_lease, 'report': _check_bool}),
     'resume-io': (_RES, {}),
     'new-current-uuid': (_RES, {'clear_bitmap': _check_bool}),
     'forget-peer': ({**_RES, 'node_id': check_node_id}, {}),

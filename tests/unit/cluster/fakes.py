@@ -106,6 +106,9 @@ class FakeAgent:
         self.leases: dict[str, float] = {}            # resource -> lease
         self.kernel_version = '9.2.18'
         self.protocol_version = protocol.PROTOCOL_VERSION
+        # request fields this agent does not know (an older version):
+        # a request with one is refused by name, as validate_request does
+        self.unknown_fields: set[str] = set()
         self.zero_new_blocks: bool | None = True
         # thin LVs not made by BlackStor (manage): name -> size; open ones
         self.bare: dict[str, int] = {}
@@ -215,6 +218,10 @@ class FakeAgent:
 
     # -- ops --
     def handle(self, req: dict) -> dict:
+        for field in sorted(self.unknown_fields & set(req)):
+            raise tp.NodeError(self.name, protocol.E_INVALID,
+                               f"{field}: not a field of {req['op']}",
+                               field)
         self._check_pool(req)
         return getattr(self, 'op_' + req['op'].replace('-', '_'))(req)
 
@@ -394,9 +401,12 @@ class FakeAgent:
 
     def op_delete(self, req: dict) -> dict:
         name = req['resource']
+        reply = ({'definition': self._definition(name, False)
+                  if name in self.res else None}
+                 if req.get('report') else {})
         if ('create_id' in req and name in self.lvs
                 and self.created_by.get(name) != req['create_id']):
-            return {'resource': name, 'kept': True}
+            return dict(reply, resource=name, kept=True)
         for store in (self.res, self.lvs, self.data, self.created_by,
                       self.marks):
             store.pop(name, None)
@@ -406,7 +416,7 @@ class FakeAgent:
                 self.data.pop(name + suffix, None)
         self.up.discard(name)
         self.uptodate.discard(name)
-        return {}
+        return reply
 
     def op_resize(self, req: dict) -> dict:
         """The agent's resize contract (see protocol), zeroing included.
@@ -490,11 +500,20 @@ class FakeAgent:
         return {'zeroed': [start, end]}
 
     def op_suspend_io(self, req: dict) -> dict:
+        # with ``report``: what status says, read before suspending
+        reply = self.op_status(req) if req.get('report') else {}
+        me = [h for h in (reply.get('definition') or {}).get('hosts', ())
+              if h['name'] == self.name]
+        if req['resource'] not in self.up or (me and me[0]['tiebreaker']):
+            # as the agent: down here is no error, nothing suspended;
+            # with report, neither is the tiebreaker its .res names
+            return dict(reply, running=req['resource'] in self.up,
+                        suspended=False)
         self.suspended.add(req['resource'])
         if 'lease' in req:
             self.leases[req['resource']] = req['lease']
         self.cluster.log.append((self.name, 'suspend-io'))
-        return {}
+        return dict(reply, running=True, suspended=True)
 
     def op_resume_io(self, req: dict) -> dict:
         self.suspended.discard(req['resource'])

@@ -67,7 +67,16 @@ class SnapshotTest(ControllerTestCase):
         exc = self.assertRaises(errors.NodeOperationFailed,
                                 self.ctl.create_snapshot, VOL, 'snap-1')
         self.assertIn('n3', str(exc))
-        self.assertEqual([], [op for _, op in self.cluster.log])
+        # Learnt from the first suspend (it reports the volume): the
+        # replicas it suspended are resumed before the refusal, the
+        # client never suspended, no snapshot taken.
+        self.assertEqual(['n1', 'n2'], sorted(
+            n for n, op in self.cluster.log if op == 'suspend-io'))
+        self.assertEqual(['n1', 'n2'], sorted(
+            n for n, op in self.cluster.log if op == 'resume-io'))
+        self.assertEqual([], self.cluster.ops('snapshot-create'))
+        for agent in self.cluster.agents.values():
+            self.assertEqual(set(), agent.suspended)
 
     def test_unreachable_client_does_not_block(self):
         self.cluster.down.add('hv1')
@@ -520,3 +529,79 @@ class ClientDrbdVersionTest(ControllerTestCase):
                                 self.ctl.create_snapshot, VOL, 'snap-1')
         self.assertIn('hv1: DRBD kernel module 9.2.10', str(exc))
         self.assertEqual([], self.cluster.ops('suspend-io'))
+
+
+class SnapshotRoundTripsTest(ControllerTestCase):
+    """Three requests per replica, two per client (as transports count)."""
+
+    def setUp(self):
+        super().setUp()
+        self.ctl.create_volume(VOL, 2 * G)
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.log.clear()
+        self.mark = len(self.cluster.requests)
+
+    def sent(self):
+        per_node = {}
+        for node, request in self.cluster.requests[self.mark:]:
+            per_node.setdefault(node, []).append(request['op'])
+        return per_node
+
+    def test_three_per_replica(self):
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        replica = ['suspend-io', 'snapshot-create', 'resume-io']
+        self.assertEqual({'n1': replica, 'n2': replica, 'n3': replica,
+                          'hv1': ['suspend-io', 'resume-io']}, self.sent())
+        # every thin snapshot while every node is suspended
+        self.assertEqual(['suspend-io'] * 4 + ['snapshot-create'] * 3 +
+                         ['resume-io'] * 4,
+                         [op for _, op in self.cluster.log])
+        # the client is suspended after the replicas reported it
+        first = [(n, r) for n, r in self.cluster.requests[self.mark:]
+                 if r['op'] == 'suspend-io']
+        self.assertEqual(['hv1'], [n for n, r in first
+                                   if 'report' not in r])
+        self.assertEqual(['hv1'], [n for n, _ in first][-1:])
+
+    def test_a_storage_node_without_the_volume_is_asked_once(self):
+        cluster, controller = make(nodes=('n1', 'n2', 'n3', 'n4'),
+                                   sizes=(100, 100, 100, 10))
+        self.addCleanup(controller.close)
+        controller.create_volume(VOL, G)
+        mark = len(cluster.requests)
+        controller.create_snapshot(VOL, 'snap-1')
+        self.assertEqual([('n4', 'suspend-io')], [
+            (n, r['op']) for n, r in cluster.requests[mark:] if n == 'n4'])
+        self.assertEqual(set(), cluster.agents['n4'].suspended)
+
+    def test_a_missing_volume_suspends_nothing(self):
+        exc = self.assertRaises(errors.ResourceNotFound,
+                                self.ctl.create_snapshot, 'volume-none',
+                                'snap-1')
+        self.assertIn('volume-none', str(exc))
+        self.assertEqual([], self.cluster.log)
+
+    def test_older_agents_are_looked_up_first(self):
+        self.cluster.agents['n2'].unknown_fields.add('report')
+        self.ctl.create_snapshot(VOL, 'snap-1')
+        for name in ('n1', 'n2', 'n3'):
+            self.assertIn('snap-1', self.cluster.agents[name].snapshots)
+        self.assertEqual(['n1', 'n2', 'n3'], sorted(
+            self.cluster.ops('status')[-3:]))
+        for agent in self.cluster.agents.values():
+            self.assertEqual(set(), agent.suspended)
+        # the snapshots were taken while every node was suspended
+        ops = [op for _, op in self.cluster.log]
+        taken = ops.index('snapshot-create')
+        self.assertEqual(4, ops[:taken].count('suspend-io')
+                         - ops[:taken].count('resume-io'))
+
+    def test_a_node_known_old_refuses_before_suspending(self):
+        # a client's too: known from its last inventory
+        self.cluster.agents['hv2'].kernel_version = '9.2.10'
+        self.ctl.attach(VOL, 'hv2')
+        self.cluster.log.clear()
+        exc = self.assertRaises(errors.ClusterError,
+                                self.ctl.create_snapshot, VOL, 'snap-1')
+        self.assertIn('hv2', str(exc))
+        self.assertEqual([], self.cluster.log)

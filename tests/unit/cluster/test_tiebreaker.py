@@ -258,8 +258,12 @@ class AttachDetachTest(TiebreakerTestCase):
 
     def test_snapshot_does_not_suspend_it(self):
         self.ctl.create_snapshot(VOL, 'snap-1')
-        self.assertEqual(['n1', 'n2'],
-                         sorted(self.cluster.ops('suspend-io')))
+        # its node is asked (every storage node's suspend reports the
+        # volume there) and suspends nothing, as its .res names it
+        self.assertEqual(['n1', 'n2'], sorted(
+            n for n, op in self.cluster.log if op == 'suspend-io'))
+        self.assertEqual(['n1', 'n2'], sorted(self.cluster.ops('resume-io')))
+        self.assertEqual(set(), self.cluster.agents['n3'].suspended)
         # its node unreachable does not stop a snapshot either
         self.cluster.down.add('n3')
         self.ctl.create_snapshot(VOL, 'snap-2')

@@ -13,6 +13,9 @@
 # under the License.
 """suspend-io, resume-io, new-current-uuid and forget-peer."""
 
+from unittest import mock
+
+from blackstor_cinder.node import ops_io
 from blackstor_cinder import protocol
 from tests.unit.node import test_agent
 
@@ -28,6 +31,47 @@ class IoTestCase(test_agent.ReplicaTestCase):
                           ['drbdsetup', 'resume-io', '1000']], self.changes())
         result = self.ok('suspend-io', resource='r9')
         self.assertFalse(result['running'])
+
+    def test_suspend_reports_the_status(self):
+        expected = self.ok('status', resource='r0')
+        self.fake.calls.clear()
+        result = self.ok('suspend-io', resource='r0', lease=60, report=True)
+        self.assertTrue(result['suspended'])
+        for key in ('exists', 'definition', 'device_size', 'zero_pending'):
+            self.assertEqual(expected[key], result[key], key)
+        self.assertEqual('r0', result['state']['name'])
+        self.assertIn(['drbdadm', 'suspend-io', 'r0'], self.changes())
+        self.ok('resume-io', resource='r0')
+        # nothing here: reported, nothing suspended, no error
+        result = self.ok('suspend-io', resource='r9', lease=60,
+                         report=True)
+        self.assertEqual((False, False, False), (
+            result['exists'], result['running'], result['suspended']))
+
+    def test_suspend_with_report_spares_the_tiebreaker(self):
+        real = ops_io.ops_inventory.status
+
+        def as_tiebreaker(node, req):
+            reply = real(node, req)
+            for host in reply['definition']['hosts']:
+                if host['name'] == self.conf.node_name:
+                    host.update(diskful=False, disk=None, tiebreaker=True)
+            return reply
+
+        self.fake.calls.clear()
+        with mock.patch.object(ops_io.ops_inventory, 'status',
+                               side_effect=as_tiebreaker):
+            result = self.ok('suspend-io', resource='r0', lease=60,
+                             report=True)
+        self.assertEqual((True, False), (result['running'],
+                                         result['suspended']))
+        self.assertEqual([], self.changes())
+        # asked without report (as the controller does when its view of
+        # the resource says the node is a client) it suspends
+        with mock.patch.object(ops_io.ops_inventory, 'status',
+                               side_effect=as_tiebreaker):
+            self.assertTrue(self.ok('suspend-io', resource='r0',
+                                    lease=60)['suspended'])
 
     def test_new_current_uuid(self):
         self.ok('new-current-uuid', resource='r0')

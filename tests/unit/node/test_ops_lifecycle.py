@@ -379,6 +379,22 @@ class LifecycleTestCase(test_agent.ReplicaTestCase):
         self.assertFalse(any(result[k] for k in
                              ('down', 'lv_removed', 'res_removed')))
 
+    def test_delete_reports_what_the_res_said(self):
+        expected = self.agent.store.read_definition('r0')
+        self.fake.calls.clear()
+        result = self.ok('delete', resource='r0', pool='vg0/thin',
+                         report=True)
+        self.assertTrue(result['lv_removed'])
+        self.assertNotIn('secret', result['definition'])
+        expected.pop('secret', None)
+        self.assertEqual(expected, result['definition'])
+        self.assertEqual(['nodea', 'nodeb'], sorted(
+            h['name'] for h in result['definition']['hosts']))
+        # nothing there: reported as such, still success
+        self.assertIsNone(self.ok('delete', resource='r0', pool='vg0/thin',
+                                  report=True)['definition'])
+        self.assertNotIn('definition', self.ok('delete', resource='r0'))
+
     def test_delete_finds_pool_in_res(self):
         self.ok('delete', resource='r0')
         self.assertNotIn(('vg0', 'r0'), self.fake.lvs)
