@@ -51,27 +51,34 @@ import fixtures
 from tests.bench import report
 from tests.functional import cluster_box
 from tests.functional import driver_fixture
+from tests.functional import seed
 
 BACKEND = 'blackstor-bench'
 CACHE = pathlib.Path(__file__).resolve().parents[2] / '.cache' / 'bench'
 HOST = 'hv-1'
 GiB = 1 << 30
+RANGES = {'blackstor_minor_range': '1000-3999',
+          'blackstor_port_range': '7000-9999'}
 
 
 class Bench(fixtures.Fixture):
     """A box, the driver on it, and the measured operations."""
 
-    def __init__(self, rounds: int, workers: int) -> None:
+    def __init__(self, rounds: int, workers: int,
+                 populate: str = 'seed') -> None:
         super().__init__()
         self.rounds = rounds
         self.workers = workers
+        self.how = populate
         self.populated = 0
+        self.template = None
 
     def _setUp(self) -> None:
         # Thin LVs of sparse files: room for 1,000 volumes of 1 GiB with
         # two replicas, within max_over_subscription_ratio (20).
+        # Minors and ports for 1,000 volumes and the measured ones.
         self.box = self.useFixture(cluster_box.ClusterInABox(
-            pool_size=128 * GiB))
+            pool_size=128 * GiB, options=RANGES))
         fixture = self.useFixture(driver_fixture.DriverFixture(
             self.box, BACKEND))
         self.ctxt = context.get_admin_context()
@@ -98,18 +105,35 @@ class Bench(fixtures.Fixture):
     # -- population -------------------------------------------------------
 
     def populate(self, count: int) -> dict:
-        """Real volumes through the driver until there are ``count``."""
-        todo = count - self.populated
+        """Volumes until there are ``count``: seeded or real creates.
+
+        ``seed``: one real create through the driver (the template, the
+        first time), then the state of the others written in one go
+        (:mod:`tests.functional.seed`). ``real``: every one a create
+        through the driver, ``workers`` at a time.
+        """
+        added = todo = count - self.populated
         started = time.monotonic()
         if todo <= 0:
-            return {'added': 0, 'seconds': 0.0}
+            return {'added': 0, 'seconds': 0.0, 'how': self.how}
+        if self.how == 'real':
+            self._create(todo)
+        else:
+            if self.template is None:
+                vol = self.volume()
+                self.drv.create_volume(vol)
+                self.template = f'volume-{vol.name_id}'
+                todo -= 1
+            seed.seed(self.box, self.template, todo)
+        self.populated = count
+        return {'added': added, 'how': self.how,
+                'seconds': round(time.monotonic() - started, 1)}
+
+    def _create(self, todo: int) -> None:
         with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
             for _ in pool.map(lambda _: self.drv.create_volume(
                     self.volume()), range(todo)):
                 pass
-        self.populated = count
-        return {'added': todo,
-                'seconds': round(time.monotonic() - started, 1)}
 
     # -- measuring --------------------------------------------------------
 
@@ -176,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--scales', default='0,100,1000')
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--workers', type=int, default=4,
-                        help='parallel creates while populating')
+                        help='parallel creates while populating (real)')
+    parser.add_argument('--populate', choices=('seed', 'real'),
+                        default='seed',
+                        help='seed: one real create, the other volumes '
+                             'written directly (tests/functional/seed.py); '
+                             'real: every one created through the driver')
     parser.add_argument('--out', default=str(CACHE / 'last-bench.json'))
     parser.add_argument('--max-populate-seconds', type=float, default=3600,
                         help='stop before a scale whose population would '
@@ -193,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='blackstor-bench-'):
-        with Bench(args.rounds, args.workers) as bench:
+        with Bench(args.rounds, args.workers, args.populate) as bench:
             rate = None                     # seconds per populated volume
             for count in scales:
                 todo = count - bench.populated
