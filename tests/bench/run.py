@@ -48,6 +48,7 @@ from cinder.tests.unit import fake_snapshot
 from cinder.tests.unit import fake_volume
 import fixtures
 
+from tests.bench import reference
 from tests.bench import report
 from tests.functional import cluster_box
 from tests.functional import driver_fixture
@@ -84,6 +85,8 @@ class Bench(fixtures.Fixture):
         self.ctxt = context.get_admin_context()
         self.drv = fixture.driver
         self.pool = self.drv.controller._transports
+        self.ref = reference.Reference(self.box.standin, 128 * GiB)
+        self.addCleanup(self.ref.close)
         self.connector = {'host': HOST, 'ip': self.box.nodes[HOST].address}
 
     # -- objects ----------------------------------------------------------
@@ -125,6 +128,7 @@ class Bench(fixtures.Fixture):
                 self.template = f'volume-{vol.name_id}'
                 todo -= 1
             seed.seed(self.box, self.template, todo)
+        self.ref.seed(count)
         self.populated = count
         return {'added': added, 'how': self.how,
                 'seconds': round(time.monotonic() - started, 1)}
@@ -163,7 +167,9 @@ class Bench(fixtures.Fixture):
         # the first round does not carry the connection set-up.
         self.drv.get_volume_stats(refresh=True)
         samples: dict[str, list] = {}
+        ref_samples: dict[str, list] = {}
         for _ in range(self.rounds):
+            self.ref.round(ref_samples)
             vol = self.volume()
             self.measured(samples, 'create', self.drv.create_volume, vol)
             snap = self.snapshot(vol)
@@ -184,7 +190,9 @@ class Bench(fixtures.Fixture):
         return {'volumes': count, 'populate': filled,
                 'total_volumes_reported': stats['pools'][0].get(
                     'total_volumes') if stats.get('pools') else None,
-                'ops': {op: report.summary(s) for op, s in samples.items()}}
+                'ops': {op: report.summary(s) for op, s in samples.items()},
+                'reference': {op: report.summary(s)
+                              for op, s in ref_samples.items()}}
 
 
 def machine() -> dict:
