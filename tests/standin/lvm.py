@@ -654,7 +654,8 @@ def _render(rows, fields, opts, kind):
 
     if opts.get('reportformat') in ('json', 'json_std'):
         items = [{f: value(r, f) for f in fields} for r in rows]
-        return json.dumps({'report': [{kind: items}]}, indent=4) + '\n'
+        # one line: the C encoder (see drbdsetup.status_json)
+        return json.dumps({'report': [{kind: items}]}) + '\n'
     table = [[value(r, f) for f in fields] for r in rows]
     sep = opts.get('separator')
     lines = []
