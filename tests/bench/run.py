@@ -66,8 +66,9 @@ class Bench(fixtures.Fixture):
     """A box, the driver on it, and the measured operations."""
 
     def __init__(self, rounds: int, workers: int,
-                 populate: str = 'seed') -> None:
+                 populate: str = 'seed', stats_only: bool = False) -> None:
         super().__init__()
+        self.stats_only = stats_only
         self.rounds = rounds
         self.workers = workers
         self.how = populate
@@ -169,6 +170,10 @@ class Bench(fixtures.Fixture):
         samples: dict[str, list] = {}
         ref_samples: dict[str, list] = {}
         for _ in range(self.rounds):
+            if self.stats_only:
+                self.measured(samples, 'stats', self.drv.get_volume_stats,
+                              True)
+                continue
             self.ref.round(ref_samples)
             vol = self.volume()
             self.measured(samples, 'create', self.drv.create_volume, vol)
@@ -188,8 +193,9 @@ class Bench(fixtures.Fixture):
             self.measured(samples, 'stats', self.drv.get_volume_stats, True)
         stats = self.drv.get_volume_stats(refresh=True)
         return {'volumes': count, 'populate': filled,
-                'total_volumes_reported': stats['pools'][0].get(
-                    'total_volumes') if stats.get('pools') else None,
+                'total_volumes_reported': stats.get('total_volumes'),
+                'degraded_volumes_reported': stats.get(
+                    'blackstor_degraded_volumes'),
                 'ops': {op: report.summary(s) for op, s in samples.items()},
                 'reference': {op: report.summary(s)
                               for op, s in ref_samples.items()}}
@@ -215,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                              'written directly (tests/functional/seed.py); '
                              'real: every one created through the driver')
     parser.add_argument('--out', default=str(CACHE / 'last-bench.json'))
+    parser.add_argument('--stats-only', action='store_true',
+                        help='measure get_volume_stats only')
     parser.add_argument('--max-populate-seconds', type=float, default=3600,
                         help='stop before a scale whose population would '
                              'take longer than this (estimated)')
@@ -230,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='blackstor-bench-'):
-        with Bench(args.rounds, args.workers, args.populate) as bench:
+        with Bench(args.rounds, args.workers, args.populate,
+                   args.stats_only) as bench:
             rate = None                     # seconds per populated volume
             for count in scales:
                 todo = count - bench.populated
