@@ -271,23 +271,25 @@ class Core:
         return self.inventories_of(self.config.storage_nodes)
 
     def inventories_of(self, nodes: Iterable[model.Node],
-                       brief: bool = False
+                       brief: bool = False, compact: bool = False
                        ) -> tuple[dict[str, inv.NodeInventory],
                                   dict[str, tp.NodeError]]:
         """Inventories in one parallel round; ``brief``: placement's only.
 
         A brief inventory has each resource's name, not its definition or
-        state (see the protocol); an agent that does not know ``brief``
-        (another version, which ``NodeInventory.problem`` then names) is
-        asked the full one.
+        state; a ``compact`` one each definition and state cut to what
+        stats read (see the protocol). An agent that does not know
+        ``brief`` or ``compact`` (another version, which
+        ``NodeInventory.problem`` then names) is asked the full one.
         """
         nodes = list(nodes)
-        results, failures = self.each(
-            nodes, {'op': 'inventory', 'brief': True} if brief
-            else {'op': 'inventory'})
+        request = {'op': 'inventory'}
+        if brief or compact:
+            request['brief' if brief else 'compact'] = True
+        results, failures = self.each(nodes, request)
         older = [node for node in nodes
                  if getattr(failures.get(node.name), 'field', None)
-                 == 'brief']
+                 in ('brief', 'compact')]
         if older:
             more, failed = self.each(older, {'op': 'inventory'})
             for name in more:
@@ -300,7 +302,7 @@ class Core:
             self.kernel_versions[name] = report.drbd_kernel_version
         return reports, failures
 
-    def survey(self, brief: bool = False
+    def survey(self, brief: bool = False, compact: bool = False
                ) -> tuple[dict[str, inv.NodeInventory],
                           dict[str, tp.NodeError],
                           tuple[set[int], set[int]]]:
@@ -313,11 +315,11 @@ class Core:
         attach check catches what changed since). ``brief``: the
         inventories a create's decision needs (see :meth:`inventories_of`);
         a client's brief report does not replace its last full one, which
-        the divergence checks of stats read.
+        the divergence checks of stats read; ``compact``: what stats read.
         """
         clients = self.config.client_nodes
         reports, failures = self.inventories_of(
-            self.config.storage_nodes + clients, brief)
+            self.config.storage_nodes + clients, brief, compact)
         for node in clients:
             if node.name in reports:
                 report = reports.pop(node.name)

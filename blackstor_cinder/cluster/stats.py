@@ -69,6 +69,9 @@ class ClusterStats:
 def collect(ctl: core.Core) -> ClusterStats:
     """Capacity as placement sees it: one round trip per node.
 
+    The inventories are compact ones (each resource's definition and
+    state cut to what is read here: see the protocol's ``inventory``).
+
     The configured clients are asked too, for the minors and ports
     they use: ``minors_free`` and ``ports_free`` are the values of the
     ranges no node uses and no create of this process holds.
@@ -86,7 +89,7 @@ def collect(ctl: core.Core) -> ClusterStats:
     which can still be placed; a create that needs more fails in
     placement, naming why.
     """
-    inventories, failures, used = ctl.survey()
+    inventories, failures, used = ctl.survey(compact=True)
     cands = ctl.candidates(inventories)
     cfg = ctl.config
     replicas = min(cfg.replicas, placement.domain_count(

@@ -298,6 +298,59 @@ def of(entry: dict | None) -> ResourceState | None:
     return ResourceState.from_json(entry)
 
 
+#: The keys :meth:`ResourceState.from_json` reads, at each level (every
+#: spelling of each); :func:`compact` keeps these and nothing else.
+_RESOURCE_KEYS = ('name', 'role', 'suspended', 'node-id', 'suspended-user')
+_DEVICE_KEYS = ('volume', 'minor', 'disk-state', 'disk', 'client',
+                'quorum', 'open', 'opened', 'size')
+_CONNECTION_KEYS = ('name', 'conn-name', 'peer-node-id', 'peer_node_id',
+                    'connection-state', 'connection', 'cstate',
+                    'peer-role', 'role')
+_PEER_DEVICE_KEYS = ('volume', 'peer-disk-state', 'peer-disk', 'pdsk',
+                     'replication-state', 'replication', 'repl',
+                     'out-of-sync')
+
+
+def _keep(mapping: dict, keys: tuple[str, ...]) -> dict:
+    return {key: mapping[key] for key in keys if key in mapping}
+
+
+def compact(entry: dict | None) -> dict | None:
+    """A status entry with only what the model reads: ``of`` is the same.
+
+    ``--statistics`` counters, paths, per-connection flags and suspension
+    reasons that are not set are dropped: about a third of the entry's
+    size, for replies that carry every resource (the stats' inventory).
+    """
+    if not isinstance(entry, dict) or not entry:
+        return entry
+    # in the entry's order: suspended_reasons is in that order
+    out = {key: value for key, value in entry.items()
+           if key in _RESOURCE_KEYS
+           or key.startswith('suspended') and _as_bool(value)}
+    devices = entry.get('devices')
+    if isinstance(devices, list):
+        out['devices'] = [_keep(d, _DEVICE_KEYS) for d in devices
+                          if isinstance(d, dict)]
+    connections = entry.get('connections')
+    if isinstance(connections, list):
+        out['connections'] = [_compact_connection(c) for c in connections
+                              if isinstance(c, dict)]
+    return out
+
+
+def _compact_connection(conn: dict) -> dict:
+    out = _keep(conn, _CONNECTION_KEYS)
+    for key in ('peer_devices', 'peer-devices'):
+        if key in conn:
+            value = conn[key]
+            out[key] = ([_keep(p, _PEER_DEVICE_KEYS) for p in value
+                         if isinstance(p, dict)]
+                        if isinstance(value, list) else value)
+            break
+    return out
+
+
 def device_size(entry: dict | None) -> int | None:
     """Bytes of the running device; None when down or not reported."""
     state = of(entry)

@@ -103,11 +103,13 @@ def inventory(node: Node, req: dict) -> dict:
                          'this node cannot serve: ' + '; '.join(missing),
                          missing=missing)
     names = node.store.list_resources()
-    resources = ({name: {} for name in names} if req.get('brief')
-                 else _resources(node, names, states))
+    brief = bool(req.get('brief'))
+    compact = bool(req.get('compact')) and not brief
+    resources = ({name: {} for name in names} if brief
+                 else _resources(node, names, states, compact))
     minors, ports = _used_minors_ports(node, states)
     return {
-        'brief': bool(req.get('brief')),
+        'brief': brief, 'compact': compact,
         'hostname': node.conf.node_name,
         'protocol_version': protocol.PROTOCOL_VERSION,
         'drbd_utils_version': utils_version,
@@ -139,9 +141,13 @@ def _bare_lv(node: Node, pool: lvm_mod.Pool,
             'open': lv.attr[5:6] == 'o'}
 
 
-def _resources(node: Node, names: list[str], states: list[dict]
-               ) -> dict[str, dict]:
-    """The inventory's ``resources``: one drbdadm for all of them."""
+def _resources(node: Node, names: list[str], states: list[dict],
+               compact: bool = False) -> dict[str, dict]:
+    """The inventory's ``resources``: one drbdadm for all of them.
+
+    ``compact``: each definition and state cut to what the controller's
+    stats read (see the protocol's ``inventory``).
+    """
     running = {s.get('name'): s for s in states}
     definitions = node.store.read_definitions(names)
     resources = {}
@@ -152,11 +158,39 @@ def _resources(node: Node, names: list[str], states: list[dict]
             entry = {'definition': None, 'error': definition.message}
         elif definition is not None:
             definition.pop('secret', None)
+            if compact:
+                entry['definition'] = compact_definition(definition)
         state = running.get(name)
+        device_bytes = drbdstatus.device_size(state)
+        if compact:
+            state = drbdstatus.compact(state)
         resources[name] = dict(entry, state=state,
-                               device_size=drbdstatus.device_size(state),
+                               device_size=device_bytes,
                                zero_pending=node.marks.pending(name))
     return resources
+
+
+#: What a compact inventory keeps of a definition: identities, hosts
+#: (names, node-ids, addresses, ports, roles, disks), the device size
+#: and whether two primaries are allowed; not the options the
+#: configuration sets anyway (quorum, protocol, verify-alg, ...).
+COMPACT_DEFINITION = {'name': None, 'minor': None, 'hosts': None,
+                      'disk': ('size',), 'net': ('allow-two-primaries',)}
+
+
+def compact_definition(definition: dict) -> dict:
+    """``definition`` with only the keys of :data:`COMPACT_DEFINITION`."""
+    out: dict[str, Any] = {}
+    for key, inner in COMPACT_DEFINITION.items():
+        if key not in definition:
+            continue
+        value = definition[key]
+        if inner is not None and isinstance(value, dict):
+            value = {k: value[k] for k in inner if k in value}
+            if not value:
+                continue
+        out[key] = value
+    return out
 
 
 def _used_minors_ports(node: Node, states: list[dict]

@@ -35,8 +35,8 @@ fields, ``spec`` (:mod:`.spec`: :func:`check_spec`, schema
 patterns and the checker of every other field. A field outside the
 schema is refused (invalid-input) with ``field`` naming it.
 
-``inventory`` brief
-    -> brief, hostname, protocol_version, drbd_utils_version,
+``inventory`` brief, compact
+    -> brief, compact, hostname, protocol_version, drbd_utils_version,
     drbd_kernel_version (None if no module), pools [{name, total_bytes,
     free_bytes, provisioned_bytes, extent_bytes, vg_free_bytes,
     zero_new_blocks (the thin pool zeroes newly provisioned blocks:
@@ -56,7 +56,11 @@ schema is refused (invalid-input) with ``field`` naming it.
     sent), the rest as above. The agent runs the same number of commands
     whatever the number of resources (one ``drbdadm dump all``, one
     ``drbdsetup status``; a resource ``dump all`` cannot show is read on
-    its own).
+    its own). With ``compact`` true (and not ``brief``; the reply says
+    ``compact``), what the controller's stats read: each definition only
+    its name, minor, hosts, ``disk.size`` and ``net.allow-two-primaries``,
+    each state only the fields the status model reads (no statistics
+    counters, no paths).
 ``status`` resource*
     -> {resource, exists, definition, state, device_size, zero_pending};
     ``state`` is the parsed ``drbdsetup status --json --statistics`` entry
@@ -355,7 +359,7 @@ _SPEC = {'spec': check_spec, 'secret': check_secret}
 
 #: op -> (required fields, optional fields); each field -> its checker.
 OPS: dict[str, tuple[dict, dict]] = {
-    'inventory': ({}, {'brief': _check_bool}),
+    'inventory': ({}, {'brief': _check_bool, 'compact': _check_bool}),
     'status': (_RES, {}),
     'create': ({**_RES_POOL, 'size': check_size, **_SPEC},
                {'max_peers': check_max_peers,

@@ -26,6 +26,8 @@ ROUND_TRIP_TARGETS = {'create': 2, 'delete': 1, 'attach': 1,
 CREATE_RATIO_TARGET = 1.2
 OPS = ('create', 'snapshot', 'clone', 'attach', 'detach', 'delete',
        'stats')
+#: the ops Cinder's LVM driver has a counterpart of (tests/bench/reference)
+REFERENCE_OPS = ('create', 'snapshot', 'clone', 'delete')
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -81,6 +83,7 @@ def table(results: dict[str, Any]) -> str:
                 f'{figures["bytes_median"] / 1024:>8.1f} '
                 f'{figures["cpu_s_median"]:>7.3f}')
     lines.append('')
+    lines += reference_lines(scales)
     ratio = create_ratio(scales)
     if ratio is not None:
         largest, value = ratio
@@ -92,8 +95,10 @@ def table(results: dict[str, Any]) -> str:
     for scale in scales:
         filled = scale['populate']
         if filled['added']:
+            how = ('seeded (1 real create, the rest written directly)'
+                   if filled.get('how') == 'seed' else 'real creates')
             lines.append(f'populating to {scale["volumes"]} volumes: '
-                         f'{filled["added"]} creates in '
+                         f'{filled["added"]} {how} in '
                          f'{filled["seconds"]:.0f} s')
     for key in ('machine_before', 'machine_after'):
         if key in results:
@@ -101,6 +106,30 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f'{key.replace("_", " ")}: {m["cpus"]} CPUs, load '
                          f'average {" ".join(map(str, m["load_average"]))}')
     return '\n'.join(lines)
+
+
+def reference_lines(scales: list[dict[str, Any]]) -> list[str]:
+    """Cinder's LVM driver on the same stand-in, and ours / its median."""
+    head = (f'{"LVM ref":<9} {"volumes":>7} {"median s":>9} {"p95 s":>8} '
+            f'{"commands":>10} {"ours/ref":>10}')
+    lines = []
+    for op in REFERENCE_OPS:
+        for scale in scales:
+            ref = (scale.get('reference') or {}).get(op)
+            if not ref:
+                continue
+            ours = scale['ops'].get(op)
+            ratio = (f'{ours["median_s"] / ref["median_s"]:.1f}x'
+                     if ours and ref['median_s'] else '')
+            lines.append(
+                f'{op:<9} {scale["volumes"]:>7} {ref["median_s"]:>9.3f} '
+                f'{ref["p95_s"]:>8.3f} {ref["round_trips_total"]:>10} '
+                f'{ratio:>10}')
+    if not lines:
+        return []
+    return [head, '-' * len(head)] + lines + [
+        '(commands: the LVM commands the reference ran, each a local '
+        'process; ours/ref: median latency)', '']
 
 
 def create_ratio(scales: list[dict[str, Any]]

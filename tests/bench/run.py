@@ -48,35 +48,46 @@ from cinder.tests.unit import fake_snapshot
 from cinder.tests.unit import fake_volume
 import fixtures
 
+from tests.bench import reference
 from tests.bench import report
 from tests.functional import cluster_box
 from tests.functional import driver_fixture
+from tests.functional import seed
 
 BACKEND = 'blackstor-bench'
 CACHE = pathlib.Path(__file__).resolve().parents[2] / '.cache' / 'bench'
 HOST = 'hv-1'
 GiB = 1 << 30
+RANGES = {'blackstor_minor_range': '1000-3999',
+          'blackstor_port_range': '7000-9999'}
 
 
 class Bench(fixtures.Fixture):
     """A box, the driver on it, and the measured operations."""
 
-    def __init__(self, rounds: int, workers: int) -> None:
+    def __init__(self, rounds: int, workers: int,
+                 populate: str = 'seed', stats_only: bool = False) -> None:
         super().__init__()
+        self.stats_only = stats_only
         self.rounds = rounds
         self.workers = workers
+        self.how = populate
         self.populated = 0
+        self.template = None
 
     def _setUp(self) -> None:
         # Thin LVs of sparse files: room for 1,000 volumes of 1 GiB with
         # two replicas, within max_over_subscription_ratio (20).
+        # Minors and ports for 1,000 volumes and the measured ones.
         self.box = self.useFixture(cluster_box.ClusterInABox(
-            pool_size=128 * GiB))
+            pool_size=128 * GiB, options=RANGES))
         fixture = self.useFixture(driver_fixture.DriverFixture(
             self.box, BACKEND))
         self.ctxt = context.get_admin_context()
         self.drv = fixture.driver
         self.pool = self.drv.controller._transports
+        self.ref = reference.Reference(self.box.standin, 128 * GiB)
+        self.addCleanup(self.ref.close)
         self.connector = {'host': HOST, 'ip': self.box.nodes[HOST].address}
 
     # -- objects ----------------------------------------------------------
@@ -98,18 +109,36 @@ class Bench(fixtures.Fixture):
     # -- population -------------------------------------------------------
 
     def populate(self, count: int) -> dict:
-        """Real volumes through the driver until there are ``count``."""
-        todo = count - self.populated
+        """Volumes until there are ``count``: seeded or real creates.
+
+        ``seed``: one real create through the driver (the template, the
+        first time), then the state of the others written in one go
+        (:mod:`tests.functional.seed`). ``real``: every one a create
+        through the driver, ``workers`` at a time.
+        """
+        added = todo = count - self.populated
         started = time.monotonic()
         if todo <= 0:
-            return {'added': 0, 'seconds': 0.0}
+            return {'added': 0, 'seconds': 0.0, 'how': self.how}
+        if self.how == 'real':
+            self._create(todo)
+        else:
+            if self.template is None:
+                vol = self.volume()
+                self.drv.create_volume(vol)
+                self.template = f'volume-{vol.name_id}'
+                todo -= 1
+            seed.seed(self.box, self.template, todo)
+        self.ref.seed(count)
+        self.populated = count
+        return {'added': added, 'how': self.how,
+                'seconds': round(time.monotonic() - started, 1)}
+
+    def _create(self, todo: int) -> None:
         with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
             for _ in pool.map(lambda _: self.drv.create_volume(
                     self.volume()), range(todo)):
                 pass
-        self.populated = count
-        return {'added': todo,
-                'seconds': round(time.monotonic() - started, 1)}
 
     # -- measuring --------------------------------------------------------
 
@@ -139,7 +168,13 @@ class Bench(fixtures.Fixture):
         # the first round does not carry the connection set-up.
         self.drv.get_volume_stats(refresh=True)
         samples: dict[str, list] = {}
+        ref_samples: dict[str, list] = {}
         for _ in range(self.rounds):
+            if self.stats_only:
+                self.measured(samples, 'stats', self.drv.get_volume_stats,
+                              True)
+                continue
+            self.ref.round(ref_samples)
             vol = self.volume()
             self.measured(samples, 'create', self.drv.create_volume, vol)
             snap = self.snapshot(vol)
@@ -158,9 +193,12 @@ class Bench(fixtures.Fixture):
             self.measured(samples, 'stats', self.drv.get_volume_stats, True)
         stats = self.drv.get_volume_stats(refresh=True)
         return {'volumes': count, 'populate': filled,
-                'total_volumes_reported': stats['pools'][0].get(
-                    'total_volumes') if stats.get('pools') else None,
-                'ops': {op: report.summary(s) for op, s in samples.items()}}
+                'total_volumes_reported': stats.get('total_volumes'),
+                'degraded_volumes_reported': stats.get(
+                    'blackstor_degraded_volumes'),
+                'ops': {op: report.summary(s) for op, s in samples.items()},
+                'reference': {op: report.summary(s)
+                              for op, s in ref_samples.items()}}
 
 
 def machine() -> dict:
@@ -176,8 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--scales', default='0,100,1000')
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--workers', type=int, default=4,
-                        help='parallel creates while populating')
+                        help='parallel creates while populating (real)')
+    parser.add_argument('--populate', choices=('seed', 'real'),
+                        default='seed',
+                        help='seed: one real create, the other volumes '
+                             'written directly (tests/functional/seed.py); '
+                             'real: every one created through the driver')
     parser.add_argument('--out', default=str(CACHE / 'last-bench.json'))
+    parser.add_argument('--stats-only', action='store_true',
+                        help='measure get_volume_stats only')
     parser.add_argument('--max-populate-seconds', type=float, default=3600,
                         help='stop before a scale whose population would '
                              'take longer than this (estimated)')
@@ -193,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='blackstor-bench-'):
-        with Bench(args.rounds, args.workers) as bench:
+        with Bench(args.rounds, args.workers, args.populate,
+                   args.stats_only) as bench:
             rate = None                     # seconds per populated volume
             for count in scales:
                 todo = count - bench.populated

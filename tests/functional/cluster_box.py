@@ -99,13 +99,16 @@ class ClusterInABox(fixtures.Fixture):
 
     ``transport`` is 'ssh' (one sshd per node) or 'local' (the agent as a
     subprocess with the node's environment). ``pool_size`` is the thin
-    pool of every storage node, or a dict by node name.
+    pool of every storage node, or a dict by node name. ``options``
+    override the backend section's (e.g. wider minor and port ranges).
     """
 
     def __init__(self, storage=('stor-a', 'stor-b', 'stor-c'),
                  hypervisors=('hv-1', 'hv-2'), zones=None,
-                 transport='ssh', pool_size=8 * GiB, workdir=None):
+                 transport='ssh', pool_size=8 * GiB, workdir=None,
+                 options=None):
         super().__init__()
+        self.options = dict(options or {})
         self.storage_names = tuple(storage)
         self.hypervisor_names = tuple(hypervisors)
         self.zones = dict(zones or {})
@@ -235,6 +238,7 @@ class ClusterInABox(fixtures.Fixture):
                 'blackstor_ssh_private_key': self.private_key,
                 'blackstor_ssh_known_hosts': self.known_hosts,
             })
+        opts.update(self.options)
         opts.update(overrides)
         return {k: v for k, v in opts.items() if v != ''}
 

@@ -623,7 +623,9 @@ def status_json(sess, node, name):
                 not res.get('quorum', True) and not susp_q),
             'write-ordering': 'flush', 'devices': devices,
             'connections': conns})
-    return json.dumps(items, indent=2) + '\n'
+    # One line: the C encoder (indent takes the pure-Python one, seconds
+    # for 1,000 resources); a JSON reader sees the same document.
+    return json.dumps(items) + '\n'
 
 
 def _addr_json(text):

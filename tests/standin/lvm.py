@@ -76,6 +76,8 @@ OPTIONS = {
     '--config': ('config', True), '--nolocking': ('nolocking', False),
     '--typeconfig': ('typeconfig', True),
     '--readonly': ('readonly', False),
+    '--ignoreskippedcluster': ('ignoreskippedcluster', False),
+    '--columns': ('columns', False), '-C': ('columns', False),
 }
 MULTI = ('addtag', 'deltag')
 
@@ -99,6 +101,8 @@ def parse_args(argv):
             name, value = tok.split('=', 1)
         elif not tok.startswith('--') and tok not in OPTIONS and len(tok) > 2:
             name, value = tok[:2], tok[2:]
+        if name.startswith('--') and name not in OPTIONS:
+            name = _long_prefix(name, tok)
         if name not in OPTIONS:
             raise StandinError('%s: unrecognized option \'%s\'\n  Error '
                                'during parsing of command line.'
@@ -117,6 +121,21 @@ def parse_args(argv):
         else:
             opts[canon] = value
     return opts, pos
+
+
+def _long_prefix(name, tok):
+    """The long option ``name`` abbreviates, as getopt_long takes it.
+
+    LVM parses with getopt_long, which accepts any unambiguous prefix of
+    a long option: ``--unit=g`` (what Cinder's brick.local_dev.lvm
+    sends) is ``--units=g``.
+    """
+    found = {o for o in OPTIONS if o.startswith('--') and o.startswith(name)}
+    if len({OPTIONS[o] for o in found}) > 1:
+        raise StandinError('%s: option \'%s\' is ambiguous; possibilities:'
+                           ' %s\n  Error during parsing of command line.'
+                           % (_prog(), tok, ' '.join(sorted(found))), 3)
+    return found.pop() if found else name
 
 
 _PROG = ['lvm']
@@ -440,6 +459,14 @@ def cmd_lvchange(sess, node_name, opts, pos):
     for arg in pos:
         vg, lv = _split_lv(arg)
         vgrec = _get_vg(node, vg)
+        if lv == vgrec['pool'] and set(opts) <= {
+                'activate', 'yes', 'ignoreactivationskip', 'addtag',
+                'deltag'} and not opts['addtag'] and not opts['deltag'] and (
+                opts.get('activate') in (None, 'y', 'ay', 'yes')):
+            # The thin pool is always active (Cinder's brick activates
+            # it before each create): nothing to change.
+            out.append('  Logical volume %s/%s changed.' % (vg, lv))
+            continue
         rec = _get_lv(vgrec, vg, lv)
         _check_tags(opts['addtag'])
         tags = set(rec['tags']) | set(opts['addtag'])
@@ -529,9 +556,11 @@ HEADINGS = {
     'vg_attr': 'Attr', 'vg_size': 'VSize', 'vg_free': 'VFree',
     'vg_extent_size': 'Ext', 'vg_tags': 'VG Tags', 'lv_uuid': 'LV UUID',
     'vg_uuid': 'VG UUID', 'segtype': 'Type', 'lv_layout': 'Layout',
-    'zero': 'Zero',
+    'zero': 'Zero', 'pv_name': 'PV', 'pv_size': 'PSize', 'pv_free': 'PFree',
 }
-SIZE_FIELDS = ('lv_size', 'vg_size', 'vg_free', 'vg_extent_size')
+SIZE_FIELDS = ('lv_size', 'vg_size', 'vg_free', 'vg_extent_size',
+               'pv_size', 'pv_free')
+PV_DEFAULT = ['pv_name', 'vg_name', 'pv_size', 'pv_free']
 
 
 def _fields(opts, default, prefix):
@@ -543,7 +572,7 @@ def _fields(opts, default, prefix):
         fields = list(default)
         spec = spec[1:]
     for name in spec.split(','):
-        name = name.strip()
+        name = name.strip().lower()     # LVM's field names ignore case
         if not name:
             continue
         if name not in HEADINGS and prefix + name in HEADINGS:
@@ -625,7 +654,8 @@ def _render(rows, fields, opts, kind):
 
     if opts.get('reportformat') in ('json', 'json_std'):
         items = [{f: value(r, f) for f in fields} for r in rows]
-        return json.dumps({'report': [{kind: items}]}, indent=4) + '\n'
+        # one line: the C encoder (see drbdsetup.status_json)
+        return json.dumps({'report': [{kind: items}]}) + '\n'
     table = [[value(r, f) for f in fields] for r in rows]
     sep = opts.get('separator')
     lines = []
@@ -692,8 +722,32 @@ def cmd_vgs(sess, node_name, opts, pos):
     return rc, _render(rows, fields, opts, 'vg')
 
 
+def cmd_pvs(sess, node_name, opts, pos):
+    """One PV per VG, ``/dev/loopN`` (what the nodes' lvm.conf accepts)."""
+    node = sess.node(node_name)
+    fields = _fields(opts, PV_DEFAULT, 'pv_')
+    rows = []
+    for index, vg in enumerate(sorted(node.get('vgs', {}))):
+        row = _vg_row(vg, node['vgs'][vg])
+        name = '/dev/loop%d' % index
+        if pos and name not in pos:
+            continue
+        rows.append({'pv_name': name, 'vg_name': vg,
+                     'pv_size': row['vg_size'], 'pv_free': row['vg_free']})
+    return 0, _render(rows, fields, opts, 'pv')
+
+
+def cmd_lvdisplay(sess, node_name, opts, pos):
+    """``lvdisplay -C`` is ``lvs`` (the only form the stand-in has)."""
+    if not opts.get('columns'):
+        raise StandinError('  stand-in: lvdisplay without -C (--columns) '
+                           'is not emulated', 3)
+    return cmd_lvs(sess, node_name, opts, pos)
+
+
 COMMANDS = {
-    'lvs': cmd_lvs, 'vgs': cmd_vgs, 'lvcreate': cmd_lvcreate,
+    'lvs': cmd_lvs, 'vgs': cmd_vgs, 'pvs': cmd_pvs,
+    'lvdisplay': cmd_lvdisplay, 'lvcreate': cmd_lvcreate,
     'lvremove': cmd_lvremove, 'lvextend': cmd_lvextend,
     'lvresize': cmd_lvresize, 'lvrename': cmd_lvrename,
     'lvchange': cmd_lvchange, 'lvmconfig': cmd_lvmconfig,

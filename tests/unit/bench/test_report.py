@@ -67,9 +67,34 @@ class ReportTestCase(base.TestCase):
         self.assertIn('create at 100 / create at 0 volumes (median): 1.50 '
                       '(target <= 1.2: MISSED)', text)
         self.assertIn('1000 volumes not measured: too slow', text)
-        self.assertIn('populating to 100 volumes: 100 creates in 200 s',
+        self.assertIn('populating to 100 volumes: 100 real creates in 200 s',
                       text)
         self.assertIn('2 CPUs, load average 1 2 3', text)
 
     def test_no_ratio_without_zero(self):
         self.assertIsNone(report.create_ratio([self.scale(100, 1.0, {})]))
+
+    def test_seeded_population_says_so(self):
+        scale = self.scale(1000, 2.0, {'a': 2})
+        scale['populate'] = {'added': 1000, 'seconds': 9.0, 'how': 'seed'}
+        text = report.table({'scales': [scale]})
+        self.assertIn('populating to 1000 volumes: 1000 seeded (1 real '
+                      'create, the rest written directly) in 9 s', text)
+
+    def test_reference_beside_ours(self):
+        scale = self.scale(0, 3.0, {'a': 2})
+        scale['reference'] = {
+            'create': report.summary([sample(0.5, {'lvm-ref': 2}),
+                                      sample(1.5, {'lvm-ref': 4})])}
+        text = report.table({'scales': [scale]})
+        line = next(line for line in text.splitlines()
+                    if line.startswith('create') and line.endswith('x'))
+        self.assertEqual(['create', '0', '1.000', '1.500', '4', '3.0x'],
+                         line.split())
+        # detach has no counterpart in the reference
+        self.assertEqual(1, sum(line.startswith('detach')
+                                for line in text.splitlines()))
+
+    def test_no_reference_no_reference_table(self):
+        text = report.table({'scales': [self.scale(0, 3.0, {'a': 2})]})
+        self.assertNotIn('LVM ref', text)

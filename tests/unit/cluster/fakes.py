@@ -27,6 +27,8 @@ import threading
 
 from blackstor_cinder.cluster import model
 from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder.node import drbdstatus
+from blackstor_cinder.node import ops_inventory
 from blackstor_cinder.node import resrender
 from blackstor_cinder import protocol
 
@@ -237,11 +239,9 @@ class FakeAgent:
                        'provisioned_bytes': provisioned,
                        'zero_new_blocks': self.zero_new_blocks}]
             if self.pool else [],
-            # brief: the names only, as the agent
+            # brief: the names only, compact: cut, as the agent
             'resources': {n: {} if req.get('brief') else
-                          {'definition': self._definition(n, False),
-                           'state': self._state(n),
-                           'zero_pending': self._pending(n)}
+                          self._entry(n, bool(req.get('compact')))
                           for n in self.res},
             # as the agent: a revert's LVs are not volumes
             'volumes': [{'name': n, 'pool': self.pool, 'size_bytes': s,
@@ -261,6 +261,15 @@ class FakeAgent:
                          for n, s in sorted(self.bare.items())],
             'used_minors': sorted(used_minors),
             'used_ports': sorted(used_ports)}
+
+    def _entry(self, name: str, compact: bool) -> dict:
+        definition = self._definition(name, False)
+        state = self._state(name)
+        if compact:
+            definition = ops_inventory.compact_definition(definition)
+            state = drbdstatus.compact(state)
+        return {'definition': definition, 'state': state,
+                'zero_pending': self._pending(name)}
 
     def _bare_entry(self, name: str, size: int) -> dict:
         volume = size // GiB * GiB

@@ -14,11 +14,17 @@
 
 """Unit tests of ``cluster/stats.py``, through the Controller facade."""
 
+import json
 import re
+from unittest import mock
 
 import ddt
 
+from blackstor_cinder.cluster import core
+from blackstor_cinder.cluster import transport as tp
+from blackstor_cinder import protocol
 from tests.unit import base
+from tests.unit.cluster.test_controller import ControllerTestCase
 from tests.unit.cluster.test_controller import G
 from tests.unit.cluster.test_controller import make
 from tests.unit.cluster.test_controller import VOL
@@ -121,3 +127,74 @@ class StatsTest(base.TestCase):
         problems = controller.check_setup()
         self.assertEqual({'n2', 'n3'}, set(problems))
         self.assertIn('vg/pool', problems['n3'])
+
+
+class CompactInventoryTest(ControllerTestCase):
+    """Stats ask the compact inventory and report what the full gives."""
+
+    def inventories(self):
+        found = [(node, bool(req.get('compact')), bool(req.get('brief')))
+                 for node, req in self.cluster.requests
+                 if req['op'] == 'inventory']
+        self.cluster.requests.clear()
+        return found
+
+    def test_stats_ask_compact(self):
+        self.ctl.create_volume(VOL, G)
+        self.inventories()
+        self.ctl.stats()
+        self.assertEqual({(n, True, False) for n in
+                          ('n1', 'n2', 'n3', 'hv1', 'hv2')},
+                         set(self.inventories()))
+
+    def test_agent_without_compact_asked_the_full_inventory(self):
+        self.ctl.create_volume(VOL, G)
+        self.inventories()
+        self.cluster.faults[('n2', 'inventory')] = [tp.NodeError(
+            'n2', protocol.E_INVALID, 'compact: not a field of inventory',
+            'compact')]
+        stats = self.ctl.stats()
+        self.assertEqual([('n2', True, False), ('n2', False, False)],
+                         [f for f in self.inventories() if f[0] == 'n2'])
+        self.assertEqual({}, stats.nodes_down)
+        self.assertEqual(1, stats.total_volumes)
+
+    def test_same_stats_as_from_full_inventories(self):
+        self.ctl.create_volume(VOL, G)
+        self.ctl.create_volume('volume-b', 2 * G, replicas=2)
+        self.ctl.create_volume('volume-c', G)
+        # volume-c degraded: a replica not UpToDate
+        self.cluster.agents['n3'].uptodate.discard('volume-c')
+        # VOL divergent: hv1 fenced at detach keeps its .res
+        self.ctl.attach(VOL, 'hv1')
+        self.cluster.down.add('hv1')
+        self.ctl.detach(VOL, 'hv1')
+        self.cluster.down.discard('hv1')
+        compact = self.ctl.stats()
+        real = core.Core.survey
+
+        def full(ctl, brief=False, compact=False):
+            return real(ctl, brief)
+
+        with mock.patch.object(core.Core, 'survey', autospec=True,
+                               side_effect=full):
+            whole = self.ctl.stats()
+        self.assertEqual(whole, compact)
+        self.assertEqual(('volume-c',), compact.degraded_volumes)
+        self.assertEqual((VOL,), compact.divergent_volumes)
+        self.assertEqual(3, compact.total_volumes)
+        self.assertEqual(4 * G, compact.provisioned_bytes)
+
+    def test_compact_entries_one_per_resource_and_smaller(self):
+        for i in range(10):
+            self.ctl.create_volume(f'volume-{i}', G)
+        agent = self.cluster.agents['n1']
+        full = agent.op_inventory({'op': 'inventory'})
+        small = agent.op_inventory({'op': 'inventory', 'compact': True})
+        self.assertEqual(10, len(small['resources']))
+        self.assertEqual(sorted(full['resources']),
+                         sorted(small['resources']))
+        self.assertLess(len(json.dumps(small['resources'])),
+                        len(json.dumps(full['resources'])))
+        for entry in small['resources'].values():
+            self.assertNotIn('options', entry['definition'])

@@ -81,3 +81,47 @@ def spec(minor=1000, port=7000, hosts=None, size=None, **changes):
         value['size'] = size
     value.update(changes)
     return value
+
+
+def status_entry(name='r0', minor=1000, node_id=0, peers=('nodeb', 'nodec'),
+                 port=7000, size_kib=1048576):
+    """One ``drbdsetup status --json --statistics`` entry, every field.
+
+    The shape drbd-utils 9.22 prints for DRBD 9.2 (the stand-in's too):
+    a diskful, connected, UpToDate replica with its peers.
+    """
+    def peer_device():
+        return {'volume': 0, 'replication-state': 'Established',
+                'peer-disk-state': 'UpToDate', 'peer-client': False,
+                'resync-suspended': 'no', 'received': 0, 'sent': 0,
+                'out-of-sync': 0, 'pending': 0, 'unacked': 0,
+                'has-sync-details': False,
+                'has-online-verify-details': False,
+                'percent-in-sync': 100.0}
+
+    connections = []
+    for i, peer in enumerate(peers):
+        pid = i + 1 if i >= node_id else i
+        connections.append({
+            'peer-node-id': pid, 'name': peer,
+            'connection-state': 'Connected', 'congested': False,
+            'peer-role': 'Secondary', 'tls': False, 'ap-in-flight': 0,
+            'rs-in-flight': 0,
+            'paths': [{'this_host': {'address': '10.0.0.1', 'port': port,
+                                     'family': 'ipv4'},
+                       'remote_host': {'address': f'10.0.0.{pid + 1}',
+                                       'port': port, 'family': 'ipv4'},
+                       'established': True}],
+            'peer_devices': [peer_device()]})
+    return {
+        'name': name, 'node-id': node_id, 'role': 'Secondary',
+        'suspended': False, 'suspended-user': False,
+        'suspended-no-data': False, 'suspended-fencing': False,
+        'suspended-quorum': False, 'force-io-failures': False,
+        'write-ordering': 'flush',
+        'devices': [{'volume': 0, 'minor': minor, 'disk-state': 'UpToDate',
+                     'client': False, 'quorum': True, 'open': False,
+                     'size': size_kib, 'read': 0, 'written': 0,
+                     'al-writes': 0, 'bm-writes': 0, 'upper-pending': 0,
+                     'lower-pending': 0}],
+        'connections': connections}

@@ -17,8 +17,11 @@ What the agent and cluster/ read of a status entry (the connector's
 part is in test_connector.ParseStatusTestCase).
 """
 
+import json
+
 from blackstor_cinder.node import drbdstatus
 from tests.unit import base
+from tests.unit.node import samples
 
 
 def entry(**fields):
@@ -149,3 +152,57 @@ class ModelTestCase(base.TestCase):
         # not reported (no --statistics, older versions): None
         self.assertIsNone(peer().out_of_sync)
         self.assertIsNone(peer(**{'out-of-sync': 'junk'}).out_of_sync)
+
+class CompactTestCase(base.TestCase):
+    """``compact`` keeps what the model reads: ``of`` gives the same."""
+
+    def assertSameModel(self, state):
+        small = drbdstatus.compact(state)
+        self.assertEqual(drbdstatus.of(state), drbdstatus.of(small))
+        return small
+
+    def test_full_entry_shrinks_to_the_read_fields(self):
+        state = samples.status_entry(peers=('nodeb', 'nodec'))
+        small = self.assertSameModel(state)
+        self.assertLess(len(json.dumps(small)), len(json.dumps(state)) / 2)
+        self.assertEqual(
+            {'name', 'node-id', 'role', 'suspended', 'suspended-user',
+             'devices', 'connections'}, set(small))
+        self.assertEqual({'volume', 'minor', 'disk-state', 'client',
+                          'quorum', 'open', 'size'},
+                         set(small['devices'][0]))
+        self.assertEqual({'volume', 'peer-disk-state', 'replication-state',
+                          'out-of-sync'},
+                         set(small['connections'][0]['peer_devices'][0]))
+        self.assertNotIn('paths', small['connections'][0])
+
+    def test_other_spellings_and_shapes(self):
+        for state in (
+                entry(connections=[{'conn-name': 'nodeb', 'peer_node_id': 2,
+                                    'cstate': 'Connecting',
+                                    'peer-devices': [{'pdsk': 'DUnknown',
+                                                      'repl': 'Off'}]}]),
+                entry(devices=[{'minor': 1000, 'disk': 'Diskless',
+                                'opened': 'yes', 'client': 'yes'}]),
+                entry(devices='broken', connections=None),
+                entry(devices=[None, {'volume': 1, 'minor': 1001}],
+                      connections=[None, {'name': 'x',
+                                          'peer_devices': 'bad'}]),
+                entry(suspended='yes', **{'suspended-user': 'no',
+                                          'suspended-quorum': True,
+                                          'suspended-fencing': False,
+                                          'suspended-no-data': 'yes'})):
+            self.assertSameModel(state)
+
+    def test_suspension_reasons_keep_their_order(self):
+        state = {'name': 'r0', 'suspended-quorum': True, 'suspended': True,
+                 'suspended-user': True, 'suspended-fencing': False}
+        small = self.assertSameModel(state)
+        self.assertEqual(['suspended-quorum', 'suspended', 'suspended-user'],
+                         list(small)[1:])
+        self.assertEqual(('suspended-quorum', 'suspended', 'suspended-user'),
+                         drbdstatus.of(small).suspended_reasons)
+
+    def test_down_stays_down(self):
+        for state in (None, {}):
+            self.assertEqual(state, drbdstatus.compact(state))

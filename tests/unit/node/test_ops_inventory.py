@@ -13,11 +13,15 @@
 # under the License.
 """inventory and status on a fake node."""
 
+import json
 import os
 import time
 
 
+from blackstor_cinder.cluster import divergence
+from blackstor_cinder.cluster import inventory
 from blackstor_cinder.node import agent
+from blackstor_cinder.node import drbdstatus
 from blackstor_cinder.node import restemp
 from blackstor_cinder.node import sizing
 from blackstor_cinder import protocol
@@ -289,3 +293,60 @@ class StatusTestCase(test_agent.ReplicaTestCase):
                           'definition': None, 'state': None,
                           'device_size': None, 'zero_pending': None},
                          result)
+
+
+class InventoryCompactTestCase(InventoryScaleTestCase):
+    """``compact``: what stats read of each resource, a fraction of it."""
+
+    def test_compact_keeps_what_is_read(self):
+        self.populate(20)
+        for name, entry in self.fake.running.items():
+            # what DRBD 9.2 reports with --statistics, every field
+            self.fake.running[name] = samples.status_entry(
+                name, entry['devices'][0]['minor'], peers=('nodeb',),
+                size_kib=entry['devices'][0]['size'])
+        full = self.ok('inventory')
+        calls, compact = self.commands(compact=True)
+        self.assertTrue(compact['compact'])
+        self.assertFalse(full['compact'])
+        self.assertEqual(sorted(full['resources']),
+                         sorted(compact['resources']))
+        self.assertEqual(20, len(compact['resources']))
+        for name, entry in full['resources'].items():
+            small = compact['resources'][name]
+            self.assertIsNotNone(entry['state'], name)
+            self.assertEqual(drbdstatus.of(entry['state']),
+                             drbdstatus.of(small['state']), name)
+            for key in ('device_size', 'zero_pending'):
+                self.assertEqual(entry[key], small[key], (name, key))
+            want, got = entry['definition'], small['definition']
+            self.assertEqual(divergence.key(want), divergence.key(got))
+            self.assertEqual(inventory.definition_size(want),
+                             inventory.definition_size(got))
+            for key in ('name', 'minor', 'hosts'):
+                self.assertEqual(want[key], got[key], (name, key))
+            self.assertNotIn('options', got)
+        for key in set(full) - {'resources', 'compact'}:
+            self.assertEqual(full[key], compact[key], key)
+        # the same commands as the full one
+        self.assertEqual(self.commands()[0], calls)
+        whole = len(json.dumps(full['resources']))
+        cut = len(json.dumps(compact['resources']))
+        # 1,702 bytes per resource (two hosts), compact 859
+        self.assertLess(cut, whole * 0.55, (cut, whole))
+        for word in ('al-writes', 'paths', 'percent-in-sync', 'out-of-sync',
+                     'cram-hmac-alg', 'on-no-quorum', 'write-ordering'):
+            self.assertIn(word, json.dumps(full['resources']))
+            self.assertNotIn(word, json.dumps(compact['resources']))
+
+    def test_compact_and_brief_is_brief(self):
+        self.populate(2)
+        result = self.ok('inventory', compact=True, brief=True)
+        self.assertTrue(result['brief'])
+        self.assertFalse(result['compact'])
+        self.assertEqual({'r0': {}, 'r1': {}}, result['resources'])
+
+    def test_compact_must_be_a_flag(self):
+        self.populate(1)
+        self.error('inventory', protocol.E_INVALID, 'compact',
+                   compact='yes')
