@@ -153,6 +153,7 @@ class ModelTestCase(base.TestCase):
         self.assertIsNone(peer().out_of_sync)
         self.assertIsNone(peer(**{'out-of-sync': 'junk'}).out_of_sync)
 
+
 class CompactTestCase(base.TestCase):
     """``compact`` keeps what the model reads: ``of`` gives the same."""
 

@@ -40,7 +40,7 @@ class IoTestCase(test_agent.ReplicaTestCase):
         for key in ('exists', 'definition', 'device_size', 'zero_pending'):
             self.assertEqual(expected[key], result[key], key)
         self.assertEqual('r0', result['state']['name'])
-        self.assertIn(['drbdadm', 'suspend-io', 'r0'], self.changes())
+        self.assertIn(['drbdsetup', 'suspend-io', '1000'], self.changes())
         self.ok('resume-io', resource='r0')
         # nothing here: reported, nothing suspended, no error
         result = self.ok('suspend-io', resource='r9', lease=60,
