@@ -55,6 +55,7 @@ CONF.register_opts(options.blackstor_opts,
 #: the extra specs of the volume types (driver_types.py)
 SPEC_REPLICAS = driver_types.SPEC_REPLICAS
 SPEC_ZONES = driver_types.SPEC_ZONES
+#: the error mapping and the snapshot names every driver module shares
 _translated = driver_common.translated
 _snapshot_name = driver_common.snapshot_name
 
