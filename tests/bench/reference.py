@@ -37,6 +37,7 @@ from typing import Any
 
 from oslo_concurrency import processutils
 
+from tests.standin import state
 from tests.vm import lvm_reference
 
 NODE = 'lvm-ref'
@@ -87,7 +88,6 @@ class Reference:
 
     def seed(self, count: int) -> None:
         """Thin LVs until the VG holds ``count`` (records and files)."""
-        from tests.standin import state
         with state.locked(self.standin.root) as sess:
             lvs = sess.nodes[NODE]['vgs'][VG]['lvs']
             for i in range(len(lvs), count):

@@ -252,7 +252,16 @@ def main(argv: list[str] | None = None) -> int:
                           f'{results["skipped"][count]}', file=sys.stderr)
                     break
                 print(f'bench: {count} volumes ...', file=sys.stderr)
-                done = bench.scale(count)
+                try:
+                    done = bench.scale(count)
+                except Exception as exc:
+                    # An op that fails here (the stand-in too slow for
+                    # drbdadm's limits, say) ends the run with the figures
+                    # so far and why, not with a traceback alone.
+                    logging.exception('bench: %d volumes failed', count)
+                    results['skipped'][count] = (
+                        f'failed: {type(exc).__name__}: {exc}'[:600])
+                    break
                 if done['populate']['added']:
                     rate = (done['populate']['seconds']
                             / done['populate']['added'])
