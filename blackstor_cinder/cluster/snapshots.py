@@ -61,7 +61,8 @@ def create_snapshot(ctl: core.Core, volume: str, snapshot: str) -> None:
     connected to it, checked before and after the thin snapshots.
 
     Each step has ``io_suspend_timeout``; every node was asked to
-    resume by itself after ``4 * io_suspend_timeout`` (a lease), and
+    resume by itself after ``SUSPEND_STEPS * io_suspend_timeout`` (a
+    lease; the agent's drbdsetup gets a step's share of it), and
     the snapshot is discarded when its steps ended later than that.
     Every node a suspend was sent to is resumed, a timed-out one too
     (its suspend may have taken effect), retried until the lease ends.
@@ -79,7 +80,7 @@ def create_snapshot(ctl: core.Core, volume: str, snapshot: str) -> None:
     before anything is suspended.
     """
     step = ctl.config.io_suspend_timeout
-    lease = 4 * step
+    lease = protocol.SUSPEND_STEPS * step
     request = {'op': 'suspend-io', 'resource': volume, 'lease': lease}
     if any(inv.kernel_too_old(version)
            for version in ctl.kernel_versions.values()):

@@ -23,7 +23,8 @@ CLI on every hypervisor, and importing os-brick costs seconds there.
   ``drbdadm adjust all`` brings the client back after a reboot;
 - :meth:`DisklessClient.connect` waits, bounded by ``attach_timeout``,
   until the device node exists, the node has quorum and UpToDate data
-  (its own disk on a node that holds a replica, else a peer's); on
+  (its own disk on a node that holds a replica, else a peer's), then
+  up to :data:`PEER_GRACE` for the other peers to connect; on
   timeout it raises with the DRBD state it saw and undoes what it did
   (never a .res that was already in place, so never a replica);
 - on a node that holds a replica it accepts only a .res that gives the
@@ -58,6 +59,10 @@ from blackstor_cinder.node import resfiles
 from blackstor_cinder import protocol
 
 LOG = logging.getLogger(__name__)
+
+#: Seconds connect waits, once the device is usable, for the peers not
+#: yet connected (a peer that is down costs an attach this much).
+PEER_GRACE = 5.0
 
 #: ``drbdsetup`` exit code for "No such resource".
 DRBDSETUP_NO_SUCH_RESOURCE = 10
@@ -225,12 +230,27 @@ class DisklessClient:
 
     def _wait_usable(self, resource: str, path: pathlib.Path) -> None:
         deadline = time.monotonic() + self.attach_timeout
+        grace_end = None
         while True:
             exists = os.path.exists(path)
             state, error = self.status(resource)
             if exists and state is not None and state.has_quorum \
                     and state.has_usable_disk:
-                return
+                # The first write auto-promotes: a cluster-wide state
+                # change that fails while a peer is still connecting.
+                if state.peers_connected:
+                    return
+                now = time.monotonic()
+                if grace_end is None:
+                    grace_end = min(now + PEER_GRACE, deadline)
+                if now >= grace_end:
+                    LOG.info('DRBD resource %(res)s is usable on %(node)s '
+                             'with peers not connected yet: %(state)s',
+                             {'res': resource, 'node': self.node_name,
+                              'state': state.describe()})
+                    return
+                time.sleep(min(self.poll_interval, grace_end - now))
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AttachTimeout(self._timeout_message(

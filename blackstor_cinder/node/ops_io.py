@@ -40,10 +40,14 @@ def suspend_io(node: Node, req: dict) -> dict:
               if req.get('report') else {})
     path = lease_mod.lease_path(node.conf, resource)
     state = drbdstatus.of(node.drbd.state(resource))
-    if state is None or _tiebreaker_here(node, report):
+    if state is None:
         lease_mod.remove(path)
-        return {**report, 'resource': resource,
-                'running': state is not None, 'suspended': False,
+        return {**report, 'resource': resource, 'running': False,
+                'suspended': False, 'lease_expires_in': None}
+    if _tiebreaker_here(node, report):
+        # nothing done: a lease of an earlier suspend stays
+        return {**report, 'resource': resource, 'running': True,
+                'suspended': state.user_suspended,
                 'lease_expires_in': None}
     seconds = req.get('lease')
     if seconds is None:
@@ -62,8 +66,16 @@ def suspend_io(node: Node, req: dict) -> dict:
             lease_mod.remove(path)
             raise
     if not state.user_suspended:
+        timeout = (seconds / (protocol.SUSPEND_STEPS + 1)
+                   if seconds is not None else None)
         try:
-            node.drbd.suspend_io(resource)
+            node.drbd.suspend_io(_minors(state), timeout)
+        except AgentError as exc:
+            # A suspend that timed out may yet take effect in the
+            # kernel: its lease stays, to resume it.
+            if exc.code != protocol.E_TIMEOUT:
+                lease_mod.remove(path)
+            raise
         except BaseException:
             lease_mod.remove(path)
             raise
@@ -96,7 +108,7 @@ def resume(node: Node, resource: str) -> dict:
                 'suspended': False, 'lease_cancelled': cancelled}
     resumed = state.user_suspended
     if resumed:
-        node.drbd.resume_io(resource)
+        node.drbd.resume_io(_minors(state))
     return {'resource': resource, 'running': True, 'suspended': False,
             'resumed': resumed, 'lease_cancelled': cancelled}
 
@@ -122,6 +134,17 @@ def forget_peer(node: Node, req: dict) -> dict:
                 'first', 'node_id')
     node.drbd.forget_peer(resource, node_id)
     return {'resource': resource, 'node_id': node_id}
+
+
+def _minors(state: drbdstatus.ResourceState) -> tuple[int, ...]:
+    """The minors of the resource's devices (drbdsetup acts on minors)."""
+    minors = state.minors or ((state.minor,) if state.minor is not None
+                              else ())
+    if not minors:
+        raise AgentError(protocol.E_FAILED,
+                         f'resource: {state.name} shows no device minor '
+                         'in drbdsetup status', 'resource')
+    return minors
 
 
 def _require_up(node: Node, resource: str) -> None:

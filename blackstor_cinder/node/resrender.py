@@ -48,6 +48,9 @@ from typing import Any
 
 from blackstor_cinder import protocol
 
+#: auto-promote-timeout, in tenths of a second (DRBD allows 0..600).
+AUTO_PROMOTE_TIMEOUT = 100
+
 _INDENT = '    '
 _TIEBREAKER = '# blackstor-tiebreaker '
 _TIEBREAKER_RE = re.compile(r'^# blackstor-tiebreaker (\S+)$', re.MULTILINE)
@@ -131,7 +134,11 @@ def _options(spec: dict) -> list[str]:
     if spec['quorum'] != 'off':
         body += [f'quorum {spec["quorum"]};',
                  f'on-no-quorum {spec["on_no_quorum"]};']
-    body.append('auto-promote yes;')
+    # DRBD's 2 s default is short for a promote that must first wait out
+    # a peer's connection handshake (a busy or slow host): a write open
+    # then fails with EROFS.
+    body += ['auto-promote yes;',
+             f'auto-promote-timeout {AUTO_PROMOTE_TIMEOUT};']
     return body
 
 

@@ -234,6 +234,7 @@ from blackstor_cinder.protocol.fields import (
     SECRET_RE,
     SECTOR,
     SIZE_MAX,
+    SUSPEND_STEPS,
 )
 from blackstor_cinder.protocol.spec import (
     ALGORITHM_RE,
@@ -302,6 +303,7 @@ __all__ = [
     'SECRET_RE',
     'SECTOR',
     'SIZE_MAX',
+    'SUSPEND_STEPS',
     'SPEC_VERSION',
     'VOLUME_NUMBER',
     'check_address',

@@ -127,6 +127,11 @@ def _check_seconds(low: float, high: float, open_low: bool
 _check_timeout = _check_seconds(0, 3600, open_low=True)
 #: Seconds a suspend-io lease may last.
 LEASE_MIN, LEASE_MAX = 1, 600
+#: A lease covers this many controller steps while I/O is held (the
+#: controller waits ``lease / SUSPEND_STEPS`` for each); the agent gives
+#: ``drbdsetup suspend-io`` ``lease / (SUSPEND_STEPS + 1)``, so that its
+#: answer, or its timeout, arrives within the step.
+SUSPEND_STEPS = 4
 check_lease = _check_seconds(LEASE_MIN, LEASE_MAX, open_low=False)
 
 

@@ -321,6 +321,41 @@ class ConnectVolumeTestCase(ConnectorTestCase):
         self.conn.connect_volume(props())
         self.assertEqual(3, len(self.fake.commands('drbdsetup', 'status')))
 
+    def _one_peer_connecting(self):
+        return status(peers=[peer('store1', 0),
+                             peer('store2', 1, connection='Connecting',
+                                  disk='DUnknown', replication='Off')])
+
+    def _statuses(self, states):
+        real_drbdsetup = self.fake._drbdsetup
+
+        def drbdsetup(args):
+            if args[0] == 'status':
+                self.fake.resources[RES] = copy.deepcopy(
+                    states.pop(0) if len(states) > 1 else states[0])
+            return real_drbdsetup(args)
+
+        self.fake._drbdsetup = drbdsetup
+
+    def test_connect_waits_a_grace_for_a_peer_still_connecting(self):
+        # Usable at the first look, the second peer connects at the
+        # third: the first write's auto-promote must not race it.
+        self._statuses([self._one_peer_connecting(),
+                        self._one_peer_connecting(), HEALTHY])
+        self.conn.connect_volume(props())
+        self.assertEqual(3, len(self.fake.commands('drbdsetup', 'status')))
+
+    def test_a_peer_that_stays_away_costs_the_grace_only(self):
+        self.useFixture(fixtures.MockPatchObject(client, 'PEER_GRACE',
+                                                 0.2))
+        self._statuses([self._one_peer_connecting()])
+        start = time.monotonic()
+        self.conn.connect_volume(props())
+        took = time.monotonic() - start
+        self.assertGreaterEqual(took, 0.2)
+        self.assertLess(took, 3)
+        self.assertIn('with peers not connected yet', self.log.output)
+
     def _assert_timeout(self, **kwargs):
         conn = self.make_connector(attach_timeout=0.1, poll_interval=0.02)
         start = time.monotonic()

@@ -194,12 +194,13 @@ class VMSafetyTest(base.VMClusterTestCase):
         name = 'volume-lease'
         self.volume(name)
         node = self.ctl.config.node('vm-a')
+        # drbdsetup gets a fifth of the lease: 5 s, for a TCG VM.
         self.ctl.call(node, {'op': 'suspend-io', 'resource': name,
-                             'lease': 3})
+                             'lease': 25})
         self.assertTrue(self.suspended(name, ['vm-a'])['vm-a'])
         checks.wait('lease to resume I/O',
                     lambda: not self.suspended(name, ['vm-a'])['vm-a'],
-                    timeout=60)
+                    timeout=120)
 
     # -- revert --------------------------------------------------------------
 

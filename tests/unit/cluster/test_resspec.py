@@ -87,7 +87,7 @@ class RenderTestCase(base.TestCase):
         text = _render(_spec())
         for line in ('protocol C;', 'cram-hmac-alg sha256;',
                      'quorum majority;', 'on-no-quorum io-error;',
-                     'auto-promote yes;'):
+                     'auto-promote yes;', 'auto-promote-timeout 100;'):
             self.assertIn(line, text)
         self.assertNotIn('allow-two-primaries', text)
         self.assertNotIn('disk {', text)
@@ -428,7 +428,8 @@ class DrbdadmTestCase(base.TestCase):
                        '--al-extents=6007', '--protocol=C',
                        f'--shared-secret={SECRET}',
                        '--cram-hmac-alg=sha256', '--quorum=majority',
-                       '--on-no-quorum=io-error', '--auto-promote=yes'):
+                       '--on-no-quorum=io-error', '--auto-promote=yes',
+                       '--auto-promote-timeout=100'):
             self.assertIn(option, calls)
 
     @ddt.data((1 << 30, '1048576k'), (1536, '3s'))
@@ -484,7 +485,8 @@ class DrbdadmTestCase(base.TestCase):
         calls = self._up_calls(spec, path, 'node1')
         new_resource = [c for c in calls if 'new-resource' in c]
         self.assertEqual(['drbdsetup new-resource volume-r 1 '
-                          '--auto-promote=yes'], new_resource)
+                          '--auto-promote=yes --auto-promote-timeout=100'],
+                         new_resource)
 
     def test_suspend_io_quorum(self):
         spec = _spec(3, quorum='all', on_no_quorum='suspend-io')

@@ -28,6 +28,7 @@ BaseException, comes out of the command and out of the agent).
 import copy
 import json
 import os
+import subprocess
 
 from oslo_concurrency import processutils
 
@@ -73,7 +74,10 @@ class FakeNode:
         self.uuids = {}
         self.calls = []
         self.envs = []
+        #: (argv, the timeout it was given), never cleared
+        self.timed_calls = []
         self._failures = []
+        self._hangs = []
         self._crash = None
 
     # -- test helpers ------------------------------------------------------
@@ -87,6 +91,14 @@ class FakeNode:
     def fail(self, *words, rc=1, stderr='injected failure', times=None):
         """Commands whose argv contains all ``words`` exit with ``rc``."""
         self._failures.append([words, rc, stderr, times])
+
+    def hang(self, *words, take_effect=True):
+        """Commands with all ``words`` outlive their timeout.
+
+        With ``take_effect`` the command did its work before it was
+        killed (a kernel request that completed late).
+        """
+        self._hangs.append((words, take_effect))
 
     def crash(self, *words, after=False):
         """The agent dies at the first command with all ``words``."""
@@ -122,6 +134,12 @@ class FakeNode:
                 env[key] = value
         self.calls.append(cmd)
         self.envs.append(env)
+        self.timed_calls.append((cmd, kwargs.get('timeout')))
+        for words, take_effect in self._hangs:
+            if all(w in cmd for w in words):
+                if take_effect:
+                    getattr(self, '_' + cmd[0])(cmd[1:], kwargs)
+                raise subprocess.TimeoutExpired(cmd, kwargs.get('timeout'))
         if self._crash and all(w in cmd for w in self._crash[0]) \
                 and not self._crash[1]:
             self._crash = None
@@ -334,6 +352,13 @@ class FakeNode:
         if args[0] == 'down':
             self.running.pop(args[1], None)
             return 0, '', ''
+        if args[0] in ('suspend-io', 'resume-io'):
+            for res in self.running.values():
+                if any(str(d.get('minor')) == args[1]
+                       for d in res['devices']):
+                    res['suspended-user'] = args[0] == 'suspend-io'
+                    return 0, '', ''
+            return 10, '', f'Device minor {args[1]} not found\n'
         return 0, '', ''
 
     def _drbdmeta(self, args, kwargs):

@@ -56,8 +56,6 @@ class DrbdTestCase(base.TestCase):
         self.drbd.wipe_md('r0')
         self.drbd.resize('r0', True)
         self.drbd.resize('r0', False)
-        self.drbd.suspend_io('r0')
-        self.drbd.resume_io('r0')
         self.drbd.new_current_uuid('r0', True)
         self.drbd.new_current_uuid('r0', False)
         c = ['drbdadm', '-c', '/etc/d.conf']
@@ -66,13 +64,23 @@ class DrbdTestCase(base.TestCase):
             c + ['--', '--max-peers=7', '--force', 'create-md', 'r0'],
             c + ['--', '--force', 'wipe-md', 'r0'],
             c + ['--', '--assume-clean', 'resize', 'r0/0'],
-            c + ['resize', 'r0/0'], c + ['suspend-io', 'r0'],
-            c + ['resume-io', 'r0'],
+            c + ['resize', 'r0/0'],
             c + ['new-current-uuid', '--clear-bitmap', 'r0/0'],
             c + ['new-current-uuid', 'r0/0']], self.argv())
         for call in self.execute.call_args_list:
             self.assertEqual('nodea',
                              call[1]['env_variables']['__DRBD_NODE__'])
+
+    def test_suspend_and_resume_io_by_minor_under_a_timeout(self):
+        # drbdsetup directly: drbdadm would kill it after 5 s.
+        self.drbd.suspend_io((1000, 1001), timeout=12.0)
+        self.drbd.resume_io((1000,))
+        self.assertEqual([['drbdsetup', 'suspend-io', '1000'],
+                          ['drbdsetup', 'suspend-io', '1001'],
+                          ['drbdsetup', 'resume-io', '1000']], self.argv())
+        timeouts = [c[1].get('timeout')
+                    for c in self.execute.call_args_list]
+        self.assertEqual([12.0, 12.0, None], timeouts)
 
     def test_status(self):
         entry = {'name': 'r0', 'devices': [{'minor': 1000}]}

@@ -49,7 +49,7 @@ class LeaseAgentTestCase(test_agent.AgentTestCase):
         self.assertEqual({'resource': 'r0', 'running': True,
                           'suspended': True, 'lease_expires_in': 1.0},
                          result)
-        self.assertEqual([['drbdadm', 'suspend-io', 'r0']], self.changes())
+        self.assertEqual([['drbdsetup', 'suspend-io', '1000']], self.changes())
         args, kwargs = self.spawned()
         self.assertEqual([sys.executable, '-m',
                           'blackstor_cinder.node.lease'],
@@ -74,7 +74,7 @@ class LeaseAgentTestCase(test_agent.AgentTestCase):
         self.assertEqual(second, self.spawned()[0]['--id'])
         # DRBD was suspended once; the old lease process will do nothing.
         self.assertEqual(1, self.changes().count(
-            ['drbdadm', 'suspend-io', 'r0']))
+            ['drbdsetup', 'suspend-io', '1000']))
         self.assertFalse(self.agent.expire_lease('r0', first))
         self.assertTrue(self.fake.running['r0']['suspended-user'])
 
@@ -103,7 +103,7 @@ class LeaseAgentTestCase(test_agent.AgentTestCase):
         self.fake.calls.clear()
         self.assertTrue(self.agent.expire_lease('r0',
                                                 lease.read_id(self.path)))
-        self.assertEqual([['drbdadm', 'resume-io', 'r0']], self.changes())
+        self.assertEqual([['drbdsetup', 'resume-io', '1000']], self.changes())
         self.assertFalse(self.path.exists())
 
     def test_resume_is_idempotent_and_follows_drbd(self):
@@ -116,14 +116,32 @@ class LeaseAgentTestCase(test_agent.AgentTestCase):
         self.fake.running['r0']['suspended'] = True
         self.assertTrue(self.ok('resume-io', resource='r0')['resumed'])
         self.assertEqual(2, self.changes().count(
-            ['drbdadm', 'resume-io', 'r0']))
+            ['drbdsetup', 'resume-io', '1000']))
         self.assertFalse(self.ok('resume-io', resource='r9')['running'])
 
     def test_failed_suspend_leaves_no_lease(self):
-        self.fake.fail('drbdadm', 'suspend-io')
+        self.fake.fail('drbdsetup', 'suspend-io')
         self.error('suspend-io', protocol.E_FAILED, None, resource='r0',
                    lease=5)
         self.assertFalse(self.path.exists())
+
+    def test_suspend_command_gets_a_share_of_the_lease(self):
+        self.ok('suspend-io', resource='r0', lease=50)
+        self.assertIn((['drbdsetup', 'suspend-io', '1000'],
+                       50 / (protocol.SUSPEND_STEPS + 1)),
+                      self.fake.timed_calls)
+
+    def test_timed_out_suspend_keeps_its_lease(self):
+        # The kernel may suspend after drbdsetup was killed: the lease
+        # must still be there to resume it.
+        self.fake.hang('drbdsetup', 'suspend-io', take_effect=True)
+        self.error('suspend-io', protocol.E_TIMEOUT, None, resource='r0',
+                   lease=5)
+        self.assertTrue(self.path.exists())
+        self.assertTrue(self.fake.running['r0']['suspended-user'])
+        self.assertTrue(self.agent.expire_lease('r0',
+                                                lease.read_id(self.path)))
+        self.assertFalse(self.fake.running['r0']['suspended-user'])
 
     def test_failed_spawn_does_not_suspend(self):
         self.popen.side_effect = OSError(12, 'Cannot allocate memory')
@@ -198,7 +216,7 @@ class LeaseProcessTestCase(base.TestCase):
         self.nodes = self.useFixture(standin_node.StandinNodes(('nodea',)))
         self.nodes.create()
 
-    def wait_resumed(self, timeout=20.0):
+    def wait_resumed(self, timeout=40.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.nodes.status('nodea', 'r0')['suspended-user']:
@@ -207,9 +225,11 @@ class LeaseProcessTestCase(base.TestCase):
         return False
 
     def test_lease_ends_the_suspension(self):
+        # A lease of 15 s gives the stand-in's drbdsetup (a Python
+        # start, slow on a busy machine) 3 s.
         result = self.nodes.ok('nodea', 'suspend-io', resource='r0',
-                               lease=1)
-        self.assertEqual(1.0, result['lease_expires_in'])
+                               lease=15)
+        self.assertEqual(15.0, result['lease_expires_in'])
         self.assertTrue(self.nodes.status('nodea', 'r0')['suspended-user'])
         # No resume-io: the controller "died".
         self.assertTrue(self.wait_resumed())
@@ -217,10 +237,10 @@ class LeaseProcessTestCase(base.TestCase):
         self.assertFalse(path.exists())
 
     def test_resume_first_keeps_later_suspend(self):
-        self.nodes.ok('nodea', 'suspend-io', resource='r0', lease=1)
+        self.nodes.ok('nodea', 'suspend-io', resource='r0', lease=15)
         self.nodes.ok('nodea', 'resume-io', resource='r0')
         self.nodes.ok('nodea', 'suspend-io', resource='r0')
-        time.sleep(2.5)
+        time.sleep(16.5)
         # The first lease is over, but its token is gone: still suspended.
         self.assertTrue(self.nodes.status('nodea', 'r0')['suspended-user'])
         self.nodes.ok('nodea', 'resume-io', resource='r0')

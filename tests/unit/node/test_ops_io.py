@@ -15,6 +15,7 @@
 
 from unittest import mock
 
+from blackstor_cinder.node import lease as lease_mod
 from blackstor_cinder.node import ops_io
 from blackstor_cinder import protocol
 from tests.unit.node import test_agent
@@ -27,8 +28,8 @@ class IoTestCase(test_agent.ReplicaTestCase):
         self.ok('suspend-io', resource='r0')
         self.ok('resume-io', resource='r0')
         self.ok('resume-io', resource='r0')
-        self.assertEqual([['drbdadm', 'suspend-io', 'r0'],
-                          ['drbdadm', 'resume-io', 'r0']], self.changes())
+        self.assertEqual([['drbdsetup', 'suspend-io', '1000'],
+                          ['drbdsetup', 'resume-io', '1000']], self.changes())
         result = self.ok('suspend-io', resource='r9')
         self.assertFalse(result['running'])
 
@@ -40,7 +41,7 @@ class IoTestCase(test_agent.ReplicaTestCase):
         for key in ('exists', 'definition', 'device_size', 'zero_pending'):
             self.assertEqual(expected[key], result[key], key)
         self.assertEqual('r0', result['state']['name'])
-        self.assertIn(['drbdadm', 'suspend-io', 'r0'], self.changes())
+        self.assertIn(['drbdsetup', 'suspend-io', '1000'], self.changes())
         self.ok('resume-io', resource='r0')
         # nothing here: reported, nothing suspended, no error
         result = self.ok('suspend-io', resource='r9', lease=60,
@@ -72,6 +73,10 @@ class IoTestCase(test_agent.ReplicaTestCase):
                                side_effect=as_tiebreaker):
             self.assertTrue(self.ok('suspend-io', resource='r0',
                                     lease=60)['suspended'])
+            # suspended so: reported, its lease kept (it resumes it)
+            self.assertTrue(self.ok('suspend-io', resource='r0', lease=60,
+                                    report=True)['suspended'])
+        self.assertTrue(lease_mod.lease_path(self.conf, 'r0').exists())
 
     def test_new_current_uuid(self):
         self.ok('new-current-uuid', resource='r0')
