@@ -40,10 +40,14 @@ def suspend_io(node: Node, req: dict) -> dict:
               if req.get('report') else {})
     path = lease_mod.lease_path(node.conf, resource)
     state = drbdstatus.of(node.drbd.state(resource))
-    if state is None or _tiebreaker_here(node, report):
+    if state is None:
         lease_mod.remove(path)
-        return {**report, 'resource': resource,
-                'running': state is not None, 'suspended': False,
+        return {**report, 'resource': resource, 'running': False,
+                'suspended': False, 'lease_expires_in': None}
+    if _tiebreaker_here(node, report):
+        # nothing done: a lease of an earlier suspend stays
+        return {**report, 'resource': resource, 'running': True,
+                'suspended': state.user_suspended,
                 'lease_expires_in': None}
     seconds = req.get('lease')
     if seconds is None:

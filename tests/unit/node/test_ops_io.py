@@ -15,6 +15,7 @@
 
 from unittest import mock
 
+from blackstor_cinder.node import lease as lease_mod
 from blackstor_cinder.node import ops_io
 from blackstor_cinder import protocol
 from tests.unit.node import test_agent
@@ -72,6 +73,10 @@ class IoTestCase(test_agent.ReplicaTestCase):
                                side_effect=as_tiebreaker):
             self.assertTrue(self.ok('suspend-io', resource='r0',
                                     lease=60)['suspended'])
+            # suspended so: reported, its lease kept (it resumes it)
+            self.assertTrue(self.ok('suspend-io', resource='r0', lease=60,
+                                    report=True)['suspended'])
+        self.assertTrue(lease_mod.lease_path(self.conf, 'r0').exists())
 
     def test_new_current_uuid(self):
         self.ok('new-current-uuid', resource='r0')
