@@ -23,8 +23,10 @@ node is up) adds the new replica first and removes the old one (LV,
 
 Planning (:func:`plan`) keeps each volume's replica count (one new
 replica per one that leaves), its zones (with the spread policy no two
-replicas share a zone) and the nodes' room (thin space promised,
-``max_over_subscription_ratio``), the moves planned so far counted.
+replicas share a zone: the policy its .res records, its type's, else the
+backend's ``blackstor_zone_policy``) and the nodes' room (thin space
+promised, ``max_over_subscription_ratio``), the moves planned so far
+counted.
 :func:`run` runs at most ``parallel`` moves at once on any node (as the
 new replica's node or as one it syncs from), each under the resource's
 lock, and re-reads the resource there: a move already done is not done
@@ -166,11 +168,12 @@ def plan(ctl, node: str, inventories: dict[str, inv.NodeInventory]
         size = inv.definition_size(definition) or max(
             (r.volumes.get(res, 0) for r in inventories.values()), default=0)
         zones = {_zone(cfg, n) for n in others}
+        policy = _policy(cfg, res, definition)
 
         def fits(cand: placement.Candidate) -> bool:
             if cand.name in holders:
                 return False
-            if cfg.zone_policy == placement.SPREAD and _zone(
+            if policy == placement.SPREAD and _zone(
                     cfg, cand.name) in zones:
                 return False
             free = cand.virtual_free(cfg.over_subscription) - sum(
@@ -189,7 +192,8 @@ def plan(ctl, node: str, inventories: dict[str, inv.NodeInventory]
                          key=lambda c: (len(planned[c.name]),
                                         -c.free_bytes, c.resources, c.name))
         if not size or not fitting:
-            unplaced[res] = _why_unplaced(cfg, node, cands, holders, size)
+            unplaced[res] = _why_unplaced(node, cands, holders, size,
+                                          policy)
             continue
         target = fitting[0].name
         planned[target].append(size)
@@ -208,20 +212,32 @@ def move_id(node: str, resource: str) -> str:
     return digest.hexdigest()[:32]
 
 
+def _policy(cfg, res: str, definition: dict) -> str:
+    """The zone policy ``res`` is placed by: its .res's, else the backend's."""
+    recorded = inv.zone_policy(definition)
+    if recorded is not None:
+        return recorded
+    LOG.info('%(res)s has no zone policy in its .res (written before it was '
+             'recorded): its new replica is placed by the backend\'s '
+             'blackstor_zone_policy (%(policy)s)',
+             {'res': res, 'policy': cfg.zone_policy})
+    return cfg.zone_policy
+
+
 def _zone(cfg, name: str) -> str:
     known = cfg.node(name)
     return (known.zone if known is not None and known.zone else name)
 
 
-def _why_unplaced(cfg, node: str, cands: dict, holders: set[str],
-                  size: int) -> str:
+def _why_unplaced(node: str, cands: dict, holders: set[str],
+                  size: int, policy: str) -> str:
     if not size:
         return 'its size is not known'
     free = [c for c in cands.values() if c.name not in holders]
     if not free:
         return (f'every usable storage node but {node} holds it already '
                 f'(usable: {", ".join(sorted(cands)) or "none"})')
-    if cfg.zone_policy == placement.SPREAD:
+    if policy == placement.SPREAD:
         return (f'no usable node in a zone its other replicas do not use '
                 f'has room for {size} bytes')
     return f'no usable node has room for {size} bytes'

@@ -124,6 +124,7 @@ def retype(ctl, name: str, replicas: int, zone_policy: str,
                          'add': ', '.join(steps.add) or 'none',
                          'remove': ', '.join(steps.remove) or 'none'})
         _run(ctl, spec, steps, inventories, sync_timeout, result)
+        _record_zones(ctl, name, zone_policy)
     if replicas == tiebreaker.REPLICAS:
         # takes the volume's lock itself; a volume that has one keeps it
         try:
@@ -297,6 +298,25 @@ def _run(ctl, spec: model.ResourceSpec, steps: Plan,
     if steps.drop_tiebreaker and not steps.drop_tiebreaker_first:
         _drop_tiebreaker(ctl, ctl.require(name).spec, steps.drop_tiebreaker)
         result.tiebreaker = f'removed from {steps.drop_tiebreaker}'
+
+
+def _record_zones(ctl, name: str, zone_policy: str) -> None:
+    """Every host's .res records ``zone_policy`` (heal places by it).
+
+    Once the replicas are as asked, so a retype that fails before keeps
+    the old type's; a retype that finds it recorded changes nothing. A
+    replica that does not answer gets it with its next .res.
+    """
+    found = ctl.require(name)
+    if found.spec.zone_policy == zone_policy:
+        return
+    spec = dataclasses.replace(found.spec, zone_policy=zone_policy)
+    ctl.each_or_raise('adjust', [ctl.node(h.name) for h in spec.diskful_hosts
+                                 if h.name not in found.unreachable],
+                      ctl.res_request('adjust', spec))
+    membership.adjust_clients(ctl, spec)
+    LOG.info('%(res)s: zone policy %(zones)s recorded in its .res',
+             {'res': name, 'zones': zone_policy})
 
 
 def _drop_tiebreaker(ctl, spec: model.ResourceSpec,

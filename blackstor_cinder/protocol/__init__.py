@@ -174,7 +174,9 @@ and the ``node_id`` of every host stay.
 
 ``definition`` (parsed from ``drbdadm dump`` of the node's .res):
     {name, minor, secret, max_peers?, options {..}, net {..}, disk {..},
-     hosts [{name, node_id, address, port, family, diskful, disk}]}
+     zones (the zone policy its .res records; None: none recorded),
+     hosts [{name, node_id, address, port, family, diskful, disk,
+             tiebreaker}]}
     ``disk`` holds the resource's disk options as written, among them
     ``size`` (the device's size in DRBD's syntax, e.g. ``1048576k``;
     absent in .res files written before sizes were rendered).
@@ -242,6 +244,9 @@ from blackstor_cinder.protocol.spec import (
     SECRET_PLACEHOLDER,
     SPEC_VERSION,
     VOLUME_NUMBER,
+    ZONE_ANY,
+    ZONE_POLICIES,
+    ZONE_SPREAD,
 )
 
 __all__ = [
@@ -293,6 +298,9 @@ __all__ = [
     'SIZE_MAX',
     'SPEC_VERSION',
     'VOLUME_NUMBER',
+    'ZONE_ANY',
+    'ZONE_POLICIES',
+    'ZONE_SPREAD',
     'check_address',
     'check_create_id',
     'check_device_size',

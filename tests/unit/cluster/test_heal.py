@@ -40,12 +40,13 @@ class HealTestCase(base.TestCase):
         self.cluster, self.ctl = tc.make(nodes=self.nodes, **kwargs)
         self.addCleanup(self.ctl.close)
 
-    def volume(self, name, on):
+    def volume(self, name, on, zone_policy=None):
         """A volume whose replicas are on ``on`` (the others kept out)."""
         out = [n for n in self.nodes if n not in on]
         self.cluster.down |= set(out)
         try:
-            self.ctl.create_volume(name, G, replicas=len(on))
+            self.ctl.create_volume(name, G, replicas=len(on),
+                                   zone_policy=zone_policy)
         finally:
             self.cluster.down -= set(out)
         for node in on:
@@ -166,6 +167,51 @@ class NodeLostTest(HealTestCase):
         self.assertFalse(report.ok)
         self.assertIn('zone', report.unplaced['volume-a'])
         self.assertEqual(before, len(self.changes()))
+
+    def test_the_volumes_recorded_spread_on_an_any_backend(self):
+        # the type said spread, the backend says any: n4 has the most
+        # room but shares zone c with n3; n5 is in the free zone a
+        zones = {'n1': 'a', 'n2': 'b', 'n3': 'c', 'n4': 'c', 'n5': 'a'}
+        self.make(zones=zones, sizes=(100, 100, 100, 500, 100))
+        self.volume('volume-s', ('n1', 'n2', 'n3'), zone_policy='spread')
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.assertEqual('spread', self.ctl.find('volume-s').spec.zone_policy)
+        self.assertEqual('any', self.ctl.find('volume-a').spec.zone_policy)
+        self.cluster.down.add('n1')
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertEqual({'volume-s': 'n5', 'volume-a': 'n4'}, report.moved)
+        # the new .res records it still (a later heal places by it too)
+        self.assertEqual('spread', self.ctl.find('volume-s').spec.zone_policy)
+        self.assertIn('# blackstor-zones spread\n',
+                      self.cluster.agents['n5'].res['volume-s'][0])
+
+    def test_the_volumes_recorded_any_on_a_spread_backend(self):
+        zones = {'n1': 'a', 'n2': 'b', 'n3': 'c', 'n4': 'c', 'n5': 'b'}
+        self.make(zones=zones, zone_policy='spread')
+        self.volume('volume-a', ('n1', 'n2', 'n3'), zone_policy='any')
+        self.cluster.down.add('n1')
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertTrue(report.ok, report)
+        self.assertIn(report.moved['volume-a'], ('n4', 'n5'))
+
+    def test_no_recorded_policy_backend_policy_said_so(self):
+        zones = {'n1': 'a', 'n2': 'b', 'n3': 'c', 'n4': 'c', 'n5': 'a'}
+        self.make(zones=zones, zone_policy='spread',
+                  sizes=(100, 100, 100, 500, 100))
+        self.volume('volume-a', ('n1', 'n2', 'n3'), zone_policy='any')
+        for agent in self.cluster.agents.values():
+            # a .res written before the policy was recorded
+            for name, (text, secret) in list(agent.res.items()):
+                agent.res[name] = (text.replace('# blackstor-zones any\n',
+                                                ''), secret)
+        self.assertIsNone(self.ctl.find('volume-a').spec.zone_policy)
+        self.cluster.down.add('n1')
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertEqual({'volume-a': 'n5'}, report.moved)
+        self.assertIn("volume-a has no zone policy in its .res (written "
+                      "before it was recorded): its new replica is placed "
+                      "by the backend's blackstor_zone_policy (spread)",
+                      self.logger.output)
 
     def test_capacity_respected_across_moves(self):
         # n4 has room for one 1 GiB volume (over-subscription 1), n5 for

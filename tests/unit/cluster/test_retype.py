@@ -264,13 +264,54 @@ class ZoneTest(RetypeTestCase):
         self.assertLess(ops.index(('n4', 'create')),
                         ops.index((result.removed[0], 'delete')))
 
-    def test_spread_already_met_changes_nothing(self):
+    def test_spread_already_met_only_records_it(self):
         self.make(zones=self.zones)
         self.make_volume(('n1', 'n3', 'n4'))
+        self.assertEqual('any', self.ctl.find(VOL).spec.zone_policy)
         before = self.changes()
         result = retype.retype(self.ctl, VOL, 3, 'spread')
         self.assertEqual(([], []), (result.added, result.removed))
+        # no replica moves: each .res records the type's policy
+        self.assertEqual([('n1', 'adjust'), ('n3', 'adjust'),
+                          ('n4', 'adjust')],
+                         sorted(self.changes()[len(before):]))
+        for node in ('n1', 'n3', 'n4'):
+            self.assertIn('# blackstor-zones spread\n',
+                          self.cluster.agents[node].res[VOL][0])
+        self.assertEqual('spread', self.ctl.find(VOL).spec.zone_policy)
+        before = self.changes()
+        retype.retype(self.ctl, VOL, 3, 'spread')
         self.assertEqual(before, self.changes())
+
+    def test_the_policy_recorded_on_every_host_after_the_moves(self):
+        self.make(zones=self.zones)
+        self.make_volume(('n1', 'n2', 'n3'))
+        self.ctl.attach(VOL, 'hv1')
+        retype.retype(self.ctl, VOL, 3, 'spread')
+        spec = self.ctl.find(VOL).spec
+        self.assertEqual('spread', spec.zone_policy)
+        for host in spec.hosts:
+            self.assertEqual('spread', fakes.parse_res(
+                self.cluster.agents[host.name].res[VOL][0])['zones'],
+                host.name)
+
+    def test_a_refused_retype_keeps_the_old_policy(self):
+        self.make(zones=self.zones)
+        self.make_volume(('n1', 'n3', 'n4'))
+        self.assertRaises(errors.PlacementError, retype.retype,
+                          self.ctl, VOL, 4, 'spread')
+        self.assertEqual('any', self.ctl.find(VOL).spec.zone_policy)
+
+    def test_a_failed_retype_keeps_the_old_policy(self):
+        self.make(zones=self.zones)
+        self.make_volume(('n1', 'n2', 'n3'))
+        self.cluster.faults[('n4', 'create')] = [tp.NodeError(
+            'n4', protocol.E_FAILED, 'create failed')]
+        self.assertRaises(errors.ClusterError, retype.retype,
+                          self.ctl, VOL, 3, 'spread')
+        self.assertEqual('any', self.ctl.find(VOL).spec.zone_policy)
+        retype.retype(self.ctl, VOL, 3, 'spread')
+        self.assertEqual('spread', self.ctl.find(VOL).spec.zone_policy)
 
     def test_more_replicas_than_zones_refused_unchanged(self):
         self.make(zones=self.zones)
