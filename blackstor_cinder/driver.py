@@ -36,6 +36,7 @@ from oslo_utils import strutils
 
 from blackstor_cinder import backend
 from blackstor_cinder.cluster import adopt
+from blackstor_cinder.cluster import autoheal
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import heal
@@ -106,7 +107,7 @@ class BlackStorDriver(driver.VolumeDriver):
         if self.configuration:
             self.configuration.append_config_values(options.blackstor_opts)
         self._stats: dict[str, Any] = {}
-        self._auto_heal: heal.AutoHeal | None = None
+        self._auto_heal: autoheal.AutoHeal | None = None
         self.controller: ctl.Controller | None = None
 
     @staticmethod
@@ -523,7 +524,7 @@ class BlackStorDriver(driver.VolumeDriver):
             return None
         if self._auto_heal is None:
             conf = self.configuration
-            self._auto_heal = heal.AutoHeal(
+            self._auto_heal = autoheal.AutoHeal(
                 self.controller, after,
                 conf.safe_get('blackstor_heal_parallel') or 2,
                 conf.safe_get('blackstor_heal_sync_timeout')

@@ -398,31 +398,6 @@ class EvacuateTest(HealTestCase):
                          self.replicas('volume-a', 'n2'))
 
 
-class AutoHealTest(HealTestCase):
-
-    def test_heals_after_the_delay_once(self):
-        self.volume('volume-a', ('n1', 'n2', 'n3'))
-        now = [100.0]
-        auto = heal.AutoHeal(self.ctl, after=60, parallel=2,
-                             clock=lambda: now[0])
-        self.cluster.down.add('n1')
-        self.assertIsNone(auto.observe(['n1']))
-        now[0] += 59
-        self.assertIsNone(auto.observe(['n1']))
-        now[0] += 2
-        self.assertEqual('n1', auto.observe(['n1']))
-        auto.wait(10)
-        self.assertTrue(auto.last.ok)
-        self.assertEqual({'node': 'n1', 'total': 1, 'done': 1, 'failed': 0,
-                          'running': 0}, auto.progress.as_dict())
-        now[0] += 100
-        self.assertIsNone(auto.observe(['n1']))     # not twice
-        self.assertNotIn('n1', self.replicas('volume-a', 'n2'))
-        # a node back up and down again starts its delay anew
-        self.assertIsNone(auto.observe([]))
-        self.assertIsNone(auto.observe(['n1']))
-
-
 class TiebreakerTest(HealTestCase):
     """Two-replica volumes: their tiebreaker follows, or is replaced."""
 
@@ -462,3 +437,92 @@ class TiebreakerTest(HealTestCase):
         for node in [h.name for h in spec.diskful_hosts] + [free]:
             self.assertEqual([free], self.tiebreaker('volume-t', node),
                              node)
+
+
+class TiebreakerBecomesReplicaTest(HealTestCase):
+    """Three nodes, two replicas: the tiebreaker's node is the only one."""
+
+    nodes = ('n1', 'n2', 'n3')
+
+    def setUp(self):
+        super().setUp()
+        self.spec = self.ctl.create_volume('volume-t', G, replicas=2)
+        self.tie = self.spec.tiebreaker_host
+        self.lost, self.keeper = [h.name for h in self.spec.diskful_hosts]
+        for node in (self.lost, self.keeper):
+            self.cluster.agents[node].data['volume-t'] = 'data of volume-t'
+
+    def test_node_lost_the_tiebreaker_becomes_the_replica(self):
+        self.cluster.down.add(self.lost)
+        report = heal.node_lost(self.ctl, self.lost)
+        self.assertTrue(report.ok, report)
+        self.assertEqual({'volume-t': self.tie.name}, report.moved)
+        spec = self.ctl.find('volume-t').spec
+        host = spec.host(self.tie.name)
+        # the same node-id and address, a disk now; no tiebreaker left
+        self.assertEqual((self.tie.node_id, self.tie.address, True, False),
+                         (host.node_id, host.address, host.diskful,
+                          host.tiebreaker))
+        self.assertIsNone(spec.tiebreaker_host)
+        self.assert_healthy('volume-t', sorted([self.keeper, self.tie.name]))
+        # the replica's .res got its disk before it attached one (the
+        # bitmap slot), and its sync was a full one (no skip)
+        ops = self.changes()
+        self.assertLess(ops.index((self.keeper, 'adjust')),
+                        ops.index((self.tie.name, 'create')))
+        self.assertEqual(1, len(self.cluster.ops('new-current-uuid')))
+        self.assertIn(('volume-t', self.spec.host(self.lost).node_id),
+                      self.cluster.agents[self.keeper].forgotten)
+        # said in the report and the stats: no node for a tiebreaker
+        self.assertEqual(
+            {'volume-t': f'its tiebreaker on {self.tie.name} became its '
+                         f'new replica; unchanged: no tiebreaker could be '
+                         f'placed (see the log)'}, report.tiebreakers)
+        self.assertEqual(('volume-t',),
+                         self.ctl.stats().without_tiebreaker)
+        # a run again has nothing left to do
+        before = self.changes()
+        again = heal.node_lost(self.ctl, self.lost)
+        self.assertEqual(({}, {}), (again.moved, again.failed))
+        self.assertEqual(before, self.changes())
+
+    def test_evacuate_the_tiebreaker_becomes_the_replica(self):
+        report = heal.evacuate(self.ctl, self.lost)
+        self.assertTrue(report.ok, report)
+        self.assertEqual({'volume-t': self.tie.name}, report.moved)
+        self.assert_healthy('volume-t', sorted([self.keeper, self.tie.name]))
+        self.assertNotIn('volume-t', self.cluster.agents[self.lost].lvs)
+        self.assertNotIn('volume-t', self.cluster.agents[self.lost].res)
+        # never back on the node that leaves
+        self.assertIn(f'its tiebreaker on {self.tie.name} became its new '
+                      f'replica', report.tiebreakers['volume-t'])
+        self.assertIsNone(self.ctl.find('volume-t').spec.tiebreaker_host)
+
+    def test_a_failed_create_keeps_the_tiebreaker(self):
+        self.cluster.faults[(self.tie.name, 'create')] = [tp.NodeError(
+            self.tie.name, protocol.E_FAILED, 'create failed')]
+        self.cluster.down.add(self.lost)
+        report = heal.node_lost(self.ctl, self.lost)
+        self.assertIn('volume-t', report.failed)
+        spec = self.ctl.find('volume-t').spec
+        self.assertEqual(self.tie, spec.tiebreaker_host)
+        self.assertEqual(sorted([self.lost, self.keeper]),
+                         sorted(h.name for h in spec.diskful_hosts))
+        tie = self.cluster.agents[self.tie.name]
+        self.assertIn('volume-t', tie.up)
+        self.assertNotIn('volume-t', tie.lvs)
+        self.assertIn(f'# blackstor-tiebreaker {self.tie.name}\n',
+                      tie.res['volume-t'][0])
+        # and converges when run again
+        self.assertEqual({'volume-t': self.tie.name},
+                         heal.node_lost(self.ctl, self.lost).moved)
+
+    def test_a_client_node_is_never_taken(self):
+        # the third node attached the volume: its client is no tiebreaker
+        self.ctl.attach('volume-t', self.tie.name)
+        self.cluster.down.add(self.lost)
+        before = len(self.changes())
+        report = heal.node_lost(self.ctl, self.lost)
+        self.assertEqual({}, report.moved)
+        self.assertIn('volume-t', report.unplaced)
+        self.assertEqual(before, len(self.changes()))
