@@ -30,7 +30,9 @@ counted.
 :func:`run` runs at most ``parallel`` moves at once on any node (as the
 new replica's node or as one it syncs from), each under the resource's
 lock, and re-reads the resource there: a move already done is not done
-again, so a run stopped half-way converges when run again.
+again, so a run stopped half-way converges when run again. The lock is
+released while the new replica syncs (``membership.wait_unlocked``): an
+attach or detach of the volume does not wait for the sync.
 
 The new replica's LV is tagged with the move (:func:`move_id`, the
 agent's ``create_id``): a run again after one stopped half-way (its sync
@@ -316,7 +318,8 @@ def node_lost(ctl, node: str, parallel: int = 2,
             f'the replicas off a node that is up')
 
     def move(m: Move) -> str:
-        with ctl.resource_lock(m.resource):
+        lock = ctl.resource_lock(m.resource)
+        with lock:
             found = ctl.find(m.resource)
             if found.spec is None or found.spec.host(m.source) is None:
                 return 'done before'
@@ -325,8 +328,9 @@ def node_lost(ctl, node: str, parallel: int = 2,
             spec = membership.add_replica(
                 ctl, m.resource, m.target, m.size, replacing=m.source,
                 create_id=move_id(m.source, m.resource))
-            membership.wait_up_to_date(ctl, spec, m.target, sync_timeout)
-            ctl.forget_peers(spec, [lost_id])
+            found = membership.wait_unlocked(ctl, lock, spec, m.target,
+                                             sync_timeout)
+            ctl.forget_peers(found.spec, [lost_id])
         return m.target
 
     converted: dict[str, str] = {}
@@ -348,7 +352,8 @@ def evacuate(ctl, node: str, parallel: int = 2,
     snaps = inventories[node].snapshot_origins
 
     def move(m: Move) -> str:
-        with ctl.resource_lock(m.resource):
+        lock = ctl.resource_lock(m.resource)
+        with lock:
             found = ctl.find(m.resource)
             held = found.spec.host(m.source) if found.spec else None
             if held is None or not held.diskful:
@@ -365,7 +370,8 @@ def evacuate(ctl, node: str, parallel: int = 2,
                     create_id=move_id(m.source, m.resource))
             else:
                 spec = found.spec       # a run before added it
-            membership.wait_up_to_date(ctl, spec, m.target, sync_timeout)
+            membership.wait_unlocked(ctl, lock, spec, m.target,
+                                     sync_timeout)
             membership.remove_replica(ctl, m.resource, m.source)
             for snap in sorted(s for s, o in snaps.items()
                                if o == m.resource):

@@ -242,6 +242,38 @@ def wait_up_to_date(ctl, spec: model.ResourceSpec, node: str,
         time.sleep(poll)
 
 
+def wait_unlocked(ctl, lock, spec: model.ResourceSpec, node: str,
+                  timeout: float):
+    """:func:`wait_up_to_date` with ``lock`` released; what holds after.
+
+    ``lock``: the resource's, held by the caller. A full sync takes as
+    long as the volume is big; every other flow of the volume (an
+    attach or detach, a heal, the periodic repair) would wait that long
+    for the lock. It is released while the sync runs (nothing is
+    changed then) and taken again before the caller goes on, which
+    reads the resource again (``Found``): refused (nothing more
+    changed) when the replica on ``node`` is gone or no longer UpToDate
+    in the meantime.
+    """
+    lock.release()
+    try:
+        wait_up_to_date(ctl, spec, node, timeout)
+    finally:
+        lock.acquire()
+    found = ctl.require(spec.name)
+    host = found.spec.host(node)
+    disk = inv.disk_states(found.states.get(node)).get('local')
+    if host is None or not host.diskful:
+        now = 'no replica there'
+    elif disk != 'UpToDate':
+        now = disk or 'not reported'
+    else:
+        return found
+    raise errors.ClusterError(
+        f'{spec.name} changed while its new replica on {node} synced (it '
+        f'is {now} now); nothing more was changed: run again')
+
+
 def remove_replica(ctl, name: str, node: str) -> model.ResourceSpec | None:
     """Take the replica on ``node`` (up and reachable) out of ``name``.
 

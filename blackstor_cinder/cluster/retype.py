@@ -27,8 +27,9 @@ and nothing is changed.
 
 :func:`retype` then works as an evacuation does, live: each new replica
 first (LV, ``create-md``, every host's .res, a full sync from the others;
-see :mod:`membership`), waiting until it is UpToDate, then the replicas
-that go (with their snapshot copies). A two-replica volume gets its
+see :mod:`membership`), waiting until it is UpToDate (without the
+volume's lock: an attach or detach need not wait for the sync), then the
+replicas that go (with their snapshot copies). A two-replica volume gets its
 tiebreaker (``Controller.ensure_tiebreaker``); any other count loses it.
 The tiebreaker's node is a new replica's last choice: only when no other
 node fits is the tiebreaker removed first to make room.
@@ -96,7 +97,8 @@ def retype(ctl, name: str, replicas: int, zone_policy: str,
     """
     _check_request(ctl.config, replicas, zone_policy)
     result = Result()
-    with ctl.resource_lock(name):
+    lock = ctl.resource_lock(name)
+    with lock:
         found = ctl.require(name)
         spec = found.spec
         inventories, down = ctl.inventories()
@@ -123,7 +125,7 @@ def retype(ctl, name: str, replicas: int, zone_policy: str,
                          'keep': ', '.join(steps.keep),
                          'add': ', '.join(steps.add) or 'none',
                          'remove': ', '.join(steps.remove) or 'none'})
-        _run(ctl, spec, steps, inventories, sync_timeout, result)
+        _run(ctl, lock, spec, steps, inventories, sync_timeout, result)
         _record_zones(ctl, name, zone_policy)
     if replicas == tiebreaker.REPLICAS:
         # takes the volume's lock itself; a volume that has one keeps it
@@ -273,10 +275,15 @@ def _size(spec: model.ResourceSpec,
                default=0)
 
 
-def _run(ctl, spec: model.ResourceSpec, steps: Plan,
+def _run(ctl, lock, spec: model.ResourceSpec, steps: Plan,
          inventories: dict[str, inv.NodeInventory], sync_timeout: float,
          result: Result) -> None:
-    """Carry out ``steps``: tiebreaker (if in the way), adds, removals."""
+    """Carry out ``steps``: tiebreaker (if in the way), adds, removals.
+
+    ``lock`` (the volume's, held) is released while a new replica syncs
+    (``membership.wait_unlocked``): the volume can be attached or
+    detached meanwhile.
+    """
     name = spec.name
     if steps.drop_tiebreaker_first:
         spec = _drop_tiebreaker(ctl, spec, steps.drop_tiebreaker)
@@ -284,7 +291,7 @@ def _run(ctl, spec: model.ResourceSpec, steps: Plan,
     size = _size(spec, inventories)
     for target in steps.add:
         new = membership.add_replica(ctl, name, target, size)
-        membership.wait_up_to_date(ctl, new, target, sync_timeout)
+        membership.wait_unlocked(ctl, lock, new, target, sync_timeout)
         result.added.append(target)
     for node in steps.remove:
         membership.remove_replica(ctl, name, node)

@@ -14,9 +14,11 @@
 
 import threading
 import time
+from unittest import mock
 
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import heal
+from blackstor_cinder.cluster import membership
 from blackstor_cinder.cluster import reconcile
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import protocol
@@ -212,6 +214,27 @@ class NodeLostTest(HealTestCase):
                       "before it was recorded): its new replica is placed "
                       "by the backend's blackstor_zone_policy (spread)",
                       self.logger.output)
+
+    def test_an_attach_during_the_sync_does_not_wait_for_it(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        real = membership.wait_up_to_date
+        attached = []
+
+        def wait(ctl, spec, node, timeout, poll=0.5):
+            worker = threading.Thread(target=lambda: attached.append(
+                self.ctl.attach('volume-a', 'hv1')))
+            worker.start()
+            worker.join(5)
+            self.assertFalse(worker.is_alive())     # not blocked
+            return real(ctl, spec, node, timeout, poll)
+        with mock.patch.object(membership, 'wait_up_to_date', wait):
+            report = heal.node_lost(self.ctl, 'n1')
+        self.assertTrue(report.ok, report)
+        self.assertEqual(1, len(attached))
+        want = self.replicas('volume-a', 'n2')
+        self.assertEqual(want, self.replicas('volume-a', 'hv1'))
+        self.assert_healthy('volume-a', want)
 
     def test_capacity_respected_across_moves(self):
         # n4 has room for one 1 GiB volume (over-subscription 1), n5 for
