@@ -202,8 +202,8 @@ def plan(ctl, node: str, inventories: dict[str, inv.NodeInventory]
                          key=lambda c: (c.name == tie, len(planned[c.name]),
                                         -c.free_bytes, c.resources, c.name))
         if not size or not fitting:
-            unplaced[res] = _why_unplaced(node, cands, holders, size,
-                                          policy)
+            unplaced[res] = _why_unplaced(node, cands, holders - {tie},
+                                          size, policy)
             continue
         target = fitting[0].name
         planned[target].append(size)
@@ -241,6 +241,7 @@ def _zone(cfg, name: str) -> str:
 
 def _why_unplaced(node: str, cands: dict, holders: set[str],
                   size: int, policy: str) -> str:
+    """Why no node of ``cands`` takes a replica (``holders``: may not)."""
     if not size:
         return 'its size is not known'
     free = [c for c in cands.values() if c.name not in holders]

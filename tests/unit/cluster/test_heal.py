@@ -540,6 +540,19 @@ class TiebreakerBecomesReplicaTest(HealTestCase):
         self.assertEqual({'volume-t': self.tie.name},
                          heal.node_lost(self.ctl, self.lost).moved)
 
+    def test_the_tiebreakers_node_in_a_used_zone_is_not_taken(self):
+        self.make(zones={'n1': 'a', 'n2': 'b', 'n3': 'a'})
+        spec = self.ctl.create_volume('volume-z', G, replicas=2,
+                                      zone_policy='spread')
+        # n2 (zone b) is a replica; the other and the tiebreaker are in a
+        self.assertTrue(spec.host('n2').diskful)
+        self.assertIn(spec.tiebreaker_host.name, ('n1', 'n3'))
+        self.cluster.down.add('n2')
+        report = heal.node_lost(self.ctl, 'n2')
+        self.assertEqual({}, report.moved)
+        self.assertIn('in a zone its other replicas do not use',
+                      report.unplaced['volume-z'])
+
     def test_a_client_node_is_never_taken(self):
         # the third node attached the volume: its client is no tiebreaker
         self.ctl.attach('volume-t', self.tie.name)
@@ -547,5 +560,5 @@ class TiebreakerBecomesReplicaTest(HealTestCase):
         before = len(self.changes())
         report = heal.node_lost(self.ctl, self.lost)
         self.assertEqual({}, report.moved)
-        self.assertIn('volume-t', report.unplaced)
+        self.assertIn('holds it already', report.unplaced['volume-t'])
         self.assertEqual(before, len(self.changes()))
