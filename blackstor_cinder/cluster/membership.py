@@ -49,8 +49,10 @@ import dataclasses
 import logging
 import secrets
 import time
+from typing import Any
 
 from blackstor_cinder.cluster import allocation
+from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
@@ -242,8 +244,8 @@ def wait_up_to_date(ctl, spec: model.ResourceSpec, node: str,
         time.sleep(poll)
 
 
-def wait_unlocked(ctl, lock, spec: model.ResourceSpec, node: str,
-                  timeout: float):
+def wait_unlocked(ctl, lock: Any, spec: model.ResourceSpec, node: str,
+                  timeout: float) -> core.Found:
     """:func:`wait_up_to_date` with ``lock`` released; what holds after.
 
     ``lock``: the resource's, held by the caller. A full sync takes as
