@@ -28,6 +28,7 @@ from cinder.common import constants
 from oslo_log import log as logging
 from oslo_utils import strutils
 
+from blackstor_cinder.cluster import autoheal
 from blackstor_cinder.cluster import controller as ctl
 from blackstor_cinder.cluster import heal
 from blackstor_cinder.cluster import reconcile
@@ -51,7 +52,7 @@ class Reporter:
         self.conf = conf
         self.controller = controller
         self.version = version
-        self.auto_heal: heal.AutoHeal | None = None
+        self.auto_heal: autoheal.AutoHeal | None = None
 
     def stats(self) -> dict[str, Any]:
         """Cinder's stats of the backend (one reading of the cluster)."""
@@ -135,7 +136,7 @@ class Reporter:
             return None
         if self.auto_heal is None:
             conf = self.conf
-            self.auto_heal = heal.AutoHeal(
+            self.auto_heal = autoheal.AutoHeal(
                 self.controller, after,
                 conf.safe_get('blackstor_heal_parallel') or 2,
                 conf.safe_get('blackstor_heal_sync_timeout')

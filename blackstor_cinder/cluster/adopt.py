@@ -203,7 +203,7 @@ def _adopt(ctl: ctl_mod.Controller, name: str, new: str,
     if entry.kind == 'resource':
         # a rename that ended half-way has the new name on some
         # replicas: _rename counts them and converges
-        return _rename(ctl, name, new, done)
+        return _rename(ctl, name, new, done, zone_policy)
     if entry.reason_not_safe:
         raise errors.InvalidRequest(
             f'{name} cannot be managed: {entry.reason_not_safe}')
@@ -225,7 +225,8 @@ def _check_done(ctl: ctl_mod.Controller, done: core.Found) -> None:
 
 
 def _rename(ctl: ctl_mod.Controller, old: str, new: str,
-            done: core.Found) -> model.ResourceSpec:
+            done: core.Found, zone_policy: str | None = None
+            ) -> model.ResourceSpec:
     found = ctl.find(old)
     spec = found.spec
     if spec is None:
@@ -260,7 +261,9 @@ def _rename(ctl: ctl_mod.Controller, old: str, new: str,
                           {'op': 'delete', 'resource': old})
         spec = spec.with_hosts(tuple(h for h in spec.hosts
                                      if not h.tiebreaker))
-    renamed = _renamed(spec, new, ctl.config)
+    # its replicas stay where they are; a heal places by the new type's
+    renamed = dataclasses.replace(_renamed(spec, new, ctl.config),
+                                  zone_policy=zone_policy or spec.zone_policy)
     nodes = ctl.nodes(spec.diskful_hosts)
     results, failures = ctl.each(nodes, _rename_request(ctl, renamed, old))
     if failures:
@@ -320,7 +323,8 @@ def _wrap(ctl: ctl_mod.Controller, lv: str, entry: Manageable, new: str,
         job = create.start(ctl, new, size, size, [
             (n, i) for i, n in enumerate([holder] + others)], used)
     spec = create.new_spec(ctl, new, job.reservation.minor,
-                           job.reservation.port, job.hosts, size)
+                           job.reservation.port, job.hosts, size,
+                           zone_policy)
     first = ctl.node(holder)
     peers = [ctl.node(n) for n in others]
     create_id = secrets.token_hex(16)

@@ -57,6 +57,7 @@ class Job:
     # earlier attempt left (see _remove_leftovers)
     leftovers: tuple[str, ...] = ()
     tiebreaker: str | None = None       # its node, chosen at the decision
+    zone_policy: str | None = None      # recorded in its .res
 
 
 @dataclasses.dataclass(eq=False)
@@ -108,7 +109,7 @@ def create_volume(ctl: core.Core, name: str, size: int,
                lambda spec: ctl.res_request('create', spec, pool=cfg.pool,
                                             size=size,
                                             max_peers=cfg.max_peers),
-               fresh=True)
+               fresh=True, zone_policy=policy)
     LOG.info('Created %(name)s (%(size)s bytes) on %(nodes)s, minor '
              '%(minor)s, port %(port)s',
              {'name': name, 'size': size,
@@ -122,8 +123,11 @@ def run(ctl: core.Core, name: str, size: int, final_size: int,
                           dict[str, tp.NodeError]],
                          list[tuple[str, int]]],
         make_request: Callable[[model.ResourceSpec], dict],
-        fresh: bool) -> model.ResourceSpec:
+        fresh: bool, zone_policy: str | None = None) -> model.ResourceSpec:
     """Decide under the allocation lock, provision outside it.
+
+    ``zone_policy``: the one the volume was placed by, recorded in its
+    .res (see ``model.ResourceSpec.zone_policy``).
 
     The decision picks a two-replica volume's tiebreaker too (see
     :func:`tiebreaker.choose_at_create`); it gets the .res last, while the
@@ -144,6 +148,7 @@ def run(ctl: core.Core, name: str, size: int, final_size: int,
     """
     with ctl.resource_lock(name):
         job = _decided(ctl, _Decision(name, size, final_size, decide))
+        job.zone_policy = zone_policy
         try:
             _remove_leftovers(ctl, job)
             spec = _provision(ctl, job, make_request)
@@ -250,7 +255,8 @@ def start(ctl: core.Core, name: str, size: int, final_size: int,
 
 def new_spec(ctl: core.Core, name: str, minor: int, port: int,
              hosts: Iterable[tuple[str, int]],
-             size: int) -> model.ResourceSpec:
+             size: int, zone_policy: str | None = None
+             ) -> model.ResourceSpec:
     cfg = ctl.config
     return model.ResourceSpec(
         name=name, minor=minor, port=port,
@@ -262,7 +268,7 @@ def new_spec(ctl: core.Core, name: str, minor: int, port: int,
         secret=allocation.new_secret(), quorum=cfg.quorum,
         on_no_quorum=cfg.on_no_quorum, net_options=dict(cfg.net_options),
         disk_options=dict(cfg.disk_options), max_peers=cfg.max_peers,
-        size=size)
+        size=size, zone_policy=zone_policy)
 
 
 def _remove_leftovers(ctl: core.Core, job: Job) -> None:
@@ -306,7 +312,8 @@ def _provision(ctl: core.Core, job: Job,
     for attempt in range(3):
         reservation = job.reservation
         spec = new_spec(ctl, job.name, reservation.minor,
-                        reservation.port, job.hosts, job.size)
+                        reservation.port, job.hosts, job.size,
+                        job.zone_policy)
         request = make_request(spec)
         if request['op'] == 'create':
             job.create_id = secrets.token_hex(16)

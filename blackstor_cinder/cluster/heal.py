@@ -23,17 +23,26 @@ node is up) adds the new replica first and removes the old one (LV,
 
 Planning (:func:`plan`) keeps each volume's replica count (one new
 replica per one that leaves), its zones (with the spread policy no two
-replicas share a zone) and the nodes' room (thin space promised,
-``max_over_subscription_ratio``), the moves planned so far counted.
+replicas share a zone: the policy its .res records, its type's, else the
+backend's ``blackstor_zone_policy``) and the nodes' room (thin space
+promised, ``max_over_subscription_ratio``), the moves planned so far
+counted.
 :func:`run` runs at most ``parallel`` moves at once on any node (as the
 new replica's node or as one it syncs from), each under the resource's
 lock, and re-reads the resource there: a move already done is not done
-again, so a run stopped half-way converges when run again.
+again, so a run stopped half-way converges when run again. The lock is
+released while the new replica syncs (``membership.wait_unlocked``): an
+attach or detach of the volume does not wait for the sync.
 
 The new replica's LV is tagged with the move (:func:`move_id`, the
 agent's ``create_id``): a run again after one stopped half-way (its sync
 timed out, the removal failed) finishes that move with the same replica
 instead of adding one more.
+
+The tiebreaker's node is a new replica's last choice (on three nodes the
+only one left): its diskless peer becomes the replica there, with its
+node-id (``membership.add_replica``). The volume then has no tiebreaker
+until a node can take one (``Report.tiebreakers`` says which).
 """
 
 from __future__ import annotations
@@ -161,16 +170,20 @@ def plan(ctl, node: str, inventories: dict[str, inv.NodeInventory]
     for res, definition in sorted(_definitions(inventories, node).items()):
         hosts = definition.get('hosts') or ()
         holders = {h.get('name') for h in hosts}
+        # its node may take the replica: the last choice
+        tie = next((h.get('name') for h in hosts if h.get('tiebreaker')
+                    and not h.get('diskful')), None)
         others = tuple(sorted(h['name'] for h in hosts
                               if h.get('diskful') and h['name'] != node))
         size = inv.definition_size(definition) or max(
             (r.volumes.get(res, 0) for r in inventories.values()), default=0)
         zones = {_zone(cfg, n) for n in others}
+        policy = _policy(cfg, res, definition)
 
         def fits(cand: placement.Candidate) -> bool:
-            if cand.name in holders:
+            if cand.name in holders and cand.name != tie:
                 return False
-            if cfg.zone_policy == placement.SPREAD and _zone(
+            if policy == placement.SPREAD and _zone(
                     cfg, cand.name) in zones:
                 return False
             free = cand.virtual_free(cfg.over_subscription) - sum(
@@ -186,10 +199,11 @@ def plan(ctl, node: str, inventories: dict[str, inv.NodeInventory]
                 n for n in others if n != added[0])))
             continue
         fitting = sorted((c for c in cands.values() if fits(c)),
-                         key=lambda c: (len(planned[c.name]),
+                         key=lambda c: (c.name == tie, len(planned[c.name]),
                                         -c.free_bytes, c.resources, c.name))
         if not size or not fitting:
-            unplaced[res] = _why_unplaced(cfg, node, cands, holders, size)
+            unplaced[res] = _why_unplaced(node, cands, holders - {tie},
+                                          size, policy)
             continue
         target = fitting[0].name
         planned[target].append(size)
@@ -208,20 +222,33 @@ def move_id(node: str, resource: str) -> str:
     return digest.hexdigest()[:32]
 
 
+def _policy(cfg, res: str, definition: dict) -> str:
+    """The zone policy ``res`` is placed by: its .res's, else the backend's."""
+    recorded = inv.zone_policy(definition)
+    if recorded is not None:
+        return recorded
+    LOG.info('%(res)s has no zone policy in its .res (written before it was '
+             'recorded): its new replica is placed by the backend\'s '
+             'blackstor_zone_policy (%(policy)s)',
+             {'res': res, 'policy': cfg.zone_policy})
+    return cfg.zone_policy
+
+
 def _zone(cfg, name: str) -> str:
     known = cfg.node(name)
     return (known.zone if known is not None and known.zone else name)
 
 
-def _why_unplaced(cfg, node: str, cands: dict, holders: set[str],
-                  size: int) -> str:
+def _why_unplaced(node: str, cands: dict, holders: set[str],
+                  size: int, policy: str) -> str:
+    """Why no node of ``cands`` takes a replica (``holders``: may not)."""
     if not size:
         return 'its size is not known'
     free = [c for c in cands.values() if c.name not in holders]
     if not free:
         return (f'every usable storage node but {node} holds it already '
                 f'(usable: {", ".join(sorted(cands)) or "none"})')
-    if cfg.zone_policy == placement.SPREAD:
+    if policy == placement.SPREAD:
         return (f'no usable node in a zone its other replicas do not use '
                 f'has room for {size} bytes')
     return f'no usable node has room for {size} bytes'
@@ -292,19 +319,24 @@ def node_lost(ctl, node: str, parallel: int = 2,
             f'the replicas off a node that is up')
 
     def move(m: Move) -> str:
-        with ctl.resource_lock(m.resource):
+        lock = ctl.resource_lock(m.resource)
+        with lock:
             found = ctl.find(m.resource)
             if found.spec is None or found.spec.host(m.source) is None:
                 return 'done before'
             lost_id = found.spec.host(m.source).node_id
+            _note_tiebreaker(found.spec, m, converted)
             spec = membership.add_replica(
                 ctl, m.resource, m.target, m.size, replacing=m.source,
                 create_id=move_id(m.source, m.resource))
-            membership.wait_up_to_date(ctl, spec, m.target, sync_timeout)
-            ctl.forget_peers(spec, [lost_id])
+            found = membership.wait_unlocked(ctl, lock, spec, m.target,
+                                             sync_timeout)
+            ctl.forget_peers(found.spec, [lost_id])
         return m.target
 
-    return _heal(ctl, node, LOST, inventories, parallel, move, progress)
+    converted: dict[str, str] = {}
+    return _heal(ctl, node, LOST, inventories, parallel, move, progress,
+                 converted)
 
 
 def evacuate(ctl, node: str, parallel: int = 2,
@@ -321,7 +353,8 @@ def evacuate(ctl, node: str, parallel: int = 2,
     snaps = inventories[node].snapshot_origins
 
     def move(m: Move) -> str:
-        with ctl.resource_lock(m.resource):
+        lock = ctl.resource_lock(m.resource)
+        with lock:
             found = ctl.find(m.resource)
             held = found.spec.host(m.source) if found.spec else None
             if held is None or not held.diskful:
@@ -330,13 +363,16 @@ def evacuate(ctl, node: str, parallel: int = 2,
                 raise errors.ClusterError(
                     f'{m.resource} is Primary on {m.source} (a guest uses '
                     f'it there): not moved')
-            if found.spec.host(m.target) is None:
+            target = found.spec.host(m.target)
+            if target is None or not target.diskful:
+                _note_tiebreaker(found.spec, m, converted)
                 spec = membership.add_replica(
                     ctl, m.resource, m.target, m.size,
                     create_id=move_id(m.source, m.resource))
             else:
                 spec = found.spec       # a run before added it
-            membership.wait_up_to_date(ctl, spec, m.target, sync_timeout)
+            membership.wait_unlocked(ctl, lock, spec, m.target,
+                                     sync_timeout)
             membership.remove_replica(ctl, m.resource, m.source)
             for snap in sorted(s for s, o in snaps.items()
                                if o == m.resource):
@@ -345,12 +381,22 @@ def evacuate(ctl, node: str, parallel: int = 2,
                     'snapshot': snap})
         return m.target
 
-    return _heal(ctl, node, EVACUATE, inventories, parallel, move, progress)
+    converted: dict[str, str] = {}
+    return _heal(ctl, node, EVACUATE, inventories, parallel, move, progress,
+                 converted)
+
+
+def _note_tiebreaker(spec, m: Move, converted: dict[str, str]) -> None:
+    """Note a move whose new replica is the volume's tiebreaker now."""
+    host = spec.host(m.target)
+    if host is not None and host.tiebreaker:
+        converted[m.resource] = m.target
 
 
 def _heal(ctl, node: str, kind: str, inventories: dict,
           parallel: int, move: Callable[[Move], str],
-          progress: Progress | None) -> Report:
+          progress: Progress | None,
+          converted: dict[str, str]) -> Report:
     started = time.monotonic()
     moves, unplaced = plan(ctl, node, inventories)
     report = Report(node, kind, unplaced=unplaced)
@@ -381,15 +427,25 @@ def _heal(ctl, node: str, kind: str, inventories: dict,
     for res in sorted(_definitions(inventories, node, 'tiebreaker',
                                    own=False)):
         # not a replica: a new tiebreaker elsewhere, or none (see log)
-        try:
-            report.tiebreakers[res] = ctl.ensure_tiebreaker(res, lost=[node])
-        except errors.ClusterError as exc:
-            report.tiebreakers[res] = f'failed: {exc}'
-            LOG.error('The tiebreaker of %(res)s on %(node)s was not '
-                      'replaced: %(err)s',
-                      {'res': res, 'node': node, 'err': exc})
+        report.tiebreakers[res] = _new_tiebreaker(ctl, res, node)
+    for res, target in sorted(converted.items()):
+        if report.moved.get(res) == target:
+            report.tiebreakers[res] = (
+                f'its tiebreaker on {target} became its new replica; '
+                + _new_tiebreaker(ctl, res, node))
     report.seconds = time.monotonic() - started
     return report
+
+
+def _new_tiebreaker(ctl, res: str, node: str) -> str:
+    """A tiebreaker for ``res`` not on ``node``, if one is placed: what."""
+    try:
+        return ctl.ensure_tiebreaker(res, lost=[node])
+    except errors.ClusterError as exc:
+        LOG.error('%(res)s has no tiebreaker (its node was %(node)s or it '
+                  'became a replica there): %(err)s',
+                  {'res': res, 'node': node, 'err': exc})
+        return f'failed: {exc}'
 
 
 def _snapshots(inventories: dict[str, inv.NodeInventory], node: str,
@@ -405,68 +461,3 @@ def _snapshots(inventories: dict[str, inv.NodeInventory], node: str,
             if origin in wanted:
                 found.setdefault(origin, set()).add(snap)
     return {res: sorted(snaps) for res, snaps in found.items()}
-
-
-class AutoHeal:
-    """Heal a storage node down longer than ``after`` seconds (stats).
-
-    One heal at a time, in a thread of its own: the stats never wait for
-    a resync. A node is healed once per time it goes down.
-    """
-
-    def __init__(self, ctl, after: float, parallel: int,
-                 sync_timeout: float = SYNC_TIMEOUT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.ctl, self.after, self.parallel = ctl, after, parallel
-        self.sync_timeout = sync_timeout
-        self.clock = clock
-        self.progress = Progress()
-        self._down_since: dict[str, float] = {}
-        self._healed: set[str] = set()
-        self._thread: threading.Thread | None = None
-        self.last: Report | None = None
-
-    def observe(self, nodes_down: Any) -> str | None:
-        """Note the nodes down now; start a heal that is due (its node)."""
-        now = self.clock()
-        down = set(nodes_down)
-        for name in list(self._down_since):
-            if name not in down:
-                del self._down_since[name]
-                self._healed.discard(name)
-        for name in down:
-            self._down_since.setdefault(name, now)
-        if self._thread is not None and self._thread.is_alive():
-            return None
-        due = sorted(n for n, since in self._down_since.items()
-                     if now - since >= self.after and n not in self._healed
-                     and self.ctl.config.node(n) is not None
-                     and self.ctl.config.node(n).storage)
-        if not due:
-            return None
-        node = due[0]
-        self._healed.add(node)
-        self._thread = threading.Thread(
-            target=self._heal, args=(node,), daemon=True,
-            name=f'blackstor-heal-{node}')
-        self._thread.start()
-        return node
-
-    def _heal(self, node: str) -> None:
-        LOG.warning('Storage node %(node)s has been down for more than '
-                    '%(after)ss (blackstor_heal_after): healing its '
-                    'resources', {'node': node, 'after': self.after})
-        try:
-            self.last = node_lost(self.ctl, node, self.parallel,
-                                  self.progress, self.sync_timeout)
-        except Exception as exc:        # logged; retried when due again
-            self._healed.discard(node)
-            LOG.error('Heal of lost node %(node)s failed: %(err)s',
-                      {'node': node, 'err': getattr(exc, 'message', exc)})
-            return
-        if not self.last.ok:
-            self._healed.discard(node)  # the next stats try again
-
-    def wait(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)

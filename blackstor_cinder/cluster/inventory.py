@@ -218,10 +218,10 @@ def spec_from_definition(definition: dict[str, Any],
                          secret: str | None = None) -> model.ResourceSpec:
     """Rebuild a ResourceSpec from a node's parsed .res.
 
-    Identities (minor, port, node-ids, addresses, secret) and the device
-    size come from the node; policies (quorum, options) from the current
-    configuration, so a configuration change reaches a resource at its
-    next adjust.
+    Identities (minor, port, node-ids, addresses, secret), the device
+    size and the volume's zone policy (``zones``, its type's) come from
+    the node; policies (quorum, options) from the current configuration,
+    so a configuration change reaches a resource at its next adjust.
     """
     hosts = []
     port = None
@@ -241,7 +241,14 @@ def spec_from_definition(definition: dict[str, Any],
         allow_two_primaries=net.get('allow-two-primaries') == 'yes',
         net_options=dict(config.net_options),
         disk_options=dict(config.disk_options),
-        max_peers=config.max_peers, size=definition_size(definition))
+        max_peers=config.max_peers, size=definition_size(definition),
+        zone_policy=zone_policy(definition))
+
+
+def zone_policy(definition: dict[str, Any] | None) -> str | None:
+    """The zone policy a parsed .res records, or None (none recorded)."""
+    value = (definition or {}).get('zones')
+    return value if value in protocol.ZONE_POLICIES else None
 
 
 def peers_connected(state: dict[str, Any] | None) -> bool:

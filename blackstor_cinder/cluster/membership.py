@@ -32,15 +32,27 @@ DRBD semantics this relies on (LINBIT/drbd 9.2.18):
 - A joining replica gets a node-id no host of the resource has (the
   removed one's included): the survivors' bitmap slots are keyed by
   node-id.
+- A diskless peer (the tiebreaker) becomes a replica with its node-id:
+  drbdadm gives a peer that is ``disk none`` in the .res ``--bitmap=no``
+  (drbd-utils, drbdadm_postparse.c: add_no_bitmap_opt), so the replicas
+  keep no bitmap slot for it; the adjust that gives it a disk in their
+  .res turns the option on and the kernel allocates the slot then
+  (drbd_nl.c, drbd_adm_peer_device_opts: allocate_bitmap_index). So
+  they get the new .res first, and only then does its node make the LV,
+  ``create-md`` (refused only on an attached minor) and attach: it
+  joins with fresh metadata and syncs in full, as a new replica does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
+from typing import Any
 
 from blackstor_cinder.cluster import allocation
+from blackstor_cinder.cluster import core
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import inventory as inv
 from blackstor_cinder.cluster import model
@@ -64,7 +76,9 @@ def add_replica(ctl, name: str, target: str, size: int,
     ``target`` is removed. Run again when ``target`` is already in the
     .res, it pushes the same .res again (converges). ``create_id`` tags
     the new LV (the agent's ``create``; inventories report it): a rollback
-    removes only an LV it tagged.
+    removes only an LV it tagged. A ``target`` that is the tiebreaker
+    becomes the replica, with its node-id (see the module's docstring);
+    the volume has no tiebreaker then.
     """
     found = ctl.require(name)
     old = found.spec
@@ -73,7 +87,8 @@ def add_replica(ctl, name: str, target: str, size: int,
         raise errors.InvalidRequest(f'{target} is not a configured storage '
                                     f'node')
     current = old.host(target)
-    if current is not None and not current.diskful:
+    converts = current is not None and current.tiebreaker
+    if current is not None and not current.diskful and not converts:
         raise errors.InvalidRequest(
             f'{target} is a diskless client of {name}: detach it there '
             f'before it can hold a replica')
@@ -90,8 +105,14 @@ def add_replica(ctl, name: str, target: str, size: int,
         raise errors.ClusterError(
             f'{name} has no UpToDate replica to sync a new one on {target} '
             f'from')
-    hosts = [h for h in old.hosts if h.name != replacing]
-    if current is None:
+    hosts = [h for h in old.hosts if h.name != replacing
+             and not (converts and h.name == target)]
+    if converts:
+        # the tiebreaker keeps its node-id and address, gets a disk
+        hosts.append(dataclasses.replace(
+            current, diskful=True, tiebreaker=False,
+            disk=ctl.config.lv_path(name)))
+    elif current is None:
         # every node-id of the old .res stays taken, the leaving one's too
         hosts.append(model.ResourceHost(
             name=target, node_id=allocation.next_node_id(
@@ -106,42 +127,70 @@ def add_replica(ctl, name: str, target: str, size: int,
             f'{old.max_peers}); detach a client first')
     new = old.with_hosts(tuple(sorted(hosts, key=lambda h: h.node_id)))
     _push(ctl, found, old, new, target, size,
-          create_id or secrets.token_hex(16))
-    LOG.info('%(res)s: new replica on %(target)s%(instead)s; it syncs '
-             'from %(from)s',
+          create_id or secrets.token_hex(16), converts)
+    LOG.info('%(res)s: new replica on %(target)s%(instead)s%(tie)s; it '
+             'syncs from %(from)s',
              {'res': name, 'target': target,
               'instead': f' instead of {replacing}' if replacing else '',
+              'tie': ' (its tiebreaker there until now)' if converts
+              else '',
               'from': ', '.join(h.name for h in survivors)})
     return new
 
 
 def _push(ctl, found, old: model.ResourceSpec, new: model.ResourceSpec,
-          target: str, size: int, create_id: str) -> None:
-    """Create on ``target``, adjust the others; undo on failure."""
+          target: str, size: int, create_id: str,
+          converts: bool = False) -> None:
+    """Create on ``target``, adjust the others; undo on failure.
+
+    ``converts`` (the target is the tiebreaker): the others first.
+    """
     target_node = ctl.node(target)
-    try:
-        ctl.call(target_node, ctl.res_request(
-            'create', new, pool=ctl.config.pool, size=size,
-            max_peers=new.max_peers, create_id=create_id))
-    except tp.NodeError as exc:
-        _remove_new(ctl, target_node, new.name, create_id)
-        raise errors.NodeOperationFailed(
-            f'new replica of {new.name} on {target}', {target: exc}) from exc
     others = [ctl.node(h.name) for h in new.diskful_hosts
               if h.name != target and h.name not in found.unreachable]
-    _, failures = ctl.each(others, ctl.res_request('adjust', new))
-    if failures:
-        _, undo = ctl.each([ctl.node(n) for n in sorted(
-            {n.name for n in others} - set(failures))],
-            ctl.res_request('adjust', old))
-        for node_name, exc in undo.items():
+
+    def undo(done: list[model.Node]) -> None:
+        _, stuck = ctl.each(done, ctl.res_request('adjust', old))
+        for node_name, exc in stuck.items():
             LOG.error('%(res)s on %(node)s keeps the .res with the new '
                       'replica; the periodic repair gives it the old one: '
                       '%(err)s', {'res': new.name, 'node': node_name,
                                   'err': exc})
         _remove_new(ctl, target_node, new.name, create_id)
+        if converts:
+            _restore_tiebreaker(ctl, target_node, old)
+
+    def create() -> None:
+        try:
+            ctl.call(target_node, ctl.res_request(
+                'create', new, pool=ctl.config.pool, size=size,
+                max_peers=new.max_peers, create_id=create_id))
+        except tp.NodeError as exc:
+            undo(others if converts else [])
+            raise errors.NodeOperationFailed(
+                f'new replica of {new.name} on {target}', {target: exc}
+            ) from exc
+
+    if not converts:
+        create()
+    _, failures = ctl.each(others, ctl.res_request('adjust', new))
+    if failures:
+        undo([n for n in others if n.name not in failures])
         raise errors.NodeOperationFailed('adjust', failures)
+    if converts:
+        create()
     adjust_clients(ctl, new)
+
+
+def _restore_tiebreaker(ctl, node: model.Node,
+                        old: model.ResourceSpec) -> None:
+    """The tiebreaker ``node`` was before a failed change; logged."""
+    try:
+        ctl.call(node, ctl.res_request('adjust', old))
+    except tp.NodeError as exc:
+        LOG.error('The tiebreaker of %(res)s on %(node)s is not back; the '
+                  'periodic tiebreaker check places one: %(err)s',
+                  {'res': old.name, 'node': node.name, 'err': exc})
 
 
 def _remove_new(ctl, node: model.Node, name: str, create_id: str) -> None:
@@ -193,6 +242,38 @@ def wait_up_to_date(ctl, spec: model.ResourceSpec, node: str,
                 f'after {timeout:.0f}s (disks: {disks}); its sync goes on: '
                 f'run the command again to wait for it')
         time.sleep(poll)
+
+
+def wait_unlocked(ctl, lock: Any, spec: model.ResourceSpec, node: str,
+                  timeout: float) -> core.Found:
+    """:func:`wait_up_to_date` with ``lock`` released; what holds after.
+
+    ``lock``: the resource's, held by the caller. A full sync takes as
+    long as the volume is big; every other flow of the volume (an
+    attach or detach, a heal, the periodic repair) would wait that long
+    for the lock. It is released while the sync runs (nothing is
+    changed then) and taken again before the caller goes on, which
+    reads the resource again (``Found``): refused (nothing more
+    changed) when the replica on ``node`` is gone or no longer UpToDate
+    in the meantime.
+    """
+    lock.release()
+    try:
+        wait_up_to_date(ctl, spec, node, timeout)
+    finally:
+        lock.acquire()
+    found = ctl.require(spec.name)
+    host = found.spec.host(node)
+    disk = inv.disk_states(found.states.get(node)).get('local')
+    if host is None or not host.diskful:
+        now = 'no replica there'
+    elif disk != 'UpToDate':
+        now = disk or 'not reported'
+    else:
+        return found
+    raise errors.ClusterError(
+        f'{spec.name} changed while its new replica on {node} synced (it '
+        f'is {now} now); nothing more was changed: run again')
 
 
 def remove_replica(ctl, name: str, node: str) -> model.ResourceSpec | None:

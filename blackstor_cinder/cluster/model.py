@@ -79,6 +79,10 @@ class ResourceSpec:
         default_factory=dict)
     max_peers: int = 7
     size: int | None = None
+    # the zone policy its replicas are placed by (the type's
+    # blackstor:zones), kept in its .res for heal and evacuate; None:
+    # none recorded (a volume created before it was)
+    zone_policy: str | None = None
 
     @property
     def diskful_hosts(self) -> tuple[ResourceHost, ...]:

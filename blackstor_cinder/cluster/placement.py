@@ -31,10 +31,11 @@ import threading
 from typing import Collection, Iterable, Mapping, Sequence
 
 from blackstor_cinder.cluster import errors
+from blackstor_cinder import protocol
 
-ANY = 'any'
-SPREAD = 'spread'
-ZONE_POLICIES = (ANY, SPREAD)
+ANY = protocol.ZONE_ANY
+SPREAD = protocol.ZONE_SPREAD
+ZONE_POLICIES = protocol.ZONE_POLICIES
 
 
 @dataclasses.dataclass(frozen=True)

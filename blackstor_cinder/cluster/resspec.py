@@ -57,6 +57,8 @@ def to_wire(spec: model.ResourceSpec) -> dict[str, Any]:
         }
         if spec.size is not None:
             wire['size'] = spec.size
+        if spec.zone_policy is not None:
+            wire['zones'] = spec.zone_policy
         net = protocol.parse_options('net_options', 'net', spec.net_options)
         disk = protocol.parse_options('disk_options', 'disk',
                                       spec.disk_options)

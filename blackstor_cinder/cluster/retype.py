@@ -27,8 +27,9 @@ and nothing is changed.
 
 :func:`retype` then works as an evacuation does, live: each new replica
 first (LV, ``create-md``, every host's .res, a full sync from the others;
-see :mod:`membership`), waiting until it is UpToDate, then the replicas
-that go (with their snapshot copies). A two-replica volume gets its
+see :mod:`membership`), waiting until it is UpToDate (without the
+volume's lock: an attach or detach need not wait for the sync), then the
+replicas that go (with their snapshot copies). A two-replica volume gets its
 tiebreaker (``Controller.ensure_tiebreaker``); any other count loses it.
 The tiebreaker's node is a new replica's last choice: only when no other
 node fits is the tiebreaker removed first to make room.
@@ -96,7 +97,8 @@ def retype(ctl, name: str, replicas: int, zone_policy: str,
     """
     _check_request(ctl.config, replicas, zone_policy)
     result = Result()
-    with ctl.resource_lock(name):
+    lock = ctl.resource_lock(name)
+    with lock:
         found = ctl.require(name)
         spec = found.spec
         inventories, down = ctl.inventories()
@@ -123,7 +125,8 @@ def retype(ctl, name: str, replicas: int, zone_policy: str,
                          'keep': ', '.join(steps.keep),
                          'add': ', '.join(steps.add) or 'none',
                          'remove': ', '.join(steps.remove) or 'none'})
-        _run(ctl, spec, steps, inventories, sync_timeout, result)
+        _run(ctl, lock, spec, steps, inventories, sync_timeout, result)
+        _record_zones(ctl, name, zone_policy)
     if replicas == tiebreaker.REPLICAS:
         # takes the volume's lock itself; a volume that has one keeps it
         try:
@@ -272,10 +275,15 @@ def _size(spec: model.ResourceSpec,
                default=0)
 
 
-def _run(ctl, spec: model.ResourceSpec, steps: Plan,
+def _run(ctl, lock, spec: model.ResourceSpec, steps: Plan,
          inventories: dict[str, inv.NodeInventory], sync_timeout: float,
          result: Result) -> None:
-    """Carry out ``steps``: tiebreaker (if in the way), adds, removals."""
+    """Carry out ``steps``: tiebreaker (if in the way), adds, removals.
+
+    ``lock`` (the volume's, held) is released while a new replica syncs
+    (``membership.wait_unlocked``): the volume can be attached or
+    detached meanwhile.
+    """
     name = spec.name
     if steps.drop_tiebreaker_first:
         spec = _drop_tiebreaker(ctl, spec, steps.drop_tiebreaker)
@@ -283,7 +291,7 @@ def _run(ctl, spec: model.ResourceSpec, steps: Plan,
     size = _size(spec, inventories)
     for target in steps.add:
         new = membership.add_replica(ctl, name, target, size)
-        membership.wait_up_to_date(ctl, new, target, sync_timeout)
+        membership.wait_unlocked(ctl, lock, new, target, sync_timeout)
         result.added.append(target)
     for node in steps.remove:
         membership.remove_replica(ctl, name, node)
@@ -297,6 +305,25 @@ def _run(ctl, spec: model.ResourceSpec, steps: Plan,
     if steps.drop_tiebreaker and not steps.drop_tiebreaker_first:
         _drop_tiebreaker(ctl, ctl.require(name).spec, steps.drop_tiebreaker)
         result.tiebreaker = f'removed from {steps.drop_tiebreaker}'
+
+
+def _record_zones(ctl, name: str, zone_policy: str) -> None:
+    """Every host's .res records ``zone_policy`` (heal places by it).
+
+    Once the replicas are as asked, so a retype that fails before keeps
+    the old type's; a retype that finds it recorded changes nothing. A
+    replica that does not answer gets it with its next .res.
+    """
+    found = ctl.require(name)
+    if found.spec.zone_policy == zone_policy:
+        return
+    spec = dataclasses.replace(found.spec, zone_policy=zone_policy)
+    ctl.each_or_raise('adjust', [ctl.node(h.name) for h in spec.diskful_hosts
+                                 if h.name not in found.unreachable],
+                      ctl.res_request('adjust', spec))
+    membership.adjust_clients(ctl, spec)
+    LOG.info('%(res)s: zone policy %(zones)s recorded in its .res',
+             {'res': name, 'zones': zone_policy})
 
 
 def _drop_tiebreaker(ctl, spec: model.ResourceSpec,

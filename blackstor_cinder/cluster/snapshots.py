@@ -353,7 +353,8 @@ def create_volume_from_snapshot(ctl: core.Core, name: str, snapshot: str,
             lambda spec: ctl.res_request(
                 'create-from-snapshot', spec, pool=cfg.pool,
                 snapshot=snapshot, size=snapshot_size),
-            fresh=False)
+            # on the source's nodes: placed as the source was
+            fresh=False, zone_policy=found.spec.zone_policy)
 
 
 def clone_volume(ctl: controller.Controller, name: str, source: str,

@@ -16,6 +16,12 @@
 Each is idempotent: it looks at what exists (the LV, the .res, the
 running DRBD state) and does only what is missing; a failure undoes
 what the request created itself.
+
+A ``create`` on a node where the resource runs diskless (its tiebreaker
+becomes its replica) makes the LV and its metadata while DRBD runs
+there, then the adjust attaches it: drbdmeta refuses to write metadata
+only for a minor that is attached (drbd-utils, drbdmeta.c: is_attached
+is a disk state above Diskless).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import logging
 
 from blackstor_cinder.node import drbd as drbd_mod
+from blackstor_cinder.node import drbdstatus
 from blackstor_cinder.node.errors import AgentError
 from blackstor_cinder.node import lvm as lvm_mod
 from blackstor_cinder.node import ops_snapshot
@@ -45,9 +52,13 @@ def create(node: Node, req: dict) -> dict:
     node.lvm.thin_pool(pool)
     lv = node.lvm.find_ours(pool, resource, 'resource', snapshot=False)
     need = node.lv_size_for(pool, size, max_peers, lv)
-    running = node.drbd.state(resource) is not None
+    state = node.drbd.state(resource)
+    running = state is not None
+    # running without its disk: a diskless peer (the tiebreaker) that
+    # becomes a replica
+    attached = running and drbdstatus.of(state).attached
     uuid = None
-    if lv is not None and not running:
+    if lv is not None and not attached:
         uuid = node.drbd.current_uuid(me['minor'], disk, me['node_id'])
         if uuid is not None and (uuid & ~drbd_mod.UUID_FLAGS
                                  != drbd_mod.UUID_JUST_CREATED):
@@ -56,11 +67,12 @@ def create(node: Node, req: dict) -> dict:
                 protocol.E_CONFLICT,
                 f'resource: LV {pool.vg}/{resource} holds DRBD metadata '
                 f'of a replica that was in use (current UUID '
-                f'{uuid:016X}) and {resource} is not running here; not '
-                'creating over it', 'resource')
+                f'{uuid:016X}) and {resource} is not running '
+                f'{"on it " if running else ""}here; not creating over '
+                'it', 'resource')
     grow = False
     if lv is not None and lv.size < need:
-        if running or uuid is not None:
+        if attached or uuid is not None:
             raise AgentError(
                 protocol.E_CONFLICT,
                 f'size: LV {pool.vg}/{resource} exists with {lv.size} '
@@ -80,7 +92,7 @@ def create(node: Node, req: dict) -> dict:
         elif grow:
             node.lvm.extend(pool, resource, need)
         md_created = False
-        if not running and (lv is None or uuid is None):
+        if not attached and (lv is None or uuid is None):
             node.drbd.create_md(resource, max_peers)
             md_created = True
         action = node.up_or_adjust(resource, running, changed, undo)

@@ -162,16 +162,18 @@ class ResFileStore:
             result.stdout, resource, 'resource'))
 
     def _with_roles(self, resource: str, definition: dict) -> dict:
-        """``definition`` with each host's ``tiebreaker`` flag.
+        """``definition`` with each host's ``tiebreaker`` flag, ``zones``.
 
-        drbdadm drops comments: the tiebreaker's role is read from the
-        file (see resrender.tiebreakers); a diskless host only.
+        drbdadm drops comments: the tiebreaker's role (a diskless host
+        only) and the zone policy are read from the file (see
+        resrender.tiebreakers and resrender.zones).
         """
         try:
-            marked = resrender.tiebreakers(
-                self.path(resource).read_text(errors='replace'))
+            text = self.path(resource).read_text(errors='replace')
         except OSError:
-            marked = set()
+            text = ''
+        marked = resrender.tiebreakers(text)
+        definition['zones'] = resrender.zones(text)
         for host in definition['hosts']:
             host['tiebreaker'] = (host['name'] in marked
                                   and not host['diskful'])

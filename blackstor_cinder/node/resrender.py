@@ -38,6 +38,9 @@ two-replica volume) is an ordinary intentional-diskless peer to DRBD,
 which has no word for the role: the role is written as a comment line
 (``# blackstor-tiebreaker <host>``) that drbdadm ignores and
 :func:`tiebreakers` reads back, so it lives on the nodes with the rest.
+The volume's zone policy (the spec's ``zones``) is kept the same way
+(``# blackstor-zones spread``, read back by :func:`zones`): a heal or an
+evacuation places new replicas by it without Cinder's database.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ AUTO_PROMOTE_TIMEOUT = 100
 _INDENT = '    '
 _TIEBREAKER = '# blackstor-tiebreaker '
 _TIEBREAKER_RE = re.compile(r'^# blackstor-tiebreaker (\S+)$', re.MULTILINE)
+_ZONES = '# blackstor-zones '
+_ZONES_RE = re.compile(r'^# blackstor-zones (\S+)$', re.MULTILINE)
 
 
 def render(resource: str, spec: dict, lv_root: str = '/dev') -> str:
@@ -65,6 +70,8 @@ def render(resource: str, spec: dict, lv_root: str = '/dev') -> str:
         '# Written by blackstor-cinder; changes are overwritten.',
     ]
     lines += [_TIEBREAKER + h['name'] for h in hosts if h.get('tiebreaker')]
+    if spec.get('zones') is not None:
+        lines.append(_ZONES + spec['zones'])
     lines.append(f'resource "{resource}" {{')
     lines += _section(1, 'options', _options(spec))
     lines += _section(1, 'net', _net(spec))
@@ -89,6 +96,19 @@ def render(resource: str, spec: dict, lv_root: str = '/dev') -> str:
 def tiebreakers(text: str) -> set[str]:
     """The hosts :func:`render` marked as tiebreakers in ``text``."""
     return set(_TIEBREAKER_RE.findall(text))
+
+
+def zones(text: str) -> str | None:
+    """The zone policy :func:`render` recorded in ``text``, or None.
+
+    None when there is none (a .res written before it was recorded) and
+    when the line is not exactly one of ``protocol.ZONE_POLICIES`` (a
+    file edited by hand is not trusted).
+    """
+    found = _ZONES_RE.findall(text)
+    if len(found) != 1 or found[0] not in protocol.ZONE_POLICIES:
+        return None
+    return found[0]
 
 
 def disk_path(resource: str, host: dict, lv_root: str = '/dev'

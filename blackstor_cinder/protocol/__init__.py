@@ -189,7 +189,9 @@ and the ``node_id`` of every host stay.
 
 ``definition`` (parsed from ``drbdadm dump`` of the node's .res):
     {name, minor, secret, max_peers?, options {..}, net {..}, disk {..},
-     hosts [{name, node_id, address, port, family, diskful, disk}]}
+     zones (the zone policy its .res records; None: none recorded),
+     hosts [{name, node_id, address, port, family, diskful, disk,
+             tiebreaker}]}
     ``disk`` holds the resource's disk options as written, among them
     ``size`` (the device's size in DRBD's syntax, e.g. ``1048576k``;
     absent in .res files written before sizes were rendered).
@@ -258,6 +260,9 @@ from blackstor_cinder.protocol.spec import (
     SECRET_PLACEHOLDER,
     SPEC_VERSION,
     VOLUME_NUMBER,
+    ZONE_ANY,
+    ZONE_POLICIES,
+    ZONE_SPREAD,
 )
 
 __all__ = [
@@ -310,6 +315,9 @@ __all__ = [
     'SUSPEND_STEPS',
     'SPEC_VERSION',
     'VOLUME_NUMBER',
+    'ZONE_ANY',
+    'ZONE_POLICIES',
+    'ZONE_SPREAD',
     'check_address',
     'check_create_id',
     'check_device_size',

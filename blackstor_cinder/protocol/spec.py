@@ -34,7 +34,8 @@ is refused by name. ``spec``::
      connections* [[host, host]] (pairs of hosts, one diskful at least,
               same IP version),
      net {option: value} (NET_OPTIONS), disk {option: value}
-     (DISK_OPTIONS)}
+     (DISK_OPTIONS), zones (ZONE_POLICIES: the zone policy the volume's
+     replicas are placed by, kept in the .res for heal and evacuate)}
 
 Option values are typed (JSON integers in DRBD's unit, booleans, names
 from a list) and range-checked with DRBD's limits (drbd_limits.h). What
@@ -89,6 +90,12 @@ QUORUM_POLICIES = ('off', 'majority', 'all')
 ON_NO_QUORUM_POLICIES = ('io-error', 'suspend-io')
 ROLE_DISKFUL, ROLE_DISKLESS = 'diskful', 'diskless'
 ROLES = (ROLE_DISKFUL, ROLE_DISKLESS)
+#: How a volume's replicas use the nodes' zones (the type's
+#: ``blackstor:zones``): ``any`` node, or ``spread`` (no two replicas in
+#: one zone). The agent keeps it in the .res (a comment line, as the
+#: tiebreaker's role), so a heal run without Cinder places by it.
+ZONE_ANY, ZONE_SPREAD = 'any', 'spread'
+ZONE_POLICIES = (ZONE_ANY, ZONE_SPREAD)
 # A kernel crypto algorithm name (crc32c, sha256, ...): a bare word.
 ALGORITHM_RE = re.compile(r'^[a-z0-9][a-z0-9-]{0,62}\Z')
 # Numbers in cinder.conf may carry DRBD's unit suffixes.
@@ -325,6 +332,7 @@ _SPEC_OPTIONAL: dict[str, Callable[[str, Any], Any]] = {
     'size': check_device_size,
     'net': _check_options('net'),
     'disk': _check_options('disk'),
+    'zones': _check_choice(ZONE_POLICIES),
 }
 
 

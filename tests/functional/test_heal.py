@@ -24,6 +24,7 @@ import pathlib
 import subprocess
 import sys
 
+from blackstor_cinder.node import resrender
 from tests.functional import cluster_box
 from tests.functional import test_faults
 from tests.functional import test_flows
@@ -34,10 +35,12 @@ NODES = ('stor-a', 'stor-b', 'stor-c', 'stor-d')
 SIZE = 64 * MiB
 
 
-class TestHeal(test_flows.BoxTestCase):
+class HealBoxTestCase(test_flows.BoxTestCase):
+    """What the heal cases share: blackstor-manage, replica checks."""
 
-    box_args = {'transport': 'ssh', 'storage': NODES, 'pool_size': 2 * GiB}
-    counting = 'heal cases'
+    def zones(self, node, vol):
+        """The zone policy the node's .res of ``vol`` records."""
+        return resrender.zones(self.res_text(node, vol))
 
     def setUp(self):
         super().setUp()
@@ -82,6 +85,12 @@ class TestHeal(test_flows.BoxTestCase):
                     self.assertEqual('Connected', conn['connection-state'])
                     self.assertEqual(
                         0, conn['peer_devices'][0]['out-of-sync'])
+
+
+class TestHeal(HealBoxTestCase):
+
+    box_args = {'transport': 'ssh', 'storage': NODES, 'pool_size': 2 * GiB}
+    counting = 'heal cases'
 
     def test_node_lost_heals_and_its_return_is_an_orphan(self):
         vols = self.volumes_on(('heal-1', 'heal-2'),
@@ -187,4 +196,113 @@ class TestHeal(test_flows.BoxTestCase):
         self.ctl.detach(vols[0], 'hv-1')
         self.ctl.delete_snapshot(snap)
         self.ctl.delete_volume(vols[0])
+        self.assert_clean()
+
+
+class TestHealZones(HealBoxTestCase):
+    """A spread volume on an any backend heals into a free zone.
+
+    The backend's blackstor_zone_policy is any (cinder.conf of the box);
+    the volume was created spread (its type's blackstor:zones), which its
+    .res records: ``node lost`` runs without Cinder and places by it.
+    """
+
+    box_args = {'transport': 'ssh', 'pool_size': 2 * GiB,
+                'storage': NODES + ('stor-e',),
+                'zones': {'stor-a': 'z1', 'stor-b': 'z2', 'stor-c': 'z3',
+                          'stor-d': 'z3', 'stor-e': 'z1'}}
+    counting = 'heal zone cases'
+
+    def test_node_lost_places_by_the_volumes_zone_policy(self):
+        on = ('stor-a', 'stor-b', 'stor-c')
+        for node in ('stor-d', 'stor-e'):
+            self.stop_node(node)
+        spread, any_ = self.name('zones-s'), self.name('zones-a')
+        self.ctl.create_volume(spread, SIZE, replicas=3,
+                               zone_policy='spread')
+        self.ctl.create_volume(any_, SIZE, replicas=3)
+        for node in ('stor-d', 'stor-e'):
+            self.start_node(node)
+        self.assertEqual('spread', self.zones('stor-b', spread))
+        self.assertEqual('any', self.zones('stor-b', any_))
+        path = self.ctl.attach(spread, 'hv-1')
+        fd = self.open_device(path)
+        data = test_flows.random_chunks((0, MiB), (SIZE - MiB, MiB))
+        self.write_chunks(fd, data)
+        self.assert_lv_data(spread, on, data)
+
+        self.stop_node('stor-a')
+        proc = self.run_manage('node', 'lost', 'stor-a', '-f', 'json')
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        rows = {r['Resource']: r['To'] for r in json.loads(proc.stdout)}
+        # stor-d shares zone z3 with stor-c: the spread volume goes to
+        # stor-e (z1); the any volume may share a zone
+        self.assertEqual({spread: 'stor-e', any_: 'stor-d'}, rows)
+        healed = ('stor-b', 'stor-c', 'stor-e')
+        self.assert_three_up_to_date(spread, healed)
+        self.assert_three_up_to_date(any_, ('stor-b', 'stor-c', 'stor-d'))
+        self.assert_lv_data(spread, healed, data)
+        for node in healed:
+            self.assertEqual('spread', self.zones(node, spread), node)
+        self.ran('node lost without Cinder: the spread volume heals into '
+                 'the free zone, the any volume next to a replica')
+
+        self.close_device(fd)
+        self.ctl.detach(spread, 'hv-1')
+        self.start_node('stor-a')
+        proc = self.run_manage('check', '--fix')
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        for vol in (spread, any_):
+            self.ctl.delete_volume(vol)
+        self.assert_clean()
+
+
+class TestHealTiebreaker(HealBoxTestCase):
+    """Three nodes: the lost replica comes back on the tiebreaker's node."""
+
+    box_args = {'transport': 'ssh', 'pool_size': 2 * GiB,
+                'storage': ('stor-a', 'stor-b', 'stor-c')}
+    counting = 'heal tiebreaker cases'
+
+    def test_node_lost_the_tiebreaker_becomes_the_replica(self):
+        vol = self.name('tie-1')
+        spec = self.ctl.create_volume(vol, SIZE, replicas=2)
+        tie = spec.tiebreaker_host.name
+        lost, keeper = [h.name for h in spec.diskful_hosts]
+        path = self.ctl.attach(vol, 'hv-1')
+        fd = self.open_device(path)
+        data = test_flows.random_chunks((0, MiB), (SIZE - MiB, MiB))
+        self.write_chunks(fd, data)
+
+        self.stop_node(lost)
+        proc = self.run_manage('node', 'lost', lost, '-f', 'json')
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        rows = json.loads(proc.stdout)
+        self.assertEqual([(vol, tie)], [(r['Resource'], r['To'])
+                                        for r in rows if r['To']])
+        self.assertIn(f'its tiebreaker on {tie} became its new replica',
+                      ' '.join(str(r) for r in rows))
+        healed = tuple(sorted((keeper, tie)))
+        self.assert_three_up_to_date(vol, healed)
+        self.assert_lv_data(vol, healed, data)
+        host = next(h for h in self.definition(keeper, vol)['hosts']
+                    if h['name'] == tie)
+        self.assertEqual((spec.tiebreaker_host.node_id, True),
+                         (host['node_id'], host['diskful']))
+        self.assertEqual(set(), resrender.tiebreakers(
+            self.res_text(keeper, vol)))
+        later = test_flows.random_chunks((8 * MiB, MiB))
+        self.write_chunks(fd, later)
+        self.assert_lv_data(vol, healed, later)
+        self.assertEqual((vol,), self.ctl.stats().without_tiebreaker)
+        self.ran('node lost on three nodes: the tiebreaker became the '
+                 'replica (new LV, create-md, attach, full sync), the '
+                 'client writes to it')
+
+        self.close_device(fd)
+        self.ctl.detach(vol, 'hv-1')
+        self.start_node(lost)
+        proc = self.run_manage('check', '--fix')
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        self.ctl.delete_volume(vol)
         self.assert_clean()

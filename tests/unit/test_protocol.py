@@ -324,6 +324,16 @@ class SpecSchemaTest(base.TestCase):
     def test_out_of_range_refused(self, changes, field):
         self.refused(spec(**changes), field)
 
+    @ddt.data('any', 'spread')
+    def test_zone_policy(self, zones):
+        protocol.check_spec('spec', spec(zones=zones))
+
+    @ddt.data('Spread', 'spread ', 'all', '', None, 1, ['spread'],
+              'spread\n# blackstor-tiebreaker x')
+    def test_other_zone_policy_refused(self, zones):
+        exc = self.refused(spec(zones=zones), 'spec.zones')
+        self.assertIn('any, spread', str(exc))
+
     def test_too_many_hosts_refused(self):
         hosts = [{'name': f'n{i}', 'node_id': i % 32,
                   'address': f'10.0.1.{i}', 'role': 'diskful', 'vg': 'vg'}

@@ -74,7 +74,7 @@ def parse_res(text: str) -> dict:
     if size:
         disk['size'] = size.group(1)
     return {'name': name, 'minor': int(minor), 'hosts': hosts, 'net': net,
-            'options': {}, 'disk': disk}
+            'options': {}, 'disk': disk, 'zones': resrender.zones(text)}
 
 
 class FakeAgent:

@@ -130,6 +130,17 @@ class AdoptTestCase(base.TestCase):
             self.assertEqual(old.secret, agent.res[NEW][1])
         self.assertIsNotNone(self.ctl.find(NEW).spec)
 
+    def test_adopt_records_the_types_zone_policy(self):
+        self.make_resource()
+        spec = adopt.adopt(self.ctl, OLD, NEW, 3, 'spread')
+        self.assertEqual('spread', spec.zone_policy)
+        self.assertEqual('spread', self.ctl.find(NEW).spec.zone_policy)
+        holder = self.cluster.agents['n2']
+        holder.bare['data1'] = 4 * G + (8 << 20)
+        adopt.adopt(self.ctl, 'data1', 'volume-w', 1, 'spread')
+        self.assertEqual('spread', fakes.parse_res(
+            holder.res['volume-w'][0])['zones'])
+
     def test_adopt_two_replicas_moves_the_tiebreaker_to_the_new_name(self):
         old = self.ctl.create_volume(OLD, 2 * G, replicas=2)
         keeper = old.tiebreaker_host.name

@@ -59,6 +59,15 @@ class CreateTest(ControllerTestCase):
         for agent in ('n1', 'n2', 'n3'):
             self.assertIn(VOL, self.cluster.agents[agent].uptodate)
 
+    def test_the_zone_policy_is_recorded_on_every_replica(self):
+        self.ctl.create_volume(VOL, G, zone_policy='spread')
+        self.assertEqual({'spread'}, {self.definition(n)['zones']
+                                      for n in ('n1', 'n2', 'n3')})
+        self.ctl.create_volume('volume-d', G)
+        # the backend's when the type says none
+        self.assertEqual({'any'}, {self.definition(n, 'volume-d')['zones']
+                                   for n in ('n1', 'n2', 'n3')})
+
     def test_device_size_is_the_volume_size(self):
         spec = self.ctl.create_volume(VOL, 2 * G)
         self.assertEqual(2 * G, spec.size)

@@ -14,9 +14,11 @@
 
 import threading
 import time
+from unittest import mock
 
 from blackstor_cinder.cluster import errors
 from blackstor_cinder.cluster import heal
+from blackstor_cinder.cluster import membership
 from blackstor_cinder.cluster import reconcile
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import protocol
@@ -40,12 +42,13 @@ class HealTestCase(base.TestCase):
         self.cluster, self.ctl = tc.make(nodes=self.nodes, **kwargs)
         self.addCleanup(self.ctl.close)
 
-    def volume(self, name, on):
+    def volume(self, name, on, zone_policy=None):
         """A volume whose replicas are on ``on`` (the others kept out)."""
         out = [n for n in self.nodes if n not in on]
         self.cluster.down |= set(out)
         try:
-            self.ctl.create_volume(name, G, replicas=len(on))
+            self.ctl.create_volume(name, G, replicas=len(on),
+                                   zone_policy=zone_policy)
         finally:
             self.cluster.down -= set(out)
         for node in on:
@@ -166,6 +169,72 @@ class NodeLostTest(HealTestCase):
         self.assertFalse(report.ok)
         self.assertIn('zone', report.unplaced['volume-a'])
         self.assertEqual(before, len(self.changes()))
+
+    def test_the_volumes_recorded_spread_on_an_any_backend(self):
+        # the type said spread, the backend says any: n4 has the most
+        # room but shares zone c with n3; n5 is in the free zone a
+        zones = {'n1': 'a', 'n2': 'b', 'n3': 'c', 'n4': 'c', 'n5': 'a'}
+        self.make(zones=zones, sizes=(100, 100, 100, 500, 100))
+        self.volume('volume-s', ('n1', 'n2', 'n3'), zone_policy='spread')
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.assertEqual('spread', self.ctl.find('volume-s').spec.zone_policy)
+        self.assertEqual('any', self.ctl.find('volume-a').spec.zone_policy)
+        self.cluster.down.add('n1')
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertEqual({'volume-s': 'n5', 'volume-a': 'n4'}, report.moved)
+        # the new .res records it still (a later heal places by it too)
+        self.assertEqual('spread', self.ctl.find('volume-s').spec.zone_policy)
+        self.assertIn('# blackstor-zones spread\n',
+                      self.cluster.agents['n5'].res['volume-s'][0])
+
+    def test_the_volumes_recorded_any_on_a_spread_backend(self):
+        zones = {'n1': 'a', 'n2': 'b', 'n3': 'c', 'n4': 'c', 'n5': 'b'}
+        self.make(zones=zones, zone_policy='spread')
+        self.volume('volume-a', ('n1', 'n2', 'n3'), zone_policy='any')
+        self.cluster.down.add('n1')
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertTrue(report.ok, report)
+        self.assertIn(report.moved['volume-a'], ('n4', 'n5'))
+
+    def test_no_recorded_policy_backend_policy_said_so(self):
+        zones = {'n1': 'a', 'n2': 'b', 'n3': 'c', 'n4': 'c', 'n5': 'a'}
+        self.make(zones=zones, zone_policy='spread',
+                  sizes=(100, 100, 100, 500, 100))
+        self.volume('volume-a', ('n1', 'n2', 'n3'), zone_policy='any')
+        for agent in self.cluster.agents.values():
+            # a .res written before the policy was recorded
+            for name, (text, secret) in list(agent.res.items()):
+                agent.res[name] = (text.replace('# blackstor-zones any\n',
+                                                ''), secret)
+        self.assertIsNone(self.ctl.find('volume-a').spec.zone_policy)
+        self.cluster.down.add('n1')
+        report = heal.node_lost(self.ctl, 'n1')
+        self.assertEqual({'volume-a': 'n5'}, report.moved)
+        self.assertIn("volume-a has no zone policy in its .res (written "
+                      "before it was recorded): its new replica is placed "
+                      "by the backend's blackstor_zone_policy (spread)",
+                      self.logger.output)
+
+    def test_an_attach_during_the_sync_does_not_wait_for_it(self):
+        self.volume('volume-a', ('n1', 'n2', 'n3'))
+        self.cluster.down.add('n1')
+        real = membership.wait_up_to_date
+        attached = []
+
+        def wait(ctl, spec, node, timeout, poll=0.5):
+            worker = threading.Thread(target=lambda: attached.append(
+                self.ctl.attach('volume-a', 'hv1')))
+            worker.start()
+            worker.join(5)
+            self.assertFalse(worker.is_alive())     # not blocked
+            return real(ctl, spec, node, timeout, poll)
+        with mock.patch.object(membership, 'wait_up_to_date', wait):
+            report = heal.node_lost(self.ctl, 'n1')
+        self.assertTrue(report.ok, report)
+        self.assertEqual(1, len(attached))
+        want = self.replicas('volume-a', 'n2')
+        self.assertEqual(want, self.replicas('volume-a', 'hv1'))
+        self.assert_healthy('volume-a', want)
 
     def test_capacity_respected_across_moves(self):
         # n4 has room for one 1 GiB volume (over-subscription 1), n5 for
@@ -352,31 +421,6 @@ class EvacuateTest(HealTestCase):
                          self.replicas('volume-a', 'n2'))
 
 
-class AutoHealTest(HealTestCase):
-
-    def test_heals_after_the_delay_once(self):
-        self.volume('volume-a', ('n1', 'n2', 'n3'))
-        now = [100.0]
-        auto = heal.AutoHeal(self.ctl, after=60, parallel=2,
-                             clock=lambda: now[0])
-        self.cluster.down.add('n1')
-        self.assertIsNone(auto.observe(['n1']))
-        now[0] += 59
-        self.assertIsNone(auto.observe(['n1']))
-        now[0] += 2
-        self.assertEqual('n1', auto.observe(['n1']))
-        auto.wait(10)
-        self.assertTrue(auto.last.ok)
-        self.assertEqual({'node': 'n1', 'total': 1, 'done': 1, 'failed': 0,
-                          'running': 0}, auto.progress.as_dict())
-        now[0] += 100
-        self.assertIsNone(auto.observe(['n1']))     # not twice
-        self.assertNotIn('n1', self.replicas('volume-a', 'n2'))
-        # a node back up and down again starts its delay anew
-        self.assertIsNone(auto.observe([]))
-        self.assertIsNone(auto.observe(['n1']))
-
-
 class TiebreakerTest(HealTestCase):
     """Two-replica volumes: their tiebreaker follows, or is replaced."""
 
@@ -416,3 +460,105 @@ class TiebreakerTest(HealTestCase):
         for node in [h.name for h in spec.diskful_hosts] + [free]:
             self.assertEqual([free], self.tiebreaker('volume-t', node),
                              node)
+
+
+class TiebreakerBecomesReplicaTest(HealTestCase):
+    """Three nodes, two replicas: the tiebreaker's node is the only one."""
+
+    nodes = ('n1', 'n2', 'n3')
+
+    def setUp(self):
+        super().setUp()
+        self.spec = self.ctl.create_volume('volume-t', G, replicas=2)
+        self.tie = self.spec.tiebreaker_host
+        self.lost, self.keeper = [h.name for h in self.spec.diskful_hosts]
+        for node in (self.lost, self.keeper):
+            self.cluster.agents[node].data['volume-t'] = 'data of volume-t'
+
+    def test_node_lost_the_tiebreaker_becomes_the_replica(self):
+        self.cluster.down.add(self.lost)
+        report = heal.node_lost(self.ctl, self.lost)
+        self.assertTrue(report.ok, report)
+        self.assertEqual({'volume-t': self.tie.name}, report.moved)
+        spec = self.ctl.find('volume-t').spec
+        host = spec.host(self.tie.name)
+        # the same node-id and address, a disk now; no tiebreaker left
+        self.assertEqual((self.tie.node_id, self.tie.address, True, False),
+                         (host.node_id, host.address, host.diskful,
+                          host.tiebreaker))
+        self.assertIsNone(spec.tiebreaker_host)
+        self.assert_healthy('volume-t', sorted([self.keeper, self.tie.name]))
+        # the replica's .res got its disk before it attached one (the
+        # bitmap slot), and its sync was a full one (no skip)
+        ops = self.changes()
+        self.assertLess(ops.index((self.keeper, 'adjust')),
+                        ops.index((self.tie.name, 'create')))
+        self.assertEqual(1, len(self.cluster.ops('new-current-uuid')))
+        self.assertIn(('volume-t', self.spec.host(self.lost).node_id),
+                      self.cluster.agents[self.keeper].forgotten)
+        # said in the report and the stats: no node for a tiebreaker
+        self.assertEqual(
+            {'volume-t': f'its tiebreaker on {self.tie.name} became its '
+                         f'new replica; unchanged: no tiebreaker could be '
+                         f'placed (see the log)'}, report.tiebreakers)
+        self.assertEqual(('volume-t',),
+                         self.ctl.stats().without_tiebreaker)
+        # a run again has nothing left to do
+        before = self.changes()
+        again = heal.node_lost(self.ctl, self.lost)
+        self.assertEqual(({}, {}), (again.moved, again.failed))
+        self.assertEqual(before, self.changes())
+
+    def test_evacuate_the_tiebreaker_becomes_the_replica(self):
+        report = heal.evacuate(self.ctl, self.lost)
+        self.assertTrue(report.ok, report)
+        self.assertEqual({'volume-t': self.tie.name}, report.moved)
+        self.assert_healthy('volume-t', sorted([self.keeper, self.tie.name]))
+        self.assertNotIn('volume-t', self.cluster.agents[self.lost].lvs)
+        self.assertNotIn('volume-t', self.cluster.agents[self.lost].res)
+        # never back on the node that leaves
+        self.assertIn(f'its tiebreaker on {self.tie.name} became its new '
+                      f'replica', report.tiebreakers['volume-t'])
+        self.assertIsNone(self.ctl.find('volume-t').spec.tiebreaker_host)
+
+    def test_a_failed_create_keeps_the_tiebreaker(self):
+        self.cluster.faults[(self.tie.name, 'create')] = [tp.NodeError(
+            self.tie.name, protocol.E_FAILED, 'create failed')]
+        self.cluster.down.add(self.lost)
+        report = heal.node_lost(self.ctl, self.lost)
+        self.assertIn('volume-t', report.failed)
+        spec = self.ctl.find('volume-t').spec
+        self.assertEqual(self.tie, spec.tiebreaker_host)
+        self.assertEqual(sorted([self.lost, self.keeper]),
+                         sorted(h.name for h in spec.diskful_hosts))
+        tie = self.cluster.agents[self.tie.name]
+        self.assertIn('volume-t', tie.up)
+        self.assertNotIn('volume-t', tie.lvs)
+        self.assertIn(f'# blackstor-tiebreaker {self.tie.name}\n',
+                      tie.res['volume-t'][0])
+        # and converges when run again
+        self.assertEqual({'volume-t': self.tie.name},
+                         heal.node_lost(self.ctl, self.lost).moved)
+
+    def test_the_tiebreakers_node_in_a_used_zone_is_not_taken(self):
+        self.make(zones={'n1': 'a', 'n2': 'b', 'n3': 'a'})
+        spec = self.ctl.create_volume('volume-z', G, replicas=2,
+                                      zone_policy='spread')
+        # n2 (zone b) is a replica; the other and the tiebreaker are in a
+        self.assertTrue(spec.host('n2').diskful)
+        self.assertIn(spec.tiebreaker_host.name, ('n1', 'n3'))
+        self.cluster.down.add('n2')
+        report = heal.node_lost(self.ctl, 'n2')
+        self.assertEqual({}, report.moved)
+        self.assertIn('in a zone its other replicas do not use',
+                      report.unplaced['volume-z'])
+
+    def test_a_client_node_is_never_taken(self):
+        # the third node attached the volume: its client is no tiebreaker
+        self.ctl.attach('volume-t', self.tie.name)
+        self.cluster.down.add(self.lost)
+        before = len(self.changes())
+        report = heal.node_lost(self.ctl, self.lost)
+        self.assertEqual({}, report.moved)
+        self.assertIn('holds it already', report.unplaced['volume-t'])
+        self.assertEqual(before, len(self.changes()))

@@ -88,6 +88,21 @@ class SpecFromDefinitionTest(base.TestCase):
         self.assertIsNone(spec.size)
         self.assertNotIn('size', _render(spec))
 
+    def test_zone_policy_from_the_node(self):
+        spec = inv.spec_from_definition(dict(definition(), zones='spread'),
+                                        CONFIG)
+        self.assertEqual('spread', spec.zone_policy)
+        self.assertIn('# blackstor-zones spread\n', _render(spec))
+
+    def test_no_or_unknown_zone_policy_is_none(self):
+        for zones in (None, 'Spread', 3):
+            spec = inv.spec_from_definition(dict(definition(), zones=zones),
+                                            CONFIG)
+            self.assertIsNone(spec.zone_policy, zones)
+            self.assertNotIn('blackstor-zones', _render(spec))
+        self.assertIsNone(inv.spec_from_definition(
+            definition(), CONFIG).zone_policy)
+
 
 class NodeInventoryTest(base.TestCase):
 

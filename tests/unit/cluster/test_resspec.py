@@ -74,6 +74,7 @@ def _replace_hosts(spec, index, **changes):
     return spec.with_hosts(tuple(hosts))
 
 
+@ddt.ddt
 class RenderTestCase(base.TestCase):
     """What the text says, without drbdadm."""
 
@@ -166,6 +167,30 @@ class RenderTestCase(base.TestCase):
         text = _render(_spec(3, 1))
         self.assertNotIn('size', text)
         self.assertNotIn('    disk {', text)
+
+    def test_zone_policy_recorded_and_read_back(self):
+        for zones in ('any', 'spread'):
+            text = _render(_spec(2, 1, zone_policy=zones))
+            self.assertEqual(1, text.count('# blackstor-zones'))
+            self.assertIn(f'\n# blackstor-zones {zones}\nresource ', text)
+            self.assertEqual(zones, resrender.zones(text))
+
+    def test_no_zone_policy_no_line(self):
+        text = _render(_spec(2, 1))
+        self.assertNotIn('blackstor-zones', text)
+        self.assertIsNone(resrender.zones(text))
+
+    @ddt.data('# blackstor-zones Spread\n', '# blackstor-zones all\n',
+              '# blackstor-zones any\n# blackstor-zones spread\n',
+              '#  blackstor-zones spread\n')
+    def test_a_hand_edited_zone_policy_is_not_trusted(self, lines):
+        text = _render(_spec(2, 1))
+        self.assertIsNone(resrender.zones(lines + text))
+
+    def test_a_bad_zone_policy_is_not_sent(self):
+        exc = self.assertRaises(ValueError, resspec.to_wire,
+                                _spec(2, 1, zone_policy='everywhere'))
+        self.assertIn('spec.zones', str(exc))
 
     def test_client_disk_none_and_diskful_disk_quoted(self):
         text = _render(_spec(1, 1))
@@ -405,6 +430,12 @@ class DrbdadmTestCase(base.TestCase):
             else:
                 self.assertIn(minor_line + ' --diskless', calls)
                 self.assertFalse(any('attach' in c for c in calls))
+
+    def test_zone_policy_line_parses(self):
+        spec = _spec(2, 1, zone_policy='spread')
+        path = self._write(spec)
+        self._check_parses(spec, path)
+        self.assertEqual('spread', resrender.zones(path.read_text()))
 
     def test_ipv6(self):
         spec = _spec(2, 1, ipv6=True)

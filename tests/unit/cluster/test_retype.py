@@ -11,8 +11,11 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
+import threading
+from unittest import mock
 
 from blackstor_cinder.cluster import errors
+from blackstor_cinder.cluster import membership
 from blackstor_cinder.cluster import retype
 from blackstor_cinder.cluster import transport as tp
 from blackstor_cinder import protocol
@@ -264,13 +267,54 @@ class ZoneTest(RetypeTestCase):
         self.assertLess(ops.index(('n4', 'create')),
                         ops.index((result.removed[0], 'delete')))
 
-    def test_spread_already_met_changes_nothing(self):
+    def test_spread_already_met_only_records_it(self):
         self.make(zones=self.zones)
         self.make_volume(('n1', 'n3', 'n4'))
+        self.assertEqual('any', self.ctl.find(VOL).spec.zone_policy)
         before = self.changes()
         result = retype.retype(self.ctl, VOL, 3, 'spread')
         self.assertEqual(([], []), (result.added, result.removed))
+        # no replica moves: each .res records the type's policy
+        self.assertEqual([('n1', 'adjust'), ('n3', 'adjust'),
+                          ('n4', 'adjust')],
+                         sorted(self.changes()[len(before):]))
+        for node in ('n1', 'n3', 'n4'):
+            self.assertIn('# blackstor-zones spread\n',
+                          self.cluster.agents[node].res[VOL][0])
+        self.assertEqual('spread', self.ctl.find(VOL).spec.zone_policy)
+        before = self.changes()
+        retype.retype(self.ctl, VOL, 3, 'spread')
         self.assertEqual(before, self.changes())
+
+    def test_the_policy_recorded_on_every_host_after_the_moves(self):
+        self.make(zones=self.zones)
+        self.make_volume(('n1', 'n2', 'n3'))
+        self.ctl.attach(VOL, 'hv1')
+        retype.retype(self.ctl, VOL, 3, 'spread')
+        spec = self.ctl.find(VOL).spec
+        self.assertEqual('spread', spec.zone_policy)
+        for host in spec.hosts:
+            self.assertEqual('spread', fakes.parse_res(
+                self.cluster.agents[host.name].res[VOL][0])['zones'],
+                host.name)
+
+    def test_a_refused_retype_keeps_the_old_policy(self):
+        self.make(zones=self.zones)
+        self.make_volume(('n1', 'n3', 'n4'))
+        self.assertRaises(errors.PlacementError, retype.retype,
+                          self.ctl, VOL, 4, 'spread')
+        self.assertEqual('any', self.ctl.find(VOL).spec.zone_policy)
+
+    def test_a_failed_retype_keeps_the_old_policy(self):
+        self.make(zones=self.zones)
+        self.make_volume(('n1', 'n2', 'n3'))
+        self.cluster.faults[('n4', 'create')] = [tp.NodeError(
+            'n4', protocol.E_FAILED, 'create failed')]
+        self.assertRaises(errors.ClusterError, retype.retype,
+                          self.ctl, VOL, 3, 'spread')
+        self.assertEqual('any', self.ctl.find(VOL).spec.zone_policy)
+        retype.retype(self.ctl, VOL, 3, 'spread')
+        self.assertEqual('spread', self.ctl.find(VOL).spec.zone_policy)
 
     def test_more_replicas_than_zones_refused_unchanged(self):
         self.make(zones=self.zones)
@@ -289,3 +333,58 @@ class ZoneTest(RetypeTestCase):
         result = retype.retype(self.ctl, VOL, 3, 'spread')
         self.assertIsNotNone(result.migrate)
         self.assertEqual(before, self.changes())
+
+
+class LockTest(RetypeTestCase):
+    """The volume's lock is not held while a new replica syncs."""
+
+    zones = {'n1': 'a', 'n2': 'a', 'n3': 'b', 'n4': 'c'}
+
+    def during_sync(self, action):
+        """Patch the wait for the sync: ``action`` runs at its start."""
+        real = membership.wait_up_to_date
+
+        def wait(ctl, spec, node, timeout, poll=0.5):
+            action(node)
+            return real(ctl, spec, node, timeout, poll)
+        return mock.patch.object(membership, 'wait_up_to_date', wait)
+
+    def test_an_attach_during_the_sync_does_not_wait_for_it(self):
+        self.make_volume(('n1', 'n2', 'n3'))
+        attached = []
+
+        def attach(node):
+            worker = threading.Thread(target=lambda: attached.append(
+                self.ctl.attach(VOL, 'hv1')))
+            worker.start()
+            worker.join(5)
+            # it ran while the new replica synced: not blocked by retype
+            self.assertFalse(worker.is_alive())
+        with self.during_sync(attach):
+            result = retype.retype(self.ctl, VOL, 4, 'any')
+        self.assertEqual(['n4'], result.added)
+        self.assertEqual(1, len(attached))
+        # the client was given the new replica: it is in the .res it got
+        self.assert_volume(['n1', 'n2', 'n3', 'n4'], clients=('hv1',))
+        self.assertEqual(['n1', 'n2', 'n3', 'n4'],
+                         self.replicas(VOL, 'hv1'))
+
+    def test_a_replica_no_longer_up_to_date_after_the_sync_stops_it(self):
+        self.make(zones=self.zones)
+        self.make_volume(('n1', 'n2', 'n3'))
+        real = membership.wait_up_to_date
+
+        def wait(ctl, spec, node, timeout, poll=0.5):
+            real(ctl, spec, node, timeout, poll)
+            # changed while the lock was free: it lost its disk state
+            self.cluster.agents[node].uptodate.discard(VOL)
+        with mock.patch.object(membership, 'wait_up_to_date', wait):
+            exc = self.assertRaises(errors.ClusterError, retype.retype,
+                                    self.ctl, VOL, 3, 'spread')
+        self.assertIn('changed while its new replica on n4 synced', str(exc))
+        # nothing more: no replica removed, the old policy kept
+        self.assertEqual([], self.cluster.ops('delete'))
+        spec = self.ctl.find(VOL).spec
+        self.assertEqual(['n1', 'n2', 'n3', 'n4'],
+                         sorted(h.name for h in spec.diskful_hosts))
+        self.assertEqual('any', spec.zone_policy)

@@ -145,6 +145,15 @@ class SnapshotTest(ControllerTestCase):
         self.assertEqual([('volume-new', 3 * G)], resized)
         self.assertEqual(spec.name, 'volume-new')
 
+    def test_volume_from_snapshot_records_its_sources_zone_policy(self):
+        # on the source's nodes: placed as the source was
+        self.ctl.create_volume('volume-s', G, zone_policy='spread')
+        self.ctl.create_snapshot('volume-s', 'snap-1')
+        self.ctl.create_volume_from_snapshot('volume-new', 'snap-1',
+                                             'volume-s', G, G)
+        self.assertEqual('spread', self.definition('n1', 'volume-new')[
+            'zones'])
+
     def test_volume_from_snapshot_comes_up_capped_then_grows(self):
         self.ctl.create_snapshot(VOL, 'snap-1')
         spec = self.ctl.create_volume_from_snapshot(

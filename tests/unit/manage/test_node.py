@@ -84,9 +84,25 @@ class NodeCommandTest(tm.ManageTestCase):
         self.assertEqual(before, len(self.changes()))
 
     def test_unmovable_exits_1(self):
-        # both other nodes hold it or are down: nowhere to go
+        # every other node holds it or is down: nowhere to go (the
+        # tiebreaker's node would take it: see the next test)
         lost = self.holders[0]
-        self.cluster.down |= {lost, self.free}
+        tie = next(n for n in STORAGE if n not in self.holders
+                   and n != self.free)
+        self.cluster.down |= {lost, self.free, tie}
         code, out, err = self.run_main('node', 'lost', lost, '-f', 'json')
         self.assertEqual(1, code, err)
         self.assertIn('not moved', out)
+
+    def test_the_tiebreakers_node_the_last_one_left(self):
+        lost, kept = self.holders
+        tie = next(n for n in STORAGE if n not in self.holders
+                   and n != self.free)
+        self.cluster.down |= {lost, self.free}
+        rows = self.run_json('node', 'lost', lost)
+        self.assertEqual([(tm.VOL_A, tie, 'moved')],
+                         [(r['Resource'], r['To'], r['Result'])
+                          for r in rows if r['To']])
+        self.assertIn(f'its tiebreaker on {tie} became its new replica',
+                      ' '.join(r['Result'] for r in rows))
+        self.assertEqual(sorted([kept, tie]), self.replicas(kept))

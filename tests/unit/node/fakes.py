@@ -315,11 +315,24 @@ class FakeNode:
                                  else 'Diskless',
                                  'size': self._device_kib(d)}],
                     'connections': []}
+                return 0, '', ''
+            device = self.running[resource]['devices'][0]
+            if disk and device['disk-state'] == 'Diskless':
+                # a diskless peer given a disk: adjust attaches it
+                if disk not in self.metadata:
+                    return 10, '', 'No valid meta data found'
+                device['disk-state'] = 'Inconsistent'
+                device['size'] = self._device_kib(d)
             return 0, '', ''
         if sub == 'down':
             self.running.pop(resource, None)
             return 0, '', ''
         if sub == 'create-md':
+            device = (self.running.get(resource) or {}).get(
+                'devices', [{}])[0]
+            if device.get('disk-state', 'Diskless') != 'Diskless':
+                # drbdmeta: only an attached minor is refused
+                return 20, '', f"Device '{d['minor']}' is configured!"
             peers = [a for a in args if a.startswith('--max-peers=')]
             self.metadata[disk] = int(peers[0].split('=')[1])
             self.uuids.pop(disk, None)

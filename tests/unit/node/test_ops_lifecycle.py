@@ -209,6 +209,52 @@ class CreateTestCase(test_agent.AgentTestCase):
         self.assertEqual('adjusted', self.ok('create', **req)['drbd'])
         self.assertEqual([['drbdadm', 'adjust', 'r0']], self.changes())
 
+    def test_a_diskless_peer_becomes_a_replica(self):
+        # the tiebreaker on nodea: up without a disk
+        tiebreaker = [('nodea', 0, '10.0.0.1', None),
+                      ('nodeb', 1, '10.0.0.2', 'vg0')]
+        replica = [('nodea', 0, '10.0.0.1', 'vg0'),
+                   ('nodeb', 1, '10.0.0.2', 'vg0')]
+        self.ok('adjust', resource='r0', secret=samples.SECRET,
+                spec=samples.spec(hosts=tiebreaker))
+        self.assertEqual('Diskless', self.fake.running['r0']['devices'][0][
+            'disk-state'])
+        self.fake.calls.clear()
+        req = self.create_req()
+        req['spec'] = samples.spec(hosts=replica)
+        result = self.ok('create', **req)
+        # metadata made while DRBD runs diskless, then attached by adjust
+        self.assertEqual(
+            [['lvcreate', '--yes', '--type', 'thin', '--virtualsize',
+              f'{self.need()}b', '--thinpool', 'thin', '--name', 'r0',
+              '--addtag', 'blackstor', 'vg0'],
+             ['drbdadm', '--', '--max-peers=7', '--force', 'create-md',
+              'r0'],
+             ['drbdadm', 'adjust', 'r0']], self.changes())
+        self.assertEqual((True, True, 'adjusted'), (
+            result['lv_created'], result['md_created'], result['drbd']))
+        self.assertEqual('Inconsistent', self.fake.running['r0'][
+            'devices'][0]['disk-state'])
+        # again: attached now, nothing more (never a second create-md)
+        self.fake.calls.clear()
+        self.assertEqual('unchanged', self.ok('create', **req)['drbd'])
+        self.assertEqual([], self.changes())
+
+    def test_a_diskless_peer_with_a_used_replicas_lv_refused(self):
+        self.ok('adjust', resource='r0', secret=samples.SECRET,
+                spec=samples.spec(hosts=[('nodea', 0, '10.0.0.1', None),
+                                         ('nodeb', 1, '10.0.0.2', 'vg0')]))
+        self.fake.add_lv('vg0', 'r0', 2 * GiB)
+        self.fake.metadata['/dev/vg0/r0'] = 7
+        self.fake.uuids['/dev/vg0/r0'] = 0x9F3C00A1B2C3D4E4
+        req = self.create_req()
+        req['spec'] = samples.spec(hosts=[('nodea', 0, '10.0.0.1', 'vg0'),
+                                          ('nodeb', 1, '10.0.0.2', 'vg0')])
+        err, before = self.error('create', protocol.E_CONFLICT, 'resource',
+                                 **req)
+        self.assertIn('is not running on it here', err['message'])
+        self.assertEqual(before, self.fake.snapshot())
+
     def test_existing_smaller_lv_without_metadata_grows(self):
         self.fake.add_lv('vg0', 'r0', GiB)
         self.ok('create', **self.create_req())

@@ -343,6 +343,19 @@ class WriteTestCase(StoreTestCase):
         self.assertEqual({'nodea': False, 'nodeb': True, 'nodec': False},
                          {h['name']: h['tiebreaker'] for h in d['hosts']})
 
+    def test_read_definition_zone_policy(self):
+        # a comment drbdadm drops: read from the file, as the role
+        self.store.write('r0', samples.res_text(), samples.SECRET,
+                         expect_disk='/dev/vg0/r0')
+        self.assertIsNone(self.store.read_definition('r0')['zones'])
+        self.store.write('r0', '# blackstor-zones spread\n'
+                         + samples.res_text(), samples.SECRET,
+                         expect_disk='/dev/vg0/r0')
+        self.assertEqual('spread',
+                         self.store.read_definition('r0')['zones'])
+        self.assertEqual('spread',
+                         self.store.read_definitions(['r0'])['r0']['zones'])
+
     def test_read_definition_config_problem(self):
         self.store.write('r0', samples.res_text(), samples.SECRET,
                          expect_disk='/dev/vg0/r0')
