@@ -87,10 +87,22 @@ if (signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
         pass
 
 
+#: every port handed out in this process: a port is free again once its
+#: probe socket closes, and the kernel may hand it out twice; two qemus
+#: bound to one UDP port (qemu sets SO_REUSEADDR) split its packets, and
+#: a replication link broke for good (seen: a client never connected).
+_TAKEN: set[int] = set()
+
+
 def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+    """A loopback port no other caller of this process was given."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(('127.0.0.1', 0))
+            port = sock.getsockname()[1]
+        if port not in _TAKEN:
+            _TAKEN.add(port)
+            return port
 
 
 @dataclasses.dataclass
